@@ -1,0 +1,1 @@
+//! DSSE envelopes with in-toto statements: keys (ECDSA P-256, Ed25519), signing and verification.

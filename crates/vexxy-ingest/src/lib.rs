@@ -1,0 +1,1 @@
+//! Scanner reports and SBOMs (Grype, Trivy, OSV-Scanner, SPDX, CycloneDX, Syft) parsed into the domain model.
