@@ -1,1 +1,314 @@
-//! The decision engine: evidence providers combined into verdicts with a confidence; no I/O.
+//! The decision engine: turns findings plus evidence into verdicts.
+//!
+//! Invariants:
+//! - **No I/O.** Everything arrives as values ([`Inputs`]); deciding again on
+//!   stored facts is instant and deterministic.
+//! - A `not_affected` verdict always carries at least one [`Evidence`] item
+//!   naming its source and what was (or was not) observed.
+//! - A statement that already exists for a finding (a human's decision or
+//!   another tool's) is respected and never overwritten.
+//! - Evidence that the entrypoint loads a package vetoes every
+//!   `vulnerable_code_not_in_execute_path` claim about it, whatever its source.
+//! - Output order is deterministic: one [`Decision`] per finding in input
+//!   order, statements sorted by vulnerability id.
+//!
+//! The providers and the confidence each yields are listed in [`providers`]
+//! and documented in `docs/confidence.md`.
+
+pub mod providers;
+mod summary;
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+use vexxy_model::{
+    Confidence, Decider, Evidence, Finding, Inventory, Justification, Package, Product, Purl, ReachFacts, Status,
+    Verdict, VexDocument, VexStatement,
+};
+
+pub use summary::{Band, Summary};
+
+/// Everything the engine decides from.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    pub product: &'a Product,
+    pub findings: &'a [Finding],
+    /// The image's packages (from its rootfs or an SBOM), when known.
+    pub inventory: Option<&'a Inventory>,
+    pub facts: &'a ReachFacts,
+    /// Statements that already exist (earlier VEX documents).
+    pub existing: &'a [VexStatement],
+}
+
+/// Tunables of the engine.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Automated verdicts below this confidence are counted as needing review.
+    pub review_below: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self { review_below: 0.6 }
+    }
+}
+
+/// The verdict for one finding (one vulnerability in one package).
+#[derive(Clone, Debug)]
+pub struct Decision {
+    /// Index into [`Inputs::findings`].
+    pub finding: usize,
+    pub verdict: Verdict,
+    /// True when the verdict comes from a statement that already existed.
+    pub existing: bool,
+}
+
+/// The engine's result.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    pub decisions: Vec<Decision>,
+    /// One statement per vulnerability for the product.
+    pub statements: Vec<VexStatement>,
+    pub summary: Summary,
+}
+
+/// Decides every finding.
+pub fn decide(inputs: &Inputs<'_>, policy: &Policy) -> Outcome {
+    let decisions: Vec<Decision> = inputs
+        .findings
+        .iter()
+        .enumerate()
+        .map(|(i, f)| match existing_verdict(inputs, f) {
+            Some(verdict) => Decision { finding: i, verdict, existing: true },
+            None => Decision { finding: i, verdict: decide_one(inputs, f), existing: false },
+        })
+        .collect();
+    let statements = aggregate(inputs, &decisions);
+    let summary = Summary::of(&decisions, statements.len(), policy);
+    Outcome { decisions, statements, summary }
+}
+
+/// Wraps statements into a document.
+pub fn document(statements: Vec<VexStatement>, author: &str, tooling: &str, timestamp: OffsetDateTime) -> VexDocument {
+    VexDocument {
+        id: None,
+        author: author.to_owned(),
+        role: None,
+        timestamp,
+        version: 1,
+        tooling: Some(tooling.to_owned()),
+        statements,
+    }
+}
+
+/// A statement that already exists for this finding, if any. Among several,
+/// a human's wins; then the newest.
+fn existing_verdict(inputs: &Inputs<'_>, f: &Finding) -> Option<Verdict> {
+    inputs
+        .existing
+        .iter()
+        .filter(|s| f.ids().any(|id| id.eq_ignore_ascii_case(&s.vulnerability_id) || s.aliases.iter().any(|a| a.eq_ignore_ascii_case(id))))
+        .filter(|s| same_product(&s.product, inputs.product))
+        .filter(|s| s.subcomponents.is_empty() || s.subcomponents.iter().any(|p| covers(p, f)))
+        .max_by_key(|s| (s.verdict.decided_by.is_human(), s.timestamp))
+        .map(|s| s.verdict.clone())
+}
+
+fn same_product(a: &Product, b: &Product) -> bool {
+    match (&a.digest, &b.digest) {
+        (Some(x), Some(y)) => x == y,
+        _ => last_segment(&a.name).eq_ignore_ascii_case(last_segment(&b.name)),
+    }
+}
+
+fn last_segment(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// Whether a statement's subcomponent purl names the finding's package.
+fn covers(p: &Purl, f: &Finding) -> bool {
+    let name_ok = p.name().eq_ignore_ascii_case(&f.package.name);
+    let version_ok = p.version().is_none_or(|v| v == f.package.version);
+    match &f.package.purl {
+        Some(fp) => fp.same_package(p) && version_ok,
+        None => name_ok && version_ok,
+    }
+}
+
+/// Runs every provider on one finding and combines their opinions.
+fn decide_one(inputs: &Inputs<'_>, f: &Finding) -> Verdict {
+    let installed = inputs.inventory.and_then(|inv| inv.find(&f.package));
+    let ctx = providers::Context { finding: f, inventory: inputs.inventory, installed, facts: inputs.facts };
+    let mut opinions = Vec::new();
+    for provider in providers::ALL {
+        opinions.extend((provider.run)(&ctx));
+    }
+    combine(f, installed, opinions)
+}
+
+fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Opinion>) -> Verdict {
+    use providers::Opinion;
+    let mut candidates = Vec::new();
+    let mut vetoes = Vec::new();
+    let mut notes = Vec::new();
+    for o in opinions {
+        match o {
+            Opinion::Verdict(v) => candidates.push(v),
+            Opinion::Veto { justification, evidence } => {
+                vetoes.push(justification);
+                notes.push(evidence);
+            }
+            Opinion::Note(e) => notes.push(e),
+        }
+    }
+    candidates.retain(|v| v.justification().is_none_or(|j| !vetoes.contains(&j)));
+    // component_not_present settles it; otherwise the most confident wins
+    // (stable: earlier providers win ties).
+    let chosen = candidates
+        .iter()
+        .position(|v| v.justification() == Some(Justification::ComponentNotPresent))
+        .or_else(|| {
+            candidates
+                .iter()
+                .enumerate()
+                .max_by(|(ia, a), (ib, b)| a.confidence.get().total_cmp(&b.confidence.get()).then(ib.cmp(ia)))
+                .map(|(i, _)| i)
+        });
+    let mut verdict = match chosen {
+        Some(i) => candidates.swap_remove(i),
+        None => undecided(f, installed, &notes),
+    };
+    // Keep every other observation behind the verdict: reviewers see the
+    // whole picture, not only the winning argument.
+    for other in candidates {
+        verdict.evidence.extend(other.evidence);
+    }
+    verdict.evidence.extend(notes);
+    if verdict.status() == Status::Affected && verdict.action_statement().is_none() {
+        verdict = Verdict::affected(action_statement(f), verdict.decided_by.clone())
+            .with_confidence(verdict.confidence)
+            .with_notes(verdict.notes.clone());
+    }
+    verdict
+}
+
+fn undecided(f: &Finding, installed: Option<&Package>, notes: &[Evidence]) -> Verdict {
+    let name = installed.map_or(f.package.name.as_str(), |p| p.name.as_str());
+    let why = if notes.iter().any(|e| e.provider == providers::ELF_REACHABILITY) {
+        format!("{name} is loaded by the entrypoint; runtime evidence is needed to decide whether the vulnerable code runs")
+    } else {
+        format!("no evidence rules out {} in {name}; it needs runtime evidence or a human review", f.vulnerability.id)
+    };
+    Verdict::under_investigation(Decider::automated("vexxy")).with_notes(why)
+}
+
+/// The remediation text of an `affected` verdict: names the fixed version
+/// when the report knows one.
+pub fn action_statement(f: &Finding) -> String {
+    let pkg = &f.package.name;
+    if f.fixed_versions.is_empty() {
+        format!("no fixed version of {pkg} is known yet; limit exposure of the affected functionality and watch for an update")
+    } else {
+        format!("update {pkg} to {} or later", f.fixed_versions.join(" or "))
+    }
+}
+
+/// Folds per-finding decisions into one statement per vulnerability.
+///
+/// Several packages can carry the same vulnerability (`libc6` and
+/// `libc-bin`). Scanners apply one statement per product × vulnerability,
+/// so their verdicts are joined conservatively: the most severe status wins
+/// (affected > under_investigation > fixed > not_affected), and among
+/// not_affected verdicts the least confident one speaks for all.
+fn aggregate(inputs: &Inputs<'_>, decisions: &[Decision]) -> Vec<VexStatement> {
+    let mut by_vuln: BTreeMap<String, Vec<&Decision>> = BTreeMap::new();
+    for d in decisions {
+        by_vuln.entry(inputs.findings[d.finding].vulnerability.id.clone()).or_default().push(d);
+    }
+    by_vuln
+        .into_iter()
+        .map(|(id, ds)| {
+            let rank = |s: Status| match s {
+                Status::Affected => 3,
+                Status::UnderInvestigation => 2,
+                Status::Fixed => 1,
+                Status::NotAffected => 0,
+            };
+            let lead = ds
+                .iter()
+                .max_by(|a, b| {
+                    rank(a.verdict.status())
+                        .cmp(&rank(b.verdict.status()))
+                        .then(b.verdict.confidence.get().total_cmp(&a.verdict.confidence.get()))
+                })
+                .copied();
+            let lead = lead.map_or_else(|| Verdict::under_investigation(Decider::automated("vexxy")), |d| d.verdict.clone());
+            let mut verdict = lead;
+            let mut subcomponents: Vec<Purl> = Vec::new();
+            let mut aliases: Vec<String> = Vec::new();
+            let mut description = None;
+            let mut notes: Vec<String> = Vec::new();
+            let mut evidence: Vec<Evidence> = Vec::new();
+            for d in &ds {
+                let f = &inputs.findings[d.finding];
+                if let Some(p) = subcomponent(f) {
+                    if !subcomponents.contains(&p) {
+                        subcomponents.push(p);
+                    }
+                }
+                for a in &f.vulnerability.aliases {
+                    if a != &id && !aliases.contains(a) {
+                        aliases.push(a.clone());
+                    }
+                }
+                description = description.or_else(|| f.vulnerability.description.clone());
+                if !d.verdict.notes.is_empty() && !notes.contains(&d.verdict.notes) {
+                    notes.push(d.verdict.notes.clone());
+                }
+                for e in &d.verdict.evidence {
+                    if !evidence.contains(e) {
+                        evidence.push(e.clone());
+                    }
+                }
+            }
+            subcomponents.sort();
+            aliases.sort();
+            verdict.notes = notes.join("; ");
+            verdict.evidence = evidence;
+            VexStatement {
+                vulnerability_id: id,
+                aliases,
+                description,
+                product: inputs.product.clone(),
+                subcomponents,
+                verdict,
+                timestamp: None,
+            }
+        })
+        .collect()
+}
+
+/// The package purl a VEX statement names: the report's purl in VEX form,
+/// or one built from the name for OS packages.
+fn subcomponent(f: &Finding) -> Option<Purl> {
+    if let Some(p) = &f.package.purl {
+        return Some(p.vex_form());
+    }
+    let ty = match f.package.ecosystem {
+        vexxy_model::Ecosystem::Deb => "deb",
+        vexxy_model::Ecosystem::Apk => "apk",
+        vexxy_model::Ecosystem::Rpm => "rpm",
+        vexxy_model::Ecosystem::Python => "pypi",
+        vexxy_model::Ecosystem::Npm => "npm",
+        vexxy_model::Ecosystem::Go => "golang",
+        vexxy_model::Ecosystem::Cargo => "cargo",
+        vexxy_model::Ecosystem::Maven => "maven",
+        vexxy_model::Ecosystem::Other(_) => return None,
+    };
+    Purl::new(ty, None, &f.package.name, Some(&f.package.version)).ok().map(|p| p.vex_form())
+}
+
+/// Clamps a provider's raw confidence.
+pub(crate) fn conf(v: f64) -> Confidence {
+    Confidence::clamped(v)
+}
