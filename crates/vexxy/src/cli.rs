@@ -1,0 +1,210 @@
+//! Command-line definitions (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  done, but findings remain undecided (only with --fail-on-undecided)
+  2  bad input: a file that does not parse, an unknown format, a bad flag,
+     a document that fails validation, an envelope that fails verification
+  3  internal error";
+
+/// Evidence-backed VEX for container images.
+#[derive(Debug, Parser)]
+#[command(name = "vexxy", version, about, after_help = EXIT_CODES)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub(crate) verbose: u8,
+    /// Only errors on stderr; no progress display.
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
+    /// Logs as JSON lines.
+    #[arg(long, global = true)]
+    pub(crate) log_json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Decide findings from a scanner report and write VEX (or merge/validate VEX).
+    Vex(VexCmd),
+    /// Sign a VEX document as an in-toto attestation in a DSSE envelope.
+    Attest(AttestArgs),
+    /// Verify a DSSE envelope and print its statement's subject.
+    Verify(VerifyArgs),
+    /// Generate a signing key pair (PEM).
+    Keygen(KeygenArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true, after_help = EXIT_CODES)]
+pub(crate) struct VexCmd {
+    #[command(subcommand)]
+    pub(crate) action: Option<VexAction>,
+    #[command(flatten)]
+    pub(crate) generate: GenerateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VexAction {
+    /// Merge VEX documents: one statement per product × vulnerability; a
+    /// human-authored statement wins over an automated one, then the newest.
+    Merge(MergeArgs),
+    /// Validate an OpenVEX document against the official schema and the
+    /// conventions scanners match on.
+    Validate(ValidateArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum VexFormat {
+    /// OpenVEX 0.2.0 (Trivy and Grype apply it with --vex).
+    Openvex,
+    /// CycloneDX 1.6 VEX (BOM-links to the --sbom when it is CycloneDX).
+    Cyclonedx,
+    /// CSAF 2.0 VEX profile.
+    Csaf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SummaryFormat {
+    /// A triage table for people (stderr when the document goes to stdout).
+    Text,
+    /// The same counts as JSON for machines.
+    Json,
+    /// No summary.
+    None,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GenerateArgs {
+    /// Scanner report (Grype JSON, Trivy JSON, OSV-Scanner JSON); format auto-detected.
+    #[arg(long, value_name = "FILE", required = true)]
+    pub(crate) scan: Option<PathBuf>,
+    /// SBOM (SPDX 2.3 JSON, CycloneDX 1.4–1.6 JSON, Syft JSON) listing the image's packages.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) sbom: Option<PathBuf>,
+    /// The image's root filesystem as a directory (enables package, ELF and config evidence).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) rootfs: Option<PathBuf>,
+    /// The entrypoint command (repeat for each word, or one word with spaces
+    /// split on whitespace); overrides the image config's Entrypoint + Cmd.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) entrypoint: Vec<String>,
+    /// OCI image config JSON (full config or its `config` object) for the
+    /// entrypoint, command and environment.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) image_config: Option<PathBuf>,
+    /// The product the statements are about: NAME@sha256:DIGEST (default: the report's image).
+    #[arg(long, value_name = "IMAGE@DIGEST")]
+    pub(crate) product: Option<String>,
+    /// Extra configuration rules (TOML, see docs/rules.md); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) rules: Vec<PathBuf>,
+    /// Do not apply the built-in rules.
+    #[arg(long)]
+    pub(crate) no_builtin_rules: bool,
+    /// Existing VEX (OpenVEX, CycloneDX VEX, CSAF); its statements are respected; repeatable.
+    #[arg(long = "vex", value_name = "FILE")]
+    pub(crate) existing: Vec<PathBuf>,
+    /// Output document format.
+    #[arg(long, value_enum, default_value_t = VexFormat::Openvex)]
+    pub(crate) format: VexFormat,
+    /// Add a `vexxy_evidence` object to each statement (outside the OpenVEX schema).
+    #[arg(long)]
+    pub(crate) embed_evidence: bool,
+    /// Also write the evidence JSON (docs/evidence-schema.md) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) evidence_out: Option<PathBuf>,
+    /// Output file (default stdout); written atomically.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Triage summary format.
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Text)]
+    pub(crate) summary: SummaryFormat,
+    /// Exit with 1 when any finding is left under investigation.
+    #[arg(long)]
+    pub(crate) fail_on_undecided: bool,
+    /// Author written into the document.
+    #[arg(long, default_value = "vexxy")]
+    pub(crate) author: String,
+    /// Document timestamp (RFC 3339) for reproducible output; default now
+    /// (or SOURCE_DATE_EPOCH when set).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) timestamp: Option<String>,
+    /// Automated verdicts below this confidence count as needing review.
+    #[arg(long, default_value_t = 0.6, value_name = "0..1")]
+    pub(crate) review_below: f64,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MergeArgs {
+    /// VEX documents to merge (OpenVEX, CycloneDX VEX, CSAF).
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// Output file (default stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Author written into the merged document.
+    #[arg(long, default_value = "vexxy")]
+    pub(crate) author: String,
+    /// Document timestamp (RFC 3339); default now.
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) timestamp: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// The OpenVEX document to check.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AttestArgs {
+    /// Private key (PKCS#8 PEM, ECDSA P-256 or Ed25519; `vexxy keygen` makes one).
+    #[arg(long, value_name = "KEY.pem")]
+    pub(crate) key: PathBuf,
+    /// The image the attestation is about: NAME@sha256:DIGEST.
+    #[arg(long, value_name = "NAME@sha256:…")]
+    pub(crate) subject: String,
+    /// The VEX document (JSON) to attest.
+    #[arg(value_name = "VEX.json")]
+    pub(crate) vex: PathBuf,
+    /// Output file for the envelope (default stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Public key (SPKI PEM).
+    #[arg(long, value_name = "PUB.pem")]
+    pub(crate) key: PathBuf,
+    /// The DSSE envelope.
+    #[arg(value_name = "ENVELOPE")]
+    pub(crate) envelope: PathBuf,
+    /// Also write the verified predicate (the VEX document) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) predicate_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// Key algorithm.
+    #[arg(long, default_value = "ecdsa-p256", value_parser = ["ecdsa-p256", "ed25519"])]
+    pub(crate) algorithm: String,
+    /// Writes PREFIX.key (mode 0600) and PREFIX.pub.
+    #[arg(long, value_name = "PREFIX", default_value = "vexxy")]
+    pub(crate) out_prefix: PathBuf,
+}

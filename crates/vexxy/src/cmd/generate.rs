@@ -1,0 +1,193 @@
+//! `vexxy vex --scan …`: report (+ SBOM, rootfs, rules, existing VEX) → VEX.
+
+use std::{path::Path, time::Duration};
+
+use anyhow::{Context, Result};
+use vexxy_model::{Inventory, InventorySource, Product, ReachFacts, VexStatement};
+
+use super::{config, summary};
+use crate::{
+    cli::{GenerateArgs, SummaryFormat, VexFormat},
+    exit::{BadInput, Exit},
+    output,
+    progress::Phase,
+};
+
+pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
+    let mut timings: Vec<(&'static str, Duration)> = Vec::new();
+    let now = super::timestamp(args.timestamp.as_deref())?;
+    if !(0.0..=1.0).contains(&args.review_below) {
+        return Err(BadInput(format!("--review-below {} is outside 0..1", args.review_below)).into());
+    }
+
+    // Inputs.
+    let phase = Phase::start("reading inputs", quiet);
+    let scan_path = args.scan.as_deref().ok_or_else(|| BadInput("--scan FILE is required".into()))?;
+    let report = read_report(scan_path)?;
+    let sbom = args.sbom.as_deref().map(read_sbom).transpose()?;
+    let mut existing: Vec<VexStatement> = Vec::new();
+    for path in &args.existing {
+        existing.extend(super::vexdocs::read(path)?.statements);
+    }
+    timings.push(("inputs", phase.finish(&format!("{} findings", report.findings.len()))));
+
+    let product = product(args, &report)?;
+
+    // Inventory and static facts from the rootfs.
+    let mut facts = ReachFacts::default();
+    let mut inventory: Option<Inventory> =
+        sbom.as_ref().map(|s| Inventory::new(InventorySource::Sbom, s.packages.clone()));
+    if let Some(dir) = &args.rootfs {
+        let root = vexxy_rootfs::RootFs::open(dir).with_context(|| format!("opening --rootfs {}", dir.display()))?;
+        let phase = Phase::start("cataloging packages", quiet);
+        let catalog = vexxy_catalog::catalog(&root).with_context(|| format!("cataloging {}", dir.display()))?;
+        for w in &catalog.warnings {
+            tracing::warn!("{w}");
+        }
+        timings.push(("catalog", phase.finish(&format!("{} packages", catalog.inventory.packages().len()))));
+        let inv = catalog.inventory;
+
+        let run = run_config(args)?;
+        let phase = Phase::start("analysing ELF dependencies", quiet);
+        let opts = vexxy_static::ScanOptions { env: run.env.clone(), ..vexxy_static::ScanOptions::default() };
+        let graph = vexxy_static::scan(&root, &opts).with_context(|| format!("scanning ELF objects in {}", dir.display()))?;
+        if run.argv.is_empty() {
+            tracing::warn!("no entrypoint given (--entrypoint or --image-config): ELF reachability is skipped");
+        } else {
+            let entry = vexxy_static::entrypoints(&root, &run.argv, &run.env);
+            if entry.is_empty() {
+                return Err(BadInput(format!(
+                    "entrypoint {:?} does not resolve to a program in {}",
+                    run.argv.join(" "),
+                    dir.display()
+                ))
+                .into());
+            }
+            let loaders = vexxy_static::builtin_loaders();
+            facts.elf = Some(vexxy_static::reach(&graph, &entry, &loaders, &root, &inv));
+        }
+        timings.push(("elf", phase.finish("")));
+
+        let phase = Phase::start("evaluating configuration rules", quiet);
+        if !args.no_builtin_rules {
+            facts.rules.extend(vexxy_static::evaluate(&vexxy_static::builtin_rules(), &root)?);
+        }
+        for path in &args.rules {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading rules {}", path.display()))?;
+            let rules = vexxy_static::parse_rules(&text, path)?;
+            facts.rules.extend(vexxy_static::evaluate(&rules, &root)?);
+        }
+        timings.push(("rules", phase.finish(&format!("{} rules hold", facts.rules.len()))));
+        inventory = Some(inv);
+    } else if !args.rules.is_empty() || !args.entrypoint.is_empty() || args.image_config.is_some() {
+        return Err(BadInput("--rules, --entrypoint and --image-config need --rootfs DIR".into()).into());
+    }
+
+    // Decide.
+    let phase = Phase::start("deciding", quiet);
+    let inputs = vexxy_decide::Inputs {
+        product: &product,
+        findings: &report.findings,
+        inventory: inventory.as_ref(),
+        facts: &facts,
+        existing: &existing,
+    };
+    let policy = vexxy_decide::Policy { review_below: args.review_below };
+    let outcome = vexxy_decide::decide(&inputs, &policy);
+    timings.push(("decide", phase.finish("")));
+
+    // Write.
+    let phase = Phase::start("writing", quiet);
+    let doc = vexxy_decide::document(outcome.statements, &args.author, concat!("vexxy/", env!("CARGO_PKG_VERSION")), now);
+    let text = match args.format {
+        VexFormat::Openvex => vexxy_vex::write_openvex(
+            &doc,
+            &vexxy_vex::OpenVexOptions { embed_evidence: args.embed_evidence, pretty: true },
+        )?,
+        VexFormat::Cyclonedx => vexxy_vex::write_cyclonedx(
+            &doc,
+            &vexxy_vex::CycloneDxOptions { sbom: sbom.as_ref().and_then(bom_link), embed_evidence: args.embed_evidence },
+        )?,
+        VexFormat::Csaf => vexxy_vex::write_csaf(&doc, &vexxy_vex::CsafOptions::default())?,
+    };
+    if let Some(path) = &args.evidence_out {
+        output::write_atomic(path, vexxy_vex::write_evidence(&doc)?.as_bytes(), None)?;
+    }
+    output::write(args.output.as_deref(), text.as_bytes())?;
+    timings.push(("write", phase.finish("")));
+
+    let to_stdout = args.output.is_some();
+    match args.summary {
+        SummaryFormat::None => {}
+        SummaryFormat::Text => summary::print_text(&product, &report, &outcome.summary, &timings, to_stdout),
+        SummaryFormat::Json => summary::print_json(&product, &report, &outcome.summary, &timings, to_stdout)?,
+    }
+    if args.fail_on_undecided && outcome.summary.under_investigation > 0 {
+        return Ok(Exit::Undecided);
+    }
+    Ok(Exit::Done)
+}
+
+fn read_report(path: &Path) -> Result<vexxy_ingest::Report> {
+    match vexxy_ingest::read(path, &vexxy_ingest::Limits::default())? {
+        vexxy_ingest::Input::Report(r) => Ok(r),
+        vexxy_ingest::Input::Sbom(s) => Err(BadInput(format!(
+            "--scan {}: is an SBOM ({}), not a scanner report; pass it with --sbom",
+            path.display(),
+            s.format
+        ))
+        .into()),
+    }
+}
+
+fn read_sbom(path: &Path) -> Result<vexxy_ingest::Sbom> {
+    match vexxy_ingest::read(path, &vexxy_ingest::Limits::default())? {
+        vexxy_ingest::Input::Sbom(s) => Ok(s),
+        vexxy_ingest::Input::Report(r) => Err(BadInput(format!(
+            "--sbom {}: is a scanner report ({}), not an SBOM; pass it with --scan",
+            path.display(),
+            r.format
+        ))
+        .into()),
+    }
+}
+
+/// `--product`, else the report's image name and digest.
+fn product(args: &GenerateArgs, report: &vexxy_ingest::Report) -> Result<Product> {
+    if let Some(p) = &args.product {
+        return Product::parse(p).with_context(|| format!("--product {p:?}"));
+    }
+    let name = report.target.clone().ok_or_else(|| {
+        BadInput("the report names no image: pass --product NAME@sha256:DIGEST".into())
+    })?;
+    let mut product = Product::parse(&name).unwrap_or(Product { name, tag: None, digest: None });
+    if product.digest.is_none() {
+        product.digest.clone_from(&report.target_digest);
+    }
+    if product.digest.is_none() {
+        tracing::warn!(
+            "no image digest known for {}: scanners match VEX products by digest; pass --product NAME@sha256:DIGEST",
+            product.name
+        );
+    }
+    Ok(product)
+}
+
+fn run_config(args: &GenerateArgs) -> Result<config::RunConfig> {
+    let mut run = match &args.image_config {
+        Some(p) => config::read(p)?,
+        None => config::RunConfig::default(),
+    };
+    if !args.entrypoint.is_empty() {
+        run.argv = config::argv_from_flags(&args.entrypoint);
+    }
+    Ok(run)
+}
+
+fn bom_link(sbom: &vexxy_ingest::Sbom) -> Option<vexxy_vex::BomLink> {
+    Some(vexxy_vex::BomLink {
+        serial_number: sbom.serial_number.clone()?,
+        version: sbom.version.unwrap_or(1),
+        refs: sbom.bom_refs.clone(),
+    })
+}

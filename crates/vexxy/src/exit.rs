@@ -1,0 +1,46 @@
+//! Exit codes and the mapping from errors to them.
+
+use std::process::ExitCode;
+
+/// The documented exit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Exit {
+    Done = 0,
+    Undecided = 1,
+    BadInput = 2,
+    Internal = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+/// An error caused by what the user handed us (as opposed to a failure of
+/// ours). Commands wrap such errors in it when no library type says so.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct BadInput(pub(crate) String);
+
+/// Bad input when any error in the chain says so; internal otherwise.
+pub(crate) fn classify(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        let bad = cause.is::<BadInput>()
+            || cause.downcast_ref::<vexxy_ingest::IngestError>().is_some_and(|e| e.is_bad_input())
+            || cause.downcast_ref::<vexxy_vex::VexError>().is_some_and(|e| e.is_bad_input())
+            || cause.downcast_ref::<vexxy_catalog::CatalogError>().is_some_and(|e| e.is_bad_input())
+            || cause.downcast_ref::<vexxy_static::StaticError>().is_some_and(|e| e.is_bad_input())
+            || cause.downcast_ref::<vexxy_attest::AttestError>().is_some_and(|e| e.is_bad_input())
+            || cause.downcast_ref::<vexxy_rootfs::RootFsError>().is_some_and(|e| {
+                !matches!(e, vexxy_rootfs::RootFsError::Io { .. })
+            })
+            || cause.is::<vexxy_model::DigestError>()
+            || cause.is::<vexxy_model::PurlError>()
+            || cause.is::<time::error::Parse>();
+        if bad {
+            return Exit::BadInput;
+        }
+    }
+    Exit::Internal
+}
