@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what vexxy's demo and tests need on a fresh Debian 12 machine,
+# skipping anything already present. Safe to run repeatedly.
+set -euo pipefail
+
+need_apt=()
+command -v mmdebstrap >/dev/null 2>&1 || need_apt+=(mmdebstrap)
+command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
+command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
+command -v dpkg-query >/dev/null 2>&1 || need_apt+=(dpkg)
+if ((${#need_apt[@]})); then
+  echo "ensure-deps: installing ${need_apt[*]} with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "ensure-deps: cargo is missing; install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+
+# Python's securesystemslib verifies our DSSE envelopes in a test.
+if ! python3 -c 'import securesystemslib.dsse, cryptography' >/dev/null 2>&1; then
+  echo "ensure-deps: installing securesystemslib[crypto] with pip" >&2
+  python3 -m pip install -q 'securesystemslib[crypto]' >/dev/null
+fi

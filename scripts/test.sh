@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds the test images
+# (cached outside the repo), runs every test, then the benchmarks once.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/ensure-deps.sh
+scripts/build-test-images.sh
+export VEXXY_CACHE_DIR="${VEXXY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vexxy}"
+
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked 2>&1 | tee /tmp/vexxy-test.log
+cargo bench -p vexxy --bench vex_throughput --locked
