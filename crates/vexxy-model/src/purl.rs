@@ -92,7 +92,7 @@ impl Purl {
     #[must_use]
     pub fn vex_form(&self) -> Self {
         let mut p = self.without_qualifiers();
-        if p.version.as_deref().is_some_and(|v| has_epoch(v)) {
+        if p.version.as_deref().is_some_and(has_epoch) {
             p.version = None;
         }
         p

@@ -11,7 +11,7 @@
 use std::{
     fs,
     io::{self, Read},
-    os::unix::fs::{FileTypeExt, OpenOptionsExt},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
@@ -273,9 +273,9 @@ fn kind_of(ft: &fs::FileType) -> EntryKind {
         EntryKind::Dir
     } else if ft.is_file() {
         EntryKind::File
-    } else if ft.is_fifo() || ft.is_socket() || ft.is_block_device() || ft.is_char_device() {
-        EntryKind::Other
     } else {
+        // fifos, sockets, device nodes
+
         EntryKind::Other
     }
 }
