@@ -277,10 +277,10 @@ mod tests {
     fn status_rules_are_enforced() {
         let d = || Decider::automated("test");
         assert_eq!(
-            Verdict::new(Status::NotAffected, None, None, None, d()).unwrap_err(),
-            VerdictError::NotAffectedWithoutReason
+            Verdict::new(Status::NotAffected, None, None, None, d()).err(),
+            Some(VerdictError::NotAffectedWithoutReason)
         );
-        assert_eq!(Verdict::new(Status::Affected, None, None, None, d()).unwrap_err(), VerdictError::AffectedWithoutAction);
+        assert_eq!(Verdict::new(Status::Affected, None, None, None, d()).err(), Some(VerdictError::AffectedWithoutAction));
         assert!(Verdict::new(Status::Fixed, Some(Justification::ComponentNotPresent), None, None, d()).is_err());
         assert!(Verdict::new(Status::NotAffected, None, Some("x".into()), None, d()).is_ok());
         assert!(Confidence::new(1.5).is_err() && Confidence::new(f64::NAN).is_err());

@@ -35,6 +35,7 @@ pub(crate) fn classify(err: &anyhow::Error) -> Exit {
             || cause.downcast_ref::<vexxy_rootfs::RootFsError>().is_some_and(|e| {
                 !matches!(e, vexxy_rootfs::RootFsError::Io { .. })
             })
+            || cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
             || cause.is::<vexxy_model::DigestError>()
             || cause.is::<vexxy_model::PurlError>()
             || cause.is::<time::error::Parse>();
