@@ -2,8 +2,8 @@
 //!
 //! Accepted inputs (all JSON, recognised by content, never by file name):
 //! Grype, Trivy (schema 2), OSV-Scanner reports become a [`Report`] of
-//! [`Finding`](vexxy_model::Finding)s; SPDX 2.2/2.3, CycloneDX 1.4–1.6 and
-//! Syft JSON SBOMs become an [`Sbom`] of [`Package`](vexxy_model::Package)s
+//! [`Finding`]s; SPDX 2.2/2.3, CycloneDX 1.4–1.6 and
+//! Syft JSON SBOMs become an [`Sbom`] of [`Package`]s
 //! with their files when the SBOM lists them. OpenVEX, CycloneDX VEX and CSAF
 //! documents are recognised ([`detect`]) but not parsed: [`parse`] and
 //! [`read`] answer [`IngestError::IsVex`] so the caller can route the file to
@@ -113,7 +113,9 @@ impl Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_bytes: Self::DEFAULT_MAX_BYTES }
+        Self {
+            max_bytes: Self::DEFAULT_MAX_BYTES,
+        }
     }
 }
 
@@ -166,7 +168,8 @@ pub enum Input {
 /// Recognises the format of a JSON document from its content.
 ///
 /// Scans the whole document once (it must be well-formed JSON) without
-/// building a tree. Fails with the same errors as [`parse`], naming the file
+/// building a tree. Only recognises: version checks (Trivy schema 2,
+/// CycloneDX 1.4–1.6, SPDX 2.2/2.3) happen in [`parse`]. Fails with the same errors as [`parse`], naming the file
 /// as `-`; use [`parse`] or [`read`] for errors that name a real file.
 pub fn detect(bytes: &[u8]) -> Result<Format, IngestError> {
     detect::detect(bytes, Path::new("-")).map(|d| d.format)
@@ -180,7 +183,10 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<Input, IngestError> {
     let detected = detect::detect(bytes, origin)?;
     let format = detected.format;
     if format.is_vex() {
-        return Err(IngestError::IsVex { path: origin.to_path_buf(), format });
+        return Err(IngestError::IsVex {
+            path: origin.to_path_buf(),
+            format,
+        });
     }
     detected.check_version(origin)?;
     match format {
@@ -190,16 +196,20 @@ pub fn parse(bytes: &[u8], origin: &Path) -> Result<Input, IngestError> {
         Format::Spdx => spdx::parse(bytes, origin).map(Input::Sbom),
         Format::CycloneDx => cyclonedx::parse(bytes, origin).map(Input::Sbom),
         Format::Syft => syft::parse(bytes, origin).map(Input::Sbom),
-        Format::OpenVex | Format::CycloneDxVex | Format::Csaf => {
-            Err(IngestError::IsVex { path: origin.to_path_buf(), format })
-        }
+        Format::OpenVex | Format::CycloneDxVex | Format::Csaf => Err(IngestError::IsVex {
+            path: origin.to_path_buf(),
+            format,
+        }),
     }
 }
 
 /// Reads and parses a file, refusing one larger than `limits.max_bytes`
 /// before parsing it.
 pub fn read(path: &Path, limits: &Limits) -> Result<Input, IngestError> {
-    let io_err = |source| IngestError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = File::open(path).map_err(io_err)?;
     let declared = file.metadata().map_err(io_err)?.len();
     if declared > limits.max_bytes {
@@ -209,7 +219,9 @@ pub fn read(path: &Path, limits: &Limits) -> Result<Input, IngestError> {
     // read itself too.
     let capacity = usize::try_from(declared).unwrap_or(0);
     let mut bytes = Vec::with_capacity(capacity);
-    file.take(limits.max_bytes.saturating_add(1)).read_to_end(&mut bytes).map_err(io_err)?;
+    file.take(limits.max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
     let got = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     if got > limits.max_bytes {
         return Err(too_large(path, got, limits));
@@ -218,5 +230,9 @@ pub fn read(path: &Path, limits: &Limits) -> Result<Input, IngestError> {
 }
 
 fn too_large(path: &Path, size: u64, limits: &Limits) -> IngestError {
-    IngestError::TooLarge { path: PathBuf::from(path), size, limit: limits.max_bytes }
+    IngestError::TooLarge {
+        path: PathBuf::from(path),
+        size,
+        limit: limits.max_bytes,
+    }
 }
