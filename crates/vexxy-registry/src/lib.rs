@@ -1,0 +1,1 @@
+//! Pulls images from OCI distribution registries into a content-addressed OCI layout, verifying every digest.
