@@ -36,3 +36,14 @@ pub enum StaticError {
         message: String,
     },
 }
+
+impl StaticError {
+    /// Whether the error comes from what the user handed us (a bad rules
+    /// file, a malformed configuration or rootfs) rather than I/O trouble.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            Self::RootFs(e) => !matches!(e, RootFsError::Io { .. }),
+            Self::Rules { .. } | Self::NginxSyntax { .. } => true,
+        }
+    }
+}

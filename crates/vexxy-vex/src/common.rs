@@ -256,7 +256,10 @@ impl<'a> Group<'a> {
                 parts.push(format!("impact: {i}"));
             }
         }
-        parts.push(format!("confidence {:.2}", self.confidence.rounded()));
+        // An open question has no confidence to speak of.
+        if self.status != Status::UnderInvestigation {
+            parts.push(format!("confidence {:.2}", self.confidence.rounded()));
+        }
         if !self.evidence.is_empty() {
             let mut seen: Vec<String> = Vec::new();
             for e in &self.evidence {

@@ -346,7 +346,14 @@ fn vulnerability(id: &str, groups: &[&Group<'_>], ids: &Ids) -> Result<OutVulner
     }
     let details: Vec<String> = groups
         .iter()
-        .map(|g| format!("{}: {}: {}", g.product_purl, g.status, g.status_notes()))
+        .map(|g| {
+            let notes = g.status_notes();
+            if notes.is_empty() {
+                format!("{}: {}", g.product_purl, g.status)
+            } else {
+                format!("{}: {}: {notes}", g.product_purl, g.status)
+            }
+        })
         .collect();
     notes.push(OutNote {
         category: "details",
