@@ -93,25 +93,47 @@ fn generate(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn vexxy_once(data: &Path, out: &Path) -> (Duration, usize, usize) {
+/// Time spent per phase, summed over images.
+#[derive(Default, Clone, Copy)]
+struct Phases {
+    read: Duration,
+    parse: Duration,
+    decide: Duration,
+    write: Duration,
+}
+
+fn vexxy_once(data: &Path, out: &Path, phases: &mut Phases) -> (Duration, usize, usize) {
     let started = Instant::now();
     let (mut findings, mut statements) = (0, 0);
-    let mut images: Vec<PathBuf> = fs::read_dir(data).expect("data dir").map(|e| e.expect("entry").path()).collect();
+    let mut images: Vec<PathBuf> = fs::read_dir(data)
+        .expect("data dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     images.sort();
     let ts = time::OffsetDateTime::UNIX_EPOCH;
     for d in images {
         let report_path = d.join("grype.json");
         let sbom_path = d.join("sbom.cdx.json");
-        let report = match vexxy_ingest::parse(&fs::read(&report_path).expect("report"), &report_path).expect("parses") {
+        let t = Instant::now();
+        let (report_bytes, sbom_bytes) = (
+            fs::read(&report_path).expect("report"),
+            fs::read(&sbom_path).expect("sbom"),
+        );
+        phases.read += t.elapsed();
+        let t = Instant::now();
+        let report = match vexxy_ingest::parse(&report_bytes, &report_path).expect("parses") {
             vexxy_ingest::Input::Report(r) => r,
             vexxy_ingest::Input::Sbom(_) => panic!("report expected"),
         };
-        let sbom = match vexxy_ingest::parse(&fs::read(&sbom_path).expect("sbom"), &sbom_path).expect("parses") {
+        let sbom = match vexxy_ingest::parse(&sbom_bytes, &sbom_path).expect("parses") {
             vexxy_ingest::Input::Sbom(s) => s,
             vexxy_ingest::Input::Report(_) => panic!("sbom expected"),
         };
         let inventory = Inventory::new(InventorySource::Sbom, sbom.packages);
-        let mut product = Product::parse(report.target.as_deref().expect("target")).expect("product");
+        phases.parse += t.elapsed();
+        let t = Instant::now();
+        let mut product =
+            Product::parse(report.target.as_deref().expect("target")).expect("product");
         product.digest.clone_from(&report.target_digest);
         let facts = vexxy_model::ReachFacts::default();
         let inputs = vexxy_decide::Inputs {
@@ -124,18 +146,32 @@ fn vexxy_once(data: &Path, out: &Path) -> (Duration, usize, usize) {
         let outcome = vexxy_decide::decide(&inputs, &vexxy_decide::Policy::default());
         findings += report.findings.len();
         statements += outcome.statements.len();
+        phases.decide += t.elapsed();
+        let t = Instant::now();
         let doc = vexxy_decide::document(outcome.statements, "vexxy", "vexxy-bench", ts);
-        let text = vexxy_vex::write_openvex(&doc, &vexxy_vex::OpenVexOptions { embed_evidence: false, pretty: true })
-            .expect("writes");
+        let text = vexxy_vex::write_openvex(
+            &doc,
+            &vexxy_vex::OpenVexOptions {
+                embed_evidence: false,
+                pretty: true,
+            },
+        )
+        .expect("writes");
         let name = d.file_name().expect("name").to_string_lossy().into_owned();
         fs::write(out.join(format!("{name}.openvex.json")), text).expect("write");
+        phases.write += t.elapsed();
     }
     (started.elapsed(), findings, statements)
 }
 
 fn peer_once(data: &Path, out: &Path) -> Option<(Duration, usize, usize)> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/peer_generate_vex.py");
-    let output = Command::new("python3").arg(&script).arg(data).arg(out).output().ok()?;
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(data)
+        .arg(out)
+        .output()
+        .ok()?;
     if !output.status.success() {
         eprintln!("peer failed: {}", String::from_utf8_lossy(&output.stderr));
         return None;
@@ -159,14 +195,20 @@ fn main() {
     }
     let t = Instant::now();
     generate(&data).expect("generate data");
-    println!("vex_throughput: generated {IMAGES} images x {FINDINGS_PER_IMAGE} findings in {:.2}s", t.elapsed().as_secs_f64());
+    println!(
+        "vex_throughput: generated {IMAGES} images x {FINDINGS_PER_IMAGE} findings in {:.2}s",
+        t.elapsed().as_secs_f64()
+    );
 
     let mut best_v = None::<(Duration, usize, usize)>;
+    let mut best_phases = Phases::default();
     let mut best_p = None::<(Duration, usize, usize)>;
     for _ in 0..RUNS {
-        let v = vexxy_once(&data, &out_v);
+        let mut phases = Phases::default();
+        let v = vexxy_once(&data, &out_v, &mut phases);
         if best_v.is_none_or(|b| v.0 < b.0) {
             best_v = Some(v);
+            best_phases = phases;
         }
         if let Some(p) = peer_once(&data, &out_p) {
             if best_p.is_none_or(|b| p.0 < b.0) {
@@ -175,11 +217,28 @@ fn main() {
         }
     }
     let (tv, fv, sv) = best_v.expect("ran");
-    println!("  vexxy  parse + decide + write OpenVEX: {:.3}s  ({fv} findings, {sv} statements)", tv.as_secs_f64());
+    println!(
+        "  vexxy  parse + decide + write OpenVEX: {:.3}s  ({fv} findings, {sv} statements)",
+        tv.as_secs_f64()
+    );
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "         read {:.0}ms, parse {:.0}ms, decide {:.0}ms, write {:.0}ms",
+        ms(best_phases.read),
+        ms(best_phases.parse),
+        ms(best_phases.decide),
+        ms(best_phases.write)
+    );
     match best_p {
         Some((tp, fp, sp)) => {
-            println!("  peer   python generate_vex loop:       {:.3}s  ({fp} findings, {sp} statements)", tp.as_secs_f64());
-            println!("  ratio  peer / vexxy = {:.1}x", tp.as_secs_f64() / tv.as_secs_f64());
+            println!(
+                "  peer   python generate_vex loop:       {:.3}s  ({fp} findings, {sp} statements)",
+                tp.as_secs_f64()
+            );
+            println!(
+                "  ratio  peer / vexxy = {:.1}x",
+                tp.as_secs_f64() / tv.as_secs_f64()
+            );
             assert_eq!(fp, fv, "both sides must see the same findings");
         }
         None => println!("  peer   not run: python3 is missing"),
@@ -187,6 +246,10 @@ fn main() {
     println!(
         "  target vexxy <= 1.0s for {} findings: {}",
         IMAGES * FINDINGS_PER_IMAGE,
-        if tv.as_secs_f64() <= 1.0 { "met" } else { "NOT met" }
+        if tv.as_secs_f64() <= 1.0 {
+            "met"
+        } else {
+            "NOT met"
+        }
     );
 }

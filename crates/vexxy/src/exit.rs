@@ -27,15 +27,27 @@ pub(crate) struct BadInput(pub(crate) String);
 pub(crate) fn classify(err: &anyhow::Error) -> Exit {
     for cause in err.chain() {
         let bad = cause.is::<BadInput>()
-            || cause.downcast_ref::<vexxy_ingest::IngestError>().is_some_and(|e| e.is_bad_input())
-            || cause.downcast_ref::<vexxy_vex::VexError>().is_some_and(|e| e.is_bad_input())
-            || cause.downcast_ref::<vexxy_catalog::CatalogError>().is_some_and(|e| e.is_bad_input())
-            || cause.downcast_ref::<vexxy_static::StaticError>().is_some_and(|e| e.is_bad_input())
-            || cause.downcast_ref::<vexxy_attest::AttestError>().is_some_and(|e| e.is_bad_input())
-            || cause.downcast_ref::<vexxy_rootfs::RootFsError>().is_some_and(|e| {
-                !matches!(e, vexxy_rootfs::RootFsError::Io { .. })
-            })
-            || cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            || cause
+                .downcast_ref::<vexxy_ingest::IngestError>()
+                .is_some_and(|e| e.is_bad_input())
+            || cause
+                .downcast_ref::<vexxy_vex::VexError>()
+                .is_some_and(|e| e.is_bad_input())
+            || cause
+                .downcast_ref::<vexxy_catalog::CatalogError>()
+                .is_some_and(|e| e.is_bad_input())
+            || cause
+                .downcast_ref::<vexxy_static::StaticError>()
+                .is_some_and(|e| e.is_bad_input())
+            || cause
+                .downcast_ref::<vexxy_attest::AttestError>()
+                .is_some_and(|e| e.is_bad_input())
+            || cause
+                .downcast_ref::<vexxy_rootfs::RootFsError>()
+                .is_some_and(|e| !matches!(e, vexxy_rootfs::RootFsError::Io { .. }))
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
             || cause.is::<vexxy_model::DigestError>()
             || cause.is::<vexxy_model::PurlError>()
             || cause.is::<time::error::Parse>();

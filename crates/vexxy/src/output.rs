@@ -35,8 +35,14 @@ pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> an
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let name = path.file_name().with_context(|| format!("{}: not a file name", path.display()))?;
-    let tmp = dir.join(format!(".{}.vexxy-tmp-{}", name.to_string_lossy(), std::process::id()));
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.vexxy-tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> io::Result<()> {
         let mut opts = fs::OpenOptions::new();
         opts.write(true).create_new(true);

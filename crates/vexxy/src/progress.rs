@@ -27,14 +27,23 @@ impl Phase {
         };
         bar.set_message(name);
         tracing::info!(phase = name, "started");
-        Self { bar, started: std::time::Instant::now(), name }
+        Self {
+            bar,
+            started: std::time::Instant::now(),
+            name,
+        }
     }
 
     /// Ends the phase and returns how long it took.
     pub(crate) fn finish(self, detail: &str) -> Duration {
         let took = self.started.elapsed();
         self.bar.finish_and_clear();
-        tracing::info!(phase = self.name, detail, ms = took.as_millis() as u64, "finished");
+        tracing::info!(
+            phase = self.name,
+            detail,
+            ms = took.as_millis() as u64,
+            "finished"
+        );
         took
     }
 }

@@ -10,7 +10,8 @@ use std::{
 use assert_cmd::Command;
 use serde_json::Value;
 
-const PRODUCT: &str = "nginx@sha256:fb39280b7b9eba5727c884a3c7810002e69e8f961cc373b89c92f14961d903a0";
+const PRODUCT: &str =
+    "nginx@sha256:fb39280b7b9eba5727c884a3c7810002e69e8f961cc373b89c92f14961d903a0";
 const TS: &str = "2026-01-01T00:00:00Z";
 
 fn reports() -> PathBuf {
@@ -28,12 +29,16 @@ fn spdx() -> PathBuf {
 
 /// The test-image cache, as `scripts/build-test-images.sh` computes it.
 fn image(name: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("VEXXY_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"))
-            .join("vexxy")
-    });
+    let base = std::env::var_os("VEXXY_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                })
+                .join("vexxy")
+        });
     let dir = base.join("test-images").join(name);
     if dir.join("rootfs").is_dir() {
         return Some(dir);
@@ -43,7 +48,10 @@ fn image(name: &str) -> Option<PathBuf> {
         "test image {} is missing in CI: scripts/build-test-images.sh must run first",
         dir.display()
     );
-    eprintln!("skipping: test image {} is absent (run scripts/build-test-images.sh)", dir.display());
+    eprintln!(
+        "skipping: test image {} is absent (run scripts/build-test-images.sh)",
+        dir.display()
+    );
     None
 }
 
@@ -56,7 +64,16 @@ fn analyse(dir: &Path, scan: &Path) -> Value {
     let out = tempfile::tempdir().expect("tempdir");
     let doc = out.path().join("vex.json");
     vexxy()
-        .args(["vex", "--quiet", "--summary", "none", "--timestamp", TS, "--product", PRODUCT])
+        .args([
+            "vex",
+            "--quiet",
+            "--summary",
+            "none",
+            "--timestamp",
+            TS,
+            "--product",
+            PRODUCT,
+        ])
         .arg("--scan")
         .arg(scan)
         .arg("--rootfs")
@@ -73,10 +90,15 @@ fn analyse(dir: &Path, scan: &Path) -> Value {
 }
 
 fn assert_valid_openvex(v: &Value) {
-    let schema_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vexxy-vex/schemas/openvex_json_schema.json");
-    let schema: Value = serde_json::from_slice(&std::fs::read(schema_path).expect("schema")).expect("schema json");
+    let schema_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../vexxy-vex/schemas/openvex_json_schema.json");
+    let schema: Value =
+        serde_json::from_slice(&std::fs::read(schema_path).expect("schema")).expect("schema json");
     let validator = jsonschema::validator_for(&schema).expect("schema compiles");
-    let errors: Vec<String> = validator.iter_errors(v).map(|e| format!("{} at {}", e, e.instance_path)).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(v)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
     assert!(errors.is_empty(), "OpenVEX schema violations: {errors:#?}");
 }
 
@@ -92,12 +114,23 @@ fn statements(v: &Value) -> Vec<(String, BTreeSet<String>, String, Option<String
                 .map(|subs| {
                     subs.iter()
                         .filter_map(|c| c["@id"].as_str())
-                        .map(|p| p.split('@').next().unwrap_or(p).rsplit('/').next().unwrap_or(p).to_owned())
+                        .map(|p| {
+                            p.split('@')
+                                .next()
+                                .unwrap_or(p)
+                                .rsplit('/')
+                                .next()
+                                .unwrap_or(p)
+                                .to_owned()
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
             (
-                s["vulnerability"]["name"].as_str().expect("name").to_owned(),
+                s["vulnerability"]["name"]
+                    .as_str()
+                    .expect("name")
+                    .to_owned(),
                 pkgs,
                 s["status"].as_str().expect("status").to_owned(),
                 s["justification"].as_str().map(str::to_owned),
@@ -106,8 +139,16 @@ fn statements(v: &Value) -> Vec<(String, BTreeSet<String>, String, Option<String
         .collect()
 }
 
-const IMAGE_FILTER_CHAIN: &[&str] =
-    &["libtiff6", "libheif1", "libaom3", "libavif15", "libde265-0", "libjpeg62-turbo", "libpng16-16", "libwebp7"];
+const IMAGE_FILTER_CHAIN: &[&str] = &[
+    "libtiff6",
+    "libheif1",
+    "libaom3",
+    "libavif15",
+    "libde265-0",
+    "libjpeg62-turbo",
+    "libpng16-16",
+    "libwebp7",
+];
 const LOADED_BY_NGINX: &[&str] = &["libssl3", "libc6", "zlib1g", "libpcre2-8-0", "libcrypt1"];
 
 #[test]
@@ -118,26 +159,55 @@ fn nginx_with_modules_disabled_proves_the_image_filter_chain_unreachable() {
         let stmts = statements(&v);
         let mut chain_seen = 0;
         for (vuln, pkgs, status, justification) in &stmts {
-            if pkgs.iter().any(|p| IMAGE_FILTER_CHAIN.contains(&p.as_str())) {
+            if pkgs
+                .iter()
+                .any(|p| IMAGE_FILTER_CHAIN.contains(&p.as_str()))
+            {
                 chain_seen += 1;
-                assert_eq!(status, "not_affected", "{vuln} in {pkgs:?} ({})", scan.display());
-                assert_eq!(justification.as_deref(), Some("vulnerable_code_not_in_execute_path"), "{vuln} in {pkgs:?}");
+                assert_eq!(
+                    status,
+                    "not_affected",
+                    "{vuln} in {pkgs:?} ({})",
+                    scan.display()
+                );
+                assert_eq!(
+                    justification.as_deref(),
+                    Some("vulnerable_code_not_in_execute_path"),
+                    "{vuln} in {pkgs:?}"
+                );
             }
             if pkgs.iter().any(|p| LOADED_BY_NGINX.contains(&p.as_str())) {
-                assert_ne!(status, "not_affected", "{vuln} in {pkgs:?} is loaded by nginx ({})", scan.display());
+                assert_ne!(
+                    status,
+                    "not_affected",
+                    "{vuln} in {pkgs:?} is loaded by nginx ({})",
+                    scan.display()
+                );
             }
         }
-        assert!(chain_seen >= 5, "expected image_filter chain findings in {}, saw {chain_seen}", scan.display());
+        assert!(
+            chain_seen >= 5,
+            "expected image_filter chain findings in {}, saw {chain_seen}",
+            scan.display()
+        );
     }
 }
 
 #[test]
 fn nginx_with_image_filter_enabled_keeps_the_chain_open() {
-    let Some(dir) = image("nginx-imagefilter") else { return };
+    let Some(dir) = image("nginx-imagefilter") else {
+        return;
+    };
     let v = analyse(&dir, &grype());
     for (vuln, pkgs, status, _) in statements(&v) {
-        if pkgs.iter().any(|p| IMAGE_FILTER_CHAIN.contains(&p.as_str()) || p == "libgd3") {
-            assert_ne!(status, "not_affected", "{vuln} in {pkgs:?} is loaded through the enabled module");
+        if pkgs
+            .iter()
+            .any(|p| IMAGE_FILTER_CHAIN.contains(&p.as_str()) || p == "libgd3")
+        {
+            assert_ne!(
+                status, "not_affected",
+                "{vuln} in {pkgs:?} is loaded through the enabled module"
+            );
         }
     }
 }
@@ -150,7 +220,18 @@ fn every_output_format_and_the_evidence_file() {
         let path = out.path().join(format!("vex.{fmt}.json"));
         let evidence = out.path().join(format!("evidence.{fmt}.json"));
         vexxy()
-            .args(["vex", "--quiet", "--summary", "json", "--timestamp", TS, "--product", PRODUCT, "--format", fmt])
+            .args([
+                "vex",
+                "--quiet",
+                "--summary",
+                "json",
+                "--timestamp",
+                TS,
+                "--product",
+                PRODUCT,
+                "--format",
+                fmt,
+            ])
             .arg("--scan")
             .arg(grype())
             .arg("--sbom")
@@ -171,12 +252,16 @@ fn every_output_format_and_the_evidence_file() {
             "cyclonedx" => assert_eq!(doc["specVersion"], "1.6"),
             _ => assert_eq!(doc["document"]["category"], "csaf_vex"),
         }
-        let ev: Value = serde_json::from_slice(&std::fs::read(&evidence).expect("evidence")).expect("json");
+        let ev: Value =
+            serde_json::from_slice(&std::fs::read(&evidence).expect("evidence")).expect("json");
         let stmts = ev["statements"].as_array().expect("statements");
         assert!(!stmts.is_empty());
         for s in stmts {
             if s["status"] == "not_affected" {
-                assert!(!s["evidence"].as_array().expect("evidence").is_empty(), "not_affected without evidence: {s}");
+                assert!(
+                    !s["evidence"].as_array().expect("evidence").is_empty(),
+                    "not_affected without evidence: {s}"
+                );
             }
         }
     }
@@ -186,7 +271,18 @@ fn every_output_format_and_the_evidence_file() {
 fn summary_json_reports_triage_counts() {
     let Some(dir) = image("nginx") else { return };
     let assert = vexxy()
-        .args(["vex", "--quiet", "--summary", "json", "--timestamp", TS, "--product", PRODUCT, "-o", "/dev/null"])
+        .args([
+            "vex",
+            "--quiet",
+            "--summary",
+            "json",
+            "--timestamp",
+            TS,
+            "--product",
+            PRODUCT,
+            "-o",
+            "/dev/null",
+        ])
         .arg("--scan")
         .arg(grype())
         .arg("--rootfs")
@@ -200,14 +296,27 @@ fn summary_json_reports_triage_counts() {
     assert_eq!(v["vulnerabilities"], 88);
     let automated = v["decided_automatically"].as_u64().expect("count");
     let under = v["under_investigation"].as_u64().expect("count");
-    assert_eq!(automated + under + v["existing_statements"].as_u64().expect("count"), 135);
+    assert_eq!(
+        automated + under + v["existing_statements"].as_u64().expect("count"),
+        135
+    );
     eprintln!("nginx grype triage: {v:#}");
 }
 
 #[test]
 fn fail_on_undecided_exits_1() {
     vexxy()
-        .args(["vex", "--quiet", "--summary", "none", "--fail-on-undecided", "--product", PRODUCT, "-o", "/dev/null"])
+        .args([
+            "vex",
+            "--quiet",
+            "--summary",
+            "none",
+            "--fail-on-undecided",
+            "--product",
+            PRODUCT,
+            "-o",
+            "/dev/null",
+        ])
         .arg("--scan")
         .arg(trivy())
         .assert()
@@ -217,7 +326,16 @@ fn fail_on_undecided_exits_1() {
 #[test]
 fn report_only_openvex_is_stable() {
     let out = vexxy()
-        .args(["vex", "--quiet", "--summary", "none", "--timestamp", TS, "--product", PRODUCT])
+        .args([
+            "vex",
+            "--quiet",
+            "--summary",
+            "none",
+            "--timestamp",
+            TS,
+            "--product",
+            PRODUCT,
+        ])
         .arg("--scan")
         .arg(trivy())
         .arg("--sbom")
@@ -252,7 +370,9 @@ fn bad_inputs_exit_2_without_partial_output() {
         ("missing file", dir.path().join("does-not-exist.json")),
     ];
     for (name, path) in cases {
-        let out = dir.path().join(format!("{}.out.json", name.replace(' ', "-")));
+        let out = dir
+            .path()
+            .join(format!("{}.out.json", name.replace(' ', "-")));
         let assert = vexxy()
             .args(["vex", "--quiet", "--product", PRODUCT])
             .arg("--scan")
@@ -263,8 +383,15 @@ fn bad_inputs_exit_2_without_partial_output() {
         let output = assert.get_output();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
-        let file_name = path.file_name().expect("name").to_string_lossy().into_owned();
-        assert!(stderr.contains(&file_name), "{name}: error must name the file: {stderr}");
+        let file_name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            stderr.contains(&file_name),
+            "{name}: error must name the file: {stderr}"
+        );
         assert!(!out.exists(), "{name}: no output may be written");
     }
 }
@@ -274,7 +401,16 @@ fn merge_validate_attest_verify() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = dir.path().join("a.json");
     vexxy()
-        .args(["vex", "--quiet", "--summary", "none", "--timestamp", TS, "--product", PRODUCT])
+        .args([
+            "vex",
+            "--quiet",
+            "--summary",
+            "none",
+            "--timestamp",
+            TS,
+            "--product",
+            PRODUCT,
+        ])
         .arg("--scan")
         .arg(trivy())
         .arg("-o")
@@ -296,7 +432,14 @@ fn merge_validate_attest_verify() {
     )
     .expect("write");
     let merged = dir.path().join("merged.json");
-    vexxy().args(["vex", "merge"]).arg(&a).arg(&human).arg("-o").arg(&merged).assert().success();
+    vexxy()
+        .args(["vex", "merge"])
+        .arg(&a)
+        .arg(&human)
+        .arg("-o")
+        .arg(&merged)
+        .assert()
+        .success();
     let m: Value = serde_json::from_slice(&std::fs::read(&merged).expect("merged")).expect("json");
     let s = m["statements"]
         .as_array()
@@ -310,7 +453,16 @@ fn merge_validate_attest_verify() {
     // The human statement is respected when generating too.
     let b = dir.path().join("b.json");
     vexxy()
-        .args(["vex", "--quiet", "--summary", "none", "--timestamp", TS, "--product", PRODUCT])
+        .args([
+            "vex",
+            "--quiet",
+            "--summary",
+            "none",
+            "--timestamp",
+            TS,
+            "--product",
+            PRODUCT,
+        ])
         .arg("--scan")
         .arg(trivy())
         .arg("--vex")
@@ -320,17 +472,35 @@ fn merge_validate_attest_verify() {
         .assert()
         .success();
     let bv: Value = serde_json::from_slice(&std::fs::read(&b).expect("b")).expect("json");
-    let s = bv["statements"].as_array().expect("s").iter().find(|s| s["vulnerability"]["name"] == "CVE-2023-6879").expect("stmt");
+    let s = bv["statements"]
+        .as_array()
+        .expect("s")
+        .iter()
+        .find(|s| s["vulnerability"]["name"] == "CVE-2023-6879")
+        .expect("stmt");
     assert_eq!(s["status"], "affected");
 
     // Sign and verify with both key types; a tampered envelope fails with 2.
     for alg in ["ecdsa-p256", "ed25519"] {
         let prefix = dir.path().join(alg);
-        vexxy().args(["keygen", "--algorithm", alg, "--out-prefix"]).arg(&prefix).assert().success();
+        vexxy()
+            .args(["keygen", "--algorithm", alg, "--out-prefix"])
+            .arg(&prefix)
+            .assert()
+            .success();
         let key = PathBuf::from(format!("{}.key", prefix.display()));
         let public = PathBuf::from(format!("{}.pub", prefix.display()));
         let env = dir.path().join(format!("{alg}.dsse.json"));
-        vexxy().arg("attest").arg("--key").arg(&key).args(["--subject", PRODUCT]).arg(&a).arg("-o").arg(&env).assert().success();
+        vexxy()
+            .arg("attest")
+            .arg("--key")
+            .arg(&key)
+            .args(["--subject", PRODUCT])
+            .arg(&a)
+            .arg("-o")
+            .arg(&env)
+            .assert()
+            .success();
         vexxy()
             .arg("verify")
             .arg("--key")
@@ -339,10 +509,17 @@ fn merge_validate_attest_verify() {
             .assert()
             .success()
             .stdout(predicates::str::contains("verified: nginx@sha256:fb39280b"));
-        let mut e: Value = serde_json::from_slice(&std::fs::read(&env).expect("env")).expect("json");
+        let mut e: Value =
+            serde_json::from_slice(&std::fs::read(&env).expect("env")).expect("json");
         e["payloadType"] = Value::from("application/vnd.other+json");
         let tampered = dir.path().join(format!("{alg}.tampered.json"));
         std::fs::write(&tampered, serde_json::to_vec(&e).expect("json")).expect("write");
-        vexxy().arg("verify").arg("--key").arg(&public).arg(&tampered).assert().code(2);
+        vexxy()
+            .arg("verify")
+            .arg("--key")
+            .arg(&public)
+            .arg(&tampered)
+            .assert()
+            .code(2);
     }
 }

@@ -29,16 +29,29 @@ struct Fragment {
 
 /// Reads an OCI image config (the full document or its `config` object).
 pub(crate) fn read(path: &Path) -> Result<RunConfig> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading image config {}", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading image config {}", path.display()))?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| BadInput(format!("image config {}: {e}", path.display())))?;
     let frag: Fragment = if value.get("config").is_some() {
-        let full: Full = serde_path_to_error::deserialize(&value)
-            .map_err(|e| BadInput(format!("image config {}: at {}: {}", path.display(), e.path(), e.inner())))?;
+        let full: Full = serde_path_to_error::deserialize(&value).map_err(|e| {
+            BadInput(format!(
+                "image config {}: at {}: {}",
+                path.display(),
+                e.path(),
+                e.inner()
+            ))
+        })?;
         full.config.unwrap_or_default()
     } else {
-        serde_path_to_error::deserialize(&value)
-            .map_err(|e| BadInput(format!("image config {}: at {}: {}", path.display(), e.path(), e.inner())))?
+        serde_path_to_error::deserialize(&value).map_err(|e| {
+            BadInput(format!(
+                "image config {}: at {}: {}",
+                path.display(),
+                e.path(),
+                e.inner()
+            ))
+        })?
     };
     let mut argv = frag.entrypoint.unwrap_or_default();
     argv.extend(frag.cmd.unwrap_or_default());
@@ -46,7 +59,10 @@ pub(crate) fn read(path: &Path) -> Result<RunConfig> {
         .env
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
         .collect();
     Ok(RunConfig { argv, env })
 }

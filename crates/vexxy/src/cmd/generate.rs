@@ -17,42 +17,64 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
     let mut timings: Vec<(&'static str, Duration)> = Vec::new();
     let now = super::timestamp(args.timestamp.as_deref())?;
     if !(0.0..=1.0).contains(&args.review_below) {
-        return Err(BadInput(format!("--review-below {} is outside 0..1", args.review_below)).into());
+        return Err(BadInput(format!(
+            "--review-below {} is outside 0..1",
+            args.review_below
+        ))
+        .into());
     }
 
     // Inputs.
     let phase = Phase::start("reading inputs", quiet);
-    let scan_path = args.scan.as_deref().ok_or_else(|| BadInput("--scan FILE is required".into()))?;
+    let scan_path = args
+        .scan
+        .as_deref()
+        .ok_or_else(|| BadInput("--scan FILE is required".into()))?;
     let report = read_report(scan_path)?;
     let sbom = args.sbom.as_deref().map(read_sbom).transpose()?;
     let mut existing: Vec<VexStatement> = Vec::new();
     for path in &args.existing {
         existing.extend(super::vexdocs::read(path)?.statements);
     }
-    timings.push(("inputs", phase.finish(&format!("{} findings", report.findings.len()))));
+    timings.push((
+        "inputs",
+        phase.finish(&format!("{} findings", report.findings.len())),
+    ));
 
     let product = product(args, &report)?;
 
     // Inventory and static facts from the rootfs.
     let mut facts = ReachFacts::default();
-    let mut inventory: Option<Inventory> =
-        sbom.as_ref().map(|s| Inventory::new(InventorySource::Sbom, s.packages.clone()));
+    let mut inventory: Option<Inventory> = sbom
+        .as_ref()
+        .map(|s| Inventory::new(InventorySource::Sbom, s.packages.clone()));
     if let Some(dir) = &args.rootfs {
-        let root = vexxy_rootfs::RootFs::open(dir).with_context(|| format!("opening --rootfs {}", dir.display()))?;
+        let root = vexxy_rootfs::RootFs::open(dir)
+            .with_context(|| format!("opening --rootfs {}", dir.display()))?;
         let phase = Phase::start("cataloging packages", quiet);
-        let catalog = vexxy_catalog::catalog(&root).with_context(|| format!("cataloging {}", dir.display()))?;
+        let catalog = vexxy_catalog::catalog(&root)
+            .with_context(|| format!("cataloging {}", dir.display()))?;
         for w in &catalog.warnings {
             tracing::warn!("{w}");
         }
-        timings.push(("catalog", phase.finish(&format!("{} packages", catalog.inventory.packages().len()))));
+        timings.push((
+            "catalog",
+            phase.finish(&format!("{} packages", catalog.inventory.packages().len())),
+        ));
         let inv = catalog.inventory;
 
         let run = run_config(args)?;
         let phase = Phase::start("analysing ELF dependencies", quiet);
-        let opts = vexxy_static::ScanOptions { env: run.env.clone(), ..vexxy_static::ScanOptions::default() };
-        let graph = vexxy_static::scan(&root, &opts).with_context(|| format!("scanning ELF objects in {}", dir.display()))?;
+        let opts = vexxy_static::ScanOptions {
+            env: run.env.clone(),
+            ..vexxy_static::ScanOptions::default()
+        };
+        let graph = vexxy_static::scan(&root, &opts)
+            .with_context(|| format!("scanning ELF objects in {}", dir.display()))?;
         if run.argv.is_empty() {
-            tracing::warn!("no entrypoint given (--entrypoint or --image-config): ELF reachability is skipped");
+            tracing::warn!(
+                "no entrypoint given (--entrypoint or --image-config): ELF reachability is skipped"
+            );
         } else {
             let entry = vexxy_static::entrypoints(&root, &run.argv, &run.env);
             if entry.is_empty() {
@@ -70,17 +92,26 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
 
         let phase = Phase::start("evaluating configuration rules", quiet);
         if !args.no_builtin_rules {
-            facts.rules.extend(vexxy_static::evaluate(&vexxy_static::builtin_rules(), &root)?);
+            facts.rules.extend(vexxy_static::evaluate(
+                &vexxy_static::builtin_rules(),
+                &root,
+            )?);
         }
         for path in &args.rules {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading rules {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading rules {}", path.display()))?;
             let rules = vexxy_static::parse_rules(&text, path)?;
             facts.rules.extend(vexxy_static::evaluate(&rules, &root)?);
         }
-        timings.push(("rules", phase.finish(&format!("{} rules hold", facts.rules.len()))));
+        timings.push((
+            "rules",
+            phase.finish(&format!("{} rules hold", facts.rules.len())),
+        ));
         inventory = Some(inv);
     } else if !args.rules.is_empty() || !args.entrypoint.is_empty() || args.image_config.is_some() {
-        return Err(BadInput("--rules, --entrypoint and --image-config need --rootfs DIR".into()).into());
+        return Err(
+            BadInput("--rules, --entrypoint and --image-config need --rootfs DIR".into()).into(),
+        );
     }
 
     // Decide.
@@ -92,21 +123,34 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
         facts: &facts,
         existing: &existing,
     };
-    let policy = vexxy_decide::Policy { review_below: args.review_below };
+    let policy = vexxy_decide::Policy {
+        review_below: args.review_below,
+    };
     let outcome = vexxy_decide::decide(&inputs, &policy);
     timings.push(("decide", phase.finish("")));
 
     // Write.
     let phase = Phase::start("writing", quiet);
-    let doc = vexxy_decide::document(outcome.statements, &args.author, concat!("vexxy/", env!("CARGO_PKG_VERSION")), now);
+    let doc = vexxy_decide::document(
+        outcome.statements,
+        &args.author,
+        concat!("vexxy/", env!("CARGO_PKG_VERSION")),
+        now,
+    );
     let text = match args.format {
         VexFormat::Openvex => vexxy_vex::write_openvex(
             &doc,
-            &vexxy_vex::OpenVexOptions { embed_evidence: args.embed_evidence, pretty: true },
+            &vexxy_vex::OpenVexOptions {
+                embed_evidence: args.embed_evidence,
+                pretty: true,
+            },
         )?,
         VexFormat::Cyclonedx => vexxy_vex::write_cyclonedx(
             &doc,
-            &vexxy_vex::CycloneDxOptions { sbom: sbom.as_ref().and_then(bom_link), embed_evidence: args.embed_evidence },
+            &vexxy_vex::CycloneDxOptions {
+                sbom: sbom.as_ref().and_then(bom_link),
+                embed_evidence: args.embed_evidence,
+            },
         )?,
         VexFormat::Csaf => vexxy_vex::write_csaf(&doc, &vexxy_vex::CsafOptions::default())?,
     };
@@ -119,8 +163,12 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
     let to_stdout = args.output.is_some();
     match args.summary {
         SummaryFormat::None => {}
-        SummaryFormat::Text => summary::print_text(&product, &report, &outcome.summary, &timings, to_stdout),
-        SummaryFormat::Json => summary::print_json(&product, &report, &outcome.summary, &timings, to_stdout)?,
+        SummaryFormat::Text => {
+            summary::print_text(&product, &report, &outcome.summary, &timings, to_stdout)
+        }
+        SummaryFormat::Json => {
+            summary::print_json(&product, &report, &outcome.summary, &timings, to_stdout)?
+        }
     }
     if args.fail_on_undecided && outcome.summary.under_investigation > 0 {
         return Ok(Exit::Undecided);
@@ -160,7 +208,11 @@ fn product(args: &GenerateArgs, report: &vexxy_ingest::Report) -> Result<Product
     let name = report.target.clone().ok_or_else(|| {
         BadInput("the report names no image: pass --product NAME@sha256:DIGEST".into())
     })?;
-    let mut product = Product::parse(&name).unwrap_or(Product { name, tag: None, digest: None });
+    let mut product = Product::parse(&name).unwrap_or(Product {
+        name,
+        tag: None,
+        digest: None,
+    });
     if product.digest.is_none() {
         product.digest.clone_from(&report.target_digest);
     }

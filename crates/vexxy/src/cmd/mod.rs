@@ -32,14 +32,19 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
 pub(crate) fn timestamp(flag: Option<&str>) -> Result<OffsetDateTime> {
     use time::format_description::well_known::Rfc3339;
     if let Some(s) = flag {
-        return OffsetDateTime::parse(s, &Rfc3339)
-            .map_err(|e| BadInput(format!("--timestamp {s:?} is not an RFC 3339 date-time: {e}")).into());
+        return OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
+            BadInput(format!(
+                "--timestamp {s:?} is not an RFC 3339 date-time: {e}"
+            ))
+            .into()
+        });
     }
     if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
-        let secs: i64 = epoch
-            .trim()
-            .parse()
-            .map_err(|_| BadInput(format!("SOURCE_DATE_EPOCH {epoch:?} is not a number of seconds")))?;
+        let secs: i64 = epoch.trim().parse().map_err(|_| {
+            BadInput(format!(
+                "SOURCE_DATE_EPOCH {epoch:?} is not a number of seconds"
+            ))
+        })?;
         return OffsetDateTime::from_unix_timestamp(secs)
             .map_err(|e| BadInput(format!("SOURCE_DATE_EPOCH {epoch:?}: {e}")).into());
     }

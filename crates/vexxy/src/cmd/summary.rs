@@ -33,12 +33,22 @@ pub(crate) fn print_text(
         s.findings,
         s.statements
     );
-    let _ = writeln!(t, "  decided automatically    {:>5}  {}", s.automated(), pct(s.automated(), s.findings));
+    let _ = writeln!(
+        t,
+        "  decided automatically    {:>5}  {}",
+        s.automated(),
+        pct(s.automated(), s.findings)
+    );
     let _ = writeln!(t, "    high confidence ≥0.85  {:>5}", band(Band::High));
     let _ = writeln!(t, "    medium 0.60–0.85       {:>5}", band(Band::Medium));
     let _ = writeln!(t, "    low <0.60              {:>5}", band(Band::Low));
     let _ = writeln!(t, "  existing statements kept {:>5}", s.existing);
-    let _ = writeln!(t, "  under investigation      {:>5}  {}", s.under_investigation, pct(s.under_investigation, s.findings));
+    let _ = writeln!(
+        t,
+        "  under investigation      {:>5}  {}",
+        s.under_investigation,
+        pct(s.under_investigation, s.findings)
+    );
     let _ = writeln!(t, "  left for human review    {:>5}", s.needs_review);
     let _ = writeln!(
         t,
@@ -52,7 +62,10 @@ pub(crate) fn print_text(
         let _ = writeln!(t, "    {j}: {n}");
     }
     let total: Duration = timings.iter().map(|(_, d)| *d).sum();
-    let parts: Vec<String> = timings.iter().map(|(n, d)| format!("{n} {}ms", d.as_millis())).collect();
+    let parts: Vec<String> = timings
+        .iter()
+        .map(|(n, d)| format!("{n} {}ms", d.as_millis()))
+        .collect();
     let _ = writeln!(t, "  time: {}ms ({})", total.as_millis(), parts.join(", "));
     if to_stdout {
         print!("{t}");

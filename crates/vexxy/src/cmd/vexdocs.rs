@@ -17,7 +17,12 @@ const MAX_VEX_BYTES: u64 = 256 << 20;
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     if meta.len() > MAX_VEX_BYTES {
-        return Err(BadInput(format!("{}: {} bytes is more than the limit of {MAX_VEX_BYTES}", path.display(), meta.len())).into());
+        return Err(BadInput(format!(
+            "{}: {} bytes is more than the limit of {MAX_VEX_BYTES}",
+            path.display(),
+            meta.len()
+        ))
+        .into());
     }
     std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
@@ -30,11 +35,25 @@ pub(crate) fn read(path: &Path) -> Result<VexDocument> {
 
 pub(crate) fn merge(args: &MergeArgs) -> Result<Exit> {
     let now = super::timestamp(args.timestamp.as_deref())?;
-    let docs = args.files.iter().map(|p| read(p)).collect::<Result<Vec<_>>>()?;
+    let docs = args
+        .files
+        .iter()
+        .map(|p| read(p))
+        .collect::<Result<Vec<_>>>()?;
     let merged = vexxy_vex::merge(docs, &args.author, now);
-    let text = vexxy_vex::write_openvex(&merged, &vexxy_vex::OpenVexOptions { embed_evidence: false, pretty: true })?;
+    let text = vexxy_vex::write_openvex(
+        &merged,
+        &vexxy_vex::OpenVexOptions {
+            embed_evidence: false,
+            pretty: true,
+        },
+    )?;
     output::write(args.output.as_deref(), text.as_bytes())?;
-    eprintln!("merged {} file(s) into {} statement(s)", args.files.len(), merged.statements.len());
+    eprintln!(
+        "merged {} file(s) into {} statement(s)",
+        args.files.len(),
+        merged.statements.len()
+    );
     Ok(Exit::Done)
 }
 
@@ -51,5 +70,10 @@ pub(crate) fn validate(args: &ValidateArgs) -> Result<Exit> {
     for p in &report.problems {
         println!("{}: {}: {}", args.file.display(), p.json_path, p.message);
     }
-    Err(BadInput(format!("{}: {} problem(s)", args.file.display(), report.problems.len())).into())
+    Err(BadInput(format!(
+        "{}: {} problem(s)",
+        args.file.display(),
+        report.problems.len()
+    ))
+    .into())
 }
