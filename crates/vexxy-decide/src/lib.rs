@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 use vexxy_model::{
-    Confidence, Decider, Evidence, Finding, Inventory, Justification, Package, Product, Purl, ReachFacts, Status,
-    Verdict, VexDocument, VexStatement,
+    Confidence, Decider, Evidence, Finding, Inventory, Justification, Package, Product, Purl,
+    ReachFacts, Status, Verdict, VexDocument, VexStatement,
 };
 
 pub use summary::{Band, Summary};
@@ -45,11 +45,17 @@ pub struct Inputs<'a> {
 pub struct Policy {
     /// Automated verdicts below this confidence are counted as needing review.
     pub review_below: f64,
+    /// Automated verdicts below this confidence are not asserted: they become
+    /// `under_investigation`, keeping their evidence and a note saying why.
+    pub min_confidence: f64,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { review_below: 0.6 }
+        Self {
+            review_below: 0.6,
+            min_confidence: 0.0,
+        }
     }
 }
 
@@ -79,17 +85,56 @@ pub fn decide(inputs: &Inputs<'_>, policy: &Policy) -> Outcome {
         .iter()
         .enumerate()
         .map(|(i, f)| match existing_verdict(inputs, f) {
-            Some(verdict) => Decision { finding: i, verdict, existing: true },
-            None => Decision { finding: i, verdict: decide_one(inputs, f), existing: false },
+            Some(verdict) => Decision {
+                finding: i,
+                verdict,
+                existing: true,
+            },
+            None => Decision {
+                finding: i,
+                verdict: gate(decide_one(inputs, f), policy),
+                existing: false,
+            },
         })
         .collect();
     let statements = aggregate(inputs, &decisions);
     let summary = Summary::of(&decisions, statements.len(), policy);
-    Outcome { decisions, statements, summary }
+    Outcome {
+        decisions,
+        statements,
+        summary,
+    }
+}
+
+/// Demotes an automated verdict whose confidence is below the policy's floor.
+fn gate(verdict: Verdict, policy: &Policy) -> Verdict {
+    if verdict.status() == Status::UnderInvestigation
+        || verdict.confidence.get() >= policy.min_confidence
+    {
+        return verdict;
+    }
+    let notes = format!(
+        "{} (proposed {} at confidence {}, below the minimum of {:.2})",
+        verdict.notes,
+        verdict.justification().map_or_else(
+            || verdict.status().to_string(),
+            |j| format!("{} / {j}", verdict.status())
+        ),
+        verdict.confidence,
+        policy.min_confidence
+    );
+    let mut demoted = Verdict::under_investigation(verdict.decided_by.clone()).with_notes(notes);
+    demoted.evidence = verdict.evidence;
+    demoted
 }
 
 /// Wraps statements into a document.
-pub fn document(statements: Vec<VexStatement>, author: &str, tooling: &str, timestamp: OffsetDateTime) -> VexDocument {
+pub fn document(
+    statements: Vec<VexStatement>,
+    author: &str,
+    tooling: &str,
+    timestamp: OffsetDateTime,
+) -> VexDocument {
     VexDocument {
         id: None,
         author: author.to_owned(),
@@ -107,7 +152,12 @@ fn existing_verdict(inputs: &Inputs<'_>, f: &Finding) -> Option<Verdict> {
     inputs
         .existing
         .iter()
-        .filter(|s| f.ids().any(|id| id.eq_ignore_ascii_case(&s.vulnerability_id) || s.aliases.iter().any(|a| a.eq_ignore_ascii_case(id))))
+        .filter(|s| {
+            f.ids().any(|id| {
+                id.eq_ignore_ascii_case(&s.vulnerability_id)
+                    || s.aliases.iter().any(|a| a.eq_ignore_ascii_case(id))
+            })
+        })
         .filter(|s| same_product(&s.product, inputs.product))
         .filter(|s| s.subcomponents.is_empty() || s.subcomponents.iter().any(|p| covers(p, f)))
         .max_by_key(|s| (s.verdict.decided_by.is_human(), s.timestamp))
@@ -138,7 +188,12 @@ fn covers(p: &Purl, f: &Finding) -> bool {
 /// Runs every provider on one finding and combines their opinions.
 fn decide_one(inputs: &Inputs<'_>, f: &Finding) -> Verdict {
     let installed = inputs.inventory.and_then(|inv| inv.find(&f.package));
-    let ctx = providers::Context { finding: f, inventory: inputs.inventory, installed, facts: inputs.facts };
+    let ctx = providers::Context {
+        finding: f,
+        inventory: inputs.inventory,
+        installed,
+        facts: inputs.facts,
+    };
     let mut opinions = Vec::new();
     for provider in providers::ALL {
         opinions.extend((provider.run)(&ctx));
@@ -154,7 +209,10 @@ fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Op
     for o in opinions {
         match o {
             Opinion::Verdict(v) => candidates.push(v),
-            Opinion::Veto { justification, evidence } => {
+            Opinion::Veto {
+                justification,
+                evidence,
+            } => {
                 vetoes.push(justification);
                 notes.push(evidence);
             }
@@ -171,7 +229,12 @@ fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Op
             candidates
                 .iter()
                 .enumerate()
-                .max_by(|(ia, a), (ib, b)| a.confidence.get().total_cmp(&b.confidence.get()).then(ib.cmp(ia)))
+                .max_by(|(ia, a), (ib, b)| {
+                    a.confidence
+                        .get()
+                        .total_cmp(&b.confidence.get())
+                        .then(ib.cmp(ia))
+                })
                 .map(|(i, _)| i)
         });
     let mut verdict = match chosen {
@@ -194,10 +257,16 @@ fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Op
 
 fn undecided(f: &Finding, installed: Option<&Package>, notes: &[Evidence]) -> Verdict {
     let name = installed.map_or(f.package.name.as_str(), |p| p.name.as_str());
-    let why = if notes.iter().any(|e| e.provider == providers::ELF_REACHABILITY) {
+    let why = if notes
+        .iter()
+        .any(|e| e.provider == providers::ELF_REACHABILITY)
+    {
         format!("{name} is loaded by the entrypoint; runtime evidence is needed to decide whether the vulnerable code runs")
     } else {
-        format!("no evidence rules out {} in {name}; it needs runtime evidence or a human review", f.vulnerability.id)
+        format!(
+            "no evidence rules out {} in {name}; it needs runtime evidence or a human review",
+            f.vulnerability.id
+        )
     };
     Verdict::under_investigation(Decider::automated("vexxy")).with_notes(why)
 }
@@ -223,7 +292,10 @@ pub fn action_statement(f: &Finding) -> String {
 fn aggregate(inputs: &Inputs<'_>, decisions: &[Decision]) -> Vec<VexStatement> {
     let mut by_vuln: BTreeMap<String, Vec<&Decision>> = BTreeMap::new();
     for d in decisions {
-        by_vuln.entry(inputs.findings[d.finding].vulnerability.id.clone()).or_default().push(d);
+        by_vuln
+            .entry(inputs.findings[d.finding].vulnerability.id.clone())
+            .or_default()
+            .push(d);
     }
     by_vuln
         .into_iter()
@@ -239,10 +311,18 @@ fn aggregate(inputs: &Inputs<'_>, decisions: &[Decision]) -> Vec<VexStatement> {
                 .max_by(|a, b| {
                     rank(a.verdict.status())
                         .cmp(&rank(b.verdict.status()))
-                        .then(b.verdict.confidence.get().total_cmp(&a.verdict.confidence.get()))
+                        .then(
+                            b.verdict
+                                .confidence
+                                .get()
+                                .total_cmp(&a.verdict.confidence.get()),
+                        )
                 })
                 .copied();
-            let lead = lead.map_or_else(|| Verdict::under_investigation(Decider::automated("vexxy")), |d| d.verdict.clone());
+            let lead = lead.map_or_else(
+                || Verdict::under_investigation(Decider::automated("vexxy")),
+                |d| d.verdict.clone(),
+            );
             let mut verdict = lead;
             let mut subcomponents: Vec<Purl> = Vec::new();
             let mut aliases: Vec<String> = Vec::new();
@@ -305,7 +385,9 @@ fn subcomponent(f: &Finding) -> Option<Purl> {
         vexxy_model::Ecosystem::Maven => "maven",
         vexxy_model::Ecosystem::Other(_) => return None,
     };
-    Purl::new(ty, None, &f.package.name, Some(&f.package.version)).ok().map(|p| p.vex_form())
+    Purl::new(ty, None, &f.package.name, Some(&f.package.version))
+        .ok()
+        .map(|p| p.vex_form())
 }
 
 /// Clamps a provider's raw confidence.

@@ -14,8 +14,8 @@
 //! | | the entrypoint loads them | vetoes not_in_execute_path | — |
 
 use vexxy_model::{
-    Decider, Ecosystem, Evidence, EvidenceSource, Finding, Inventory, InventorySource, Justification, LoaderVerdict,
-    Package, PackageReach, ReachFacts, Verdict,
+    Decider, Ecosystem, Evidence, EvidenceSource, Finding, Inventory, InventorySource,
+    Justification, LoaderVerdict, Package, PackageReach, ReachFacts, Verdict,
 };
 
 use crate::conf;
@@ -43,7 +43,10 @@ pub enum Opinion {
     Verdict(Verdict),
     /// Evidence that rules a justification out (e.g. the entrypoint loads
     /// the library, so it is not "not in the execute path").
-    Veto { justification: Justification, evidence: Evidence },
+    Veto {
+        justification: Justification,
+        evidence: Evidence,
+    },
     /// An observation worth keeping that decides nothing.
     Note(Evidence),
 }
@@ -57,14 +60,35 @@ pub struct Provider {
 
 /// Every provider, in tie-breaking order.
 pub const ALL: &[Provider] = &[
-    Provider { id: COMPONENT_PRESENCE, run: component_presence },
-    Provider { id: KERNEL_HEADERS, run: kernel_headers },
-    Provider { id: CONFIG_RULE, run: config_rules },
-    Provider { id: NO_CODE, run: no_code },
-    Provider { id: ELF_REACHABILITY, run: elf_reachability },
+    Provider {
+        id: COMPONENT_PRESENCE,
+        run: component_presence,
+    },
+    Provider {
+        id: KERNEL_HEADERS,
+        run: kernel_headers,
+    },
+    Provider {
+        id: CONFIG_RULE,
+        run: config_rules,
+    },
+    Provider {
+        id: NO_CODE,
+        run: no_code,
+    },
+    Provider {
+        id: ELF_REACHABILITY,
+        run: elf_reachability,
+    },
 ];
 
-fn not_affected(provider: &str, j: Justification, confidence: f64, notes: String, evidence: Evidence) -> Opinion {
+fn not_affected(
+    provider: &str,
+    j: Justification,
+    confidence: f64,
+    notes: String,
+    evidence: Evidence,
+) -> Opinion {
     Opinion::Verdict(
         Verdict::not_affected(j, Decider::automated(provider))
             .with_confidence(conf(confidence))
@@ -75,21 +99,38 @@ fn not_affected(provider: &str, j: Justification, confidence: f64, notes: String
 
 /// A reported package that the image does not contain.
 fn component_presence(cx: &Context<'_>) -> Vec<Opinion> {
-    let Some(inv) = cx.inventory else { return Vec::new() };
+    let Some(inv) = cx.inventory else {
+        return Vec::new();
+    };
     let f = cx.finding;
     let (source, confidence, what) = match inv.source {
-        InventorySource::RootFs => (EvidenceSource::PackageDb, 0.95, "the image's package database"),
+        InventorySource::RootFs => (
+            EvidenceSource::PackageDb,
+            0.95,
+            "the image's package database",
+        ),
         InventorySource::Sbom => (EvidenceSource::Sbom, 0.80, "the SBOM"),
     };
     match cx.installed {
         Some(p) if p.version != f.package.version => vec![Opinion::Note(
-            Evidence::new(COMPONENT_PRESENCE, source, format!("{what} has {} {} where the report names {}", p.name, p.version, f.package.version))
-                .about(p.name.clone()),
+            Evidence::new(
+                COMPONENT_PRESENCE,
+                source,
+                format!(
+                    "{what} has {} {} where the report names {}",
+                    p.name, p.version, f.package.version
+                ),
+            )
+            .about(p.name.clone()),
         )],
         Some(_) => Vec::new(),
         // Only conclude absence for an ecosystem the inventory covers: a
         // dpkg-only inventory says nothing about Python packages.
-        None if inv.packages().iter().any(|p| p.ecosystem == f.package.ecosystem) => {
+        None if inv
+            .packages()
+            .iter()
+            .any(|p| p.ecosystem == f.package.ecosystem) =>
+        {
             let obs = format!("{what} lists no package named {}", f.package.name);
             vec![not_affected(
                 COMPONENT_PRESENCE,
@@ -108,8 +149,21 @@ fn component_presence(cx: &Context<'_>) -> Vec<Opinion> {
 /// Whether a package name is one of the kernel header / documentation /
 /// source packages that ship no kernel code.
 pub fn is_kernel_header_package(name: &str) -> bool {
-    const EXACT: &[&str] = &["linux-libc-dev", "kernel-headers", "linux-headers", "linux-api-headers", "linux-doc", "linux-source"];
-    const PREFIX: &[&str] = &["linux-headers-", "linux-kbuild-", "linux-doc-", "linux-source-", "linux-support-"];
+    const EXACT: &[&str] = &[
+        "linux-libc-dev",
+        "kernel-headers",
+        "linux-headers",
+        "linux-api-headers",
+        "linux-doc",
+        "linux-source",
+    ];
+    const PREFIX: &[&str] = &[
+        "linux-headers-",
+        "linux-kbuild-",
+        "linux-doc-",
+        "linux-source-",
+        "linux-support-",
+    ];
     EXACT.contains(&name) || PREFIX.iter().any(|p| name.starts_with(p))
 }
 
@@ -128,26 +182,53 @@ fn kernel_headers(cx: &Context<'_>) -> Vec<Opinion> {
         KERNEL_HEADERS,
         Justification::VulnerableCodeNotPresent,
         0.95,
-        format!("{} ships kernel headers, not kernel code; a container runs on the host's kernel", f.package.name),
-        Evidence::new(KERNEL_HEADERS, EvidenceSource::ScannerReport, format!("{} is a kernel header package built from the {source} source", f.package.name))
-            .about(f.package.name.clone()),
+        format!(
+            "{} ships kernel headers, not kernel code; a container runs on the host's kernel",
+            f.package.name
+        ),
+        Evidence::new(
+            KERNEL_HEADERS,
+            EvidenceSource::ScannerReport,
+            format!(
+                "{} is a kernel header package built from the {source} source",
+                f.package.name
+            ),
+        )
+        .about(f.package.name.clone()),
     )]
 }
 
 /// Outcomes of configuration rules that select this finding.
 fn config_rules(cx: &Context<'_>) -> Vec<Opinion> {
     let mut out = Vec::new();
-    for r in cx.facts.rules.iter().filter(|r| r.selector.matches(cx.finding)) {
+    for r in cx
+        .facts
+        .rules
+        .iter()
+        .filter(|r| r.selector.matches(cx.finding))
+    {
         let decider = Decider::automated(&format!("{CONFIG_RULE}:{}", r.rule_id));
         let verdict = match (r.status, r.justification) {
             (vexxy_model::Status::NotAffected, Some(j)) => Verdict::not_affected(j, decider),
-            (vexxy_model::Status::Affected, _) => Verdict::affected(crate::action_statement(cx.finding), decider),
+            (vexxy_model::Status::Affected, _) => {
+                Verdict::affected(crate::action_statement(cx.finding), decider)
+            }
             (vexxy_model::Status::Fixed, _) => Verdict::fixed(decider),
             _ => Verdict::under_investigation(decider),
         };
-        let mut e = Evidence::new(CONFIG_RULE, EvidenceSource::ConfigRule(r.rule_id.clone()), r.observation.clone()).about(r.rule_id.clone());
+        let mut e = Evidence::new(
+            CONFIG_RULE,
+            EvidenceSource::ConfigRule(r.rule_id.clone()),
+            r.observation.clone(),
+        )
+        .about(r.rule_id.clone());
         e.facts.clone_from(&r.facts);
-        out.push(Opinion::Verdict(verdict.with_confidence(r.confidence).with_notes(r.description.clone()).with_evidence(e)));
+        out.push(Opinion::Verdict(
+            verdict
+                .with_confidence(r.confidence)
+                .with_notes(r.description.clone())
+                .with_evidence(e),
+        ));
     }
     out
 }
@@ -155,10 +236,19 @@ fn config_rules(cx: &Context<'_>) -> Vec<Opinion> {
 /// Whether a path looks like code: a program, a library, a script or a
 /// language module. Decided from the path alone.
 pub fn looks_like_code(path: &str) -> bool {
-    const BIN_DIRS: &[&str] = &["/bin/", "/sbin/", "/usr/bin/", "/usr/sbin/", "/usr/local/bin/", "/usr/local/sbin/", "/usr/libexec/", "/usr/lib/cgi-bin/"];
+    const BIN_DIRS: &[&str] = &[
+        "/bin/",
+        "/sbin/",
+        "/usr/bin/",
+        "/usr/sbin/",
+        "/usr/local/bin/",
+        "/usr/local/sbin/",
+        "/usr/libexec/",
+        "/usr/lib/cgi-bin/",
+    ];
     const EXT: &[&str] = &[
-        ".so", ".py", ".pyc", ".pl", ".pm", ".sh", ".rb", ".js", ".mjs", ".cjs", ".jar", ".class", ".war", ".ko", ".php", ".lua",
-        ".tcl", ".a", ".node", ".wasm",
+        ".so", ".py", ".pyc", ".pl", ".pm", ".sh", ".rb", ".js", ".mjs", ".cjs", ".jar", ".class",
+        ".war", ".ko", ".php", ".lua", ".tcl", ".a", ".node", ".wasm",
     ];
     let file = path.rsplit('/').next().unwrap_or(path);
     BIN_DIRS.iter().any(|d| path.starts_with(d))
@@ -172,7 +262,9 @@ pub fn looks_like_code(path: &str) -> bool {
 
 /// A package that owns files but none that is code cannot hold vulnerable code.
 fn no_code(cx: &Context<'_>) -> Vec<Opinion> {
-    let Some(p) = cx.installed else { return Vec::new() };
+    let Some(p) = cx.installed else {
+        return Vec::new();
+    };
     if p.files.is_empty() || !p.ecosystem.is_os() {
         return Vec::new();
     }
@@ -189,25 +281,53 @@ fn no_code(cx: &Context<'_>) -> Vec<Opinion> {
         NO_CODE,
         Justification::VulnerableCodeNotPresent,
         0.75,
-        format!("{} ships only data and documentation ({} files), no program, library or script", p.name, p.files.len()),
-        Evidence::new(NO_CODE, EvidenceSource::PackageDb, format!("none of the {} files {} owns is a program, library or script", p.files.len(), p.name))
-            .about(p.name.clone())
-            .fact("sample_files", sample.join(", ")),
+        format!(
+            "{} ships only data and documentation ({} files), no program, library or script",
+            p.name,
+            p.files.len()
+        ),
+        Evidence::new(
+            NO_CODE,
+            EvidenceSource::PackageDb,
+            format!(
+                "none of the {} files {} owns is a program, library or script",
+                p.files.len(),
+                p.name
+            ),
+        )
+        .about(p.name.clone())
+        .fact("sample_files", sample.join(", ")),
     )]
 }
 
 /// What the ELF dependency graph says about the package's code.
 fn elf_reachability(cx: &Context<'_>) -> Vec<Opinion> {
-    let Some(elf) = &cx.facts.elf else { return Vec::new() };
-    let name = cx.installed.map_or(cx.finding.package.name.as_str(), |p| p.name.as_str());
+    let Some(elf) = &cx.facts.elf else {
+        return Vec::new();
+    };
+    let name = cx
+        .installed
+        .map_or(cx.finding.package.name.as_str(), |p| p.name.as_str());
     if cx.installed.is_none() && cx.finding.package.ecosystem != Ecosystem::Deb {
         return Vec::new();
     }
-    let Some(reach) = elf.packages.get(name) else { return Vec::new() };
+    let Some(reach) = elf.packages.get(name) else {
+        return Vec::new();
+    };
     let entry = elf.entrypoints.join(", ");
-    let ev = |obs: String| Evidence::new(ELF_REACHABILITY, EvidenceSource::ElfGraph, obs).about(name.to_owned()).fact("entrypoints", entry.clone());
+    let ev = |obs: String| {
+        Evidence::new(ELF_REACHABILITY, EvidenceSource::ElfGraph, obs)
+            .about(name.to_owned())
+            .fact("entrypoints", entry.clone())
+    };
     let na = |confidence: f64, notes: String, e: Evidence| {
-        vec![not_affected(ELF_REACHABILITY, Justification::VulnerableCodeNotInExecutePath, confidence, notes, e)]
+        vec![not_affected(
+            ELF_REACHABILITY,
+            Justification::VulnerableCodeNotInExecutePath,
+            confidence,
+            notes,
+            e,
+        )]
     };
     match reach {
         PackageReach::NoElf => Vec::new(),

@@ -54,7 +54,11 @@ pub struct Summary {
 
 impl Summary {
     pub(crate) fn of(decisions: &[Decision], statements: usize, policy: &Policy) -> Self {
-        let mut s = Self { findings: decisions.len(), statements, ..Self::default() };
+        let mut s = Self {
+            findings: decisions.len(),
+            statements,
+            ..Self::default()
+        };
         for d in decisions {
             let v = &d.verdict;
             *s.by_status.entry(v.status()).or_insert(0) += 1;
@@ -67,7 +71,9 @@ impl Summary {
                 s.needs_review += 1;
                 continue;
             }
-            *s.automated_by_band.entry(Band::of(v.confidence.get())).or_insert(0) += 1;
+            *s.automated_by_band
+                .entry(Band::of(v.confidence.get()))
+                .or_insert(0) += 1;
             if let Some(j) = v.justification() {
                 *s.by_justification.entry(j.as_str().to_owned()).or_insert(0) += 1;
             }

@@ -38,7 +38,7 @@ pub(crate) struct Global {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Decide findings from a scanner report and write VEX (or merge/validate VEX).
-    Vex(VexCmd),
+    Vex(Box<VexCmd>),
     /// Sign a VEX document as an in-toto attestation in a DSSE envelope.
     Attest(AttestArgs),
     /// Verify a DSSE envelope and print its statement's subject.
@@ -145,6 +145,10 @@ pub(crate) struct GenerateArgs {
     /// Automated verdicts below this confidence count as needing review.
     #[arg(long, default_value_t = 0.6, value_name = "0..1")]
     pub(crate) review_below: f64,
+    /// Automated verdicts below this confidence are written as
+    /// under_investigation instead (their evidence is kept).
+    #[arg(long, default_value_t = 0.0, value_name = "0..1")]
+    pub(crate) min_confidence: f64,
 }
 
 #[derive(Debug, Args)]

@@ -125,6 +125,7 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
     };
     let policy = vexxy_decide::Policy {
         review_below: args.review_below,
+        min_confidence: args.min_confidence,
     };
     let outcome = vexxy_decide::decide(&inputs, &policy);
     timings.push(("decide", phase.finish("")));

@@ -17,9 +17,9 @@ use crate::{
 pub(crate) fn run(cli: Cli) -> Result<Exit> {
     let quiet = cli.global.quiet;
     match cli.command {
-        Command::Vex(v) => match v.action {
-            Some(VexAction::Merge(a)) => vexdocs::merge(&a),
-            Some(VexAction::Validate(a)) => vexdocs::validate(&a),
+        Command::Vex(v) => match &v.action {
+            Some(VexAction::Merge(a)) => vexdocs::merge(a),
+            Some(VexAction::Validate(a)) => vexdocs::validate(a),
             None => generate::run(&v.generate, quiet),
         },
         Command::Attest(a) => attest::attest(&a),
