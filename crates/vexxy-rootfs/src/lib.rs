@@ -27,7 +27,12 @@ pub enum RootFsError {
     #[error("{path} in root filesystem {root}: not found")]
     NotFound { root: PathBuf, path: String },
     #[error("{path} in root filesystem {root}: {size} bytes is more than the limit of {limit}")]
-    TooLarge { root: PathBuf, path: String, size: u64, limit: u64 },
+    TooLarge {
+        root: PathBuf,
+        path: String,
+        size: u64,
+        limit: u64,
+    },
     #[error("{path} in root filesystem {root}: not a regular file")]
     NotAFile { root: PathBuf, path: String },
     #[error("{path} in root filesystem {root}: {source}")]
@@ -97,9 +102,16 @@ impl RootFs {
 
     fn io_err(&self, path: &str, source: io::Error) -> RootFsError {
         if source.kind() == io::ErrorKind::NotFound {
-            RootFsError::NotFound { root: self.root.clone(), path: path.to_owned() }
+            RootFsError::NotFound {
+                root: self.root.clone(),
+                path: path.to_owned(),
+            }
         } else {
-            RootFsError::Io { root: self.root.clone(), path: path.to_owned(), source }
+            RootFsError::Io {
+                root: self.root.clone(),
+                path: path.to_owned(),
+                source,
+            }
         }
     }
 
@@ -119,7 +131,11 @@ impl RootFs {
         self.resolve_components(path, true).map(|c| self.host(&c))
     }
 
-    fn resolve_components(&self, path: &str, follow_last: bool) -> Result<Vec<String>, RootFsError> {
+    fn resolve_components(
+        &self,
+        path: &str,
+        follow_last: bool,
+    ) -> Result<Vec<String>, RootFsError> {
         let mut pending: Vec<String> = components(path).rev().map(str::to_owned).collect();
         let mut resolved: Vec<String> = Vec::new();
         let mut hops = 0usize;
@@ -143,14 +159,20 @@ impl RootFs {
                 // A missing component: the rest cannot resolve either.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     resolved.extend(pending.into_iter().rev());
-                    return Err(RootFsError::NotFound { root: self.root.clone(), path: join_image(&resolved) });
+                    return Err(RootFsError::NotFound {
+                        root: self.root.clone(),
+                        path: join_image(&resolved),
+                    });
                 }
                 Err(e) => return Err(self.io_err(path, e)),
             };
             if meta.file_type().is_symlink() {
                 hops += 1;
                 if hops > MAX_SYMLINK_HOPS {
-                    return Err(RootFsError::SymlinkLoop { root: self.root.clone(), path: path.to_owned() });
+                    return Err(RootFsError::SymlinkLoop {
+                        root: self.root.clone(),
+                        path: path.to_owned(),
+                    });
                 }
                 let target = fs::read_link(&host).map_err(|e| self.io_err(path, e))?;
                 let target = target.to_string_lossy().into_owned();
@@ -190,22 +212,62 @@ impl RootFs {
             .map_err(|e| self.io_err(path, e))?;
         let meta = file.metadata().map_err(|e| self.io_err(path, e))?;
         if !meta.is_file() {
-            return Err(RootFsError::NotAFile { root: self.root.clone(), path: path.to_owned() });
+            return Err(RootFsError::NotAFile {
+                root: self.root.clone(),
+                path: path.to_owned(),
+            });
         }
         if meta.len() > limit {
-            return Err(RootFsError::TooLarge { root: self.root.clone(), path: path.to_owned(), size: meta.len(), limit });
+            return Err(RootFsError::TooLarge {
+                root: self.root.clone(),
+                path: path.to_owned(),
+                size: meta.len(),
+                limit,
+            });
         }
         let mut buf = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        file.take(limit + 1).read_to_end(&mut buf).map_err(|e| self.io_err(path, e))?;
+        file.take(limit + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| self.io_err(path, e))?;
         if buf.len() as u64 > limit {
-            return Err(RootFsError::TooLarge { root: self.root.clone(), path: path.to_owned(), size: buf.len() as u64, limit });
+            return Err(RootFsError::TooLarge {
+                root: self.root.clone(),
+                path: path.to_owned(),
+                size: buf.len() as u64,
+                limit,
+            });
         }
+        Ok(buf)
+    }
+
+    /// Reads at most the first `n` bytes of a regular file (for magic-number
+    /// checks); anything that is not a regular file is an error, so a FIFO
+    /// planted in the image cannot block the reader.
+    pub fn read_prefix(&self, path: &str, n: u64) -> Result<Vec<u8>, RootFsError> {
+        let host = self.host_path(path)?;
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc_o_nofollow() | libc_o_nonblock())
+            .open(&host)
+            .map_err(|e| self.io_err(path, e))?;
+        let meta = file.metadata().map_err(|e| self.io_err(path, e))?;
+        if !meta.is_file() {
+            return Err(RootFsError::NotAFile {
+                root: self.root.clone(),
+                path: path.to_owned(),
+            });
+        }
+        let mut buf = Vec::with_capacity(usize::try_from(n.min(meta.len())).unwrap_or(0));
+        file.take(n)
+            .read_to_end(&mut buf)
+            .map_err(|e| self.io_err(path, e))?;
         Ok(buf)
     }
 
     /// Reads a text file (invalid UTF-8 is replaced) of at most `limit` bytes.
     pub fn read_to_string(&self, path: &str, limit: u64) -> Result<String, RootFsError> {
-        self.read(path, limit).map(|b| String::from_utf8_lossy(&b).into_owned())
+        self.read(path, limit)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 
     /// Lists a directory (resolved beneath the root), sorted by name.
@@ -220,8 +282,20 @@ impl RootFs {
             let meta = entry.metadata().map_err(|e| self.io_err(path, e))?;
             let ft = meta.file_type();
             let kind = kind_of(&ft);
-            let child = if base == "/" { format!("/{name}") } else { format!("{base}/{name}") };
-            out.push(Entry { path: child, kind, size: if kind == EntryKind::File { meta.len() } else { 0 } });
+            let child = if base == "/" {
+                format!("/{name}")
+            } else {
+                format!("{base}/{name}")
+            };
+            out.push(Entry {
+                path: child,
+                kind,
+                size: if kind == EntryKind::File {
+                    meta.len()
+                } else {
+                    0
+                },
+            });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
@@ -233,7 +307,9 @@ impl RootFs {
         let mut out = Vec::new();
         let mut stack = vec![start.to_owned()];
         while let Some(dir) = stack.pop() {
-            let Ok(entries) = self.read_dir_nofollow(&dir) else { continue };
+            let Ok(entries) = self.read_dir_nofollow(&dir) else {
+                continue;
+            };
             for e in entries.into_iter().rev() {
                 if e.kind == EntryKind::Dir {
                     stack.push(e.path.clone());
@@ -257,9 +333,21 @@ impl RootFs {
             let name = entry.file_name().to_string_lossy().into_owned();
             let ft = entry.file_type().map_err(|e| self.io_err(dir, e))?;
             let kind = kind_of(&ft);
-            let size = if kind == EntryKind::File { entry.metadata().map(|m| m.len()).unwrap_or(0) } else { 0 };
-            let child = if base == "/" { format!("/{name}") } else { format!("{base}/{name}") };
-            out.push(Entry { path: child, kind, size });
+            let size = if kind == EntryKind::File {
+                entry.metadata().map(|m| m.len()).unwrap_or(0)
+            } else {
+                0
+            };
+            let child = if base == "/" {
+                format!("/{name}")
+            } else {
+                format!("{base}/{name}")
+            };
+            out.push(Entry {
+                path: child,
+                kind,
+                size,
+            });
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
@@ -349,24 +437,48 @@ mod tests {
     fn symlinks_resolve_beneath_the_root() {
         let (_d, r) = tree();
         for (input, want) in [
-            ("/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            (
+                "/lib/x86_64-linux-gnu/libc.so.6",
+                "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            ),
             ("/usr/evil-abs", "/etc/shadow"),
             ("/usr/evil-rel", "/etc/passwd"),
-            ("/../../lib/../lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"),
+            (
+                "/../../lib/../lib/x86_64-linux-gnu",
+                "/usr/lib/x86_64-linux-gnu",
+            ),
         ] {
             assert_eq!(r.canonical(input).expect(input), want, "{input}");
         }
-        assert_eq!(r.read("/usr/evil-abs", 100).expect("reads"), b"image shadow");
-        assert_eq!(r.read("/usr/evil-rel", 100).expect("reads"), b"image passwd");
+        assert_eq!(
+            r.read("/usr/evil-abs", 100).expect("reads"),
+            b"image shadow"
+        );
+        assert_eq!(
+            r.read("/usr/evil-rel", 100).expect("reads"),
+            b"image passwd"
+        );
     }
 
     #[test]
     fn loops_missing_and_large_files_are_errors() {
         let (_d, r) = tree();
-        assert!(matches!(r.canonical("/loop1"), Err(RootFsError::SymlinkLoop { .. })));
-        assert!(matches!(r.read("/nope", 10), Err(RootFsError::NotFound { .. })));
-        assert!(matches!(r.read("/etc/shadow", 3), Err(RootFsError::TooLarge { .. })));
-        assert!(matches!(r.read("/etc", 3), Err(RootFsError::NotAFile { .. })));
+        assert!(matches!(
+            r.canonical("/loop1"),
+            Err(RootFsError::SymlinkLoop { .. })
+        ));
+        assert!(matches!(
+            r.read("/nope", 10),
+            Err(RootFsError::NotFound { .. })
+        ));
+        assert!(matches!(
+            r.read("/etc/shadow", 3),
+            Err(RootFsError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            r.read("/etc", 3),
+            Err(RootFsError::NotAFile { .. })
+        ));
     }
 
     #[test]

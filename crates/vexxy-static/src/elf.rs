@@ -4,7 +4,6 @@
 use std::{
     cell::RefCell,
     collections::{BTreeSet, HashMap, HashSet, VecDeque},
-    io::Read,
     panic::{catch_unwind, AssertUnwindSafe},
 };
 
@@ -293,15 +292,7 @@ pub(crate) fn has_elf_magic(root: &RootFs, path: &str) -> bool {
 /// is resolved by [`RootFs`] (beneath the root); only regular files are
 /// opened, so a FIFO in the image cannot block us.
 pub(crate) fn read_prefix(root: &RootFs, path: &str, n: u64) -> Option<Vec<u8>> {
-    let host = root.host_path(path).ok()?;
-    let meta = std::fs::symlink_metadata(&host).ok()?;
-    if !meta.is_file() {
-        return None;
-    }
-    let file = std::fs::File::open(&host).ok()?;
-    let mut buf = Vec::new();
-    file.take(n).read_to_end(&mut buf).ok()?;
-    Some(buf)
+    root.read_prefix(path, n).ok()
 }
 
 fn parse_object(path: &str, bytes: &[u8]) -> Result<ElfObject, String> {
