@@ -51,7 +51,13 @@ pub struct Evidence {
 
 impl Evidence {
     pub fn new(provider: &str, source: EvidenceSource, observation: impl Into<String>) -> Self {
-        Self { provider: provider.to_owned(), source, observation: observation.into(), subject: None, facts: Vec::new() }
+        Self {
+            provider: provider.to_owned(),
+            source,
+            observation: observation.into(),
+            subject: None,
+            facts: Vec::new(),
+        }
     }
     #[must_use]
     pub fn about(mut self, subject: impl Into<String>) -> Self {

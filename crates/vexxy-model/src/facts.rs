@@ -37,7 +37,9 @@ pub enum PackageReach {
     },
     /// Reachable only from shared objects nothing links against (plugins),
     /// with what each plugin's loader says.
-    OnlyViaPlugins { plugins: Vec<(String, LoaderVerdict)> },
+    OnlyViaPlugins {
+        plugins: Vec<(String, LoaderVerdict)>,
+    },
     /// Nothing in the image links or loads it.
     Unreferenced,
 }
@@ -71,10 +73,18 @@ impl Selector {
         let pkg_ok = self.packages.is_empty()
             || self.packages.iter().any(|p| {
                 wildcard(p, &finding.package.name)
-                    || finding.package.source_name.as_deref().is_some_and(|s| wildcard(p, s))
+                    || finding
+                        .package
+                        .source_name
+                        .as_deref()
+                        .is_some_and(|s| wildcard(p, s))
             });
         let vuln_ok = self.vulnerabilities.is_empty()
-            || finding.ids().any(|id| self.vulnerabilities.iter().any(|v| v.eq_ignore_ascii_case(id)));
+            || finding.ids().any(|id| {
+                self.vulnerabilities
+                    .iter()
+                    .any(|v| v.eq_ignore_ascii_case(id))
+            });
         pkg_ok && vuln_ok
     }
 }

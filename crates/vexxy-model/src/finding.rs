@@ -95,6 +95,7 @@ pub struct Finding {
 impl Finding {
     /// Every id this finding is known by, primary first.
     pub fn ids(&self) -> impl Iterator<Item = &str> {
-        std::iter::once(self.vulnerability.id.as_str()).chain(self.vulnerability.aliases.iter().map(String::as_str))
+        std::iter::once(self.vulnerability.id.as_str())
+            .chain(self.vulnerability.aliases.iter().map(String::as_str))
     }
 }

@@ -25,14 +25,22 @@ impl Inventory {
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::with_capacity(packages.len());
         let mut by_path = HashMap::new();
         for (i, p) in packages.iter().enumerate() {
-            by_name.entry(p.name.to_ascii_lowercase()).or_default().push(i);
+            by_name
+                .entry(p.name.to_ascii_lowercase())
+                .or_default()
+                .push(i);
             for f in &p.files {
                 // First owner wins; dpkg diversions make later claims rare and
                 // an ambiguous owner must not flip between runs.
                 by_path.entry(f.clone()).or_insert(i);
             }
         }
-        Self { source, packages, by_name, by_path }
+        Self {
+            source,
+            packages,
+            by_name,
+            by_path,
+        }
     }
 
     pub fn packages(&self) -> &[Package] {
@@ -73,7 +81,8 @@ impl Inventory {
     pub fn counts(&self) -> BTreeMap<String, usize> {
         let mut m = BTreeMap::new();
         for p in &self.packages {
-            *m.entry(format!("{:?}", p.ecosystem).to_lowercase()).or_insert(0) += 1;
+            *m.entry(format!("{:?}", p.ecosystem).to_lowercase())
+                .or_insert(0) += 1;
         }
         m
     }
@@ -87,7 +96,8 @@ mod tests {
     #[test]
     fn finds_by_name_and_path() {
         let mut a = Package::new("libtiff6", "4.5.0-6+deb12u1", Ecosystem::Deb);
-        a.files.insert("/usr/lib/x86_64-linux-gnu/libtiff.so.6".into());
+        a.files
+            .insert("/usr/lib/x86_64-linux-gnu/libtiff.so.6".into());
         let inv = Inventory::new(InventorySource::RootFs, vec![a]);
         let r = PackageRef {
             name: "libtiff6".into(),
@@ -96,12 +106,19 @@ mod tests {
             purl: None,
             source_name: None,
         };
-        assert_eq!(inv.find(&r).map(|p| p.version.as_str()), Some("4.5.0-6+deb12u1"));
         assert_eq!(
-            inv.owner_of("/usr/lib/x86_64-linux-gnu/libtiff.so.6").map(|p| p.name.as_str()),
+            inv.find(&r).map(|p| p.version.as_str()),
+            Some("4.5.0-6+deb12u1")
+        );
+        assert_eq!(
+            inv.owner_of("/usr/lib/x86_64-linux-gnu/libtiff.so.6")
+                .map(|p| p.name.as_str()),
             Some("libtiff6")
         );
-        let other = PackageRef { ecosystem: Ecosystem::Python, ..r };
+        let other = PackageRef {
+            ecosystem: Ecosystem::Python,
+            ..r
+        };
         assert!(inv.find(&other).is_none());
     }
 }

@@ -23,10 +23,12 @@ mod vex;
 
 pub use evidence::{Evidence, EvidenceSource};
 pub use facts::{ElfReach, LoaderVerdict, PackageReach, ReachFacts, RuleOutcome, Selector};
-pub use finding::{Cvss, FixState, Finding, PackageRef, Severity, Vulnerability};
+pub use finding::{Cvss, Finding, FixState, PackageRef, Severity, Vulnerability};
 pub use inventory::{Inventory, InventorySource};
 pub use package::{Ecosystem, Package, SourcePackage};
 pub use product::{Digest, DigestError, Product};
 pub use purl::{Purl, PurlError};
-pub use verdict::{Confidence, ConfidenceError, Decider, Justification, Status, Verdict, VerdictError};
+pub use verdict::{
+    Confidence, ConfidenceError, Decider, Justification, Status, Verdict, VerdictError,
+};
 pub use vex::{VexDocument, VexStatement};

@@ -37,7 +37,8 @@ impl Ecosystem {
         match word.to_ascii_lowercase().as_str() {
             "deb" | "debian" | "ubuntu" => Self::Deb,
             "apk" | "alpine" | "wolfi" | "chainguard" => Self::Apk,
-            "rpm" | "redhat" | "centos" | "rocky" | "alma" | "amazon" | "oracle" | "fedora" | "suse" => Self::Rpm,
+            "rpm" | "redhat" | "centos" | "rocky" | "alma" | "amazon" | "oracle" | "fedora"
+            | "suse" => Self::Rpm,
             "python" | "pypi" | "pip" | "python-pkg" | "poetry" | "pipenv" => Self::Python,
             "npm" | "node-pkg" | "yarn" | "pnpm" => Self::Npm,
             "go-module" | "gobinary" | "gomod" | "golang" => Self::Go,

@@ -28,11 +28,15 @@ impl Digest {
 impl FromStr for Digest {
     type Err = DigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let hex = s.strip_prefix("sha256:").ok_or_else(|| DigestError(s.to_owned()))?;
+        let hex = s
+            .strip_prefix("sha256:")
+            .ok_or_else(|| DigestError(s.to_owned()))?;
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(DigestError(s.to_owned()));
         }
-        Ok(Self { hex: hex.to_ascii_lowercase() })
+        Ok(Self {
+            hex: hex.to_ascii_lowercase(),
+        })
     }
 }
 
@@ -67,13 +71,22 @@ impl Product {
             Some(i) => (&rest[..slash + i], Some(rest[slash + i + 1..].to_owned())),
             None => (rest, None),
         };
-        Ok(Self { name: name.to_owned(), tag, digest })
+        Ok(Self {
+            name: name.to_owned(),
+            tag,
+            digest,
+        })
     }
 
     /// The purl scanners match VEX products against:
     /// `pkg:oci/<last path segment>@sha256:…` with no qualifiers.
     pub fn oci_purl(&self) -> String {
-        let short = self.name.rsplit('/').next().unwrap_or(&self.name).to_ascii_lowercase();
+        let short = self
+            .name
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.name)
+            .to_ascii_lowercase();
         match &self.digest {
             Some(d) => format!("pkg:oci/{short}@sha256%3A{}", d.hex()),
             None => format!("pkg:oci/{short}"),

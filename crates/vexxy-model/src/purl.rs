@@ -23,9 +23,17 @@ pub struct PurlError {
 
 impl Purl {
     /// Builds a purl from parts; `name` and `ty` must be non-empty.
-    pub fn new(ty: &str, namespace: Option<&str>, name: &str, version: Option<&str>) -> Result<Self, PurlError> {
+    pub fn new(
+        ty: &str,
+        namespace: Option<&str>,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Self, PurlError> {
         let err = |reason: &str| PurlError {
-            input: format!("{ty}/{}{name}", namespace.map(|n| format!("{n}/")).unwrap_or_default()),
+            input: format!(
+                "{ty}/{}{name}",
+                namespace.map(|n| format!("{n}/")).unwrap_or_default()
+            ),
             reason: reason.to_owned(),
         };
         if ty.is_empty() {
@@ -69,7 +77,8 @@ impl Purl {
 
     #[must_use]
     pub fn with_qualifier(mut self, key: &str, value: &str) -> Self {
-        self.qualifiers.insert(key.to_ascii_lowercase(), value.to_owned());
+        self.qualifiers
+            .insert(key.to_ascii_lowercase(), value.to_owned());
         self
     }
 
@@ -82,7 +91,11 @@ impl Purl {
     /// The same purl without qualifiers or subpath.
     #[must_use]
     pub fn without_qualifiers(&self) -> Self {
-        Self { qualifiers: BTreeMap::new(), subpath: None, ..self.clone() }
+        Self {
+            qualifiers: BTreeMap::new(),
+            subpath: None,
+            ..self.clone()
+        }
     }
 
     /// The form scanners match VEX subcomponents against: no qualifiers
@@ -109,20 +122,28 @@ impl Purl {
 }
 
 fn has_epoch(version: &str) -> bool {
-    version.split_once(':').is_some_and(|(e, _)| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()))
+    version
+        .split_once(':')
+        .is_some_and(|(e, _)| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl FromStr for Purl {
     type Err = PurlError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let p = packageurl::PackageUrl::from_str(s)
-            .map_err(|e| PurlError { input: s.to_owned(), reason: e.to_string().to_lowercase() })?;
+        let p = packageurl::PackageUrl::from_str(s).map_err(|e| PurlError {
+            input: s.to_owned(),
+            reason: e.to_string().to_lowercase(),
+        })?;
         Ok(Self {
             ty: p.ty().to_ascii_lowercase(),
             namespace: p.namespace().map(str::to_owned),
             name: p.name().to_owned(),
             version: p.version().map(str::to_owned),
-            qualifiers: p.qualifiers().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            qualifiers: p
+                .qualifiers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             subpath: p.subpath().map(str::to_owned),
         })
     }
@@ -191,7 +212,11 @@ mod tests {
                 "pkg:deb/debian/bsdutils@1:2.38.1-5%2Bdeb12u3?arch=amd64",
                 "pkg:deb/debian/bsdutils",
             ),
-            ("pkg:npm/%40angular/core@1.0", "pkg:npm/%40angular/core@1.0", "pkg:npm/%40angular/core@1.0"),
+            (
+                "pkg:npm/%40angular/core@1.0",
+                "pkg:npm/%40angular/core@1.0",
+                "pkg:npm/%40angular/core@1.0",
+            ),
         ];
         for (input, canonical, vex) in cases {
             let p: Purl = input.parse().expect(input);

@@ -12,7 +12,12 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [Self::NotAffected, Self::Affected, Self::Fixed, Self::UnderInvestigation];
+    pub const ALL: [Status; 4] = [
+        Self::NotAffected,
+        Self::Affected,
+        Self::Fixed,
+        Self::UnderInvestigation,
+    ];
 
     /// The OpenVEX spelling (`not_affected`, …).
     pub fn as_str(self) -> &'static str {
@@ -57,7 +62,9 @@ impl Justification {
             Self::ComponentNotPresent => "component_not_present",
             Self::VulnerableCodeNotPresent => "vulnerable_code_not_present",
             Self::VulnerableCodeNotInExecutePath => "vulnerable_code_not_in_execute_path",
-            Self::VulnerableCodeCannotBeControlledByAdversary => "vulnerable_code_cannot_be_controlled_by_adversary",
+            Self::VulnerableCodeCannotBeControlledByAdversary => {
+                "vulnerable_code_cannot_be_controlled_by_adversary"
+            }
             Self::InlineMitigationsAlreadyExist => "inline_mitigations_already_exist",
         }
     }
@@ -127,7 +134,9 @@ pub enum Decider {
 
 impl Decider {
     pub fn automated(provider: &str) -> Self {
-        Self::Automated { provider: provider.to_owned() }
+        Self::Automated {
+            provider: provider.to_owned(),
+        }
     }
     pub fn is_human(&self) -> bool {
         matches!(self, Self::Human { .. })
@@ -172,9 +181,13 @@ impl Verdict {
             Status::NotAffected if justification.is_none() && impact_statement.is_none() => {
                 return Err(VerdictError::NotAffectedWithoutReason)
             }
-            Status::Affected if action_statement.is_none() => return Err(VerdictError::AffectedWithoutAction),
+            Status::Affected if action_statement.is_none() => {
+                return Err(VerdictError::AffectedWithoutAction)
+            }
             Status::Fixed | Status::UnderInvestigation
-                if justification.is_some() || impact_statement.is_some() || action_statement.is_some() =>
+                if justification.is_some()
+                    || impact_statement.is_some()
+                    || action_statement.is_some() =>
             {
                 return Err(VerdictError::UnexpectedStatement(status))
             }
@@ -188,7 +201,11 @@ impl Verdict {
             status,
             justification,
             impact_statement,
-            action_statement: if status == Status::Affected { action_statement } else { None },
+            action_statement: if status == Status::Affected {
+                action_statement
+            } else {
+                None
+            },
             confidence: Confidence::NONE,
             evidence: Vec::new(),
             decided_by,
@@ -236,7 +253,10 @@ impl Verdict {
     }
 
     pub fn fixed(decided_by: Decider) -> Self {
-        Self { status: Status::Fixed, ..Self::under_investigation(decided_by) }
+        Self {
+            status: Status::Fixed,
+            ..Self::under_investigation(decided_by)
+        }
     }
 
     #[must_use]
@@ -280,8 +300,18 @@ mod tests {
             Verdict::new(Status::NotAffected, None, None, None, d()).err(),
             Some(VerdictError::NotAffectedWithoutReason)
         );
-        assert_eq!(Verdict::new(Status::Affected, None, None, None, d()).err(), Some(VerdictError::AffectedWithoutAction));
-        assert!(Verdict::new(Status::Fixed, Some(Justification::ComponentNotPresent), None, None, d()).is_err());
+        assert_eq!(
+            Verdict::new(Status::Affected, None, None, None, d()).err(),
+            Some(VerdictError::AffectedWithoutAction)
+        );
+        assert!(Verdict::new(
+            Status::Fixed,
+            Some(Justification::ComponentNotPresent),
+            None,
+            None,
+            d()
+        )
+        .is_err());
         assert!(Verdict::new(Status::NotAffected, None, Some("x".into()), None, d()).is_ok());
         assert!(Confidence::new(1.5).is_err() && Confidence::new(f64::NAN).is_err());
         assert_eq!(Confidence::clamped(2.0).get(), 1.0);
