@@ -9,6 +9,8 @@ command -v umoci >/dev/null 2>&1 || need_apt+=(umoci)
 command -v skopeo >/dev/null 2>&1 || need_apt+=(skopeo)
 command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v dpkg-query >/dev/null 2>&1 || need_apt+=(dpkg)
+command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
 if ((${#need_apt[@]})); then
   echo "ensure-deps: installing ${need_apt[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive
