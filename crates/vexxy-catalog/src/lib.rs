@@ -1,13 +1,32 @@
-//! Package catalogers for a root filesystem (dpkg first) with the files each
-//! package owns.
+//! Package catalogers for a root filesystem with the files each package
+//! owns.
 //!
-//! [`catalog`] reads the dpkg database of an unpacked image —
-//! `/var/lib/dpkg/status`, the distroless `/var/lib/dpkg/status.d/*`, and
-//! the per-package file lists in `/var/lib/dpkg/info/` — and the image's
-//! `os-release`, and returns an [`Inventory`] whose source is
-//! [`InventorySource::RootFs`].
+//! [`catalog`] runs every cataloger on an unpacked image and merges their
+//! packages into one [`Inventory`] whose source is
+//! [`InventorySource::RootFs`]:
 //!
-//! Invariants:
+//! - **dpkg**: `/var/lib/dpkg/status`, the distroless
+//!   `/var/lib/dpkg/status.d/*`, and the per-package file lists in
+//!   `/var/lib/dpkg/info/`, plus the image's `os-release`;
+//! - **apk**: `/lib/apk/db/installed`;
+//! - **rpm**: the sqlite `rpmdb.sqlite` (Berkeley DB and ndb databases are
+//!   reported as unsupported);
+//! - **Python**: `*.dist-info` and `*.egg-info` in every `site-packages` and
+//!   `dist-packages` directory;
+//! - **npm**: `node_modules/**/package.json` at package roots;
+//! - **Go** binaries (`.go.buildinfo`) and **Rust** binaries built with
+//!   cargo-auditable (`.dep-v0`);
+//! - **Java** archives (`.jar`, `.war`, `.ear`, one level of nesting).
+//!
+//! The merged list holds the operating-system packages first (dpkg, apk,
+//! rpm), then Python, npm, Go, Rust and Java packages, each group sorted;
+//! since the first owner of a path wins in [`Inventory::owner_of`], a file
+//! both dpkg and a Python `RECORD` list belongs to the dpkg package.
+//! Only the dpkg cataloger fails on a malformed database (as it always
+//! has); the others turn malformed input into warnings naming the file.
+//! See `docs/catalogers.md` for what each one supports.
+//!
+//! Invariants of the dpkg cataloger:
 //! - only installed packages are listed (`Status: <want> ok installed`;
 //!   status.d stanzas, which carry no status, count as installed);
 //! - every package's `files` holds each non-directory path its file list
@@ -27,9 +46,26 @@
 //! [`RootFs`]), never writes to the image, and never runs the image's
 //! `dpkg` or any other program.
 
+mod apk;
+mod binaries;
+mod binfile;
 mod control;
 mod files;
+mod golang;
+mod java;
+mod npm;
 mod os_release;
+mod python;
+mod rpm;
+mod walk;
+
+pub use apk::{APK_INSTALLED, APK_LIMIT};
+pub use binaries::{BINARY_MAX_SIZE, DEP_V0_INFLATED_LIMIT, DEP_V0_LIMIT, GO_BUILDINFO_LIMIT};
+pub use java::{JAVA_ARCHIVE_LIMIT, JAVA_MAX_NESTED, JAVA_NESTED_LIMIT, JAVA_NESTED_TOTAL_LIMIT};
+pub use npm::{NPM_MANIFEST_LIMIT, NPM_MAX_PACKAGES};
+pub use python::{PYTHON_METADATA_LIMIT, PYTHON_RECORD_LIMIT};
+pub use rpm::{RPM_DB_LIMIT, RPM_SQLITE, RPM_UNSUPPORTED};
+pub use walk::{WALK_MAX_DEPTH, WALK_MAX_ENTRIES};
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
@@ -121,29 +157,80 @@ impl CatalogError {
     }
 }
 
-/// Catalogs the dpkg packages of a root filesystem.
+/// Catalogs every package of a root filesystem: dpkg, apk, rpm, Python,
+/// npm, Go and Rust binaries, Java archives.
 ///
-/// A root filesystem without a dpkg database gives an empty inventory and a
-/// warning; a database that exists but cannot be read or parsed is an error.
+/// A root filesystem without any operating-system package database gives a
+/// warning; a dpkg database that exists but cannot be read or parsed is an
+/// error. Problems with the other catalogers' inputs are warnings naming the
+/// file.
 pub fn catalog(root: &RootFs) -> Result<Catalog, CatalogError> {
     let mut warnings = Vec::new();
     let distro = read_distro(root, &mut warnings);
-    let records = read_records(root, &mut warnings)?;
-    let info = list_dir_names(root, DPKG_INFO)?;
     let mut resolver = FileResolver::new(root);
-    let mut packages = Vec::with_capacity(records.len());
-    for record in records {
-        let files = read_files(root, &record, &info, &mut resolver, &mut warnings)?;
-        packages.push(to_package(record, files, distro.as_ref())?);
+    let (mut packages, found_dpkg) =
+        dpkg_packages(root, distro.as_ref(), &mut resolver, &mut warnings)?;
+    let found_apk = apk::present(root);
+    let found_rpm = rpm::present(root);
+    if !(found_dpkg || found_apk || found_rpm) {
+        warnings.push(format!(
+            "no dpkg database ({DPKG_STATUS} or {DPKG_STATUS_D}): no debian packages cataloged"
+        ));
     }
-    packages.sort_by(|a, b| {
-        (&a.name, &a.architecture, &a.version).cmp(&(&b.name, &b.architecture, &b.version))
-    });
+    if found_apk {
+        packages.extend(apk::catalog(
+            root,
+            distro.as_ref(),
+            &mut resolver,
+            &mut warnings,
+        ));
+    }
+    if found_rpm {
+        packages.extend(rpm::catalog(
+            root,
+            distro.as_ref(),
+            &mut resolver,
+            &mut warnings,
+        ));
+    }
+    let entries = walk::walk(root, &mut warnings);
+    packages.extend(python::catalog(
+        root,
+        &entries,
+        &mut resolver,
+        &mut warnings,
+    ));
+    packages.extend(npm::catalog(root, &entries, &mut resolver, &mut warnings));
+    let (go, rust) = binaries::catalog(root, &entries, &mut resolver, &mut warnings);
+    packages.extend(go);
+    packages.extend(rust);
+    packages.extend(java::catalog(root, &entries, &mut resolver, &mut warnings));
     Ok(Catalog {
         inventory: Inventory::new(InventorySource::RootFs, packages),
         distro,
         warnings,
     })
+}
+
+/// The dpkg packages, sorted by name, architecture and version, and whether
+/// a dpkg database exists.
+fn dpkg_packages(
+    root: &RootFs,
+    distro: Option<&Distro>,
+    resolver: &mut FileResolver<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<Package>, bool), CatalogError> {
+    let (records, found) = read_records(root, warnings)?;
+    let info = list_dir_names(root, DPKG_INFO)?;
+    let mut packages = Vec::with_capacity(records.len());
+    for record in records {
+        let files = read_files(root, &record, &info, resolver, warnings)?;
+        packages.push(to_package(record, files, distro)?);
+    }
+    packages.sort_by(|a, b| {
+        (&a.name, &a.architecture, &a.version).cmp(&(&b.name, &b.architecture, &b.version))
+    });
+    Ok((packages, found))
 }
 
 fn read_distro(root: &RootFs, warnings: &mut Vec<String>) -> Option<Distro> {
@@ -175,7 +262,10 @@ struct Record {
     md5sums: Vec<String>,
 }
 
-fn read_records(root: &RootFs, warnings: &mut Vec<String>) -> Result<Vec<Record>, CatalogError> {
+fn read_records(
+    root: &RootFs,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<Record>, bool), CatalogError> {
     let mut records = Vec::new();
     let mut found = false;
     match root.read_to_string(DPKG_STATUS, STATUS_LIMIT) {
@@ -238,11 +328,6 @@ fn read_records(root: &RootFs, warnings: &mut Vec<String>) -> Result<Vec<Record>
             })
         }
     }
-    if !found {
-        warnings.push(format!(
-            "no dpkg database ({DPKG_STATUS} or {DPKG_STATUS_D}): no debian packages cataloged"
-        ));
-    }
     // The same package twice (status and status.d): keep the first.
     let mut seen = HashSet::new();
     records.retain(|r| {
@@ -258,7 +343,7 @@ fn read_records(root: &RootFs, warnings: &mut Vec<String>) -> Result<Vec<Record>
         }
         fresh
     });
-    Ok(records)
+    Ok((records, found))
 }
 
 /// Reads the installed packages of one database file. `needs_status`: the

@@ -10,6 +10,7 @@ use std::{
 };
 
 use vexxy_catalog::{catalog, Catalog};
+use vexxy_model::Ecosystem;
 use vexxy_rootfs::RootFs;
 
 /// `<cache>/test-images/<name>/rootfs` as the build script computes it,
@@ -167,9 +168,13 @@ fn nginx_rootfs_matches_dpkg_and_owns_canonical_libraries() {
         .as_ref()
         .is_some_and(|p| p.qualifier("upstream") == Some("glibc")));
 
-    let ours: BTreeSet<(String, String, String)> = cat
+    let debs: Vec<&vexxy_model::Package> = cat
         .inventory
         .packages()
+        .iter()
+        .filter(|p| p.ecosystem == Ecosystem::Deb)
+        .collect();
+    let ours: BTreeSet<(String, String, String)> = debs
         .iter()
         .map(|p| {
             (
@@ -179,11 +184,7 @@ fn nginx_rootfs_matches_dpkg_and_owns_canonical_libraries() {
             )
         })
         .collect();
-    assert_eq!(
-        ours.len(),
-        cat.inventory.packages().len(),
-        "duplicate packages"
-    );
+    assert_eq!(ours.len(), debs.len(), "duplicate packages");
     if let Some(theirs) = dpkg_query(&rootfs) {
         assert_eq!(ours, theirs, "package set differs from dpkg-query");
     }
@@ -222,6 +223,49 @@ fn python_flask_rootfs_owns_python_modules() {
         "the app belongs to no package"
     );
     if let Some(theirs) = dpkg_query(&rootfs) {
-        assert_eq!(cat.inventory.packages().len(), theirs.len());
+        let debs = cat
+            .inventory
+            .packages()
+            .iter()
+            .filter(|p| p.ecosystem == Ecosystem::Deb)
+            .count();
+        assert_eq!(debs, theirs.len());
+    }
+    // The Debian-packaged distributions are cataloged as Python packages
+    // too, listing their metadata files; dpkg, cataloged first, stays the
+    // owner of every file it lists.
+    for (name, version, metadata) in [
+        (
+            "flask",
+            "2.2.2",
+            "/usr/lib/python3/dist-packages/Flask-2.2.2.egg-info/PKG-INFO",
+        ),
+        (
+            "pyyaml",
+            "6.0",
+            "/usr/lib/python3/dist-packages/PyYAML-6.0.dist-info/METADATA",
+        ),
+    ] {
+        let p = cat
+            .inventory
+            .by_name(name)
+            .find(|p| p.ecosystem == Ecosystem::Python)
+            .unwrap_or_else(|| panic!("python package {name} not cataloged"));
+        assert_eq!(p.version, version);
+        assert_eq!(
+            p.purl.as_ref().map(ToString::to_string),
+            Some(format!("pkg:pypi/{name}@{version}"))
+        );
+        assert!(
+            p.files.contains(metadata),
+            "{name} does not list {metadata}"
+        );
+        assert_eq!(
+            cat.inventory
+                .owner_of(metadata)
+                .map(|p| p.ecosystem.clone()),
+            Some(Ecosystem::Deb),
+            "{metadata}"
+        );
     }
 }
