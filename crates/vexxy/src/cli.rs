@@ -45,6 +45,54 @@ pub(crate) enum Command {
     Verify(VerifyArgs),
     /// Generate a signing key pair (PEM).
     Keygen(KeygenArgs),
+    /// Catalog an image's packages with the files each owns and write an SBOM.
+    Sbom(SbomArgs),
+}
+
+/// How to fetch an image.
+#[derive(Debug, Args)]
+pub(crate) struct ImageArgs {
+    /// Platform to pick from a multi-platform image, os/arch[/variant] (default: this host's).
+    #[arg(long, value_name = "OS/ARCH")]
+    pub(crate) platform: Option<String>,
+    /// Registry (host:port) to reach over plain HTTP; repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) insecure_registry: Vec<String>,
+    /// Registry credentials USER:PASSWORD (default: the docker config file, else anonymous).
+    #[arg(long, value_name = "USER:PASSWORD", env = "VEXXY_REGISTRY_CREDS", hide_env_values = true)]
+    pub(crate) creds: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum SbomFormat {
+    /// CycloneDX 1.6 JSON (files as component evidence occurrences).
+    Cyclonedx,
+    /// SPDX 2.3 JSON (files with CONTAINS relationships).
+    Spdx,
+    /// vexxy's own inventory JSON.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SbomArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE,
+    /// dir:ROOTFS, or a registry reference (REGISTRY/NAME:TAG, NAME@sha256:…, docker://…).
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: String,
+    #[command(flatten)]
+    pub(crate) fetch: ImageArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = SbomFormat::Cyclonedx)]
+    pub(crate) format: SbomFormat,
+    /// Leave out the per-package file lists.
+    #[arg(long)]
+    pub(crate) no_files: bool,
+    /// Output file (default stdout); written atomically.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Document timestamp (RFC 3339); default now (or SOURCE_DATE_EPOCH).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) timestamp: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -95,8 +143,14 @@ pub(crate) struct GenerateArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) sbom: Option<PathBuf>,
     /// The image's root filesystem as a directory (enables package, ELF and config evidence).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "image")]
     pub(crate) rootfs: Option<PathBuf>,
+    /// The image itself (see `vexxy sbom --help` for the forms): vexxy pulls
+    /// or reads it, unpacks it safely and analyses its rootfs and config.
+    #[arg(long, value_name = "IMAGE")]
+    pub(crate) image: Option<String>,
+    #[command(flatten)]
+    pub(crate) fetch: ImageArgs,
     /// The entrypoint command (repeat for each word, or one word with spaces
     /// split on whitespace); overrides the image config's Entrypoint + Cmd.
     #[arg(long, value_name = "PATH")]

@@ -41,14 +41,20 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
         phase.finish(&format!("{} findings", report.findings.len())),
     ));
 
-    let product = product(args, &report)?;
+    // The image itself, when given: its rootfs, config and identity.
+    let resolved = args.image.as_deref().map(|r| super::image::resolve(r, &args.fetch, quiet)).transpose()?;
+    let rootfs_dir = args.rootfs.clone().or_else(|| resolved.as_ref().map(|r| r.rootfs.clone()));
+    let product = match (&args.product, &resolved) {
+        (None, Some(r)) => r.product.clone(),
+        _ => product(args, &report)?,
+    };
 
     // Inventory and static facts from the rootfs.
     let mut facts = ReachFacts::default();
     let mut inventory: Option<Inventory> = sbom
         .as_ref()
         .map(|s| Inventory::new(InventorySource::Sbom, s.packages.clone()));
-    if let Some(dir) = &args.rootfs {
+    if let Some(dir) = &rootfs_dir {
         let root = vexxy_rootfs::RootFs::open(dir)
             .with_context(|| format!("opening --rootfs {}", dir.display()))?;
         let phase = Phase::start("cataloging packages", quiet);
@@ -63,7 +69,7 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
         ));
         let inv = catalog.inventory;
 
-        let run = run_config(args)?;
+        let run = run_config(args, resolved.as_ref().map(|r| &r.run))?;
         let phase = Phase::start("analysing ELF dependencies", quiet);
         let opts = vexxy_static::ScanOptions {
             env: run.env.clone(),
@@ -226,10 +232,12 @@ fn product(args: &GenerateArgs, report: &vexxy_ingest::Report) -> Result<Product
     Ok(product)
 }
 
-fn run_config(args: &GenerateArgs) -> Result<config::RunConfig> {
-    let mut run = match &args.image_config {
-        Some(p) => config::read(p)?,
-        None => config::RunConfig::default(),
+/// `--image-config`, else the image's own config; `--entrypoint` overrides the command.
+fn run_config(args: &GenerateArgs, from_image: Option<&config::RunConfig>) -> Result<config::RunConfig> {
+    let mut run = match (&args.image_config, from_image) {
+        (Some(p), _) => config::read(p)?,
+        (None, Some(r)) => r.clone(),
+        (None, None) => config::RunConfig::default(),
     };
     if !args.entrypoint.is_empty() {
         run.argv = config::argv_from_flags(&args.entrypoint);

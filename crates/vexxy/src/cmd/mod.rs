@@ -3,6 +3,8 @@
 mod attest;
 mod config;
 mod generate;
+mod image;
+mod sbom;
 mod summary;
 mod vexdocs;
 
@@ -25,6 +27,7 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Attest(a) => attest::attest(&a),
         Command::Verify(a) => attest::verify(&a),
         Command::Keygen(a) => attest::keygen(&a),
+        Command::Sbom(a) => sbom::run(&a, quiet),
     }
 }
 

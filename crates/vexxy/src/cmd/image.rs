@@ -1,0 +1,121 @@
+//! Turning an image reference into a root filesystem, a run config and a
+//! product: registry pulls land in the blob cache (an OCI layout), archives
+//! are imported into it, and the unpacked rootfs is cached by config digest.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use vexxy_image::{BlobCache, ImageSource};
+use vexxy_model::Product;
+
+use super::config::RunConfig;
+use crate::{cli::ImageArgs, exit::BadInput, progress::Phase};
+
+/// An image ready for analysis.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    /// The unpacked root filesystem (cached, or the user's `dir:`).
+    pub(crate) rootfs: PathBuf,
+    pub(crate) product: Product,
+    pub(crate) run: RunConfig,
+}
+
+pub(crate) fn resolve(reference: &str, args: &ImageArgs, quiet: bool) -> Result<Resolved> {
+    let source: ImageSource =
+        reference.parse().map_err(|e| BadInput(format!("image reference {reference:?}: {e}")))?;
+    if let ImageSource::Dir { rootfs } = &source {
+        let name = rootfs.file_name().map_or_else(|| "rootfs".to_owned(), |n| n.to_string_lossy().into_owned());
+        return Ok(Resolved {
+            rootfs: rootfs.clone(),
+            product: Product { name, tag: None, digest: None },
+            run: RunConfig::default(),
+        });
+    }
+    let cache = BlobCache::open_default().context("opening the blob cache")?;
+    let platform = args
+        .platform
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| BadInput(format!("--platform: {e}")))?;
+    let opts = vexxy_image::OpenOptions { platform };
+    let (image, pulled_name) = match &source {
+        ImageSource::Registry { reference } => {
+            let phase = Phase::start("pulling image", quiet);
+            let pull = vexxy_registry::PullOptions {
+                platform: args.platform.clone(),
+                insecure_registries: args.insecure_registry.clone(),
+                credentials: credentials(args)?,
+            };
+            let pulled = vexxy_registry::pull_blocking(reference, &pull, cache.root())
+                .with_context(|| format!("pulling {reference}"))?;
+            for w in &pulled.warnings {
+                tracing::warn!("{w}");
+            }
+            phase.finish(&format!("{} bytes fetched, {} blobs reused", pulled.fetched_bytes, pulled.reused_blobs));
+            let layout = ImageSource::OciLayout { dir: cache.root().to_path_buf(), tag: Some(pulled.reference.clone()) };
+            let image = vexxy_image::open(&layout, &cache, &opts).with_context(|| format!("opening pulled {reference}"))?;
+            (image, Some(reference.trim_start_matches("docker://").to_owned()))
+        }
+        other => {
+            let phase = Phase::start("reading image", quiet);
+            let image = vexxy_image::open(other, &cache, &opts).with_context(|| format!("opening {reference}"))?;
+            phase.finish("");
+            (image, None)
+        }
+    };
+
+    let rootfs = rootfs_dir(cache.root(), &image.config_digest.to_string())?;
+    if !rootfs.join(".vexxy-complete").exists() {
+        let phase = Phase::start("unpacking layers", quiet);
+        let tmp = rootfs.with_extension(format!("tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let report = vexxy_image::unpack(&image, &cache, &tmp, &vexxy_image::Limits::default());
+        let report = match report {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e).with_context(|| format!("unpacking {reference}"));
+            }
+        };
+        std::fs::write(tmp.join(".vexxy-complete"), b"").with_context(|| format!("writing {}", tmp.display()))?;
+        let _ = std::fs::remove_dir_all(&rootfs);
+        std::fs::rename(&tmp, &rootfs).with_context(|| format!("moving {} into place", rootfs.display()))?;
+        phase.finish(&format!("{report:?}"));
+    }
+
+    let name = pulled_name.or_else(|| image.name.clone()).unwrap_or_else(|| reference.to_owned());
+    let mut product = Product::parse(&name).unwrap_or(Product { name, tag: None, digest: None });
+    if product.digest.is_none() {
+        product.digest.clone_from(&image.manifest_digest);
+    }
+    let mut argv = image.config.entrypoint.clone().unwrap_or_default();
+    argv.extend(image.config.cmd.clone().unwrap_or_default());
+    let env = image
+        .config
+        .env
+        .iter()
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    Ok(Resolved { rootfs, product, run: RunConfig { argv, env } })
+}
+
+/// `<cache>/rootfs/<config hex>` beside the blob cache.
+fn rootfs_dir(blobs: &Path, config_digest: &str) -> Result<PathBuf> {
+    let base = blobs.parent().unwrap_or(blobs).join("rootfs");
+    std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+    let hex = config_digest.trim_start_matches("sha256:");
+    Ok(base.join(hex))
+}
+
+fn credentials(args: &ImageArgs) -> Result<vexxy_registry::Credentials> {
+    Ok(match &args.creds {
+        Some(c) => {
+            let (user, pass) =
+                c.split_once(':').ok_or_else(|| BadInput("--creds: expected USER:PASSWORD".into()))?;
+            vexxy_registry::Credentials::Basic { user: user.to_owned(), pass: pass.to_owned() }
+        }
+        None => vexxy_registry::Credentials::FromDockerConfig,
+    })
+}
