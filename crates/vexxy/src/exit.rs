@@ -28,6 +28,15 @@ pub(crate) fn classify(err: &anyhow::Error) -> Exit {
     for cause in err.chain() {
         let bad = cause.is::<BadInput>()
             || cause
+                .downcast_ref::<vexxy_image::ImageError>()
+                .is_some_and(|e| e.is_bad_input())
+            || cause
+                .downcast_ref::<vexxy_registry::RegistryError>()
+                .is_some_and(|e| e.is_bad_input())
+            || cause
+                .downcast_ref::<vexxy_sbom::SbomError>()
+                .is_some_and(|e| e.is_bad_input())
+            || cause
                 .downcast_ref::<vexxy_ingest::IngestError>()
                 .is_some_and(|e| e.is_bad_input())
             || cause

@@ -523,3 +523,148 @@ fn merge_validate_attest_verify() {
             .code(2);
     }
 }
+
+/// `vexxy sbom` from every image form gives the same packages; SPDX and
+/// CycloneDX carry file ownership.
+#[test]
+fn sbom_from_every_image_form() {
+    let Some(dir) = image("nginx") else { return };
+    if !dir.join("image.oci.tar").is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "image archives are missing in CI"
+        );
+        eprintln!("skipping: archives absent (scripts/build-test-images.sh --with-archives)");
+        return;
+    }
+    let out = tempfile::tempdir().expect("tempdir");
+    let cache = out.path().join("cache");
+    let mut sets = Vec::new();
+    for form in [
+        format!("dir:{}", dir.join("rootfs").display()),
+        format!("oci:{}:latest", dir.join("oci").display()),
+        format!("oci-archive:{}", dir.join("image.oci.tar").display()),
+        format!("docker-archive:{}", dir.join("image.docker.tar").display()),
+    ] {
+        let path = out.path().join("sbom.json");
+        vexxy()
+            .args(["sbom", "--quiet", "--timestamp", TS, &form, "-o"])
+            .arg(&path)
+            .env("VEXXY_CACHE_DIR", &cache)
+            .assert()
+            .success();
+        let v: Value = serde_json::from_slice(&std::fs::read(&path).expect("sbom")).expect("json");
+        assert_eq!(v["specVersion"], "1.6", "{form}");
+        let comps = v["components"].as_array().expect("components");
+        let names: BTreeSet<String> = comps
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}@{}",
+                    c["name"].as_str().unwrap_or(""),
+                    c["version"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        let libc = comps.iter().find(|c| c["name"] == "libc6").expect("libc6");
+        let locations: Vec<&str> = libc["evidence"]["occurrences"]
+            .as_array()
+            .expect("occurrences")
+            .iter()
+            .filter_map(|o| o["location"].as_str())
+            .collect();
+        assert!(
+            locations.contains(&"/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            "{form}: libc6 owns libc.so.6"
+        );
+        sets.push((form, names));
+    }
+    for (form, names) in &sets[1..] {
+        assert_eq!(names, &sets[0].1, "{form} differs from the rootfs");
+    }
+    let spdx = out.path().join("sbom.spdx.json");
+    vexxy()
+        .args(["sbom", "--quiet", "--format", "spdx"])
+        .arg(format!(
+            "oci-archive:{}",
+            dir.join("image.oci.tar").display()
+        ))
+        .arg("-o")
+        .arg(&spdx)
+        .env("VEXXY_CACHE_DIR", &cache)
+        .assert()
+        .success();
+    let v: Value = serde_json::from_slice(&std::fs::read(&spdx).expect("spdx")).expect("json");
+    assert_eq!(v["spdxVersion"], "SPDX-2.3");
+    assert!(v["relationships"]
+        .as_array()
+        .expect("rels")
+        .iter()
+        .any(|r| r["relationshipType"] == "CONTAINS"));
+}
+
+/// `vexxy vex --image` unpacks the image itself and decides like `--rootfs`.
+#[test]
+fn vex_from_an_image_archive_matches_the_rootfs() {
+    let Some(dir) = image("nginx") else { return };
+    if !dir.join("image.oci.tar").is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "image archives are missing in CI"
+        );
+        return;
+    }
+    let from_rootfs = analyse(&dir, &grype());
+    let out = tempfile::tempdir().expect("tempdir");
+    let path = out.path().join("vex.json");
+    vexxy()
+        .args([
+            "vex",
+            "--quiet",
+            "--summary",
+            "none",
+            "--timestamp",
+            TS,
+            "--product",
+            PRODUCT,
+        ])
+        .arg("--scan")
+        .arg(grype())
+        .arg("--image")
+        .arg(format!(
+            "oci-archive:{}",
+            dir.join("image.oci.tar").display()
+        ))
+        .arg("-o")
+        .arg(&path)
+        .env("VEXXY_CACHE_DIR", out.path().join("cache"))
+        .assert()
+        .success();
+    let from_image: Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("vex")).expect("json");
+    assert_eq!(statements(&from_image), statements(&from_rootfs));
+}
+
+#[test]
+fn bad_image_references_exit_2() {
+    for reference in [
+        "oci-archive:/does/not/exist.tar",
+        "docker-archive:/etc/hostname",
+        "UPPER/Case:tag",
+    ] {
+        let assert = vexxy()
+            .args(["sbom", "--quiet", reference])
+            .env(
+                "VEXXY_CACHE_DIR",
+                std::env::temp_dir().join("vexxy-bad-refs"),
+            )
+            .assert();
+        let output = assert.get_output();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{reference}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}

@@ -42,8 +42,15 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
     ));
 
     // The image itself, when given: its rootfs, config and identity.
-    let resolved = args.image.as_deref().map(|r| super::image::resolve(r, &args.fetch, quiet)).transpose()?;
-    let rootfs_dir = args.rootfs.clone().or_else(|| resolved.as_ref().map(|r| r.rootfs.clone()));
+    let resolved = args
+        .image
+        .as_deref()
+        .map(|r| super::image::resolve(r, &args.fetch, super::image::Placement::Cached, quiet))
+        .transpose()?;
+    let rootfs_dir = args
+        .rootfs
+        .clone()
+        .or_else(|| resolved.as_ref().map(|r| r.rootfs.clone()));
     let product = match (&args.product, &resolved) {
         (None, Some(r)) => r.product.clone(),
         _ => product(args, &report)?,
@@ -233,7 +240,10 @@ fn product(args: &GenerateArgs, report: &vexxy_ingest::Report) -> Result<Product
 }
 
 /// `--image-config`, else the image's own config; `--entrypoint` overrides the command.
-fn run_config(args: &GenerateArgs, from_image: Option<&config::RunConfig>) -> Result<config::RunConfig> {
+fn run_config(
+    args: &GenerateArgs,
+    from_image: Option<&config::RunConfig>,
+) -> Result<config::RunConfig> {
     let mut run = match (&args.image_config, from_image) {
         (Some(p), _) => config::read(p)?,
         (None, Some(r)) => r.clone(),

@@ -12,11 +12,12 @@ use crate::{
 
 pub(crate) fn run(args: &SbomArgs, quiet: bool) -> Result<Exit> {
     let now = super::timestamp(args.timestamp.as_deref())?;
-    let resolved = image::resolve(&args.image, &args.fetch, quiet)?;
+    let resolved = image::resolve(&args.image, &args.fetch, image::Placement::Scratch, quiet)?;
     let root = vexxy_rootfs::RootFs::open(&resolved.rootfs)
         .with_context(|| format!("opening rootfs {}", resolved.rootfs.display()))?;
     let phase = Phase::start("cataloging packages", quiet);
-    let catalog = vexxy_catalog::catalog(&root).with_context(|| format!("cataloging {}", args.image))?;
+    let catalog =
+        vexxy_catalog::catalog(&root).with_context(|| format!("cataloging {}", args.image))?;
     for w in &catalog.warnings {
         tracing::warn!("{w}");
     }
