@@ -5,9 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ensure-deps.sh
-scripts/build-test-images.sh
+scripts/build-test-images.sh --with-archives
 export VEXXY_CACHE_DIR="${VEXXY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vexxy}"
 
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked 2>&1 | tee /tmp/vexxy-test.log
 cargo bench -p vexxy --bench vex_throughput --locked
+cargo bench -p vexxy --bench sbom_vs_syft --locked
