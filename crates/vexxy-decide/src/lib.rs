@@ -167,7 +167,10 @@ fn existing_verdict(inputs: &Inputs<'_>, f: &Finding) -> Option<Verdict> {
 fn same_product(a: &Product, b: &Product) -> bool {
     match (&a.digest, &b.digest) {
         (Some(x), Some(y)) => x == y,
-        _ => last_segment(&a.name).eq_ignore_ascii_case(last_segment(&b.name)),
+        // A statement about a name only (no digest) covers every image of
+        // that name; one pinned to a digest covers only that image.
+        (None, _) => last_segment(&a.name).eq_ignore_ascii_case(last_segment(&b.name)),
+        (Some(_), None) => false,
     }
 }
 
@@ -220,6 +223,23 @@ fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Op
         }
     }
     candidates.retain(|v| v.justification().is_none_or(|j| !vetoes.contains(&j)));
+    // The ELF graph knows best whether code is in the execute path: no other
+    // provider may claim it with more confidence than the graph's own verdict.
+    let elf_ceiling = candidates
+        .iter()
+        .filter(|v| v.justification() == Some(Justification::VulnerableCodeNotInExecutePath))
+        .filter(|v| v.decided_by == Decider::automated(providers::ELF_REACHABILITY))
+        .map(|v| v.confidence.get())
+        .reduce(f64::min);
+    if let Some(ceiling) = elf_ceiling {
+        for v in &mut candidates {
+            if v.justification() == Some(Justification::VulnerableCodeNotInExecutePath)
+                && v.confidence.get() > ceiling
+            {
+                v.confidence = conf(ceiling);
+            }
+        }
+    }
     // component_not_present settles it; otherwise the most confident wins
     // (stable: earlier providers win ties).
     let chosen = candidates

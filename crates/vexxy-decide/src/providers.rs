@@ -8,7 +8,8 @@
 //! | `config-rule` | a configuration rule's conditions hold | as the rule says | as the rule says |
 //! | `no-code` | the package owns files but no program, library or script | not_affected, vulnerable_code_not_present | 0.75 |
 //! | `elf-reachability` | only plugins the configuration does not load reach its ELF objects | not_affected, vulnerable_code_not_in_execute_path | 0.90 |
-//! | | only shared objects nothing links reach them (could be `dlopen`ed) | same | 0.70 |
+//! | | only shared objects nothing links reach them, and nothing the entrypoint loads calls `dlopen` | same | 0.70 |
+//! | | the same, but the entrypoint's closure calls `dlopen` | vetoes not_in_execute_path | — |
 //! | | nothing in the image links or loads them | same | 0.80 |
 //! | | other executables (not the entrypoint) load them | same | 0.60 |
 //! | | the entrypoint loads them | vetoes not_in_execute_path | — |
@@ -207,6 +208,24 @@ fn config_rules(cx: &Context<'_>) -> Vec<Opinion> {
         .iter()
         .filter(|r| r.selector.matches(cx.finding))
     {
+        let mut e = Evidence::new(
+            CONFIG_RULE,
+            EvidenceSource::ConfigRule(r.rule_id.clone()),
+            r.observation.clone(),
+        )
+        .about(r.rule_id.clone());
+        e.facts.clone_from(&r.facts);
+        // "Not in the execute path" is a claim about what runs: without the
+        // ELF graph of the entrypoint there is nothing to back it.
+        if r.justification == Some(Justification::VulnerableCodeNotInExecutePath)
+            && cx.facts.elf.is_none()
+        {
+            out.push(Opinion::Note(e.fact(
+                "not_asserted",
+                "no entrypoint was analysed, so execute-path claims stay open",
+            )));
+            continue;
+        }
         let decider = Decider::automated(&format!("{CONFIG_RULE}:{}", r.rule_id));
         let verdict = match (r.status, r.justification) {
             (vexxy_model::Status::NotAffected, Some(j)) => Verdict::not_affected(j, decider),
@@ -216,13 +235,6 @@ fn config_rules(cx: &Context<'_>) -> Vec<Opinion> {
             (vexxy_model::Status::Fixed, _) => Verdict::fixed(decider),
             _ => Verdict::under_investigation(decider),
         };
-        let mut e = Evidence::new(
-            CONFIG_RULE,
-            EvidenceSource::ConfigRule(r.rule_id.clone()),
-            r.observation.clone(),
-        )
-        .about(r.rule_id.clone());
-        e.facts.clone_from(&r.facts);
         out.push(Opinion::Verdict(
             verdict
                 .with_confidence(r.confidence)
@@ -358,10 +370,23 @@ fn elf_reachability(cx: &Context<'_>) -> Vec<Opinion> {
                     format!("{name} is only reachable through {} which the configuration does not load", short.join(", ")),
                     ev(format!("only plugins that the configuration does not load reach {name}")).fact("plugins", list),
                 )
+            } else if !elf.entry_dlopen_callers.is_empty() {
+                // Something the entrypoint loads calls dlopen: an unexplained
+                // plugin may well be loaded at run time (interpreter
+                // extension modules, OpenSSL engines, PAM modules …).
+                let callers: Vec<&str> = elf.entry_dlopen_callers.iter().take(5).map(String::as_str).collect();
+                vec![Opinion::Veto {
+                    justification: Justification::VulnerableCodeNotInExecutePath,
+                    evidence: ev(format!(
+                        "only shared objects nothing links reach {name}, and the entrypoint's closure calls dlopen"
+                    ))
+                    .fact("plugins", list)
+                    .fact("dlopen_callers", callers.join(", ")),
+                }]
             } else {
                 na(
                     0.7,
-                    format!("{name} is only reachable through shared objects nothing links ({}); they could be loaded with dlopen", short.join(", ")),
+                    format!("{name} is only reachable through shared objects nothing links ({}), and nothing the entrypoint loads calls dlopen", short.join(", ")),
                     ev(format!("only unlinked shared objects reach {name}")).fact("plugins", list),
                 )
             }

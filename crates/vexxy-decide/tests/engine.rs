@@ -475,3 +475,114 @@ fn verdicts_below_the_minimum_confidence_stay_open() {
     assert!(!curl.evidence.is_empty(), "the evidence stays attached");
     assert_eq!(out.decisions[1].verdict.status(), Status::NotAffected);
 }
+
+/// Soundness guards: what keeps weaker evidence from claiming too much.
+#[test]
+fn execute_path_claims_need_the_elf_graph_and_respect_it() {
+    let inv = inventory();
+    let product = product();
+    let rule = RuleOutcome {
+        rule_id: "module-off".into(),
+        description: "a module is off".into(),
+        selector: Selector {
+            packages: vec!["libcurl4".into(), "libxml2".into()],
+            vulnerabilities: vec![],
+        },
+        status: Status::NotAffected,
+        justification: Some(Justification::VulnerableCodeNotInExecutePath),
+        confidence: Confidence::clamped(0.85),
+        observation: "the module is not loaded".into(),
+        facts: vec![],
+    };
+    let findings = [
+        finding("CVE-C", "libcurl4", Ecosystem::Deb),
+        finding("CVE-X", "libxml2", Ecosystem::Deb),
+    ];
+
+    // No ELF facts: the rule's execute-path claim is not asserted.
+    let no_elf = ReachFacts {
+        elf: None,
+        rules: vec![rule.clone()],
+    };
+    let inputs = Inputs {
+        product: &product,
+        findings: &findings,
+        inventory: Some(&inv),
+        facts: &no_elf,
+        existing: &[],
+    };
+    let out = decide(&inputs, &Policy::default());
+    assert!(out
+        .decisions
+        .iter()
+        .all(|d| d.verdict.status() == Status::UnderInvestigation));
+
+    // ELF says other executables load libcurl4 (0.60): the rule cannot claim more.
+    let mut with_elf = facts();
+    with_elf.rules = vec![rule];
+    let inputs = Inputs {
+        product: &product,
+        findings: &findings,
+        inventory: Some(&inv),
+        facts: &with_elf,
+        existing: &[],
+    };
+    let out = decide(&inputs, &Policy::default());
+    let curl = &out.decisions[0].verdict;
+    assert_eq!(curl.status(), Status::NotAffected);
+    assert!(
+        curl.confidence.get() <= 0.6 + f64::EPSILON,
+        "capped at the graph's 0.60, got {}",
+        curl.confidence
+    );
+
+    // The entrypoint calls dlopen: an unexplained plugin may be loaded, so
+    // neither the graph nor the rule may claim libxml2 is out of the path.
+    if let Some(elf) = with_elf.elf.as_mut() {
+        elf.entry_dlopen_callers = vec!["/usr/sbin/nginx".into()];
+    }
+    let inputs = Inputs {
+        product: &product,
+        findings: &findings,
+        inventory: Some(&inv),
+        facts: &with_elf,
+        existing: &[],
+    };
+    let out = decide(&inputs, &Policy::default());
+    let xml = &out.decisions[1].verdict;
+    assert_eq!(xml.status(), Status::UnderInvestigation, "{xml:?}");
+    assert!(xml
+        .evidence
+        .iter()
+        .any(|e| e.facts.iter().any(|(k, _)| k == "dlopen_callers")));
+}
+
+#[test]
+fn statements_pinned_to_another_digest_do_not_apply() {
+    let inv = inventory();
+    let facts = facts();
+    let unpinned = Product::parse("example/nginx").expect("product");
+    let pinned = product();
+    let existing = [VexStatement {
+        vulnerability_id: "CVE-T".into(),
+        aliases: vec![],
+        description: None,
+        product: pinned,
+        subcomponents: vec![],
+        verdict: Verdict::affected("x".into(), Decider::Human { author: "a".into() }),
+        timestamp: None,
+    }];
+    let findings = [finding("CVE-T", "libtiff6", Ecosystem::Deb)];
+    let inputs = Inputs {
+        product: &unpinned,
+        findings: &findings,
+        inventory: Some(&inv),
+        facts: &facts,
+        existing: &existing,
+    };
+    let out = decide(&inputs, &Policy::default());
+    assert!(
+        !out.decisions[0].existing,
+        "a statement about one digest says nothing about an unpinned run"
+    );
+}

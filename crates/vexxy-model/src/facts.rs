@@ -51,6 +51,10 @@ pub struct ElfReach {
     pub entrypoints: Vec<String>,
     /// Plugins configuration loads, added to the entrypoint closure.
     pub loaded_plugins: Vec<String>,
+    /// Objects of the entrypoint closure that import `dlopen`: when there
+    /// are any, a shared object no loader explains could be loaded at run
+    /// time, so static analysis cannot rule it out.
+    pub entry_dlopen_callers: Vec<String>,
     /// Per package name.
     pub packages: BTreeMap<String, PackageReach>,
     /// `DT_NEEDED` names that could not be resolved, with who needed them.

@@ -211,8 +211,15 @@ pub fn reach(
         }
     }
 
+    let mut dlopen_callers: Vec<String> = entry_closure
+        .keys()
+        .filter(|&&i| objects[i].imports_dlopen)
+        .map(|&i| objects[i].path.clone())
+        .collect();
+    dlopen_callers.sort();
     ElfReach {
         entrypoints: entry_idx.iter().map(|&i| objects[i].path.clone()).collect(),
+        entry_dlopen_callers: dlopen_callers,
         loaded_plugins: loaded.iter().map(|&i| objects[i].path.clone()).collect(),
         packages,
         unresolved: graph.unresolved().to_vec(),

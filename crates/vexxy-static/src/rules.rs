@@ -54,6 +54,8 @@ struct RawRule {
 #[serde(deny_unknown_fields)]
 struct RawWhen {
     #[serde(default)]
+    entrypoint_is: Vec<Spanned<String>>,
+    #[serde(default)]
     path_exists: Vec<Spanned<String>>,
     #[serde(default)]
     path_absent: Vec<Spanned<String>>,
@@ -151,6 +153,10 @@ pub struct Rule {
 /// One condition of a rule.
 #[derive(Clone, Debug)]
 pub enum Condition {
+    /// One of the analysed entrypoint programs has this file name (e.g.
+    /// `nginx`): rules about one program's configuration say nothing when
+    /// another program is what runs.
+    EntrypointIs(String),
     /// The path (or glob) names at least one existing file or directory.
     PathExists(String),
     /// The path (or glob) names nothing that exists.
@@ -211,6 +217,7 @@ impl Condition {
     /// The condition as one line, e.g. `nginx_module_not_loaded ngx_http_geoip_module`.
     pub fn describe(&self) -> String {
         match self {
+            Self::EntrypointIs(n) => format!("entrypoint_is {n}"),
             Self::PathExists(p) => format!("path_exists {p}"),
             Self::PathAbsent(p) => format!("path_absent {p}"),
             Self::FileMatches(m) => {
@@ -328,6 +335,17 @@ impl TryFrom<RawRule> for Rule {
                 x,
                 &p("when.file_not_matches"),
             )?));
+        }
+        for x in &w.entrypoint_is {
+            let name = x.get_ref();
+            if name.is_empty() || name.contains('/') {
+                return Err(raw_err(
+                    x,
+                    p("when.entrypoint_is"),
+                    format!("{name:?} is not a program file name"),
+                ));
+            }
+            conditions.push(Condition::EntrypointIs(name.clone()));
         }
         for x in &w.nginx_module_loaded {
             conditions.push(Condition::NginxModuleLoaded(module_name(
@@ -528,6 +546,7 @@ impl Seen {
 /// Loaded once per evaluation: nginx's configuration, when usable.
 struct Context<'a> {
     root: &'a RootFs,
+    entrypoints: &'a [String],
     nginx: Option<Option<NginxConfig>>,
     loader: NginxLoader,
 }
@@ -573,6 +592,16 @@ impl Context<'_> {
     fn check(&mut self, c: &Condition) -> Result<Option<Seen>, StaticError> {
         let mut seen = Seen::default();
         let holds = match c {
+            Condition::EntrypointIs(name) => {
+                let hits: Vec<String> = self
+                    .entrypoints
+                    .iter()
+                    .filter(|e| e.rsplit('/').next() == Some(name.as_str()))
+                    .cloned()
+                    .collect();
+                seen.matches = hits;
+                !seen.matches.is_empty()
+            }
             Condition::PathExists(p) => {
                 let found = glob::expand(self.root, p);
                 found.iter().for_each(|f| seen.matches.push(f.clone()));
@@ -626,9 +655,18 @@ impl Context<'_> {
 /// for each rule whose conditions all hold. Missing files are not errors
 /// (an absent nginx configuration makes every nginx condition false);
 /// unreadable ones are.
-pub fn evaluate(rules: &RuleSet, root: &RootFs) -> Result<Vec<RuleOutcome>, StaticError> {
+///
+/// `entrypoints` are the canonical paths of the programs the image runs
+/// (from [`crate::entrypoints`]); `entrypoint_is` conditions test them, and
+/// are false when none are known.
+pub fn evaluate(
+    rules: &RuleSet,
+    root: &RootFs,
+    entrypoints: &[String],
+) -> Result<Vec<RuleOutcome>, StaticError> {
     let mut ctx = Context {
         root,
+        entrypoints,
         nginx: None,
         loader: NginxLoader::default(),
     };

@@ -164,7 +164,8 @@ fn nginx_without_image_filter() {
     ));
 
     let root = RootFs::open(image_rootfs("nginx").expect("present")).expect("open");
-    let outcomes = evaluate(&builtin_rules(), &root).expect("evaluate");
+    let outcomes =
+        evaluate(&builtin_rules(), &root, &["/usr/sbin/nginx".to_owned()]).expect("evaluate");
     let ids: Vec<&str> = outcomes.iter().map(|o| o.rule_id.as_str()).collect();
     for id in [
         "nginx-image-filter-not-loaded",
@@ -202,7 +203,8 @@ fn nginx_with_image_filter() {
         other => panic!("libtiff6: {other:?}"),
     }
     let root = RootFs::open(image_rootfs("nginx-imagefilter").expect("present")).expect("open");
-    let outcomes = evaluate(&builtin_rules(), &root).expect("evaluate");
+    let outcomes =
+        evaluate(&builtin_rules(), &root, &["/usr/sbin/nginx".to_owned()]).expect("evaluate");
     assert!(!outcomes
         .iter()
         .any(|o| o.rule_id == "nginx-image-filter-not-loaded"));

@@ -109,7 +109,7 @@ fn each_condition_kind() {
     write(r, "/etc/nginx/nginx.conf", "load_module modules/ngx_m_module.so;\nhttp {\n  server { ssl_verify_client optional; }\n}\n");
     let root = RootFs::open(r).expect("open");
     let holds = |when: &str| {
-        !evaluate(&one_rule(when), &root)
+        !evaluate(&one_rule(when), &root, &["/usr/sbin/nginx".to_owned()])
             .expect("evaluates")
             .is_empty()
     };
@@ -131,12 +131,15 @@ fn each_condition_kind() {
         ("nginx_directive_present = [{ directive = \"ssl_verify_client\", values = [\"ON\", \"optional\"] }]", true),
         ("nginx_directive_absent = [{ directive = \"ssl_verify_client\", values = [\"on\"] }]", true),
         ("nginx_directive_absent = [{ directive = \"ssl_verify_client\" }]", false),
+        ("entrypoint_is = [\"nginx\"]", true),
+        ("entrypoint_is = [\"python3\"]", false),
     ] {
         assert_eq!(holds(when), want, "{when}");
     }
     let out = evaluate(
         &one_rule("file_matches = [{ paths = [\"/etc/foo/*.conf\"], regex = \"x = \" }]"),
         &root,
+        &[],
     )
     .expect("ok");
     assert_eq!(
@@ -188,8 +191,12 @@ fn nginx_image(modules_enabled: &[&str], site: &str) -> tempfile::TempDir {
 }
 
 fn fired(dir: &tempfile::TempDir) -> Vec<String> {
+    fired_with(dir, "/usr/sbin/nginx")
+}
+
+fn fired_with(dir: &tempfile::TempDir, entrypoint: &str) -> Vec<String> {
     let root = RootFs::open(dir.path()).expect("open");
-    evaluate(&builtin_rules(), &root)
+    evaluate(&builtin_rules(), &root, &[entrypoint.to_owned()])
         .expect("evaluates")
         .into_iter()
         .map(|o| o.rule_id)
@@ -245,7 +252,8 @@ fn builtin_rules_parse_and_follow_the_configuration() {
 
     let dir = nginx_image(&["image_filter"], plain);
     let root = RootFs::open(dir.path()).expect("open");
-    let out = evaluate(&builtin_rules(), &root).expect("evaluates");
+    let out =
+        evaluate(&builtin_rules(), &root, &["/usr/sbin/nginx".to_owned()]).expect("evaluates");
     let xslt = out
         .iter()
         .find(|o| o.rule_id == "nginx-xslt-not-loaded")
@@ -267,4 +275,14 @@ fn builtin_rules_parse_and_follow_the_configuration() {
     // No nginx at all: no rule applies.
     let empty = tempfile::tempdir().expect("tempdir");
     assert!(fired(&empty).is_empty());
+}
+
+#[test]
+fn builtin_nginx_rules_need_nginx_to_be_the_entrypoint() {
+    let dir = nginx_image(&[], "server { listen 443 ssl; }\n");
+    assert!(!fired_with(&dir, "/usr/sbin/nginx").is_empty());
+    assert!(
+        fired_with(&dir, "/usr/bin/python3.11").is_empty(),
+        "another program runs: nginx's config says nothing"
+    );
 }

@@ -167,6 +167,10 @@ pub(crate) struct GenerateArgs {
     /// The product the statements are about: NAME@sha256:DIGEST (default: the report's image).
     #[arg(long, value_name = "IMAGE@DIGEST")]
     pub(crate) product: Option<String>,
+    /// Accept a product without a digest (its statements then apply to
+    /// every image of that name).
+    #[arg(long)]
+    pub(crate) allow_unpinned_product: bool,
     /// Extra configuration rules (TOML, see docs/rules.md); repeatable.
     #[arg(long, value_name = "FILE")]
     pub(crate) rules: Vec<PathBuf>,

@@ -63,3 +63,15 @@ pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> an
     }
     Ok(())
 }
+
+/// Prints text to stdout. A closed pipe (`vexxy … | head`) is not an error
+/// worth a panic: the reader has what it wanted.
+pub(crate) fn print(text: &str) {
+    let mut out = io::stdout().lock();
+    let result = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    if let Err(e) = result {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            tracing::warn!("writing to stdout: {e}");
+        }
+    }
+}

@@ -48,10 +48,10 @@ pub(crate) fn verify(args: &VerifyArgs) -> Result<Exit> {
         .with_context(|| format!("verifying {}", args.envelope.display()))?;
     for s in &statement.subject {
         for (alg, hex) in &s.digest {
-            println!(
-                "verified: {}@{alg}:{hex} ({})",
+            crate::output::print(&format!(
+                "verified: {}@{alg}:{hex} ({})\n",
                 s.name, statement.predicate_type
-            );
+            ));
         }
     }
     if let Some(path) = &args.predicate_out {
@@ -82,6 +82,10 @@ pub(crate) fn keygen(args: &KeygenArgs) -> Result<Exit> {
     }
     output::write_atomic(&private, pair.private_pem.as_bytes(), Some(0o600))?;
     output::write_atomic(&public, pair.public_pem.as_bytes(), None)?;
-    println!("wrote {} and {}", private.display(), public.display());
+    crate::output::print(&format!(
+        "wrote {} and {}\n",
+        private.display(),
+        public.display()
+    ));
     Ok(Exit::Done)
 }

@@ -55,6 +55,14 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
         (None, Some(r)) => r.product.clone(),
         _ => product(args, &report)?,
     };
+    if product.digest.is_none() && !args.allow_unpinned_product {
+        return Err(BadInput(format!(
+            "no image digest known for {}: a VEX product without a digest applies to every image of that name; \
+             pass --product NAME@sha256:DIGEST (or --allow-unpinned-product)",
+            product.name
+        ))
+        .into());
+    }
 
     // Inventory and static facts from the rootfs.
     let mut facts = ReachFacts::default();
@@ -84,12 +92,13 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
         };
         let graph = vexxy_static::scan(&root, &opts)
             .with_context(|| format!("scanning ELF objects in {}", dir.display()))?;
+        let mut entry: Vec<String> = Vec::new();
         if run.argv.is_empty() {
             tracing::warn!(
                 "no entrypoint given (--entrypoint or --image-config): ELF reachability is skipped"
             );
         } else {
-            let entry = vexxy_static::entrypoints(&root, &run.argv, &run.env);
+            entry = vexxy_static::entrypoints(&root, &run.argv, &run.env);
             if entry.is_empty() {
                 return Err(BadInput(format!(
                     "entrypoint {:?} does not resolve to a program in {}",
@@ -108,13 +117,16 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
             facts.rules.extend(vexxy_static::evaluate(
                 &vexxy_static::builtin_rules(),
                 &root,
+                &entry,
             )?);
         }
         for path in &args.rules {
             let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading rules {}", path.display()))?;
+                .map_err(|e| BadInput(format!("reading rules {}: {e}", path.display())))?;
             let rules = vexxy_static::parse_rules(&text, path)?;
-            facts.rules.extend(vexxy_static::evaluate(&rules, &root)?);
+            facts
+                .rules
+                .extend(vexxy_static::evaluate(&rules, &root, &entry)?);
         }
         timings.push((
             "rules",
@@ -144,6 +156,14 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
     timings.push(("decide", phase.finish("")));
 
     // Write.
+    if outcome.statements.is_empty() {
+        // VEX documents need at least one statement; a clean report is not an error.
+        eprintln!(
+            "{}: no findings, so there is no VEX to write",
+            scan_path.display()
+        );
+        return Ok(Exit::Done);
+    }
     let phase = Phase::start("writing", quiet);
     let doc = vexxy_decide::document(
         outcome.statements,
@@ -168,13 +188,19 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
         )?,
         VexFormat::Csaf => vexxy_vex::write_csaf(&doc, &vexxy_vex::CsafOptions::default())?,
     };
-    if let Some(path) = &args.evidence_out {
-        output::write_atomic(path, vexxy_vex::write_evidence(&doc)?.as_bytes(), None)?;
-    }
+    let evidence = args
+        .evidence_out
+        .as_ref()
+        .map(|_| vexxy_vex::write_evidence(&doc))
+        .transpose()?;
     output::write(args.output.as_deref(), text.as_bytes())?;
+    if let (Some(path), Some(evidence)) = (&args.evidence_out, evidence) {
+        output::write_atomic(path, evidence.as_bytes(), None)?;
+    }
     timings.push(("write", phase.finish("")));
 
-    let to_stdout = args.output.is_some();
+    // The summary goes to stdout only when the document does not.
+    let to_stdout = args.output.as_deref().is_some_and(|p| p != Path::new("-"));
     match args.summary {
         SummaryFormat::None => {}
         SummaryFormat::Text => {
@@ -184,7 +210,13 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
             summary::print_json(&product, &report, &outcome.summary, &timings, to_stdout)?
         }
     }
-    if args.fail_on_undecided && outcome.summary.under_investigation > 0 {
+    let open = outcome
+        .summary
+        .by_status
+        .get(&vexxy_model::Status::UnderInvestigation)
+        .copied()
+        .unwrap_or(0);
+    if args.fail_on_undecided && open > 0 {
         return Ok(Exit::Undecided);
     }
     Ok(Exit::Done)
@@ -229,12 +261,6 @@ fn product(args: &GenerateArgs, report: &vexxy_ingest::Report) -> Result<Product
     });
     if product.digest.is_none() {
         product.digest.clone_from(&report.target_digest);
-    }
-    if product.digest.is_none() {
-        tracing::warn!(
-            "no image digest known for {}: scanners match VEX products by digest; pass --product NAME@sha256:DIGEST",
-            product.name
-        );
     }
     Ok(product)
 }

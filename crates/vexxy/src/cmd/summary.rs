@@ -68,7 +68,7 @@ pub(crate) fn print_text(
         .collect();
     let _ = writeln!(t, "  time: {}ms ({})", total.as_millis(), parts.join(", "));
     if to_stdout {
-        print!("{t}");
+        crate::output::print(&t);
     } else {
         eprint!("{t}");
     }
@@ -101,7 +101,7 @@ pub(crate) fn print_json(
     });
     let text = serde_json::to_string_pretty(&v)?;
     if to_stdout {
-        println!("{text}");
+        crate::output::print(&format!("{text}\n"));
     } else {
         eprintln!("{text}");
     }

@@ -64,11 +64,16 @@ pub(crate) fn validate(args: &ValidateArgs) -> Result<Exit> {
         eprintln!("note: {note}");
     }
     if report.problems.is_empty() {
-        println!("{}: valid OpenVEX 0.2.0", args.file.display());
+        crate::output::print(&format!("{}: valid OpenVEX 0.2.0\n", args.file.display()));
         return Ok(Exit::Done);
     }
     for p in &report.problems {
-        println!("{}: {}: {}", args.file.display(), p.json_path, p.message);
+        crate::output::print(&format!(
+            "{}: {}: {}\n",
+            args.file.display(),
+            p.json_path,
+            p.message
+        ));
     }
     Err(BadInput(format!(
         "{}: {} problem(s)",
