@@ -202,8 +202,9 @@ impl RootFs {
         self.metadata(path).is_ok_and(|m| m.is_file())
     }
 
-    /// Reads a whole regular file of at most `limit` bytes.
-    pub fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, RootFsError> {
+    /// Opens what `path` resolves to, refusing anything but a regular file
+    /// (non-blocking, so a FIFO planted in the image cannot hang us).
+    fn open_regular(&self, path: &str) -> Result<(fs::File, fs::Metadata), RootFsError> {
         let host = self.host_path(path)?;
         let file = fs::OpenOptions::new()
             .read(true)
@@ -217,6 +218,12 @@ impl RootFs {
                 path: path.to_owned(),
             });
         }
+        Ok((file, meta))
+    }
+
+    /// Reads a whole regular file of at most `limit` bytes.
+    pub fn read(&self, path: &str, limit: u64) -> Result<Vec<u8>, RootFsError> {
+        let (file, meta) = self.open_regular(path)?;
         if meta.len() > limit {
             return Err(RootFsError::TooLarge {
                 root: self.root.clone(),
@@ -244,19 +251,7 @@ impl RootFs {
     /// checks); anything that is not a regular file is an error, so a FIFO
     /// planted in the image cannot block the reader.
     pub fn read_prefix(&self, path: &str, n: u64) -> Result<Vec<u8>, RootFsError> {
-        let host = self.host_path(path)?;
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc_o_nofollow() | libc_o_nonblock())
-            .open(&host)
-            .map_err(|e| self.io_err(path, e))?;
-        let meta = file.metadata().map_err(|e| self.io_err(path, e))?;
-        if !meta.is_file() {
-            return Err(RootFsError::NotAFile {
-                root: self.root.clone(),
-                path: path.to_owned(),
-            });
-        }
+        let (file, meta) = self.open_regular(path)?;
         let mut buf = Vec::with_capacity(usize::try_from(n.min(meta.len())).unwrap_or(0));
         file.take(n)
             .read_to_end(&mut buf)

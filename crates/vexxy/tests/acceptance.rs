@@ -59,21 +59,27 @@ fn vexxy() -> Command {
     Command::cargo_bin("vexxy").expect("binary built")
 }
 
+/// `vexxy vex` quiet, without a summary, at a fixed time, for the nginx product.
+fn vex_cmd() -> Command {
+    let mut c = vexxy();
+    c.args([
+        "vex",
+        "--quiet",
+        "--summary",
+        "none",
+        "--timestamp",
+        TS,
+        "--product",
+        PRODUCT,
+    ]);
+    c
+}
+
 /// Runs `vexxy vex` on the nginx image at `dir` and returns the OpenVEX document.
 fn analyse(dir: &Path, scan: &Path) -> Value {
     let out = tempfile::tempdir().expect("tempdir");
     let doc = out.path().join("vex.json");
-    vexxy()
-        .args([
-            "vex",
-            "--quiet",
-            "--summary",
-            "none",
-            "--timestamp",
-            TS,
-            "--product",
-            PRODUCT,
-        ])
+    vex_cmd()
         .arg("--scan")
         .arg(scan)
         .arg("--rootfs")
@@ -325,17 +331,7 @@ fn fail_on_undecided_exits_1() {
 
 #[test]
 fn report_only_openvex_is_stable() {
-    let out = vexxy()
-        .args([
-            "vex",
-            "--quiet",
-            "--summary",
-            "none",
-            "--timestamp",
-            TS,
-            "--product",
-            PRODUCT,
-        ])
+    let out = vex_cmd()
         .arg("--scan")
         .arg(trivy())
         .arg("--sbom")
@@ -400,17 +396,7 @@ fn bad_inputs_exit_2_without_partial_output() {
 fn merge_validate_attest_verify() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = dir.path().join("a.json");
-    vexxy()
-        .args([
-            "vex",
-            "--quiet",
-            "--summary",
-            "none",
-            "--timestamp",
-            TS,
-            "--product",
-            PRODUCT,
-        ])
+    vex_cmd()
         .arg("--scan")
         .arg(trivy())
         .arg("-o")
@@ -452,17 +438,7 @@ fn merge_validate_attest_verify() {
 
     // The human statement is respected when generating too.
     let b = dir.path().join("b.json");
-    vexxy()
-        .args([
-            "vex",
-            "--quiet",
-            "--summary",
-            "none",
-            "--timestamp",
-            TS,
-            "--product",
-            PRODUCT,
-        ])
+    vex_cmd()
         .arg("--scan")
         .arg(trivy())
         .arg("--vex")
@@ -617,17 +593,7 @@ fn vex_from_an_image_archive_matches_the_rootfs() {
     let from_rootfs = analyse(&dir, &grype());
     let out = tempfile::tempdir().expect("tempdir");
     let path = out.path().join("vex.json");
-    vexxy()
-        .args([
-            "vex",
-            "--quiet",
-            "--summary",
-            "none",
-            "--timestamp",
-            TS,
-            "--product",
-            PRODUCT,
-        ])
+    vex_cmd()
         .arg("--scan")
         .arg(grype())
         .arg("--image")
