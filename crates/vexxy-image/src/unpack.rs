@@ -396,6 +396,23 @@ impl Applier<'_> {
         }
     }
 
+    /// The target of a link entry, bounded like any path.
+    fn link_target<R: Read>(
+        &self,
+        entry: &tar::Entry<'_, R>,
+        name: &str,
+        kind: &str,
+    ) -> Result<Vec<u8>, ImageError> {
+        let target = entry
+            .link_name_bytes()
+            .ok_or_else(|| self.hostile(name, format!("{kind} without a target")))?
+            .into_owned();
+        if target.len() > self.limits.max_path_len {
+            return Err(self.limit(name, "link target length", self.limits.max_path_len as u64));
+        }
+        Ok(target)
+    }
+
     fn limit(&self, entry: &str, what: &'static str, limit: u64) -> ImageError {
         ImageError::LimitExceeded {
             layer: self.layer_digest(),
@@ -638,17 +655,7 @@ impl Applier<'_> {
                 self.report.owners.insert(key, meta(EntryKind::Dir));
             }
             T::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| self.hostile(name, "symlink without a target"))?
-                    .into_owned();
-                if target.len() > self.limits.max_path_len {
-                    return Err(self.limit(
-                        name,
-                        "link target length",
-                        self.limits.max_path_len as u64,
-                    ));
-                }
+                let target = self.link_target(entry, name, "symlink")?;
                 if target.contains(&0) || target.is_empty() {
                     return Err(self.hostile(name, "invalid symlink target"));
                 }
@@ -660,17 +667,7 @@ impl Applier<'_> {
                 self.report.owners.insert(key, meta(EntryKind::Symlink));
             }
             T::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| self.hostile(name, "hard link without a target"))?
-                    .into_owned();
-                if target.len() > self.limits.max_path_len {
-                    return Err(self.limit(
-                        name,
-                        "link target length",
-                        self.limits.max_path_len as u64,
-                    ));
-                }
+                let target = self.link_target(entry, name, "hard link")?;
                 let tcomps = normalise(&target)
                     .ok_or_else(|| self.hostile(name, "hard link target climbs above the root"))?;
                 let Some((&tbase, tparent)) = tcomps.split_last() else {
