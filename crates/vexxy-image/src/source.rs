@@ -3,6 +3,7 @@
 use std::{fmt, path::PathBuf, str::FromStr};
 
 use vexxy_model::Digest;
+pub use vexxy_model::Platform;
 
 use crate::ImageError;
 
@@ -161,85 +162,6 @@ impl fmt::Display for ImageSource {
             Self::Dir { rootfs } => write!(f, "dir:{}", rootfs.display()),
             Self::Registry { reference } => write!(f, "docker://{reference}"),
         }
-    }
-}
-
-/// An OS/architecture pair as in OCI image indexes (GOOS/GOARCH names).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Platform {
-    /// `linux`, `windows`, …
-    pub os: String,
-    /// `amd64`, `arm64`, `arm`, `386`, `ppc64le`, `s390x`, `riscv64`, …
-    pub architecture: String,
-    /// `v7`, `v8`, … when it matters.
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The platform this program runs on.
-    pub fn host() -> Self {
-        let architecture = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "x86" => "386",
-            "aarch64" => "arm64",
-            "powerpc64" if cfg!(target_endian = "little") => "ppc64le",
-            "powerpc64" => "ppc64",
-            "loongarch64" => "loong64",
-            other => other,
-        };
-        Self {
-            os: std::env::consts::OS.to_owned(),
-            architecture: architecture.to_owned(),
-            variant: None,
-        }
-    }
-
-    /// Whether an image of platform `other` satisfies this wanted platform: same
-    /// OS and architecture, and the same variant when this one names a
-    /// variant (`arm64` without a variant counts as `v8`).
-    pub fn matches(&self, os: &str, architecture: &str, variant: Option<&str>) -> bool {
-        if self.os != os || self.architecture != architecture {
-            return false;
-        }
-        let norm = |v: Option<&str>| match (architecture, v) {
-            ("arm64", None) => Some("v8".to_owned()),
-            (_, v) => v.map(str::to_owned),
-        };
-        match &self.variant {
-            None => true,
-            Some(want) => norm(Some(want)) == norm(variant),
-        }
-    }
-}
-
-impl FromStr for Platform {
-    type Err = ImageError;
-
-    /// Parses `os/arch[/variant]`, e.g. `linux/arm64/v8`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let parts: Vec<&str> = s.split('/').collect();
-        match parts.as_slice() {
-            [os, arch] if !os.is_empty() && !arch.is_empty() => Ok(Self {
-                os: (*os).to_owned(),
-                architecture: (*arch).to_owned(),
-                variant: None,
-            }),
-            [os, arch, variant] if !os.is_empty() && !arch.is_empty() && !variant.is_empty() => {
-                Ok(Self {
-                    os: (*os).to_owned(),
-                    architecture: (*arch).to_owned(),
-                    variant: Some((*variant).to_owned()),
-                })
-            }
-            _ => Err(bad(s, "expected a platform os/arch[/variant]")),
-        }
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        self.variant.as_ref().map_or(Ok(()), |v| write!(f, "/{v}"))
     }
 }
 

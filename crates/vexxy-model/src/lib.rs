@@ -16,6 +16,7 @@ mod facts;
 mod finding;
 mod inventory;
 mod package;
+mod platform;
 mod product;
 mod purl;
 mod verdict;
@@ -26,6 +27,7 @@ pub use facts::{ElfReach, LoaderVerdict, PackageReach, ReachFacts, RuleOutcome, 
 pub use finding::{Cvss, Finding, FixState, PackageRef, Severity, Vulnerability};
 pub use inventory::{Inventory, InventorySource};
 pub use package::{Ecosystem, Package, SourcePackage};
+pub use platform::{Platform, PlatformError};
 pub use product::{Digest, DigestError, Product};
 pub use purl::{Purl, PurlError};
 pub use verdict::{

@@ -78,7 +78,11 @@ pub(crate) async fn pull(
 ) -> Result<Pulled, RegistryError> {
     let image = ImageRef::parse(reference)?;
     let platform = match &opts.platform {
-        Some(p) => p.parse::<Platform>()?,
+        Some(p) => p
+            .parse::<Platform>()
+            .map_err(|_| RegistryError::BadPlatform {
+                platform: p.clone(),
+            })?,
         None => Platform::host(),
     };
     let (auth, warnings) = auth::resolve(&opts.credentials, image.registry())?;
@@ -307,7 +311,7 @@ impl Puller<'_> {
         let matching = |want_no_variant: bool| {
             entries.iter().find(|e| {
                 e.platform.as_ref().is_some_and(|p| {
-                    platform.accepts(&p.os, &p.architecture, p.variant.as_deref())
+                    platform.matches(&p.os, &p.architecture, p.variant.as_deref())
                         && (!want_no_variant || p.variant.is_none())
                 })
             })

@@ -1,6 +1,7 @@
 //! Image references and platforms.
 
-use std::{fmt, str::FromStr};
+use std::fmt;
+pub use vexxy_model::Platform;
 
 use oci_client::Reference;
 
@@ -92,78 +93,6 @@ impl fmt::Display for ImageRef {
     }
 }
 
-/// A platform `os/arch[/variant]` as image indexes name them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Platform {
-    /// Operating system, e.g. `linux`.
-    pub os: String,
-    /// CPU architecture in Go's naming, e.g. `amd64`, `arm64`.
-    pub architecture: String,
-    /// Variant, e.g. `v7` for `linux/arm/v7`.
-    pub variant: Option<String>,
-}
-
-impl Platform {
-    /// The platform this program runs on, in OCI naming (`linux/amd64` on
-    /// x86-64 Linux).
-    pub fn host() -> Self {
-        let architecture = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "x86" => "386",
-            "aarch64" => "arm64",
-            "powerpc64" => "ppc64le",
-            "loongarch64" => "loong64",
-            other => other,
-        };
-        Self {
-            os: std::env::consts::OS.to_owned(),
-            architecture: architecture.to_owned(),
-            variant: None,
-        }
-    }
-
-    /// True when an index entry's platform satisfies this one: os and
-    /// architecture equal, and the variant equal when this one names one.
-    pub(crate) fn accepts(&self, os: &str, arch: &str, variant: Option<&str>) -> bool {
-        self.os == os
-            && self.architecture == arch
-            && self.variant.as_deref().is_none_or(|v| Some(v) == variant)
-    }
-}
-
-impl FromStr for Platform {
-    type Err = RegistryError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || RegistryError::BadPlatform {
-            platform: s.to_owned(),
-        };
-        let parts: Vec<&str> = s.split('/').collect();
-        let ok = |p: &str| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-        };
-        if !(2..=3).contains(&parts.len()) || !parts.iter().all(|p| ok(p)) {
-            return Err(bad());
-        }
-        Ok(Self {
-            os: parts[0].to_ascii_lowercase(),
-            architecture: parts[1].to_ascii_lowercase(),
-            variant: parts.get(2).map(|v| v.to_ascii_lowercase()),
-        })
-    }
-}
-
-impl fmt::Display for Platform {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.os, self.architecture)?;
-        if let Some(v) = &self.variant {
-            write!(f, "/{v}")?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,22 +139,5 @@ mod tests {
         }
         let e = ImageRef::parse(&format!("nginx@sha256:{}", &HEX[..40])).expect_err("short");
         assert!(e.to_string().contains("nginx@sha256:"), "{e}");
-    }
-
-    #[test]
-    fn platforms() {
-        let p: Platform = "linux/arm/v7".parse().expect("parses");
-        assert_eq!(p.to_string(), "linux/arm/v7");
-        assert!(p.accepts("linux", "arm", Some("v7")));
-        assert!(!p.accepts("linux", "arm", Some("v6")));
-        let p: Platform = "linux/amd64".parse().expect("parses");
-        assert!(p.accepts("linux", "amd64", None) && p.accepts("linux", "amd64", Some("v3")));
-        assert!(!p.accepts("windows", "amd64", None));
-        for bad in ["linux", "linux/", "/amd64", "a/b/c/d", "linux/amd 64"] {
-            assert!(bad.parse::<Platform>().is_err(), "{bad}");
-        }
-        if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
-            assert_eq!(Platform::host().to_string(), "linux/amd64");
-        }
     }
 }
