@@ -11,6 +11,21 @@ command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 command -v dpkg-query >/dev/null 2>&1 || need_apt+=(dpkg)
 command -v docker-registry >/dev/null 2>&1 || need_apt+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || need_apt+=(apache2-utils)
+# The sandbox runs images with runc; the tracer's BPF object is compiled by
+# clang against a vmlinux.h that bpftool dumps from the running kernel's BTF,
+# and libbpf-sys builds libbpf from source (libelf, zlib, pkg-config, make).
+command -v runc >/dev/null 2>&1 || need_apt+=(runc)
+command -v clang >/dev/null 2>&1 || need_apt+=(clang)
+command -v llvm-strip >/dev/null 2>&1 || need_apt+=(llvm)
+command -v bpftool >/dev/null 2>&1 || need_apt+=(bpftool)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+command -v make >/dev/null 2>&1 || need_apt+=(make)
+[ -e /usr/include/libelf.h ] || need_apt+=(libelf-dev)
+[ -e /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
+# wrk is the load generator of the tracer-overhead benchmark; nsenter and
+# unshare (util-linux) run test scripts and tracer tests in namespaces.
+command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 if ((${#need_apt[@]})); then
   echo "ensure-deps: installing ${need_apt[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive

@@ -8,7 +8,15 @@
 //! - A statement that already exists for a finding (a human's decision or
 //!   another tool's) is respected and never overwritten.
 //! - Evidence that the entrypoint loads a package vetoes every
-//!   `vulnerable_code_not_in_execute_path` claim about it, whatever its source.
+//!   `vulnerable_code_not_in_execute_path` claim about it that rests on the
+//!   package not being loaded, whatever its source. Only a traced run whose
+//!   function probes on the loaded library saw no call ("mapped, never
+//!   entered", [`runtime::RUNTIME_PROBES`]) may still make that claim, at
+//!   medium confidence at most.
+//! - Runtime evidence that the package's code ran (executed, entered, mapped,
+//!   loaded) vetoes every `vulnerable_code_not_in_execute_path` claim; other
+//!   justifications (a kernel header package, an absent component, a
+//!   configuration rule) still apply.
 //! - Output order is deterministic: one [`Decision`] per finding in input
 //!   order, statements sorted by vulnerability id.
 //!
@@ -16,16 +24,18 @@
 //! and documented in `docs/confidence.md`.
 
 pub mod providers;
+pub mod runtime;
 mod summary;
 
 use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 use vexxy_model::{
-    Confidence, Decider, Evidence, Finding, Inventory, Justification, Package, Product, Purl,
-    ReachFacts, Status, Verdict, VexDocument, VexStatement,
+    Confidence, Decider, Evidence, ExecutionProfile, Finding, Inventory, Justification, Package,
+    Product, Purl, ReachFacts, Status, Verdict, VexDocument, VexStatement,
 };
 
+pub use runtime::{Coverage, CoverageFactors};
 pub use summary::{Band, Summary};
 
 /// Everything the engine decides from.
@@ -38,6 +48,9 @@ pub struct Inputs<'a> {
     pub facts: &'a ReachFacts,
     /// Statements that already exist (earlier VEX documents).
     pub existing: &'a [VexStatement],
+    /// A traced, exercised run of the same image, when there was one. The
+    /// caller makes sure it is a run of this image.
+    pub profile: Option<&'a ExecutionProfile>,
 }
 
 /// Tunables of the engine.
@@ -80,6 +93,13 @@ pub struct Outcome {
 
 /// Decides every finding.
 pub fn decide(inputs: &Inputs<'_>, policy: &Policy) -> Outcome {
+    // Per-run work, once: how well the run covered the image, and its paths.
+    let coverage = inputs.profile.map(|p| Coverage::of(p, inputs.inventory));
+    let observed = inputs.profile.map(runtime::Observed::of);
+    let run = Run {
+        coverage: coverage.as_ref(),
+        observed: observed.as_ref(),
+    };
     let decisions: Vec<Decision> = inputs
         .findings
         .iter()
@@ -92,7 +112,7 @@ pub fn decide(inputs: &Inputs<'_>, policy: &Policy) -> Outcome {
             },
             None => Decision {
                 finding: i,
-                verdict: gate(decide_one(inputs, f), policy),
+                verdict: gate(decide_one(inputs, &run, f), policy),
                 existing: false,
             },
         })
@@ -188,14 +208,24 @@ fn covers(p: &Purl, f: &Finding) -> bool {
     }
 }
 
+/// What [`decide`] computes once per run for the runtime provider.
+#[derive(Clone, Copy, Debug)]
+struct Run<'a> {
+    coverage: Option<&'a Coverage>,
+    observed: Option<&'a runtime::Observed>,
+}
+
 /// Runs every provider on one finding and combines their opinions.
-fn decide_one(inputs: &Inputs<'_>, f: &Finding) -> Verdict {
+fn decide_one(inputs: &Inputs<'_>, run: &Run<'_>, f: &Finding) -> Verdict {
     let installed = inputs.inventory.and_then(|inv| inv.find(&f.package));
     let ctx = providers::Context {
         finding: f,
         inventory: inputs.inventory,
         installed,
         facts: inputs.facts,
+        profile: inputs.profile,
+        coverage: run.coverage,
+        observed: run.observed,
     };
     let mut opinions = Vec::new();
     for provider in providers::ALL {
@@ -204,10 +234,18 @@ fn decide_one(inputs: &Inputs<'_>, f: &Finding) -> Verdict {
     combine(f, installed, opinions)
 }
 
+/// Whether a verdict comes from a runtime provider.
+fn is_runtime(v: &Verdict) -> bool {
+    matches!(&v.decided_by, Decider::Automated { provider }
+        if provider == runtime::RUNTIME || provider == runtime::RUNTIME_PROBES)
+}
+
 fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Opinion>) -> Verdict {
     use providers::Opinion;
     let mut candidates = Vec::new();
-    let mut vetoes = Vec::new();
+    // (justification, vetoed by a runtime observation)
+    let mut vetoes: Vec<(Justification, bool)> = Vec::new();
+    let mut doubts = Vec::new();
     let mut notes = Vec::new();
     for o in opinions {
         match o {
@@ -216,15 +254,45 @@ fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Op
                 justification,
                 evidence,
             } => {
-                vetoes.push(justification);
+                vetoes.push((justification, evidence.provider == runtime::RUNTIME));
+                notes.push(evidence);
+            }
+            Opinion::Doubt {
+                justification,
+                evidence,
+            } => {
+                doubts.push(justification);
                 notes.push(evidence);
             }
             Opinion::Note(e) => notes.push(e),
         }
     }
-    candidates.retain(|v| v.justification().is_none_or(|j| !vetoes.contains(&j)));
+    candidates.retain(|v| {
+        let Some(j) = v.justification() else {
+            return true;
+        };
+        let probes = v.decided_by == Decider::automated(runtime::RUNTIME_PROBES);
+        // A static veto says the package is loaded; "mapped, never entered"
+        // already knows that and shows its code did not run.
+        let vetoed = vetoes
+            .iter()
+            .any(|(vj, from_runtime)| *vj == j && (*from_runtime || !probes));
+        // A doubt says static analysis cannot tell; a traced run can.
+        let doubted = doubts.contains(&j) && !is_runtime(v);
+        // What the run overruled stays visible to reviewers.
+        if vetoed
+            && vetoes
+                .iter()
+                .any(|(vj, from_runtime)| *vj == j && *from_runtime)
+        {
+            notes.extend(v.evidence.iter().cloned());
+        }
+        !vetoed && !doubted
+    });
     // The ELF graph knows best whether code is in the execute path: no other
-    // provider may claim it with more confidence than the graph's own verdict.
+    // static provider may claim it with more confidence than the graph's own
+    // verdict. Runtime observations are independent of it (their own
+    // confidence already weighs what static analysis says).
     let elf_ceiling = candidates
         .iter()
         .filter(|v| v.justification() == Some(Justification::VulnerableCodeNotInExecutePath))
@@ -234,6 +302,7 @@ fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Op
     if let Some(ceiling) = elf_ceiling {
         for v in &mut candidates {
             if v.justification() == Some(Justification::VulnerableCodeNotInExecutePath)
+                && !is_runtime(v)
                 && v.confidence.get() > ceiling
             {
                 v.confidence = conf(ceiling);
@@ -241,21 +310,35 @@ fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Op
         }
     }
     // component_not_present settles it; otherwise the most confident wins
-    // (stable: earlier providers win ties).
+    // (stable: earlier providers win ties). Runtime "affected" only says the
+    // package's code ran: it decides when no other verdict (another
+    // justification, a configuration rule's view) survives.
+    let runtime_affected = |v: &Verdict| is_runtime(v) && v.status() == Status::Affected;
+    let most_confident = |keep: &dyn Fn(&Verdict) -> bool| {
+        candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| keep(v))
+            .max_by(|(ia, a), (ib, b)| {
+                a.confidence
+                    .get()
+                    .total_cmp(&b.confidence.get())
+                    .then(ib.cmp(ia))
+            })
+            .map(|(i, _)| i)
+    };
     let chosen = candidates
         .iter()
         .position(|v| v.justification() == Some(Justification::ComponentNotPresent))
         .or_else(|| {
-            candidates
-                .iter()
-                .enumerate()
-                .max_by(|(ia, a), (ib, b)| {
-                    a.confidence
-                        .get()
-                        .total_cmp(&b.confidence.get())
-                        .then(ib.cmp(ia))
+            if candidates.iter().any(runtime_affected) {
+                most_confident(&|v| {
+                    !runtime_affected(v) && v.status() != Status::UnderInvestigation
                 })
-                .map(|(i, _)| i)
+                .or_else(|| most_confident(&runtime_affected))
+            } else {
+                most_confident(&|_| true)
+            }
         });
     let mut verdict = match chosen {
         Some(i) => candidates.swap_remove(i),
@@ -263,10 +346,11 @@ fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Op
     };
     // Keep every other observation behind the verdict: reviewers see the
     // whole picture, not only the winning argument.
-    for other in candidates {
-        verdict.evidence.extend(other.evidence);
+    for e in candidates.into_iter().flat_map(|v| v.evidence).chain(notes) {
+        if !verdict.evidence.contains(&e) {
+            verdict.evidence.push(e);
+        }
     }
-    verdict.evidence.extend(notes);
     if verdict.status() == Status::Affected && verdict.action_statement().is_none() {
         verdict = Verdict::affected(action_statement(f), verdict.decided_by.clone())
             .with_confidence(verdict.confidence)
@@ -277,7 +361,15 @@ fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Op
 
 fn undecided(f: &Finding, installed: Option<&Package>, notes: &[Evidence]) -> Verdict {
     let name = installed.map_or(f.package.name.as_str(), |p| p.name.as_str());
-    let why = if notes
+    // A runtime observation that explains why it could not decide says most.
+    let runtime_reason = notes
+        .iter()
+        .filter(|e| e.provider == runtime::RUNTIME)
+        .find_map(|e| e.facts.iter().find(|(k, _)| k == "inconclusive"))
+        .map(|(_, v)| v.clone());
+    let why = if let Some(reason) = runtime_reason {
+        reason
+    } else if notes
         .iter()
         .any(|e| e.provider == providers::ELF_REACHABILITY)
     {

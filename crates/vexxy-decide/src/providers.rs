@@ -9,23 +9,30 @@
 //! | `no-code` | the package owns files but no program, library or script | not_affected, vulnerable_code_not_present | 0.75 |
 //! | `elf-reachability` | only plugins the configuration does not load reach its ELF objects | not_affected, vulnerable_code_not_in_execute_path | 0.90 |
 //! | | only shared objects nothing links reach them, and nothing the entrypoint loads calls `dlopen` | same | 0.70 |
-//! | | the same, but the entrypoint's closure calls `dlopen` | vetoes not_in_execute_path | — |
+//! | | the same, but the entrypoint's closure calls `dlopen` | doubts not_in_execute_path (only runtime evidence may still claim it) | — |
 //! | | nothing in the image links or loads them | same | 0.80 |
 //! | | other executables (not the entrypoint) load them | same | 0.60 |
 //! | | the entrypoint loads them | vetoes not_in_execute_path | — |
+//! | `runtime` | the traced run executed, entered, mapped or loaded the package's code | affected (and vetoes not_in_execute_path) | 0.80–0.90 |
+//! | | no code file of the package was executed, mapped or loaded | not_affected, vulnerable_code_not_in_execute_path | 0.90 × coverage × static |
+//! | `runtime-probes` | mapped, but no probed function was ever entered | same | 0.70 × coverage |
+//!
+//! The runtime classes and factors are in [`crate::runtime`].
 
 use vexxy_model::{
-    Decider, Ecosystem, Evidence, EvidenceSource, Finding, Inventory, InventorySource,
-    Justification, LoaderVerdict, Package, PackageReach, ReachFacts, Verdict,
+    Decider, Ecosystem, Evidence, EvidenceSource, ExecutionProfile, Finding, Inventory,
+    InventorySource, Justification, LoaderVerdict, Package, PackageReach, ReachFacts, Verdict,
 };
 
 use crate::conf;
+use crate::runtime::{self, Coverage, Observed};
 
 pub const COMPONENT_PRESENCE: &str = "component-presence";
 pub const KERNEL_HEADERS: &str = "kernel-headers";
 pub const CONFIG_RULE: &str = "config-rule";
 pub const NO_CODE: &str = "no-code";
 pub const ELF_REACHABILITY: &str = "elf-reachability";
+pub use crate::runtime::{RUNTIME, RUNTIME_PROBES};
 
 /// What a provider sees.
 #[derive(Debug)]
@@ -35,6 +42,12 @@ pub struct Context<'a> {
     /// The inventory's package matching the finding, if any.
     pub installed: Option<&'a Package>,
     pub facts: &'a ReachFacts,
+    /// The traced run of the image, when there was one.
+    pub profile: Option<&'a ExecutionProfile>,
+    /// How well that run exercised the image (computed once per run).
+    pub coverage: Option<&'a Coverage>,
+    /// The run's paths, indexed once per run.
+    pub(crate) observed: Option<&'a Observed>,
 }
 
 /// What a provider says.
@@ -45,6 +58,13 @@ pub enum Opinion {
     /// Evidence that rules a justification out (e.g. the entrypoint loads
     /// the library, so it is not "not in the execute path").
     Veto {
+        justification: Justification,
+        evidence: Evidence,
+    },
+    /// Evidence that static analysis cannot rule a justification out (the
+    /// code could be loaded at run time, e.g. with `dlopen`): removes the
+    /// static candidates for it, while a traced run may still decide.
+    Doubt {
         justification: Justification,
         evidence: Evidence,
     },
@@ -80,6 +100,10 @@ pub const ALL: &[Provider] = &[
     Provider {
         id: ELF_REACHABILITY,
         run: elf_reachability,
+    },
+    Provider {
+        id: RUNTIME,
+        run: runtime::runtime,
     },
 ];
 
@@ -245,25 +269,33 @@ fn config_rules(cx: &Context<'_>) -> Vec<Opinion> {
     out
 }
 
+/// Directories whose files are programs.
+const BIN_DIRS: &[&str] = &[
+    "/bin/",
+    "/sbin/",
+    "/usr/bin/",
+    "/usr/sbin/",
+    "/usr/local/bin/",
+    "/usr/local/sbin/",
+    "/usr/libexec/",
+    "/usr/lib/cgi-bin/",
+];
+
+/// Whether a path is in a directory of programs (`/usr/bin`, `/sbin`,
+/// `/usr/libexec`, …).
+pub fn is_program_path(path: &str) -> bool {
+    BIN_DIRS.iter().any(|d| path.starts_with(d))
+}
+
 /// Whether a path looks like code: a program, a library, a script or a
 /// language module. Decided from the path alone.
 pub fn looks_like_code(path: &str) -> bool {
-    const BIN_DIRS: &[&str] = &[
-        "/bin/",
-        "/sbin/",
-        "/usr/bin/",
-        "/usr/sbin/",
-        "/usr/local/bin/",
-        "/usr/local/sbin/",
-        "/usr/libexec/",
-        "/usr/lib/cgi-bin/",
-    ];
     const EXT: &[&str] = &[
         ".so", ".py", ".pyc", ".pl", ".pm", ".sh", ".rb", ".js", ".mjs", ".cjs", ".jar", ".class",
         ".war", ".ko", ".php", ".lua", ".tcl", ".a", ".node", ".wasm",
     ];
     let file = path.rsplit('/').next().unwrap_or(path);
-    BIN_DIRS.iter().any(|d| path.starts_with(d))
+    is_program_path(path)
         || EXT.iter().any(|e| file.ends_with(e))
         || file.contains(".so.")
         || path.contains("/lib/systemd/")
@@ -375,7 +407,7 @@ fn elf_reachability(cx: &Context<'_>) -> Vec<Opinion> {
                 // plugin may well be loaded at run time (interpreter
                 // extension modules, OpenSSL engines, PAM modules …).
                 let callers: Vec<&str> = elf.entry_dlopen_callers.iter().take(5).map(String::as_str).collect();
-                vec![Opinion::Veto {
+                vec![Opinion::Doubt {
                     justification: Justification::VulnerableCodeNotInExecutePath,
                     evidence: ev(format!(
                         "only shared objects nothing links reach {name}, and the entrypoint's closure calls dlopen"

@@ -310,6 +310,7 @@ fn verdicts_per_evidence() {
             inventory: Some(&inv),
             facts: &facts,
             existing: &[],
+            profile: None,
         };
         let out = decide(&inputs, &Policy::default());
         let v = &out.decisions[0].verdict;
@@ -379,6 +380,7 @@ fn existing_statements_are_respected() {
         inventory: Some(&inv),
         facts: &facts,
         existing: &existing,
+        profile: None,
     };
     let out = decide(&inputs, &Policy::default());
     assert_eq!(out.decisions[0].verdict, human);
@@ -404,6 +406,7 @@ fn one_statement_per_vulnerability_joined_conservatively() {
         inventory: Some(&inv),
         facts: &facts,
         existing: &[],
+        profile: None,
     };
     let out = decide(&inputs, &Policy::default());
     assert_eq!(out.statements.len(), 2);
@@ -432,6 +435,7 @@ fn without_any_evidence_everything_is_under_investigation() {
         inventory: None,
         facts: &facts,
         existing: &[],
+        profile: None,
     };
     let out = decide(&inputs, &Policy::default());
     assert!(out
@@ -457,6 +461,7 @@ fn verdicts_below_the_minimum_confidence_stay_open() {
         inventory: Some(&inv),
         facts: &facts,
         existing: &[],
+        profile: None,
     };
     let out = decide(
         &inputs,
@@ -510,6 +515,7 @@ fn execute_path_claims_need_the_elf_graph_and_respect_it() {
         inventory: Some(&inv),
         facts: &no_elf,
         existing: &[],
+        profile: None,
     };
     let out = decide(&inputs, &Policy::default());
     assert!(out
@@ -526,6 +532,7 @@ fn execute_path_claims_need_the_elf_graph_and_respect_it() {
         inventory: Some(&inv),
         facts: &with_elf,
         existing: &[],
+        profile: None,
     };
     let out = decide(&inputs, &Policy::default());
     let curl = &out.decisions[0].verdict;
@@ -547,6 +554,7 @@ fn execute_path_claims_need_the_elf_graph_and_respect_it() {
         inventory: Some(&inv),
         facts: &with_elf,
         existing: &[],
+        profile: None,
     };
     let out = decide(&inputs, &Policy::default());
     let xml = &out.decisions[1].verdict;
@@ -579,6 +587,7 @@ fn statements_pinned_to_another_digest_do_not_apply() {
         inventory: Some(&inv),
         facts: &facts,
         existing: &existing,
+        profile: None,
     };
     let out = decide(&inputs, &Policy::default());
     assert!(

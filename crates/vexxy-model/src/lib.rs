@@ -18,6 +18,7 @@ mod inventory;
 mod package;
 mod platform;
 mod product;
+mod profile;
 mod purl;
 mod verdict;
 mod vex;
@@ -29,6 +30,11 @@ pub use inventory::{Inventory, InventorySource};
 pub use package::{Ecosystem, Package, SourcePackage};
 pub use platform::{Platform, PlatformError};
 pub use product::{Digest, DigestError, Product};
+pub use profile::{
+    ExecutedBinary, ExecutionProfile, ExerciseStats, FailedOpen, FileAccess, FunctionCalls,
+    LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, RunInfo, RunOutcome, ScriptOutcome,
+    SocketAddress, SocketOp, TracerInfo,
+};
 pub use purl::{Purl, PurlError};
 pub use verdict::{
     Confidence, ConfidenceError, Decider, Justification, Status, Verdict, VerdictError,

@@ -283,6 +283,16 @@ pub fn scan(root: &RootFs, opts: &ScanOptions) -> Result<ElfGraph, StaticError> 
     Ok(graph)
 }
 
+/// The program interpreter (`PT_INTERP`) of one file of the image, when it
+/// is a dynamically linked ELF executable no larger than `max_bytes`.
+pub fn interpreter_of(root: &RootFs, path: &str, max_bytes: u64) -> Option<String> {
+    if !has_elf_magic(root, path) {
+        return None;
+    }
+    let bytes = root.read(path, max_bytes).ok()?;
+    parse_object(path, &bytes).ok()?.interpreter
+}
+
 /// Reads the first bytes of a regular file to see whether it is ELF.
 pub(crate) fn has_elf_magic(root: &RootFs, path: &str) -> bool {
     read_prefix(root, path, 4).is_some_and(|b| b.as_slice() == ELF_MAGIC)

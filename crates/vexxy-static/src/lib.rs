@@ -40,7 +40,7 @@ mod plugins;
 mod reach;
 mod rules;
 
-pub use elf::{scan, ElfGraph, ElfKind, ElfObject, ScanOptions};
+pub use elf::{interpreter_of, scan, ElfGraph, ElfKind, ElfObject, ScanOptions};
 pub use entry::entrypoints;
 pub use error::StaticError;
 pub use plugins::{builtin_loaders, PluginLoader, PluginState};

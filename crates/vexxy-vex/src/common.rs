@@ -499,3 +499,24 @@ pub(crate) fn to_compact<T: Serialize>(
 ) -> Result<String, VexError> {
     serde_json::to_string(value).map_err(|source| VexError::Encode { format, source })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_sources_read_back_as_written() {
+        for source in [
+            EvidenceSource::ScannerReport,
+            EvidenceSource::Sbom,
+            EvidenceSource::PackageDb,
+            EvidenceSource::ElfGraph,
+            EvidenceSource::Runtime,
+            EvidenceSource::ConfigRule("nginx-geoip-not-loaded".into()),
+            EvidenceSource::ExistingVex("https://example.com/vex/1".into()),
+        ] {
+            assert_eq!(parse_source(&source.to_string()), source);
+        }
+        assert_eq!(EvidenceSource::Runtime.to_string(), "runtime");
+    }
+}

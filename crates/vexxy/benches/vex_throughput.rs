@@ -142,6 +142,7 @@ fn vexxy_once(data: &Path, out: &Path, phases: &mut Phases) -> (Duration, usize,
             inventory: Some(&inventory),
             facts: &facts,
             existing: &[],
+            profile: None,
         };
         let outcome = vexxy_decide::decide(&inputs, &vexxy_decide::Policy::default());
         findings += report.findings.len();

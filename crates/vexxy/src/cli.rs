@@ -10,7 +10,9 @@ Exit codes:
   1  done, but findings remain undecided (only with --fail-on-undecided)
   2  bad input: a file that does not parse, an unknown format, a bad flag,
      a document that fails validation, an envelope that fails verification
-  3  internal error";
+  3  internal error
+  4  this machine cannot run the sandbox or the tracer (not root, no BTF,
+     no OCI runtime, no overlayfs or cgroups): the message says what is missing";
 
 /// Evidence-backed VEX for container images.
 #[derive(Debug, Parser)]
@@ -47,6 +49,97 @@ pub(crate) enum Command {
     Keygen(KeygenArgs),
     /// Catalog an image's packages with the files each owns and write an SBOM.
     Sbom(SbomArgs),
+    /// Run an image in the sandbox, exercise it, trace it with eBPF and
+    /// write its execution profile.
+    Run(Box<RunArgs>),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct RunArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE,
+    /// dir:ROOTFS (with --image-config), or a registry reference.
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: String,
+    #[command(flatten)]
+    pub(crate) fetch: ImageArgs,
+    #[command(flatten)]
+    pub(crate) sandbox: SandboxArgs,
+    /// Write the execution profile (JSON) here, atomically; default stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub(crate) profile_out: Option<PathBuf>,
+}
+
+/// How to run, exercise and trace an image.
+#[derive(Debug, Args)]
+pub(crate) struct SandboxArgs {
+    /// Exercise window: how long the workload runs (e.g. 30s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, env = "DEFAULT_ANALYSIS_DURATION")]
+    pub(crate) duration: std::time::Duration,
+    /// Hard limit on the whole run (at most 900s).
+    #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
+    pub(crate) timeout: std::time::Duration,
+    /// Command replacing the image's CMD (the ENTRYPOINT stays): one flag
+    /// per word, or one flag with a shell-quoted line.
+    #[arg(long, value_name = "WORD", allow_hyphen_values = true)]
+    pub(crate) cmd: Vec<String>,
+    /// Entrypoint replacing the image's ENTRYPOINT, a shell-quoted line;
+    /// as with `docker run --entrypoint`, the image's CMD is dropped too
+    /// (give arguments with --cmd).
+    #[arg(long, value_name = "LINE", allow_hyphen_values = true)]
+    pub(crate) entrypoint: Option<String>,
+    /// Environment variable for the workload; repeatable.
+    #[arg(long, short = 'e', value_name = "KEY=VALUE")]
+    pub(crate) env: Vec<String>,
+    /// Shell script run on the host inside the sandbox's network namespace
+    /// (VEXXY_TARGET_URL, VEXXY_TARGET_HOST and VEXXY_TARGET_PORTS are set).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) test_script: Option<PathBuf>,
+    /// TCP port to wait for and probe; repeatable (default: the image's exposed ports).
+    #[arg(long, value_name = "PORT")]
+    pub(crate) port: Vec<u16>,
+    /// Do not probe open ports over HTTP.
+    #[arg(long)]
+    pub(crate) no_http_probe: bool,
+    /// Count calls of a function: LIBRARY:SYMBOL with the library's path in
+    /// the image; repeatable.
+    #[arg(long, value_name = "LIBRARY:SYMBOL")]
+    pub(crate) uprobe: Vec<String>,
+    /// OCI runtime binary (runc; crun, youki or runsc where they work).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "runc",
+        env = "VEXXY_RUNTIME"
+    )]
+    pub(crate) runtime: PathBuf,
+    /// CPU limit in cores.
+    #[arg(
+        long,
+        value_name = "CORES",
+        default_value_t = 1.0,
+        env = "SANDBOX_CPU_LIMIT"
+    )]
+    pub(crate) cpus: f64,
+    /// Memory limit (bytes, or with k/m/g suffix).
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "1g",
+        env = "SANDBOX_MEMORY_LIMIT"
+    )]
+    pub(crate) memory: String,
+    /// Process limit.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 512,
+        env = "SANDBOX_PIDS_LIMIT"
+    )]
+    pub(crate) pids: u64,
+    /// OCI image config (JSON) to run a dir: rootfs with.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) image_config: Option<PathBuf>,
 }
 
 /// How to fetch an image.

@@ -9,6 +9,8 @@ pub(crate) enum Exit {
     Undecided = 1,
     BadInput = 2,
     Internal = 3,
+    /// This machine cannot sandbox or trace (not root, no BTF, no runtime…).
+    Unsupported = 4,
 }
 
 impl From<Exit> for ExitCode {
@@ -25,6 +27,11 @@ pub(crate) struct BadInput(pub(crate) String);
 
 /// Bad input when any error in the chain says so; internal otherwise.
 pub(crate) fn classify(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if unsupported(cause) {
+            return Exit::Unsupported;
+        }
+    }
     for cause in err.chain() {
         let bad = cause.is::<BadInput>()
             || cause
@@ -52,6 +59,12 @@ pub(crate) fn classify(err: &anyhow::Error) -> Exit {
                 .downcast_ref::<vexxy_attest::AttestError>()
                 .is_some_and(|e| e.is_bad_input())
             || cause
+                .downcast_ref::<vexxy_run::RunError>()
+                .is_some_and(|e| e.is_bad_input())
+            || cause
+                .downcast_ref::<vexxy_profile::ProfileError>()
+                .is_some_and(|e| e.is_bad_input())
+            || cause
                 .downcast_ref::<vexxy_rootfs::RootFsError>()
                 .is_some_and(|e| !matches!(e, vexxy_rootfs::RootFsError::Io { .. }))
             || cause
@@ -65,4 +78,20 @@ pub(crate) fn classify(err: &anyhow::Error) -> Exit {
         }
     }
     Exit::Internal
+}
+
+/// Errors saying this machine lacks something the sandbox or tracer needs.
+fn unsupported(cause: &(dyn std::error::Error + 'static)) -> bool {
+    use vexxy_run::RunError as R;
+    if let Some(e) = cause.downcast_ref::<vexxy_trace::TraceError>() {
+        return e.is_unsupported();
+    }
+    if let Some(e) = cause.downcast_ref::<vexxy_sandbox::SandboxError>() {
+        return e.is_unsupported();
+    }
+    match cause.downcast_ref::<R>() {
+        Some(R::Sandbox(e)) => e.is_unsupported(),
+        Some(R::Trace(e)) => e.is_unsupported(),
+        _ => false,
+    }
 }

@@ -147,6 +147,7 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
         inventory: inventory.as_ref(),
         facts: &facts,
         existing: &existing,
+        profile: None,
     };
     let policy = vexxy_decide::Policy {
         review_below: args.review_below,

@@ -166,21 +166,10 @@ pub(crate) fn resolve(
     if product.digest.is_none() {
         product.digest.clone_from(&image.manifest_digest);
     }
-    let mut argv = image.config.entrypoint.clone().unwrap_or_default();
-    argv.extend(image.config.cmd.clone().unwrap_or_default());
-    let env = image
-        .config
-        .env
-        .iter()
-        .filter_map(|kv| {
-            kv.split_once('=')
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        })
-        .collect();
     Ok(Resolved {
         rootfs,
         product,
-        run: RunConfig { argv, env },
+        run: RunConfig::from_image(&image.config),
         _scratch: scratch,
     })
 }

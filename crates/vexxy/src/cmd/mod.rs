@@ -4,6 +4,7 @@ mod attest;
 mod config;
 mod generate;
 mod image;
+mod run;
 mod sbom;
 mod summary;
 mod vexdocs;
@@ -28,6 +29,7 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Verify(a) => attest::verify(&a),
         Command::Keygen(a) => attest::keygen(&a),
         Command::Sbom(a) => sbom::run(&a, quiet),
+        Command::Run(a) => run::run(&a, quiet),
     }
 }
 

@@ -1,0 +1,1060 @@
+//! Runtime evidence: what one traced, exercised run of the image (an
+//! [`ExecutionProfile`]) shows about the code of each finding's package.
+//!
+//! The package's owned files (listed and canonical forms, from the
+//! [`Inventory`]) are matched against what the run executed, mapped
+//! executable, opened, and what the probed functions counted. The first class
+//! that applies decides:
+//!
+//! | class | observed | opinion | confidence |
+//! |---|---|---|---|
+//! | executed | a file of the package was executed, or was the ELF interpreter of an executed program | affected (and vetoes not_in_execute_path) | [`EXECUTED_CONFIDENCE`] |
+//! | entered | a probed function of the package was called | affected (veto) | [`ENTERED_CONFIDENCE`] |
+//! | mapped | a shared object of the package was mapped executable and no probe on it can show its code stayed idle | affected (veto) | [`MAPPED_CONFIDENCE`] |
+//! | modules loaded | a language module, script or bytecode file of the package was opened (`__pycache__/*.pyc` count for their `.py`) | affected (veto) | [`MODULE_CONFIDENCE`] |
+//! | mapped, never entered | every mapped object of the package carried probes, none was called and none failed to attach | not_affected / not_in_execute_path | [`NEVER_ENTERED_BASE`] × coverage |
+//! | read only | a native object was opened but never mapped executable | nothing (a note) | — |
+//! | not used | no code file of the package was executed, mapped or opened | not_affected / not_in_execute_path, unless static analysis says the entrypoint loads it | [`NOT_USED_BASE`] × coverage × static |
+//!
+//! A package without code files is left to the `no-code` provider. Only the
+//! absence claims depend on how well the run exercised the image
+//! ([`Coverage`]): that code ran is not weakened by lost events or a short
+//! run, that it did not run is. See `docs/confidence.md` for every number.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+
+use vexxy_model::{
+    Confidence, Decider, Evidence, EvidenceSource, ExecutionProfile, FunctionCalls, Inventory,
+    Justification, LoaderVerdict, Package, PackageReach, RunOutcome, ScriptOutcome, Status,
+    Verdict,
+};
+
+use crate::conf;
+use crate::providers::{is_program_path, looks_like_code, Context, Opinion};
+
+/// Provider id of every runtime opinion but "mapped, never entered".
+pub const RUNTIME: &str = "runtime";
+/// Provider id of the "mapped, never entered" verdict, which rests on
+/// function probes of a loaded library.
+pub const RUNTIME_PROBES: &str = "runtime-probes";
+
+/// `affected`: a program or interpreter of the package ran.
+pub const EXECUTED_CONFIDENCE: f64 = 0.90;
+/// `affected`: a probed function of the package was called.
+pub const ENTERED_CONFIDENCE: f64 = 0.90;
+/// `affected`: a module, script or bytecode file of the package was loaded.
+pub const MODULE_CONFIDENCE: f64 = 0.85;
+/// `affected`: a shared object of the package was mapped executable.
+pub const MAPPED_CONFIDENCE: f64 = 0.80;
+/// `not_affected`: no code file of the package was used; scaled by
+/// [`Coverage::factor`] and the static factor.
+pub const NOT_USED_BASE: f64 = 0.90;
+/// `not_affected`: mapped, but no probed function was ever entered; scaled by
+/// [`Coverage::factor`] and [`UPROBE_ERRORS_FACTOR`].
+pub const NEVER_ENTERED_BASE: f64 = 0.70;
+/// The most a runtime absence claim may have when the tracer dropped events
+/// (ring buffer) or aggregation entries (full map): absence of evidence is
+/// then no longer evidence of absence.
+pub const LOST_EVENTS_CAP: f64 = 0.40;
+/// "Mapped, never entered" when other requested probes failed to attach.
+pub const UPROBE_ERRORS_FACTOR: f64 = 0.90;
+
+/// Static factor: the entrypoint does not load the package, other programs
+/// of the image do (none of them ran).
+pub const STATIC_OTHER_EXECUTABLES: f64 = 0.90;
+/// Static factor: only a plugin no loader explains reaches the package, and
+/// the entrypoint's closure calls `dlopen`.
+pub const STATIC_DLOPEN_POSSIBLE: f64 = 0.80;
+/// Static factor: only a plugin no loader explains reaches the package, and
+/// nothing the entrypoint loads calls `dlopen`.
+pub const STATIC_UNEXPLAINED_PLUGIN: f64 = 0.95;
+/// Static factor: a configuration rule that selects the finding says the
+/// configuration could use the package (`affected` or `under_investigation`).
+pub const STATIC_RULE_COULD_ENABLE: f64 = 0.80;
+
+/// How many example paths evidence lists.
+const SAMPLE: usize = 5;
+
+/// How thoroughly one traced run exercised the image: the numbers behind the
+/// confidence of every runtime absence claim, computed once per run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Coverage {
+    /// Wall time of the run, in milliseconds.
+    pub duration_ms: u64,
+    /// The exercise window asked for, in milliseconds (0 when unknown).
+    pub requested_duration_ms: u64,
+    /// How the workload ended.
+    pub outcome: RunOutcome,
+    /// TCP ports the image exposes.
+    pub ports: usize,
+    /// Ports that accepted a connection.
+    pub ready_ports: usize,
+    /// HTTP requests sent.
+    pub http_requests: u64,
+    /// HTTP requests that got a response (any status but 0).
+    pub http_answered: u64,
+    /// Distinct HTTP paths requested.
+    pub http_paths: usize,
+    /// The user's test script, when one ran.
+    pub script: Option<ScriptOutcome>,
+    /// Distinct programs executed.
+    pub executed: usize,
+    /// Programs of the inventory (files in `bin`/`sbin`/`libexec`
+    /// directories), when the inventory lists files.
+    pub image_programs: Option<usize>,
+    /// How many of those ran.
+    pub image_programs_run: usize,
+    /// The tracer dropped process events or aggregation entries.
+    pub lost_events: bool,
+    /// Paths the tracer could not resolve completely.
+    pub truncated_paths: u64,
+    /// Requested uprobes that could not be attached.
+    pub uprobe_errors: usize,
+    /// The tracer saw at least one program start or executable mapping.
+    pub observed_anything: bool,
+    /// The factors derived from the numbers above.
+    pub factors: CoverageFactors,
+}
+
+/// The multipliers (each in `0..=1`) a [`Coverage`] applies to the base
+/// confidence of a runtime absence claim. `docs/confidence.md` explains each.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CoverageFactors {
+    /// Run time against the requested window.
+    pub duration: f64,
+    /// How the workload ended.
+    pub outcome: f64,
+    /// Ports, HTTP requests and paths, the test script.
+    pub exercise: f64,
+    /// Share of the image's programs that ran.
+    pub programs: f64,
+    /// Paths the tracer could not resolve.
+    pub paths: f64,
+}
+
+impl CoverageFactors {
+    /// The product of all factors.
+    pub fn product(&self) -> f64 {
+        self.duration * self.outcome * self.exercise * self.programs * self.paths
+    }
+}
+
+impl Coverage {
+    /// Measures a run. `inventory` supplies the image's programs for the
+    /// share that ran; without one (or without file lists) that factor
+    /// assumes little of the image ran.
+    pub fn of(profile: &ExecutionProfile, inventory: Option<&Inventory>) -> Self {
+        let run = &profile.run;
+        let ex = &profile.exercise;
+        let executed: BTreeSet<Cow<'_, str>> = profile
+            .executables
+            .iter()
+            .map(|e| merged(&e.path))
+            .collect();
+        let image_programs: Option<BTreeSet<Cow<'_, str>>> = inventory.map(|inv| {
+            inv.packages()
+                .iter()
+                .flat_map(|p| p.files.iter())
+                .filter(|f| is_program_path(f))
+                .map(|f| merged(f))
+                .collect()
+        });
+        let image_programs = image_programs.filter(|s| !s.is_empty());
+        let image_programs_run = image_programs.as_ref().map_or(0, |all| {
+            executed.iter().filter(|e| all.contains(*e)).count()
+        });
+        let http_answered = ex
+            .http_status
+            .iter()
+            .filter(|(code, _)| **code != 0)
+            .map(|(_, n)| *n)
+            .sum();
+        let mut c = Self {
+            duration_ms: run.duration_ms,
+            requested_duration_ms: run.requested_duration_ms,
+            outcome: run.outcome,
+            ports: ex.ports.len(),
+            ready_ports: ex.ready_ports.len(),
+            http_requests: ex.http_requests,
+            http_answered,
+            http_paths: ex.http_paths.len(),
+            script: ex.script.clone(),
+            executed: executed.len(),
+            image_programs: image_programs.as_ref().map(BTreeSet::len),
+            image_programs_run,
+            lost_events: profile.lost.ring_buffer > 0
+                || profile.lost.map_full.values().any(|n| *n > 0),
+            truncated_paths: profile.lost.truncated_paths,
+            uprobe_errors: profile.tracer.uprobe_errors.len(),
+            observed_anything: !profile.executables.is_empty()
+                || !profile.loaded_libraries.is_empty(),
+            factors: CoverageFactors {
+                duration: 1.0,
+                outcome: 1.0,
+                exercise: 1.0,
+                programs: 1.0,
+                paths: 1.0,
+            },
+        };
+        c.factors = c.compute_factors();
+        c
+    }
+
+    fn compute_factors(&self) -> CoverageFactors {
+        // Duration: full marks from 90 % of the window (10 s when no window
+        // was recorded), falling linearly to 0.5 for a run of no length.
+        let ran = if self.requested_duration_ms > 0 {
+            ratio(self.duration_ms, self.requested_duration_ms)
+        } else {
+            ratio(self.duration_ms, 10_000)
+        };
+        let duration = 0.5 + 0.5 * (ran / 0.9).min(1.0);
+        let outcome = match self.outcome {
+            RunOutcome::StoppedAtEnd => 1.0,
+            RunOutcome::Exited(0) | RunOutcome::TimedOut => 0.9,
+            RunOutcome::Exited(_) | RunOutcome::Signaled(_) => 0.6,
+        };
+        let mut exercise = if self.ready_ports > 0 {
+            if self.http_answered == 0 {
+                0.85
+            } else if self.http_paths >= 3 {
+                1.0
+            } else {
+                0.95
+            }
+        } else if self.ports > 0 {
+            0.6
+        } else {
+            0.85
+        };
+        match &self.script {
+            Some(s) if s.exit_code == Some(0) => exercise = 1.0,
+            Some(_) => exercise = f64::min(exercise, 0.7),
+            None => {}
+        }
+        let programs = match self.image_programs {
+            Some(all) => {
+                let share = ratio(
+                    u64::try_from(self.image_programs_run).unwrap_or(u64::MAX),
+                    u64::try_from(all).unwrap_or(u64::MAX),
+                );
+                0.97 + 0.03 * (share / 0.05).min(1.0)
+            }
+            None => 0.97,
+        };
+        let paths = if self.truncated_paths > 0 { 0.9 } else { 1.0 };
+        CoverageFactors {
+            duration,
+            outcome,
+            exercise,
+            programs,
+            paths,
+        }
+    }
+
+    /// The product of the coverage factors.
+    pub fn factor(&self) -> f64 {
+        self.factors.product()
+    }
+
+    /// The most any runtime absence claim may have: [`LOST_EVENTS_CAP`]
+    /// when events were lost, else 1.
+    pub fn ceiling(&self) -> f64 {
+        if self.lost_events {
+            LOST_EVENTS_CAP
+        } else {
+            1.0
+        }
+    }
+
+    /// `base` scaled by the coverage factors and `extra`, capped by
+    /// [`Coverage::ceiling`].
+    pub fn scale(&self, base: f64, extra: f64) -> Confidence {
+        conf((base * self.factor() * extra).min(self.ceiling()))
+    }
+
+    /// The run in a few words: "a 31.2 s run (30 s requested), still up at the
+    /// end, 18 http requests (17 answered) to 3 paths".
+    pub fn describe(&self) -> String {
+        let mut s = format!("a {} run", secs(self.duration_ms));
+        if self.requested_duration_ms > 0 {
+            let _ = write!(s, " ({} requested)", secs(self.requested_duration_ms));
+        }
+        let _ = match self.outcome {
+            RunOutcome::StoppedAtEnd => write!(s, ", still up at the end"),
+            RunOutcome::Exited(code) => write!(s, ", exited with code {code}"),
+            RunOutcome::Signaled(sig) => write!(s, ", killed by signal {sig}"),
+            RunOutcome::TimedOut => write!(s, ", stopped at the hard timeout"),
+        };
+        if self.ports > 0 {
+            let _ = write!(s, ", {} of {} port(s) ready", self.ready_ports, self.ports);
+        }
+        if self.http_requests > 0 {
+            let _ = write!(
+                s,
+                ", {} http request(s) ({} answered) to {} path(s)",
+                self.http_requests, self.http_answered, self.http_paths
+            );
+        }
+        let _ = match &self.script {
+            Some(ScriptOutcome {
+                exit_code: Some(code),
+                ..
+            }) => write!(s, ", test script exited {code}"),
+            Some(_) => write!(s, ", test script killed at the deadline"),
+            None => Ok(()),
+        };
+        let _ = match self.image_programs {
+            Some(all) => write!(
+                s,
+                ", {} of the image's {all} programs run",
+                self.image_programs_run
+            ),
+            None => write!(s, ", {} program(s) run", self.executed),
+        };
+        s
+    }
+
+    /// The factors as one line for evidence.
+    fn factors_fact(&self) -> String {
+        let f = &self.factors;
+        format!(
+            "duration {:.2}, outcome {:.2}, exercise {:.2}, programs {:.2}, paths {:.2}",
+            f.duration, f.outcome, f.exercise, f.programs, f.paths
+        )
+    }
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn ratio(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        return 1.0;
+    }
+    part as f64 / whole as f64
+}
+
+/// Milliseconds as seconds with at most one (truncated) decimal.
+fn secs(ms: u64) -> String {
+    let (whole, tenths) = (ms / 1000, (ms % 1000) / 100);
+    if tenths == 0 {
+        format!("{whole} s")
+    } else {
+        format!("{whole}.{tenths} s")
+    }
+}
+
+/// The merged-/usr form of a path (`/lib/x` → `/usr/lib/x`), the key under
+/// which listed, canonical and traced paths meet. Merging only ever adds
+/// matches, so on an image without merged /usr it can only make a package
+/// look used, never unused.
+fn merged(path: &str) -> Cow<'_, str> {
+    const TOP: &[&str] = &["/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/"];
+    if TOP.iter().any(|d| path.starts_with(d)) {
+        Cow::Owned(format!("/usr{path}"))
+    } else {
+        Cow::Borrowed(path)
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn dir_name(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(d, _)| d)
+}
+
+/// The source file a Python bytecode file was compiled from:
+/// `d/__pycache__/m.cpython-311.pyc` and `….opt-1.pyc` → `d/m.py`, and the
+/// legacy `d/m.pyc` → `d/m.py`.
+fn python_source_of(pyc: &str) -> Option<String> {
+    let stem = pyc.strip_suffix(".pyc")?;
+    let (dir, name) = stem.rsplit_once('/')?;
+    match dir.strip_suffix("/__pycache__") {
+        Some(parent) => {
+            let name = match name.rsplit_once(".opt-") {
+                Some((n, level))
+                    if !level.is_empty() && level.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    n
+                }
+                _ => name,
+            };
+            let (module, _tag) = name.rsplit_once('.')?;
+            (!module.is_empty()).then(|| format!("{parent}/{module}.py"))
+        }
+        None => (!name.is_empty()).then(|| format!("{stem}.py")),
+    }
+}
+
+/// What kind of code a file is, from its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum CodeKind {
+    /// A file in a `bin`, `sbin`, `libexec` or `cgi-bin` directory.
+    Program,
+    /// A shared object (ELF library, Python or Node extension, the dynamic loader).
+    Native,
+    /// Interpreted code: scripts, modules, bytecode, archives of classes.
+    Module,
+    /// Other code that does not run in a container by being opened (static
+    /// archives, kernel modules, init scripts, systemd units).
+    Other,
+}
+
+impl CodeKind {
+    fn of(path: &str) -> Option<Self> {
+        const MODULE: &[&str] = &[
+            ".py", ".pyc", ".pl", ".pm", ".sh", ".rb", ".js", ".mjs", ".cjs", ".jar", ".class",
+            ".war", ".php", ".lua", ".tcl", ".wasm",
+        ];
+        if !looks_like_code(path) {
+            return None;
+        }
+        let file = file_name(path);
+        Some(if is_program_path(path) {
+            Self::Program
+        } else if file.ends_with(".so")
+            || file.contains(".so.")
+            || file.ends_with(".node")
+            || path.contains("/ld-linux")
+        {
+            Self::Native
+        } else if MODULE.iter().any(|e| file.ends_with(e)) {
+            Self::Module
+        } else {
+            Self::Other
+        })
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Program => "program(s)",
+            Self::Native => "shared object(s)",
+            Self::Module => "module(s) or script(s)",
+            Self::Other => "other code file(s)",
+        }
+    }
+}
+
+/// How the run used one path.
+#[derive(Clone, Debug, Default)]
+struct Use {
+    /// The path as the profile names it.
+    seen_as: String,
+    executed: u64,
+    /// An executed program whose ELF interpreter this is.
+    interpreter_of: Option<String>,
+    mapped: u64,
+    opened: u64,
+    /// Bytecode opened in place of this source file.
+    bytecode: Option<String>,
+}
+
+/// The run's paths indexed by their merged-/usr form: built once per run.
+#[derive(Debug, Default)]
+pub(crate) struct Observed {
+    uses: HashMap<String, Use>,
+}
+
+impl Observed {
+    pub(crate) fn of(profile: &ExecutionProfile) -> Self {
+        let mut o = Self::default();
+        for e in &profile.executables {
+            o.slot(&e.path).executed += e.count.max(1);
+            if let Some(interp) = &e.interpreter {
+                o.slot(interp)
+                    .interpreter_of
+                    .get_or_insert_with(|| e.path.clone());
+            }
+        }
+        for l in &profile.loaded_libraries {
+            o.slot(&l.path).mapped += l.mappings.max(1);
+        }
+        for f in &profile.files {
+            o.slot(&f.path).opened += f.opens.max(1);
+            if let Some(source) = python_source_of(&f.path) {
+                o.slot(&source)
+                    .bytecode
+                    .get_or_insert_with(|| f.path.clone());
+            }
+        }
+        o
+    }
+
+    fn slot(&mut self, path: &str) -> &mut Use {
+        self.uses
+            .entry(merged(path).into_owned())
+            .or_insert_with(|| Use {
+                seen_as: path.to_owned(),
+                ..Use::default()
+            })
+    }
+
+    fn get(&self, path: &str) -> Option<&Use> {
+        self.uses.get(merged(path).as_ref())
+    }
+}
+
+/// What the run did with one package's files.
+#[derive(Debug, Default)]
+struct Usage<'p> {
+    /// The package's name.
+    name: &'p str,
+    /// Distinct files (by merged-/usr form) the package owns.
+    keys: BTreeSet<Cow<'p, str>>,
+    /// Code files by kind.
+    kinds: BTreeMap<CodeKind, usize>,
+    executed: Vec<String>,
+    /// Mapped executable (not executed): (path as traced, owned path, mappings).
+    mapped: Vec<(String, &'p str, u64)>,
+    modules: Vec<String>,
+    read_only: Vec<String>,
+    data: Vec<String>,
+}
+
+impl<'p> Usage<'p> {
+    fn of(p: &'p Package, observed: &Observed) -> Self {
+        let mut u = Self {
+            name: &p.name,
+            ..Self::default()
+        };
+        for file in &p.files {
+            if !u.keys.insert(merged(file)) {
+                continue;
+            }
+            let kind = CodeKind::of(file);
+            let used = observed.get(file);
+            let ran =
+                used.is_some_and(|x| x.executed > 0 || x.interpreter_of.is_some() || x.mapped > 0);
+            if let Some(k) = kind.or(ran.then_some(CodeKind::Program)) {
+                *u.kinds.entry(k).or_insert(0) += 1;
+            }
+            let Some(x) = used else { continue };
+            if x.executed > 0 {
+                u.executed.push(format!("{} ({}×)", x.seen_as, x.executed));
+            } else if let Some(program) = &x.interpreter_of {
+                u.executed
+                    .push(format!("{} (interpreter of {program})", x.seen_as));
+            } else if x.mapped > 0 {
+                u.mapped.push((x.seen_as.clone(), file.as_str(), x.mapped));
+            } else if x.opened > 0 || x.bytecode.is_some() {
+                let shown = match &x.bytecode {
+                    Some(pyc) if x.opened == 0 => format!("{} (as {pyc})", x.seen_as),
+                    _ => x.seen_as.clone(),
+                };
+                match kind {
+                    Some(CodeKind::Program | CodeKind::Module) => u.modules.push(shown),
+                    Some(CodeKind::Native | CodeKind::Other) => u.read_only.push(shown),
+                    None => u.data.push(shown),
+                }
+            }
+        }
+        u
+    }
+
+    fn code_files(&self) -> usize {
+        self.kinds.values().sum()
+    }
+
+    fn kinds_text(&self) -> String {
+        self.kinds
+            .iter()
+            .map(|(k, n)| format!("{n} {}", k.noun()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn owns(&self, path: &str) -> bool {
+        self.keys.contains(merged(path).as_ref())
+    }
+}
+
+/// Whether a probe on `probed` is a probe on the mapped object `mapped`:
+/// the same file, or a soname link beside it (`libgd.so.3` for
+/// `libgd.so.3.0.11`).
+fn same_object(probed: &str, mapped: &str) -> bool {
+    let (p, m) = (merged(probed), merged(mapped));
+    if p == m {
+        return true;
+    }
+    if dir_name(&p) != dir_name(&m) {
+        return false;
+    }
+    let (pf, mf) = (file_name(&p), file_name(&m));
+    mf.strip_prefix(pf).is_some_and(|r| r.starts_with('.'))
+        || pf.strip_prefix(mf).is_some_and(|r| r.starts_with('.'))
+}
+
+/// Whether an uprobe error concerns this library or one of its probes.
+fn error_concerns(err: &str, library: &str, probes: &[&FunctionCalls]) -> bool {
+    let name = file_name(library);
+    err.contains(library)
+        || (!name.is_empty() && err.contains(name))
+        || probes.iter().any(|f| {
+            err.contains(f.library.as_str())
+                || err.contains(file_name(&f.library))
+                || err.starts_with(&format!("{}:", f.symbol))
+        })
+}
+
+/// "a, b, c (+4 more)".
+fn sample(items: &[String]) -> String {
+    let mut s = items
+        .iter()
+        .take(SAMPLE)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > SAMPLE {
+        let _ = write!(s, " (+{} more)", items.len() - SAMPLE);
+    }
+    s
+}
+
+/// What static analysis adds to a "not used" claim.
+enum Outlook {
+    /// Static analysis says the entrypoint loads it: the run contradicts it.
+    Contradiction(String),
+    /// A multiplier with the reasons behind it.
+    Factor(f64, Vec<String>),
+}
+
+fn static_outlook(cx: &Context<'_>, name: &str) -> Outlook {
+    let mut factor = 1.0;
+    let mut why = Vec::new();
+    if let Some(elf) = &cx.facts.elf {
+        match elf.packages.get(name) {
+            Some(PackageReach::FromEntrypoint { object, chain }) => {
+                return Outlook::Contradiction(format!(
+                    "static analysis finds {object} of {name} in the entrypoint's dependency closure ({}), but the traced run never mapped it; the run may not have started the analysed entrypoint, so the contradiction needs a review",
+                    chain.join(" -> ")
+                ));
+            }
+            Some(PackageReach::FromOtherExecutables { count, .. }) => {
+                factor *= STATIC_OTHER_EXECUTABLES;
+                why.push(format!(
+                    "{count} other program(s) of the image load it; none of them ran"
+                ));
+            }
+            Some(PackageReach::OnlyViaPlugins { plugins }) => {
+                if plugins.iter().any(|(_, v)| *v == LoaderVerdict::Unknown) {
+                    if elf.entry_dlopen_callers.is_empty() {
+                        factor *= STATIC_UNEXPLAINED_PLUGIN;
+                        why.push("only a plugin no loader explains reaches it".to_owned());
+                    } else {
+                        factor *= STATIC_DLOPEN_POSSIBLE;
+                        why.push("a plugin that needs it could be loaded with dlopen by the entrypoint under other input or configuration".to_owned());
+                    }
+                } else {
+                    why.push("static analysis agrees: only plugins the configuration does not load reach it".to_owned());
+                }
+            }
+            Some(PackageReach::Unreferenced) => {
+                why.push(
+                    "static analysis agrees: nothing in the image links or loads it".to_owned(),
+                );
+            }
+            Some(PackageReach::NoElf) | None => {}
+        }
+    }
+    for r in cx
+        .facts
+        .rules
+        .iter()
+        .filter(|r| r.selector.matches(cx.finding))
+    {
+        if matches!(r.status, Status::Affected | Status::UnderInvestigation) {
+            factor *= STATIC_RULE_COULD_ENABLE;
+            why.push(format!(
+                "configuration rule {} says the configuration could use it",
+                r.rule_id
+            ));
+        }
+    }
+    Outlook::Factor(factor, why)
+}
+
+fn inconclusive(name: &str, observation: String, reason: String) -> Opinion {
+    Opinion::Note(
+        Evidence::new(RUNTIME, EvidenceSource::Runtime, observation)
+            .about(name.to_owned())
+            .fact("inconclusive", reason),
+    )
+}
+
+/// What the function probes say about a package's mapped objects.
+#[derive(Debug, Default)]
+struct Probes<'f> {
+    /// Probed functions of the package that were called: "lib:symbol (n×)".
+    entered: Vec<String>,
+    /// Mapped objects whose probes all attached, with those probes.
+    idle: Vec<(String, Vec<&'f FunctionCalls>)>,
+    /// Mapped objects without a usable probe: "path (n mapping(s))".
+    unprobed: Vec<String>,
+}
+
+impl<'f> Probes<'f> {
+    fn of(profile: &'f ExecutionProfile, usage: &Usage<'_>) -> Self {
+        let on_package: Vec<&FunctionCalls> = profile
+            .functions
+            .iter()
+            .filter(|f| {
+                usage.owns(&f.library)
+                    || usage
+                        .mapped
+                        .iter()
+                        .any(|(m, _, _)| same_object(&f.library, m))
+            })
+            .collect();
+        let mut out = Self {
+            entered: on_package
+                .iter()
+                .filter(|f| f.calls > 0)
+                .map(|f| format!("{}:{} ({}×)", f.library, f.symbol, f.calls))
+                .collect(),
+            ..Self::default()
+        };
+        for (traced, owned, mappings) in &usage.mapped {
+            let on_it: Vec<&FunctionCalls> = on_package
+                .iter()
+                .copied()
+                .filter(|f| same_object(&f.library, traced) || same_object(&f.library, owned))
+                .collect();
+            let failed = profile
+                .tracer
+                .uprobe_errors
+                .iter()
+                .any(|e| error_concerns(e, traced, &on_it) || error_concerns(e, owned, &on_it));
+            if on_it.is_empty() || failed {
+                out.unprobed
+                    .push(format!("{traced} ({mappings} mapping(s))"));
+            } else {
+                out.idle.push((traced.clone(), on_it));
+            }
+        }
+        out
+    }
+}
+
+/// The runtime provider: see the module documentation.
+pub(crate) fn runtime(cx: &Context<'_>) -> Vec<Opinion> {
+    let (Some(profile), Some(coverage), Some(observed), Some(p)) =
+        (cx.profile, cx.coverage, cx.observed, cx.installed)
+    else {
+        return Vec::new();
+    };
+    let usage = Usage::of(p, observed);
+    if usage.code_files() == 0 {
+        return Vec::new();
+    }
+    let name = p.name.as_str();
+    let probes = Probes::of(profile, &usage);
+    let code_ran = |confidence: f64, observation: String, how: &str| {
+        code_ran(cx, &usage, &probes, coverage, confidence, observation, how)
+    };
+    if !usage.executed.is_empty() {
+        return code_ran(
+            EXECUTED_CONFIDENCE,
+            format!(
+                "the traced run executed {} file(s) of {name}: {}",
+                usage.executed.len(),
+                sample(&usage.executed)
+            ),
+            "executed",
+        );
+    }
+    if !probes.entered.is_empty() {
+        return code_ran(
+            ENTERED_CONFIDENCE,
+            format!(
+                "probed functions of {name} were called in the traced run: {}",
+                sample(&probes.entered)
+            ),
+            "probed functions were called",
+        );
+    }
+    if !probes.unprobed.is_empty() {
+        return code_ran(
+            MAPPED_CONFIDENCE,
+            format!(
+                "the traced run mapped {} of {name} executable: {}; no function probe shows its code stayed idle",
+                if probes.unprobed.len() == 1 { "a shared object" } else { "shared objects" },
+                sample(&probes.unprobed)
+            ),
+            "mapped into the workload",
+        );
+    }
+    if !usage.modules.is_empty() {
+        return code_ran(
+            MODULE_CONFIDENCE,
+            format!(
+                "the traced run loaded {} module or script file(s) of {name}, e.g. {}",
+                usage.modules.len(),
+                sample(&usage.modules)
+            ),
+            "modules loaded",
+        );
+    }
+    if !probes.idle.is_empty() {
+        return never_entered(name, &probes.idle, coverage);
+    }
+    if !usage.read_only.is_empty() {
+        return vec![inconclusive(
+            name,
+            format!(
+                "the traced run opened {} of {name} but never mapped it executable",
+                sample(&usage.read_only)
+            ),
+            format!("{name}'s shared objects were read but never mapped executable in the traced run; whether its code runs needs a review"),
+        )];
+    }
+    not_used(cx, name, &usage, coverage)
+}
+
+/// `affected`, and a veto of every "not in the execute path" claim.
+fn code_ran(
+    cx: &Context<'_>,
+    usage: &Usage<'_>,
+    probes: &Probes<'_>,
+    coverage: &Coverage,
+    confidence: f64,
+    observation: String,
+    how: &str,
+) -> Vec<Opinion> {
+    let name = usage.name;
+    let mut e = Evidence::new(RUNTIME, EvidenceSource::Runtime, observation).about(name.to_owned());
+    for (key, list) in [
+        ("executed", &usage.executed),
+        ("functions_entered", &probes.entered),
+        ("mapped_without_probes", &probes.unprobed),
+        ("modules_loaded", &usage.modules),
+        ("data_files_opened", &usage.data),
+    ] {
+        if !list.is_empty() {
+            e = e.fact(key, sample(list));
+        }
+    }
+    if !usage.modules.is_empty() {
+        e = e.fact("modules_loaded_count", usage.modules.len().to_string());
+    }
+    e = e.fact("run", coverage.describe());
+    vec![
+        Opinion::Veto {
+            justification: Justification::VulnerableCodeNotInExecutePath,
+            evidence: e.clone(),
+        },
+        Opinion::Verdict(
+            Verdict::affected(
+                crate::action_statement(cx.finding),
+                Decider::automated(RUNTIME),
+            )
+            .with_confidence(conf(confidence))
+            .with_notes(format!("{name}'s code ran in the traced run ({how})"))
+            .with_evidence(e),
+        ),
+    ]
+}
+
+/// "Mapped, never entered": every mapped object carried probes, none was called.
+fn never_entered(
+    name: &str,
+    idle: &[(String, Vec<&FunctionCalls>)],
+    coverage: &Coverage,
+) -> Vec<Opinion> {
+    let functions: usize = idle.iter().map(|(_, on)| on.len()).sum();
+    let libs: Vec<String> = idle.iter().map(|(l, _)| l.clone()).collect();
+    let symbols: Vec<String> = idle
+        .iter()
+        .flat_map(|(_, on)| on.iter().map(|f| f.symbol.clone()))
+        .collect();
+    let extra = if coverage.uprobe_errors > 0 {
+        UPROBE_ERRORS_FACTOR
+    } else {
+        1.0
+    };
+    let mut e = Evidence::new(
+        RUNTIME_PROBES,
+        EvidenceSource::Runtime,
+        format!(
+            "mapped, never entered: {} was mapped during {}, but none of the {functions} probed function(s) was called",
+            sample(&libs),
+            coverage.describe()
+        ),
+    )
+    .about(name.to_owned())
+    .fact("functions_probed", functions.to_string())
+    .fact("symbols", sample(&symbols))
+    .fact("coverage_factors", coverage.factors_fact());
+    if coverage.lost_events {
+        e = e.fact(
+            "lost_events",
+            "the tracer dropped events; the confidence is capped",
+        );
+    }
+    if coverage.uprobe_errors > 0 {
+        e = e.fact("uprobe_errors", coverage.uprobe_errors.to_string());
+    }
+    vec![Opinion::Verdict(
+        Verdict::not_affected(
+            Justification::VulnerableCodeNotInExecutePath,
+            Decider::automated(RUNTIME_PROBES),
+        )
+        .with_confidence(coverage.scale(NEVER_ENTERED_BASE, extra))
+        .with_notes(format!(
+            "{name} is loaded, but none of its {functions} probed function(s) ran while the image was exercised"
+        ))
+        .with_evidence(e),
+    )]
+}
+
+/// No code file of the package was used: `not_affected`, weighed by the
+/// run's coverage and what static analysis says.
+fn not_used(cx: &Context<'_>, name: &str, usage: &Usage<'_>, coverage: &Coverage) -> Vec<Opinion> {
+    let run = coverage.describe();
+    let observation = format!("no file of {name} was executed, mapped or loaded during {run}");
+    if !coverage.observed_anything {
+        return vec![inconclusive(
+            name,
+            format!("the traced run ({run}) recorded no program start or executable mapping"),
+            format!("the traced run recorded nothing running, so it says nothing about {name}"),
+        )];
+    }
+    let (factor, why) = match static_outlook(cx, name) {
+        Outlook::Contradiction(reason) => return vec![inconclusive(name, observation, reason)],
+        Outlook::Factor(f, why) => (f, why),
+    };
+    let mut e = Evidence::new(RUNTIME, EvidenceSource::Runtime, observation)
+        .about(name.to_owned())
+        .fact("code_files", usage.kinds_text())
+        .fact("coverage_factors", coverage.factors_fact());
+    if !usage.data.is_empty() {
+        e = e.fact("data_files_opened", sample(&usage.data));
+    }
+    if !why.is_empty() {
+        e = e.fact("static", why.join("; "));
+    }
+    if coverage.lost_events {
+        e = e.fact(
+            "lost_events",
+            "the tracer dropped events, so absence is weak evidence; the confidence is capped",
+        );
+    }
+    let data = if usage.data.is_empty() {
+        ""
+    } else {
+        " (only data files were read)"
+    };
+    vec![Opinion::Verdict(
+        Verdict::not_affected(
+            Justification::VulnerableCodeNotInExecutePath,
+            Decider::automated(RUNTIME),
+        )
+        .with_confidence(coverage.scale(NOT_USED_BASE, factor))
+        .with_notes(format!(
+            "{name}'s code never ran: none of its {} code file(s) was executed, mapped or loaded while the image was exercised{data}",
+            usage.code_files()
+        ))
+        .with_evidence(e),
+    )]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytecode_maps_back_to_its_source() {
+        for (pyc, want) in [
+            (
+                "/usr/lib/python3/dist-packages/flask/__pycache__/app.cpython-311.pyc",
+                Some("/usr/lib/python3/dist-packages/flask/app.py"),
+            ),
+            (
+                "/usr/lib/python3/dist-packages/flask/__pycache__/app.cpython-311.opt-1.pyc",
+                Some("/usr/lib/python3/dist-packages/flask/app.py"),
+            ),
+            (
+                "/usr/lib/python3/dist-packages/flask/__pycache__/__init__.cpython-311.opt-2.pyc",
+                Some("/usr/lib/python3/dist-packages/flask/__init__.py"),
+            ),
+            (
+                "/usr/lib/python2.7/os.pyc",
+                Some("/usr/lib/python2.7/os.py"),
+            ),
+            ("/usr/lib/python3/x/__pycache__/noversion.pyc", None),
+            ("/usr/lib/python3/x/app.py", None),
+        ] {
+            assert_eq!(python_source_of(pyc).as_deref(), want, "{pyc}");
+        }
+    }
+
+    #[test]
+    fn probes_on_soname_links_cover_the_real_file() {
+        let d = "/usr/lib/x86_64-linux-gnu";
+        assert!(same_object(
+            &format!("{d}/libgd.so.3"),
+            &format!("{d}/libgd.so.3.0.11")
+        ));
+        assert!(same_object(
+            "/lib/x86_64-linux-gnu/libgd.so.3.0.11",
+            &format!("{d}/libgd.so.3.0.11")
+        ));
+        assert!(!same_object(
+            &format!("{d}/libssl.so.3"),
+            &format!("{d}/libcrypto.so.3")
+        ));
+        assert!(!same_object(
+            &format!("{d}/libgd.so.3"),
+            &format!("{d}/libgdk.so.3")
+        ));
+    }
+
+    #[test]
+    fn code_kinds() {
+        for (path, want) in [
+            ("/usr/sbin/nginx", Some(CodeKind::Program)),
+            (
+                "/usr/lib/x86_64-linux-gnu/libtiff.so.6.0.1",
+                Some(CodeKind::Native),
+            ),
+            (
+                "/usr/lib/python3/dist-packages/_yaml.cpython-311-x86_64-linux-gnu.so",
+                Some(CodeKind::Native),
+            ),
+            (
+                "/usr/lib/python3/dist-packages/yaml/__init__.py",
+                Some(CodeKind::Module),
+            ),
+            ("/usr/lib/x86_64-linux-gnu/libfoo.a", Some(CodeKind::Other)),
+            ("/usr/share/doc/libtiff6/copyright", None),
+            ("/etc/nginx/mime.types", None),
+        ] {
+            assert_eq!(CodeKind::of(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn coverage_factors_stay_in_range() {
+        let mut p = ExecutionProfile::default();
+        for outcome in [
+            RunOutcome::StoppedAtEnd,
+            RunOutcome::Exited(0),
+            RunOutcome::Exited(1),
+            RunOutcome::Signaled(9),
+            RunOutcome::TimedOut,
+        ] {
+            for (d, r) in [(0, 0), (0, 30_000), (31_000, 30_000), (u64::MAX, 1), (5, 0)] {
+                p.run.outcome = outcome;
+                p.run.duration_ms = d;
+                p.run.requested_duration_ms = r;
+                let c = Coverage::of(&p, None);
+                let f = c.factor();
+                assert!(f > 0.0 && f <= 1.0, "{outcome:?} {d}/{r}: {f}");
+                let s = c.scale(NOT_USED_BASE, 1.0).get();
+                assert!((0.0..=1.0).contains(&s));
+            }
+        }
+    }
+}

@@ -1,0 +1,301 @@
+//! What a sandboxed, traced run of an image observed: the execution profile.
+//!
+//! Paths are absolute paths as the workload saw them (inside the container's
+//! root). Every collection is kept sorted and free of duplicates by its
+//! producer, so two profiles of the same run compare equal and serialise the
+//! same way.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// One traced, exercised run of an image in the sandbox.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExecutionProfile {
+    /// What ran and for how long.
+    pub run: RunInfo,
+    /// Programs started with `execve` (the ELF interpreter resolved from the file).
+    pub executables: Vec<ExecutedBinary>,
+    /// Files opened successfully, with counts.
+    pub files: Vec<FileAccess>,
+    /// Opens that failed, by the name the program passed (possibly relative).
+    pub failed_opens: Vec<FailedOpen>,
+    /// Files mapped executable (`mmap`/`mprotect` with `PROT_EXEC`, plus the
+    /// programs and interpreters the kernel mapped at `execve`).
+    pub loaded_libraries: Vec<LoadedLibrary>,
+    /// Sockets connected, bound or accepted.
+    pub network: Vec<NetworkUse>,
+    /// System calls by name, with counts.
+    pub syscalls: BTreeMap<String, u64>,
+    /// Every process the workload started, as a tree by parent pid.
+    pub processes: Vec<ProcessRecord>,
+    /// Calls counted by uprobes on requested `(library, symbol)` pairs. A pair
+    /// that was requested but never called is present with `calls == 0`.
+    pub functions: Vec<FunctionCalls>,
+    /// How the workload was exercised.
+    pub exercise: ExerciseStats,
+    /// Events or aggregation entries the tracer could not record.
+    pub lost: LostEvents,
+    /// Facts about the tracer itself.
+    pub tracer: TracerInfo,
+}
+
+/// The run: image, command, timing, outcome.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunInfo {
+    /// Image reference as given (`oci-archive:…`, `dir:…`, registry reference).
+    pub image: String,
+    /// The image's config digest (`sha256:…`), when the image had one.
+    pub image_digest: Option<String>,
+    /// The argv the sandbox ran.
+    pub command: Vec<String>,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// Wall time from start to teardown, in milliseconds.
+    pub duration_ms: u64,
+    /// The requested exercise window, in milliseconds.
+    pub requested_duration_ms: u64,
+    /// How the workload ended.
+    pub outcome: RunOutcome,
+}
+
+/// How the workload's init process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunOutcome {
+    /// Still running when the exercise window closed (normal for servers); it was then stopped.
+    #[default]
+    StoppedAtEnd,
+    /// Exited on its own with this code.
+    Exited(i32),
+    /// Killed by this signal (not by vexxy's teardown).
+    Signaled(i32),
+    /// Hit the hard timeout.
+    TimedOut,
+}
+
+/// One program started by `execve`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ExecutedBinary {
+    /// Absolute path of the executed file.
+    pub path: String,
+    /// `PT_INTERP` of the file, when it is a dynamically linked ELF.
+    pub interpreter: Option<String>,
+    /// How many times it was executed.
+    pub count: u64,
+}
+
+/// One file opened successfully.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FileAccess {
+    /// Absolute path.
+    pub path: String,
+    /// Successful opens.
+    pub opens: u64,
+}
+
+/// One name whose opens failed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FailedOpen {
+    /// The name as passed to `open`/`openat` (may be relative).
+    pub name: String,
+    /// Failed attempts.
+    pub count: u64,
+}
+
+/// One file mapped executable.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LoadedLibrary {
+    /// Absolute path.
+    pub path: String,
+    /// Executable mappings observed.
+    pub mappings: u64,
+}
+
+/// What a socket was used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SocketOp {
+    /// `connect`.
+    Connect,
+    /// `bind`.
+    Bind,
+    /// `accept`/`accept4` (the address is the peer's).
+    Accept,
+}
+
+/// A socket address the workload used.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SocketAddress {
+    /// IPv4 or IPv6 address and port.
+    Inet(IpAddr, u16),
+    /// A Unix socket path (`@name` for the abstract namespace).
+    Unix(String),
+    /// Another address family, by number.
+    Other(u16),
+}
+
+/// One (operation, address) pair with counts.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NetworkUse {
+    /// Operation.
+    pub op: SocketOp,
+    /// Address.
+    pub address: SocketAddress,
+    /// Calls that succeeded.
+    pub ok: u64,
+    /// Calls that failed (`EINPROGRESS` on a non-blocking connect counts as ok).
+    pub failed: u64,
+}
+
+/// One process of the workload.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProcessRecord {
+    /// Pid inside the sandbox's pid namespace.
+    pub pid: u32,
+    /// Parent pid inside the namespace (0 for the init).
+    pub ppid: u32,
+    /// Programs this process executed, in order.
+    pub execs: Vec<String>,
+    /// Last command name (`comm`).
+    pub comm: String,
+    /// Exit code, when it exited while traced.
+    pub exit_code: Option<i32>,
+}
+
+/// Calls of one symbol in one library.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct FunctionCalls {
+    /// Absolute path of the library inside the image.
+    pub library: String,
+    /// Symbol name.
+    pub symbol: String,
+    /// Calls from the sandbox.
+    pub calls: u64,
+}
+
+/// How the run was exercised.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ExerciseStats {
+    /// TCP ports the image exposes (from its config or the caller).
+    pub ports: Vec<u16>,
+    /// Ports that accepted connections, and how long it took for the first to do so.
+    pub ready_ports: Vec<u16>,
+    /// Milliseconds from start until the first port accepted a connection.
+    pub ready_after_ms: Option<u64>,
+    /// HTTP requests the prober sent.
+    pub http_requests: u64,
+    /// Responses by status code (0 = no response: connection error or timeout).
+    pub http_status: BTreeMap<u16, u64>,
+    /// Distinct paths requested.
+    pub http_paths: Vec<String>,
+    /// The user's test script, when one ran.
+    pub script: Option<ScriptOutcome>,
+}
+
+/// The outcome of the user's test script.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptOutcome {
+    /// Script path as given.
+    pub path: String,
+    /// Exit code (`None` when killed at the deadline).
+    pub exit_code: Option<i32>,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// Events or entries the tracer could not record. Non-zero values lower the
+/// confidence of any claim that something did *not* happen.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LostEvents {
+    /// Process events dropped because the ring buffer was full.
+    pub ring_buffer: u64,
+    /// Aggregation entries not recorded because a map was full, by map.
+    pub map_full: BTreeMap<String, u64>,
+    /// Paths that could not be resolved completely (too deep or too long).
+    pub truncated_paths: u64,
+}
+
+impl LostEvents {
+    /// True when nothing was lost.
+    pub fn is_empty(&self) -> bool {
+        self.ring_buffer == 0
+            && self.truncated_paths == 0
+            && self.map_full.values().all(|n| *n == 0)
+    }
+}
+
+/// Facts about the tracer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TracerInfo {
+    /// Kernel release it ran on.
+    pub kernel: String,
+    /// Milliseconds from load start until all programs were attached.
+    pub startup_ms: u64,
+    /// Uprobes attached.
+    pub uprobes_attached: u64,
+    /// Requested uprobes that could not be attached, with the reason.
+    pub uprobe_errors: Vec<String>,
+}
+
+impl ExecutionProfile {
+    /// True when `path` was opened, mapped executable or executed.
+    pub fn touched(&self, path: &str) -> bool {
+        self.was_mapped(path)
+            || self
+                .files
+                .binary_search_by(|f| f.path.as_str().cmp(path))
+                .is_ok()
+            || self.executables.iter().any(|e| e.path == path)
+    }
+
+    /// True when `path` was mapped executable (or executed, or was the interpreter of an executed program).
+    pub fn was_mapped(&self, path: &str) -> bool {
+        self.loaded_libraries
+            .binary_search_by(|l| l.path.as_str().cmp(path))
+            .is_ok()
+    }
+
+    /// Calls recorded for `(library, symbol)`, or `None` when it was not probed.
+    pub fn calls(&self, library: &str, symbol: &str) -> Option<u64> {
+        self.functions
+            .iter()
+            .find(|f| f.library == library && f.symbol == symbol)
+            .map(|f| f.calls)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_use_sorted_vectors() {
+        let profile = ExecutionProfile {
+            files: vec![
+                FileAccess {
+                    path: "/a".into(),
+                    opens: 1,
+                },
+                FileAccess {
+                    path: "/etc/nginx/nginx.conf".into(),
+                    opens: 2,
+                },
+            ],
+            loaded_libraries: vec![LoadedLibrary {
+                path: "/usr/lib/libc.so.6".into(),
+                mappings: 3,
+            }],
+            functions: vec![FunctionCalls {
+                library: "/usr/lib/libc.so.6".into(),
+                symbol: "getpid".into(),
+                calls: 0,
+            }],
+            ..ExecutionProfile::default()
+        };
+        assert!(profile.touched("/etc/nginx/nginx.conf"));
+        assert!(profile.was_mapped("/usr/lib/libc.so.6"));
+        assert!(!profile.was_mapped("/etc/nginx/nginx.conf"));
+        assert!(!profile.touched("/usr/lib/libtiff.so.6"));
+        assert_eq!(profile.calls("/usr/lib/libc.so.6", "getpid"), Some(0));
+        assert_eq!(profile.calls("/usr/lib/libc.so.6", "open"), None);
+        assert!(profile.lost.is_empty());
+    }
+}

@@ -1,0 +1,618 @@
+//! The raw serde types of the v1 wire format and their conversions from and
+//! into the domain model.
+//!
+//! Writing sorts every set-like collection; reading sorts too (so a reader
+//! never relies on the producer) and rejects duplicate keys, naming the JSON
+//! path of the second occurrence.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use vexxy_model::{
+    Digest, ExecutedBinary, ExecutionProfile, ExerciseStats, FailedOpen, FileAccess, FunctionCalls,
+    LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, RunInfo, RunOutcome, ScriptOutcome,
+    SocketAddress, SocketOp, TracerInfo,
+};
+
+use crate::error::FieldError;
+use crate::SCHEMA;
+
+/// Just the `schema` field, read first so a document of another version is
+/// reported as such rather than by its first unfamiliar field.
+#[derive(Deserialize)]
+pub(crate) struct Head {
+    #[serde(default)]
+    pub(crate) schema: Option<serde_json::Value>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Document {
+    pub(crate) schema: String,
+    pub(crate) run: Run,
+    pub(crate) execution_profile: Observed,
+    pub(crate) exercise: Exercise,
+    pub(crate) lost_events: Lost,
+    pub(crate) tracer: Tracer,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Run {
+    image: String,
+    #[serde(default)]
+    image_digest: Option<String>,
+    command: Vec<String>,
+    started_at: String,
+    duration_ms: u64,
+    requested_duration_ms: u64,
+    outcome: Outcome,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Outcome {
+    StoppedAtEnd,
+    Exited { code: i32 },
+    Signaled { signal: i32 },
+    TimedOut,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Observed {
+    syscalls: BTreeMap<String, u64>,
+    files_accessed: Vec<File>,
+    failed_opens: Vec<Failed>,
+    network_connections: Vec<Network>,
+    loaded_libraries: Vec<Library>,
+    executed_binaries: Vec<Binary>,
+    processes: Vec<Process>,
+    functions_executed: Vec<Function>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct File {
+    path: String,
+    opens: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Failed {
+    name: String,
+    count: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Network {
+    op: Op,
+    address: Address,
+    ok: u64,
+    failed: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Op {
+    Connect,
+    Bind,
+    Accept,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case")]
+enum Address {
+    /// The IP stays a string here and is parsed in the conversion, so the
+    /// error names its JSON path.
+    Inet {
+        ip: String,
+        port: u16,
+    },
+    Unix {
+        path: String,
+    },
+    Other {
+        number: u16,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Library {
+    path: String,
+    mappings: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Binary {
+    path: String,
+    #[serde(default)]
+    interpreter: Option<String>,
+    count: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Process {
+    pid: u32,
+    ppid: u32,
+    comm: String,
+    execs: Vec<String>,
+    #[serde(default)]
+    exit_code: Option<i32>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Function {
+    library: String,
+    symbol: String,
+    calls: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Exercise {
+    ports: Vec<u16>,
+    ready_ports: Vec<u16>,
+    #[serde(default)]
+    ready_after_ms: Option<u64>,
+    http_requests: u64,
+    /// Keys are status codes; kept as strings here and parsed in the
+    /// conversion, so an error names the key's JSON path.
+    http_status: BTreeMap<String, u64>,
+    http_paths: Vec<String>,
+    #[serde(default)]
+    script: Option<Script>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Script {
+    path: String,
+    #[serde(default)]
+    exit_code: Option<i32>,
+    duration_ms: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Lost {
+    ring_buffer: u64,
+    map_full: BTreeMap<String, u64>,
+    truncated_paths: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Tracer {
+    kernel: String,
+    startup_ms: u64,
+    uprobes_attached: u64,
+    uprobe_errors: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------
+// domain → wire
+
+fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
+    items.sort();
+    items
+}
+
+fn set<T: Ord>(items: Vec<T>) -> Vec<T> {
+    let mut items = sorted(items);
+    items.dedup();
+    items
+}
+
+impl From<&ExecutionProfile> for Document {
+    fn from(p: &ExecutionProfile) -> Self {
+        Self {
+            schema: SCHEMA.to_owned(),
+            run: Run::from(&p.run),
+            execution_profile: Observed {
+                syscalls: p.syscalls.clone(),
+                files_accessed: sorted(p.files.clone())
+                    .into_iter()
+                    .map(|f| File {
+                        path: f.path,
+                        opens: f.opens,
+                    })
+                    .collect(),
+                failed_opens: sorted(p.failed_opens.clone())
+                    .into_iter()
+                    .map(|f| Failed {
+                        name: f.name,
+                        count: f.count,
+                    })
+                    .collect(),
+                network_connections: sorted(p.network.clone())
+                    .into_iter()
+                    .map(Network::from)
+                    .collect(),
+                loaded_libraries: sorted(p.loaded_libraries.clone())
+                    .into_iter()
+                    .map(|l| Library {
+                        path: l.path,
+                        mappings: l.mappings,
+                    })
+                    .collect(),
+                executed_binaries: sorted(p.executables.clone())
+                    .into_iter()
+                    .map(|b| Binary {
+                        path: b.path,
+                        interpreter: b.interpreter,
+                        count: b.count,
+                    })
+                    .collect(),
+                processes: sorted(p.processes.clone())
+                    .into_iter()
+                    .map(|r| Process {
+                        pid: r.pid,
+                        ppid: r.ppid,
+                        comm: r.comm,
+                        execs: r.execs,
+                        exit_code: r.exit_code,
+                    })
+                    .collect(),
+                functions_executed: sorted(p.functions.clone())
+                    .into_iter()
+                    .map(|f| Function {
+                        library: f.library,
+                        symbol: f.symbol,
+                        calls: f.calls,
+                    })
+                    .collect(),
+            },
+            exercise: Exercise::from(&p.exercise),
+            lost_events: Lost {
+                ring_buffer: p.lost.ring_buffer,
+                map_full: p.lost.map_full.clone(),
+                truncated_paths: p.lost.truncated_paths,
+            },
+            tracer: Tracer {
+                kernel: p.tracer.kernel.clone(),
+                startup_ms: p.tracer.startup_ms,
+                uprobes_attached: p.tracer.uprobes_attached,
+                uprobe_errors: sorted(p.tracer.uprobe_errors.clone()),
+            },
+        }
+    }
+}
+
+impl From<&RunInfo> for Run {
+    fn from(r: &RunInfo) -> Self {
+        Self {
+            image: r.image.clone(),
+            image_digest: r.image_digest.clone(),
+            command: r.command.clone(),
+            started_at: r.started_at.clone(),
+            duration_ms: r.duration_ms,
+            requested_duration_ms: r.requested_duration_ms,
+            outcome: match r.outcome {
+                RunOutcome::StoppedAtEnd => Outcome::StoppedAtEnd,
+                RunOutcome::Exited(code) => Outcome::Exited { code },
+                RunOutcome::Signaled(signal) => Outcome::Signaled { signal },
+                RunOutcome::TimedOut => Outcome::TimedOut,
+            },
+        }
+    }
+}
+
+impl From<NetworkUse> for Network {
+    fn from(n: NetworkUse) -> Self {
+        Self {
+            op: match n.op {
+                SocketOp::Connect => Op::Connect,
+                SocketOp::Bind => Op::Bind,
+                SocketOp::Accept => Op::Accept,
+            },
+            address: match n.address {
+                SocketAddress::Inet(ip, port) => Address::Inet {
+                    ip: ip.to_string(),
+                    port,
+                },
+                SocketAddress::Unix(path) => Address::Unix { path },
+                SocketAddress::Other(number) => Address::Other { number },
+            },
+            ok: n.ok,
+            failed: n.failed,
+        }
+    }
+}
+
+impl From<&ExerciseStats> for Exercise {
+    fn from(e: &ExerciseStats) -> Self {
+        Self {
+            ports: set(e.ports.clone()),
+            ready_ports: set(e.ready_ports.clone()),
+            ready_after_ms: e.ready_after_ms,
+            http_requests: e.http_requests,
+            http_status: e
+                .http_status
+                .iter()
+                .map(|(code, n)| (code.to_string(), *n))
+                .collect(),
+            http_paths: set(e.http_paths.clone()),
+            script: e.script.as_ref().map(|s| Script {
+                path: s.path.clone(),
+                exit_code: s.exit_code,
+                duration_ms: s.duration_ms,
+            }),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// wire → domain
+
+fn invalid(json_path: String, message: impl Into<String>) -> FieldError {
+    FieldError {
+        json_path,
+        message: message.into(),
+    }
+}
+
+/// Sorts `items` after checking that no two share a key (the key as it
+/// appears in the message, strings quoted); the error names the JSON path
+/// `{section}[i]{field}` of the later duplicate.
+fn unique_sorted<T: Ord, K: Ord + Display>(
+    items: Vec<T>,
+    section: &str,
+    field: &str,
+    what: &str,
+    key: impl Fn(&T) -> K,
+) -> Result<Vec<T>, FieldError> {
+    let mut seen = BTreeMap::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(first) = seen.insert(key(item), i) {
+            return Err(invalid(
+                format!("{section}[{i}]{field}"),
+                format!("duplicate {what} {} (first at index {first})", key(item)),
+            ));
+        }
+    }
+    Ok(sorted(items))
+}
+
+impl TryFrom<Document> for ExecutionProfile {
+    type Error = FieldError;
+
+    fn try_from(doc: Document) -> Result<Self, FieldError> {
+        // `parse` checks the schema before converting; checked again so the
+        // conversion is total on its own.
+        if doc.schema != SCHEMA {
+            return Err(invalid(
+                "schema".into(),
+                format!("unsupported execution profile schema {:?}", doc.schema),
+            ));
+        }
+        let o = doc.execution_profile;
+        const S: &str = "execution_profile";
+
+        let files = o
+            .files_accessed
+            .into_iter()
+            .map(|f| FileAccess {
+                path: f.path,
+                opens: f.opens,
+            })
+            .collect();
+        let files = unique_sorted(
+            files,
+            &format!("{S}.files_accessed"),
+            ".path",
+            "path",
+            |f: &FileAccess| format!("{:?}", f.path),
+        )?;
+
+        let failed_opens = o
+            .failed_opens
+            .into_iter()
+            .map(|f| FailedOpen {
+                name: f.name,
+                count: f.count,
+            })
+            .collect();
+        let failed_opens = unique_sorted(
+            failed_opens,
+            &format!("{S}.failed_opens"),
+            ".name",
+            "name",
+            |f: &FailedOpen| format!("{:?}", f.name),
+        )?;
+
+        let mut network = Vec::with_capacity(o.network_connections.len());
+        for (i, n) in o.network_connections.into_iter().enumerate() {
+            let address = match n.address {
+                Address::Inet { ip, port } => {
+                    let parsed: IpAddr = ip.parse().map_err(|_| {
+                        invalid(
+                            format!("{S}.network_connections[{i}].address.ip"),
+                            format!("invalid ip address {ip:?}"),
+                        )
+                    })?;
+                    SocketAddress::Inet(parsed, port)
+                }
+                Address::Unix { path } => SocketAddress::Unix(path),
+                Address::Other { number } => SocketAddress::Other(number),
+            };
+            let op = match n.op {
+                Op::Connect => SocketOp::Connect,
+                Op::Bind => SocketOp::Bind,
+                Op::Accept => SocketOp::Accept,
+            };
+            network.push(NetworkUse {
+                op,
+                address,
+                ok: n.ok,
+                failed: n.failed,
+            });
+        }
+        let network = unique_sorted(
+            network,
+            &format!("{S}.network_connections"),
+            "",
+            "operation and address",
+            |n: &NetworkUse| format!("{:?} {}", n.op, address_text(&n.address)).to_lowercase(),
+        )?;
+
+        let loaded_libraries = o
+            .loaded_libraries
+            .into_iter()
+            .map(|l| LoadedLibrary {
+                path: l.path,
+                mappings: l.mappings,
+            })
+            .collect();
+        let loaded_libraries = unique_sorted(
+            loaded_libraries,
+            &format!("{S}.loaded_libraries"),
+            ".path",
+            "path",
+            |l: &LoadedLibrary| format!("{:?}", l.path),
+        )?;
+
+        let executables = o
+            .executed_binaries
+            .into_iter()
+            .map(|b| ExecutedBinary {
+                path: b.path,
+                interpreter: b.interpreter,
+                count: b.count,
+            })
+            .collect();
+        let executables = unique_sorted(
+            executables,
+            &format!("{S}.executed_binaries"),
+            ".path",
+            "path",
+            |b: &ExecutedBinary| format!("{:?}", b.path),
+        )?;
+
+        let processes = o
+            .processes
+            .into_iter()
+            .map(|p| ProcessRecord {
+                pid: p.pid,
+                ppid: p.ppid,
+                execs: p.execs,
+                comm: p.comm,
+                exit_code: p.exit_code,
+            })
+            .collect();
+        let processes = unique_sorted(
+            processes,
+            &format!("{S}.processes"),
+            ".pid",
+            "pid",
+            |p: &ProcessRecord| p.pid,
+        )?;
+
+        let functions = o
+            .functions_executed
+            .into_iter()
+            .map(|f| FunctionCalls {
+                library: f.library,
+                symbol: f.symbol,
+                calls: f.calls,
+            })
+            .collect();
+        let functions = unique_sorted(
+            functions,
+            &format!("{S}.functions_executed"),
+            "",
+            "library and symbol",
+            |f: &FunctionCalls| format!("{:?} {:?}", f.library, f.symbol),
+        )?;
+
+        Ok(Self {
+            run: RunInfo::try_from(doc.run)?,
+            executables,
+            files,
+            failed_opens,
+            loaded_libraries,
+            network,
+            syscalls: o.syscalls,
+            processes,
+            functions,
+            exercise: ExerciseStats::try_from(doc.exercise)?,
+            lost: LostEvents {
+                ring_buffer: doc.lost_events.ring_buffer,
+                map_full: doc.lost_events.map_full,
+                truncated_paths: doc.lost_events.truncated_paths,
+            },
+            tracer: TracerInfo {
+                kernel: doc.tracer.kernel,
+                startup_ms: doc.tracer.startup_ms,
+                uprobes_attached: doc.tracer.uprobes_attached,
+                uprobe_errors: sorted(doc.tracer.uprobe_errors),
+            },
+        })
+    }
+}
+
+fn address_text(a: &SocketAddress) -> String {
+    match a {
+        SocketAddress::Inet(ip, port) => std::net::SocketAddr::new(*ip, *port).to_string(),
+        SocketAddress::Unix(path) => format!("unix:{path}"),
+        SocketAddress::Other(n) => format!("family {n}"),
+    }
+}
+
+impl TryFrom<Run> for RunInfo {
+    type Error = FieldError;
+
+    fn try_from(r: Run) -> Result<Self, FieldError> {
+        let image_digest = match r.image_digest {
+            None => None,
+            Some(text) => Some(
+                text.parse::<Digest>()
+                    .map_err(|e| invalid("run.image_digest".into(), e.to_string()))?
+                    .to_string(),
+            ),
+        };
+        Ok(Self {
+            image: r.image,
+            image_digest,
+            command: r.command,
+            started_at: r.started_at,
+            duration_ms: r.duration_ms,
+            requested_duration_ms: r.requested_duration_ms,
+            outcome: match r.outcome {
+                Outcome::StoppedAtEnd => RunOutcome::StoppedAtEnd,
+                Outcome::Exited { code } => RunOutcome::Exited(code),
+                Outcome::Signaled { signal } => RunOutcome::Signaled(signal),
+                Outcome::TimedOut => RunOutcome::TimedOut,
+            },
+        })
+    }
+}
+
+impl TryFrom<Exercise> for ExerciseStats {
+    type Error = FieldError;
+
+    fn try_from(e: Exercise) -> Result<Self, FieldError> {
+        let mut http_status = BTreeMap::new();
+        for (code, n) in e.http_status {
+            let parsed = code
+                .parse::<u16>()
+                .ok()
+                .filter(|c| c.to_string() == code)
+                .ok_or_else(|| {
+                    invalid(
+                        format!("exercise.http_status.{code}"),
+                        format!("invalid status code {code:?}: expected a number from 0 to 65535"),
+                    )
+                })?;
+            http_status.insert(parsed, n);
+        }
+        let paths: BTreeSet<String> = e.http_paths.into_iter().collect();
+        Ok(Self {
+            ports: set(e.ports),
+            ready_ports: set(e.ready_ports),
+            ready_after_ms: e.ready_after_ms,
+            http_requests: e.http_requests,
+            http_status,
+            http_paths: paths.into_iter().collect(),
+            script: e.script.map(|s| ScriptOutcome {
+                path: s.path,
+                exit_code: s.exit_code,
+                duration_ms: s.duration_ms,
+            }),
+        })
+    }
+}

@@ -1,0 +1,157 @@
+//! Tracer overhead: nginx from the test image in vexxy's sandbox, driven by
+//! wrk from inside the sandbox's network namespace, alternately without and
+//! with the eBPF tracer armed on the sandbox, in one run (the order flips
+//! every round). Prints the throughput of each round, the median of the
+//! rounds' ratios traced / untraced (target:
+//! at most 3 % slower) and the tracer's start-up time.
+//!
+//! `cargo bench -p vexxy-run --bench tracer_overhead`; needs root, runc,
+//! eBPF, wrk and the nginx test image (`scripts/build-test-images.sh`).
+//! `VEXXY_BENCH_ROUNDS` (default 5) and `VEXXY_BENCH_SECONDS` (default 5)
+//! set the number and length of the rounds.
+
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use vexxy_sandbox::{Limits, Sandbox};
+use vexxy_testkit::{config_in, http_get, image_rootfs, in_netns, poll, skip};
+use vexxy_trace::{TraceOptions, Tracer};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// One wrk round inside the network namespace; requests per second.
+fn wrk(netns: &std::path::Path, seconds: u64) -> f64 {
+    let out = Command::new("nsenter")
+        .arg(format!("--net={}", netns.display()))
+        .args([
+            "wrk",
+            "-t1",
+            "-c32",
+            &format!("-d{seconds}s"),
+            "http://127.0.0.1:80/",
+        ])
+        .output()
+        .expect("run wrk under nsenter");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "wrk failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk output: {text}"));
+    let errors = text
+        .lines()
+        .any(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
+    assert!(!errors, "wrk saw errors: {text}");
+    rps
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    if skip() {
+        return;
+    }
+    if let Err(e) = vexxy_trace::preflight() {
+        println!("SKIP: {e}");
+        return;
+    }
+    if Command::new("wrk").arg("--version").output().is_err() {
+        println!("SKIP: wrk is not installed (apt-get install wrk)");
+        return;
+    }
+    let rounds = env_u64("VEXXY_BENCH_ROUNDS", 5);
+    let seconds = env_u64("VEXXY_BENCH_SECONDS", 5);
+    let mut config = config_in(&image_rootfs("nginx"), &["nginx", "-g", "daemon off;"]);
+    config.limits = Limits {
+        cpus: 1.0,
+        memory_bytes: 512 << 20,
+        pids: 256,
+        scratch_bytes: 64 << 20,
+    };
+    let mut sandbox = Sandbox::create(config).expect("create the nginx sandbox");
+    sandbox.start().expect("start nginx");
+    let netns = sandbox.net_namespace_path();
+    poll(Duration::from_secs(10), || {
+        in_netns(&netns, || http_get(80).ok())
+    })
+    .expect("nginx did not answer");
+    // warm-up
+    wrk(&netns, 1);
+
+    let mut plain = Vec::new();
+    let mut traced = Vec::new();
+    let mut ratios = Vec::new();
+    let mut startups = Vec::new();
+    let mut events = 0u64;
+    for round in 1..=rounds {
+        // alternate the order so drift (thermal, other load) cancels out
+        let traced_first = round % 2 == 0;
+        let mut a = if traced_first {
+            0.0
+        } else {
+            wrk(&netns, seconds)
+        };
+        let began = Instant::now();
+        let tracer = Tracer::start(TraceOptions::default()).expect("start the tracer");
+        tracer
+            .arm(sandbox.pid_namespace_inode())
+            .expect("arm the tracer");
+        let startup = began.elapsed();
+        let b = wrk(&netns, seconds);
+        let raw = tracer.finish().expect("finish the tracer");
+        events = raw.syscalls.values().sum();
+        assert!(
+            raw.lost.is_empty(),
+            "the tracer lost events under load: {:?}",
+            raw.lost
+        );
+        if traced_first {
+            a = wrk(&netns, seconds);
+        }
+        println!(
+            "round {round}: untraced {a:.0} req/s, traced {b:.0} req/s ({:+.1} %), tracer start-up {} ms",
+            (b / a - 1.0) * 100.0,
+            startup.as_millis()
+        );
+        plain.push(a);
+        traced.push(b);
+        ratios.push(b / a);
+        startups.push(startup.as_secs_f64() * 1000.0);
+    }
+    let report = sandbox.teardown().expect("teardown");
+    assert!(
+        report.is_clean(),
+        "teardown left {}",
+        report.leftover_summary()
+    );
+
+    let (a, b) = (median(plain), median(traced));
+    let ratio = median(ratios);
+    println!("tracer overhead (nginx under wrk, {rounds} rounds of {seconds} s, median):");
+    println!("  untraced {a:.0} req/s, traced {b:.0} req/s (medians)");
+    println!(
+        "  ratio traced/untraced (median of the rounds' ratios) = {ratio:.3} ({:.1} % slower; target <= 3 %): {}",
+        (1.0 - ratio) * 100.0,
+        if ratio >= 0.97 { "met" } else { "NOT met" }
+    );
+    println!("  syscalls counted in the kernel in the last traced round: {events}");
+    println!(
+        "  tracer start-up (load + attach + arm): median {:.0} ms",
+        median(startups)
+    );
+}

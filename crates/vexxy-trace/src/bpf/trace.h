@@ -1,0 +1,76 @@
+/* Shared between the BPF programs (trace.bpf.c) and the Rust loader, which
+ * decodes these layouts by hand (see src/wire.rs). Keep both in step. */
+#ifndef VEXXY_TRACE_H
+#define VEXXY_TRACE_H
+
+#define PATH_BUF 4096          /* bytes of path components per event (power of two) */
+#define NAME_BUF 256           /* one component, with its NUL */
+#define MAX_COMPONENTS 64      /* dentries walked per path */
+#define MAX_SYSCALLS 512
+#define MAX_UPROBES 65536
+#define FAILED_NAME 256        /* bytes of a failed open's name that are kept */
+#define SOCKADDR_BUF 128       /* holds sun_path (108); a power of two for the verifier */
+
+/* file_key.kind */
+#define KIND_OPEN 1
+#define KIND_EXEC_MAP 2
+
+/* event.type */
+#define EV_PATH 1       /* first sight of a file_key: its path */
+#define EV_FAILED 2     /* first sight of a failed-open name */
+#define EV_EXEC 3
+#define EV_FORK 4
+#define EV_EXIT 5
+
+/* stats indices */
+#define ST_RINGBUF_LOST 0
+#define ST_FILES_FULL 1
+#define ST_FAILED_FULL 2
+#define ST_NET_FULL 3
+#define ST_PENDING_FULL 4
+#define ST_TRUNCATED 5
+#define ST_UNRESOLVED_FD 6
+#define ST_COUNT 8
+
+/* path flags */
+#define PATH_TRUNCATED 1
+#define PATH_COMPLETE 2
+
+/* net_key.op */
+#define OP_CONNECT 1
+#define OP_BIND 2
+#define OP_ACCEPT 3
+
+struct file_key {
+	__u64 dentry;
+	__u64 ino;
+	__u32 name_hash;
+	__u32 kind;
+};
+
+struct net_key {
+	__u8 op;
+	__u8 ok;
+	__u16 family;
+	__u16 port;
+	__u16 pad;
+	__u8 addr[SOCKADDR_BUF];
+};
+
+/* Header of every ring-buffer record. For EV_PATH the body is `len` bytes
+ * of NUL-terminated path components, leaf first. */
+struct event_header {
+	__u32 type;
+	__u32 len;
+	__u32 pid;        /* host tgid */
+	__u32 ns_pid;     /* tgid inside the sandbox's pid namespace */
+	__u32 ns_ppid;    /* parent tgid inside the namespace (0 if outside it) */
+	__s32 code;       /* exit code for EV_EXIT; path flags for EV_PATH */
+	__u64 a;          /* EV_PATH: file_key.dentry; EV_FAILED: name hash */
+	__u64 b;          /* EV_PATH: file_key.ino */
+	__u32 c;          /* EV_PATH: file_key.name_hash */
+	__u32 d;          /* EV_PATH: file_key.kind */
+	char comm[16];
+};
+
+#endif

@@ -1,0 +1,259 @@
+//! The tracer against real processes in a real PID namespace, with real
+//! processes outside it doing the same things.
+//!
+//! Needs root and a kernel with BTF; CI runs as root on such a kernel, so a
+//! missing prerequisite there is a failure, not a skip (set by CI=true).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use vexxy_trace::{pid_namespace_inode, RawTrace, TraceOptions, Tracer, UprobeRequest};
+
+const LIBC: &str = "/usr/lib/x86_64-linux-gnu/libc.so.6";
+
+fn prerequisites() -> bool {
+    match vexxy_trace::preflight() {
+        Ok(()) => true,
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("SKIP: {e}");
+            false
+        }
+        Err(e) => panic!("CI must be able to trace: {e}"),
+    }
+}
+
+/// A shell in a new PID namespace that waits for a line on stdin before
+/// running `script`, so the tracer can be armed first.
+struct Workload {
+    child: Child,
+    inner_pid: u32,
+}
+
+impl Workload {
+    fn spawn(script: &str) -> Self {
+        let child = Command::new("unshare")
+            .args(["--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c"])
+            .arg(format!("read go; {script}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn unshare");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let inner_pid = loop {
+            let children =
+                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
+                    .unwrap_or_default();
+            if let Some(pid) = children.split_whitespace().next() {
+                break pid.parse().expect("pid");
+            }
+            assert!(Instant::now() < deadline, "unshare did not fork");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Self { child, inner_pid }
+    }
+
+    fn namespace(&self) -> u64 {
+        pid_namespace_inode(self.inner_pid).expect("namespace inode")
+    }
+
+    fn go_and_wait(mut self) {
+        let mut stdin = self.child.stdin.take().expect("stdin");
+        stdin.write_all(b"go\n").expect("release workload");
+        drop(stdin);
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "workload failed: {status}");
+    }
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn trace(script: &str, options: TraceOptions, outside: impl FnOnce()) -> RawTrace {
+    let workload = Workload::spawn(script);
+    let tracer = Tracer::start(options).expect("tracer starts");
+    tracer.arm(workload.namespace()).expect("arm");
+    outside();
+    workload.go_and_wait();
+    tracer.finish().expect("finish")
+}
+
+#[test]
+fn records_execs_opens_maps_failures_sockets_and_syscalls_of_the_namespace_only() {
+    if !prerequisites() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let inside = dir.path().join("inside-marker");
+    let outside = dir.path().join("outside-marker");
+    std::fs::write(&inside, "in").unwrap();
+    std::fs::write(&outside, "out").unwrap();
+    let script = format!(
+        "cat {inside} >/dev/null; cat /vexxy-no-such-file 2>/dev/null; \
+         python3 -c 'import socket; s=socket.socket()\ntry: s.connect((\"127.0.0.1\", 9))\nexcept OSError: pass' ; true",
+        inside = inside.display()
+    );
+    let outside_path = outside.clone();
+    let raw = trace(&script, TraceOptions::default(), move || {
+        // A host process touching its own marker while the tracer is armed.
+        let status = Command::new("cat")
+            .arg(&outside_path)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    });
+
+    let inside = inside.display().to_string();
+    let outside = outside.display().to_string();
+    assert!(
+        raw.opened.contains_key(&inside),
+        "opened: {:#?}",
+        raw.opened.keys().collect::<Vec<_>>()
+    );
+    assert!(
+        !raw.opened.contains_key(&outside),
+        "a host process leaked into the trace"
+    );
+    assert!(
+        raw.executed.keys().any(|p| p.ends_with("/cat")),
+        "executed: {:?}",
+        raw.executed
+    );
+    assert!(raw.mapped.contains_key(LIBC), "mapped: {:?}", raw.mapped);
+    assert!(
+        raw.failed_opens
+            .iter()
+            .any(|f| f.name == "/vexxy-no-such-file"),
+        "failed: {:?}",
+        raw.failed_opens
+    );
+    let connect = raw
+        .network
+        .iter()
+        .find(|n| {
+            n.op == vexxy_model::SocketOp::Connect
+                && n.address == vexxy_model::SocketAddress::Inet("127.0.0.1".parse().unwrap(), 9)
+        })
+        .unwrap_or_else(|| panic!("no connect to 127.0.0.1:9 in {:?}", raw.network));
+    assert_eq!(connect.failed, 1, "connection refused counts as failed");
+    assert!(
+        raw.syscalls.get("openat").copied().unwrap_or(0) > 0,
+        "{:?}",
+        raw.syscalls
+    );
+    assert!(raw.syscalls.contains_key("execve"));
+    // the process tree: sh forks cat twice and python3
+    let sh = raw
+        .processes
+        .iter()
+        .find(|p| p.pid == 1)
+        .expect("the namespace's init");
+    assert_eq!(sh.ppid, 0);
+    let children: Vec<_> = raw.processes.iter().filter(|p| p.ppid == 1).collect();
+    assert!(children.len() >= 3, "{:#?}", raw.processes);
+    assert!(
+        children.iter().all(|c| c.exit_code.is_some()),
+        "{:#?}",
+        children
+    );
+    assert!(raw.lost.is_empty(), "{:?}", raw.lost);
+}
+
+#[test]
+fn uprobes_count_calls_from_the_namespace_only() {
+    if !prerequisites() || !Path::new(LIBC).exists() {
+        return;
+    }
+    // A busy host process calling the same libc function the whole time.
+    let mut busy = KillOnDrop(
+        Command::new("python3")
+            .args(["-c", "import os\nwhile True: os.getppid()"])
+            .spawn()
+            .expect("spawn busy python"),
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let options = TraceOptions {
+        uprobes: vec![
+            UprobeRequest {
+                host_path: LIBC.into(),
+                library: LIBC.into(),
+                symbol: "getppid".into(),
+            },
+            UprobeRequest {
+                host_path: LIBC.into(),
+                library: LIBC.into(),
+                symbol: "inotify_init".into(),
+            },
+            UprobeRequest {
+                host_path: LIBC.into(),
+                library: LIBC.into(),
+                symbol: "no_such_symbol".into(),
+            },
+        ],
+        ..TraceOptions::default()
+    };
+    let raw = trace(
+        "python3 -c 'import os\nfor _ in range(5000): os.getppid()'",
+        options,
+        || std::thread::sleep(Duration::from_millis(300)),
+    );
+    busy.0.kill().unwrap();
+    busy.0.wait().unwrap();
+
+    let calls = |symbol: &str| {
+        raw.functions
+            .iter()
+            .find(|f| f.symbol == symbol)
+            .map(|f| f.calls)
+    };
+    let getppid = calls("getppid").expect("getppid requested");
+    // 5000 from the loop plus the few the interpreter makes itself; the busy
+    // host process makes millions in the same window.
+    assert!(
+        (5000..5200).contains(&getppid),
+        "getppid calls from the namespace: {getppid}"
+    );
+    assert_eq!(calls("inotify_init"), Some(0), "probed but never called");
+    assert_eq!(calls("no_such_symbol"), Some(0));
+    assert_eq!(raw.info.uprobes_attached, 2);
+    assert!(
+        raw.info
+            .uprobe_errors
+            .iter()
+            .any(|e| e.contains("no_such_symbol")),
+        "{:?}",
+        raw.info.uprobe_errors
+    );
+}
+
+#[test]
+fn an_unarmed_tracer_records_nothing() {
+    if !prerequisites() {
+        return;
+    }
+    let tracer = Tracer::start(TraceOptions::default()).expect("tracer starts");
+    let status = Command::new("cat")
+        .arg("/etc/hostname")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let raw = tracer.finish().unwrap();
+    assert!(
+        raw.opened.is_empty() && raw.executed.is_empty() && raw.syscalls.is_empty(),
+        "{raw:?}"
+    );
+    assert!(
+        raw.info.startup_ms < 5_000,
+        "startup {} ms",
+        raw.info.startup_ms
+    );
+}
