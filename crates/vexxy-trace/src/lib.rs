@@ -117,6 +117,10 @@ pub struct TraceOptions {
     pub uprobes: Vec<UprobeRequest>,
     /// How often the ring buffer is drained.
     pub poll_interval: Duration,
+    /// For benchmarks: attach only empty programs to the two syscall
+    /// tracepoints and record nothing, to measure what the kernel's
+    /// tracepoint machinery costs before the tracer does any work.
+    pub mechanism_only: bool,
 }
 
 impl Default for TraceOptions {
@@ -124,6 +128,7 @@ impl Default for TraceOptions {
         Self {
             uprobes: Vec::new(),
             poll_interval: Duration::from_millis(50),
+            mechanism_only: false,
         }
     }
 }
@@ -400,10 +405,26 @@ fn load<'obj>(
     options: &TraceOptions,
     storage: &'obj mut MaybeUninit<libbpf_rs::OpenObject>,
 ) -> Result<Loaded<'obj>, TraceError> {
-    let open = skel::TraceSkelBuilder::default()
+    let mut open = skel::TraceSkelBuilder::default()
         .open(storage)
         .map_err(bpf("open the BPF object"))?;
     libbpf_log::install();
+    if options.mechanism_only {
+        let progs = &mut open.progs;
+        for prog in [
+            &mut progs.on_sys_enter,
+            &mut progs.on_sys_exit,
+            &mut progs.on_exec,
+            &mut progs.on_fork,
+            &mut progs.on_exit,
+        ] {
+            prog.set_autoload(false);
+        }
+        progs.on_symbol_multi.set_autoload(false);
+        progs.on_symbol.set_autoload(false);
+        progs.floor_sys_enter.set_autoload(true);
+        progs.floor_sys_exit.set_autoload(true);
+    }
     let skel = open.load().map_err(|source| TraceError::Bpf {
         what: format!(
             "load the BPF programs (is this kernel built with BTF and BPF syscall tracepoints?); libbpf said: {}",
@@ -411,6 +432,19 @@ fn load<'obj>(
         ),
         source,
     })?;
+    if options.mechanism_only {
+        let links = vec![
+            skel.progs
+                .floor_sys_enter
+                .attach()
+                .map_err(bpf("attach the empty sys_enter hook"))?,
+            skel.progs
+                .floor_sys_exit
+                .attach()
+                .map_err(bpf("attach the empty sys_exit hook"))?,
+        ];
+        return Ok((skel, links, TracerInfo::default(), Vec::new()));
+    }
     let mut links = vec![
         skel.progs
             .on_sys_enter

@@ -52,6 +52,113 @@ pub(crate) enum Command {
     /// Run an image in the sandbox, exercise it, trace it with eBPF and
     /// write its execution profile.
     Run(Box<RunArgs>),
+    /// The whole job: image → catalog → static evidence → sandboxed, traced
+    /// run → verdicts → VEX, evidence, profile, runtime SBOM and report.
+    Analyze(Box<AnalyzeArgs>),
+    /// Decide a (new) scanner report from a stored execution profile
+    /// without running the image again.
+    Reevaluate(Box<ReevaluateArgs>),
+    /// Compare two analyses (output directories or OpenVEX files): findings
+    /// and verdicts added, removed and changed.
+    Diff(DiffArgs),
+}
+
+/// How findings are decided and VEX documents written (`analyze`, `reevaluate`).
+#[derive(Debug, Args)]
+pub(crate) struct DecideArgs {
+    /// Scanner report (Grype JSON, Trivy JSON, OSV-Scanner JSON); format auto-detected.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) scan: Option<PathBuf>,
+    /// SBOM (SPDX, CycloneDX, Syft JSON) of the image; without --scan only
+    /// the profile, runtime SBOM and report are written.
+    #[arg(long, value_name = "FILE", conflicts_with = "scan")]
+    pub(crate) sbom: Option<PathBuf>,
+    /// Extra configuration rules (TOML, see docs/rules.md); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) rules: Vec<PathBuf>,
+    /// Do not apply the built-in rules.
+    #[arg(long)]
+    pub(crate) no_builtin_rules: bool,
+    /// Existing VEX whose statements are respected; repeatable.
+    #[arg(long = "vex", value_name = "FILE")]
+    pub(crate) existing: Vec<PathBuf>,
+    /// Output directory (created; files in it are replaced atomically).
+    #[arg(long, value_name = "DIR", default_value = "vexxy-out")]
+    pub(crate) out: PathBuf,
+    /// Author written into the documents.
+    #[arg(long, default_value = "vexxy")]
+    pub(crate) author: String,
+    /// Document timestamp (RFC 3339); default now (or SOURCE_DATE_EPOCH).
+    #[arg(long, value_name = "RFC3339")]
+    pub(crate) timestamp: Option<String>,
+    /// Automated verdicts below this confidence count as needing review.
+    #[arg(long, default_value_t = 0.6, value_name = "0..1")]
+    pub(crate) review_below: f64,
+    /// Automated verdicts below this confidence are written as under_investigation.
+    #[arg(long, default_value_t = 0.0, value_name = "0..1")]
+    pub(crate) min_confidence: f64,
+    /// Exit with 1 when any finding is left under investigation.
+    #[arg(long)]
+    pub(crate) fail_on_undecided: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct AnalyzeArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE,
+    /// dir:ROOTFS (with --image-config), or a registry reference.
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: String,
+    #[command(flatten)]
+    pub(crate) fetch: ImageArgs,
+    #[command(flatten)]
+    pub(crate) sandbox: SandboxArgs,
+    #[command(flatten)]
+    pub(crate) decide: DecideArgs,
+    /// Run the image even when a stored profile of the same image digest
+    /// and run configuration exists.
+    #[arg(long)]
+    pub(crate) fresh: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct ReevaluateArgs {
+    /// The stored execution profile (profile.json of an earlier analysis).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) profile: PathBuf,
+    /// The image the profile was recorded from (default: the profile's own
+    /// image reference); its rootfs gives the inventory and static evidence.
+    #[arg(long, value_name = "IMAGE")]
+    pub(crate) image: Option<String>,
+    #[command(flatten)]
+    pub(crate) fetch: ImageArgs,
+    #[command(flatten)]
+    pub(crate) decide: DecideArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct DiffArgs {
+    /// The earlier analysis: an output directory or its OpenVEX file.
+    #[arg(value_name = "OLD")]
+    pub(crate) old: PathBuf,
+    /// The later analysis.
+    #[arg(value_name = "NEW")]
+    pub(crate) new: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub(crate) format: DiffFormat,
+    /// Exit with 1 when a verdict got worse (e.g. not_affected → affected).
+    #[arg(long)]
+    pub(crate) fail_on_regression: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum DiffFormat {
+    Text,
+    Markdown,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -65,6 +65,9 @@ pub(crate) fn classify(err: &anyhow::Error) -> Exit {
                 .downcast_ref::<vexxy_profile::ProfileError>()
                 .is_some_and(|e| e.is_bad_input())
             || cause
+                .downcast_ref::<vexxy_report::ReportError>()
+                .is_some_and(|e| e.is_bad_input())
+            || cause
                 .downcast_ref::<vexxy_rootfs::RootFsError>()
                 .is_some_and(|e| !matches!(e, vexxy_rootfs::RootFsError::Io { .. }))
             || cause

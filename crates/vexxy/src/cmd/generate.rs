@@ -70,68 +70,17 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
         .as_ref()
         .map(|s| Inventory::new(InventorySource::Sbom, s.packages.clone()));
     if let Some(dir) = &rootfs_dir {
-        let root = vexxy_rootfs::RootFs::open(dir)
-            .with_context(|| format!("opening --rootfs {}", dir.display()))?;
-        let phase = Phase::start("cataloging packages", quiet);
-        let catalog = vexxy_catalog::catalog(&root)
-            .with_context(|| format!("cataloging {}", dir.display()))?;
-        for w in &catalog.warnings {
-            tracing::warn!("{w}");
-        }
-        timings.push((
-            "catalog",
-            phase.finish(&format!("{} packages", catalog.inventory.packages().len())),
-        ));
-        let inv = catalog.inventory;
-
         let run = run_config(args, resolved.as_ref().map(|r| &r.run))?;
-        let phase = Phase::start("analysing ELF dependencies", quiet);
-        let opts = vexxy_static::ScanOptions {
-            env: run.env.clone(),
-            ..vexxy_static::ScanOptions::default()
-        };
-        let graph = vexxy_static::scan(&root, &opts)
-            .with_context(|| format!("scanning ELF objects in {}", dir.display()))?;
-        let mut entry: Vec<String> = Vec::new();
-        if run.argv.is_empty() {
-            tracing::warn!(
-                "no entrypoint given (--entrypoint or --image-config): ELF reachability is skipped"
-            );
-        } else {
-            entry = vexxy_static::entrypoints(&root, &run.argv, &run.env);
-            if entry.is_empty() {
-                return Err(BadInput(format!(
-                    "entrypoint {:?} does not resolve to a program in {}",
-                    run.argv.join(" "),
-                    dir.display()
-                ))
-                .into());
-            }
-            let loaders = vexxy_static::builtin_loaders();
-            facts.elf = Some(vexxy_static::reach(&graph, &entry, &loaders, &root, &inv));
-        }
-        timings.push(("elf", phase.finish("")));
-
-        let phase = Phase::start("evaluating configuration rules", quiet);
-        if !args.no_builtin_rules {
-            facts.rules.extend(vexxy_static::evaluate(
-                &vexxy_static::builtin_rules(),
-                &root,
-                &entry,
-            )?);
-        }
-        for path in &args.rules {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| BadInput(format!("reading rules {}: {e}", path.display())))?;
-            let rules = vexxy_static::parse_rules(&text, path)?;
-            facts
-                .rules
-                .extend(vexxy_static::evaluate(&rules, &root, &entry)?);
-        }
-        timings.push((
-            "rules",
-            phase.finish(&format!("{} rules hold", facts.rules.len())),
-        ));
+        let found = super::evidence::gather(
+            dir,
+            &run,
+            &args.rules,
+            !args.no_builtin_rules,
+            quiet,
+            &mut timings,
+        )?;
+        facts = found.facts;
+        let inv = found.inventory;
         inventory = Some(inv);
     } else if !args.rules.is_empty() || !args.entrypoint.is_empty() || args.image_config.is_some() {
         return Err(
@@ -223,7 +172,7 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
     Ok(Exit::Done)
 }
 
-fn read_report(path: &Path) -> Result<vexxy_ingest::Report> {
+pub(crate) fn read_report(path: &Path) -> Result<vexxy_ingest::Report> {
     match vexxy_ingest::read(path, &vexxy_ingest::Limits::default())? {
         vexxy_ingest::Input::Report(r) => Ok(r),
         vexxy_ingest::Input::Sbom(s) => Err(BadInput(format!(
@@ -235,7 +184,7 @@ fn read_report(path: &Path) -> Result<vexxy_ingest::Report> {
     }
 }
 
-fn read_sbom(path: &Path) -> Result<vexxy_ingest::Sbom> {
+pub(crate) fn read_sbom(path: &Path) -> Result<vexxy_ingest::Sbom> {
     match vexxy_ingest::read(path, &vexxy_ingest::Limits::default())? {
         vexxy_ingest::Input::Sbom(s) => Ok(s),
         vexxy_ingest::Input::Report(r) => Err(BadInput(format!(

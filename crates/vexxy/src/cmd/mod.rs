@@ -1,7 +1,9 @@
 //! One module per command. Each returns the exit code on success.
 
+mod analyze;
 mod attest;
 mod config;
+mod evidence;
 mod generate;
 mod image;
 mod run;
@@ -30,6 +32,9 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Keygen(a) => attest::keygen(&a),
         Command::Sbom(a) => sbom::run(&a, quiet),
         Command::Run(a) => run::run(&a, quiet),
+        Command::Analyze(a) => analyze::analyze(&a, quiet),
+        Command::Reevaluate(a) => analyze::reevaluate(&a, quiet),
+        Command::Diff(a) => analyze::diff(&a),
     }
 }
 
