@@ -727,7 +727,14 @@ impl<'f> Probes<'f> {
                 .uprobe_errors
                 .iter()
                 .any(|e| error_concerns(e, traced, &on_it) || error_concerns(e, owned, &on_it));
-            if on_it.is_empty() || failed {
+            // Only a library probed completely can be "never entered": a
+            // partial probe set misses calls to the functions left out.
+            let complete = profile
+                .tracer
+                .complete_libraries
+                .iter()
+                .any(|c| same_object(c, traced) || same_object(c, owned));
+            if on_it.is_empty() || failed || !complete {
                 out.unprobed
                     .push(format!("{traced} ({mappings} mapping(s))"));
             } else {

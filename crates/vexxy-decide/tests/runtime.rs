@@ -259,6 +259,9 @@ fn nginx_profile() -> ExecutionProfile {
     p.files.sort();
     p.loaded_libraries.sort();
     p.tracer.uprobes_attached = 3;
+    // every exported function of these was probed (the fixture's three
+    // stand for all of them)
+    p.tracer.complete_libraries = vec![lib("libgd.so.3"), lib("libssl.so.3")];
     p
 }
 
@@ -619,6 +622,15 @@ fn failed_probes_do_not_prove_idleness() {
         "{} vs {good}",
         v.confidence
     );
+
+    // Probes on only some of libgd's functions prove nothing: a call to
+    // another function would not have been counted.
+    let mut p = nginx_profile();
+    p.tracer.complete_libraries.retain(|l| !l.contains("libgd"));
+    let v = run(&inv, &facts, Some(&p), &findings, &Policy::default()).decisions[0]
+        .verdict
+        .clone();
+    assert_eq!(v.status(), Status::Affected, "partial probes: {v:#?}");
 
     // A probed function that was called: entered.
     let mut p = nginx_profile();

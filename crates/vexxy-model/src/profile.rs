@@ -50,7 +50,8 @@ pub struct RunInfo {
     pub command: Vec<String>,
     /// RFC 3339 start time.
     pub started_at: String,
-    /// Wall time from start to teardown, in milliseconds.
+    /// How long the workload ran, in milliseconds: from its start until
+    /// it exited or the exercise window closed.
     pub duration_ms: u64,
     /// The requested exercise window, in milliseconds.
     pub requested_duration_ms: u64,
@@ -233,6 +234,10 @@ pub struct TracerInfo {
     pub uprobes_attached: u64,
     /// Requested uprobes that could not be attached, with the reason.
     pub uprobe_errors: Vec<String>,
+    /// Libraries (named as in `functions`) every function of which was
+    /// probed and attached, none of them an unprobeable indirect function:
+    /// only for these does "no call counted" mean "never entered".
+    pub complete_libraries: Vec<String>,
 }
 
 impl ExecutionProfile {

@@ -61,13 +61,26 @@ pub fn to_json(profile: &ExecutionProfile) -> Vec<u8> {
 }
 
 /// Writes `profile` to `path` atomically: a temporary file in the same
-/// directory is written, synced and renamed over `path`.
+/// directory is written, synced and renamed over `path`. An existing
+/// target that is not a regular file (`/dev/null`, a FIFO) is written
+/// through instead.
 pub fn write(path: &Path, profile: &ExecutionProfile) -> Result<(), ProfileError> {
     let write_err = |source| ProfileError::Write {
         path: path.to_path_buf(),
         source,
     };
     let bytes = to_json(profile);
+    // `-o /dev/null`, a FIFO, a terminal: write through it; renaming over
+    // it would replace the node itself.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.is_file() && !meta.is_dir() {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(write_err)?;
+            return f.write_all(&bytes).map_err(write_err);
+        }
+    }
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

@@ -182,6 +182,9 @@ pub(crate) struct Tracer {
     startup_ms: u64,
     uprobes_attached: u64,
     uprobe_errors: Vec<String>,
+    /// Absent in profiles written before it existed: nothing complete.
+    #[serde(default)]
+    complete_libraries: Vec<String>,
 }
 
 // ---------------------------------------------------------------------------
@@ -268,6 +271,7 @@ impl From<&ExecutionProfile> for Document {
                 startup_ms: p.tracer.startup_ms,
                 uprobes_attached: p.tracer.uprobes_attached,
                 uprobe_errors: sorted(p.tracer.uprobe_errors.clone()),
+                complete_libraries: sorted(p.tracer.complete_libraries.clone()),
             },
         }
     }
@@ -540,6 +544,7 @@ impl TryFrom<Document> for ExecutionProfile {
                 startup_ms: doc.tracer.startup_ms,
                 uprobes_attached: doc.tracer.uprobes_attached,
                 uprobe_errors: sorted(doc.tracer.uprobe_errors),
+                complete_libraries: sorted(doc.tracer.complete_libraries),
             },
         })
     }

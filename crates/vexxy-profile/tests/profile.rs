@@ -175,6 +175,7 @@ fn rich() -> ExecutionProfile {
             uprobe_errors: vec![
                 "/usr/lib/x86_64-linux-gnu/libz.so.1:inflate: no such symbol".into(),
             ],
+            complete_libraries: vec!["/usr/lib/x86_64-linux-gnu/libcrypto.so.3".into()],
         },
     }
 }
@@ -666,4 +667,29 @@ fn the_documented_example_is_valid() {
     assert!(errors.is_empty(), "{errors:#?}");
     let profile = parse(example.as_bytes(), "docs/execution-profile.md").unwrap();
     assert_eq!(profile.exercise.http_status.get(&200), Some(&9));
+}
+
+/// `vexxy run -o /dev/null` once replaced /dev/null with a regular file by
+/// renaming over it; a special file must be written through instead.
+#[test]
+fn writing_to_a_fifo_goes_through_it() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("pipe");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        println!("SKIP: mkfifo unavailable");
+        return;
+    }
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(&fifo).expect("read fifo"))
+    };
+    vexxy_profile::write(&fifo, &rich()).expect("write");
+    let got = reader.join().expect("reader");
+    assert_eq!(vexxy_profile::parse(&got, "fifo").expect("parses"), rich());
+    assert!(std::fs::symlink_metadata(&fifo)
+        .expect("stat")
+        .file_type()
+        .is_fifo());
 }

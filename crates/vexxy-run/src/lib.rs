@@ -286,7 +286,7 @@ pub fn run(plan: &RunPlan, progress: &dyn Fn(Phase)) -> Result<RunOutput, RunErr
     if !teardown.is_clean() {
         tracing::error!(leftovers = %teardown.leftover_summary(), "the sandbox left something behind");
     }
-    let (exercise, outcome, script_output) = observed?;
+    let (exercise, outcome, script_output, ran) = observed?;
     let raw = raw?;
 
     let mut command = plan.process.args.clone();
@@ -296,7 +296,7 @@ pub fn run(plan: &RunPlan, progress: &dyn Fn(Phase)) -> Result<RunOutput, RunErr
         image_digest: plan.image_digest.clone(),
         command,
         started_at,
-        duration_ms: millis(began.elapsed()),
+        duration_ms: millis(ran),
         requested_duration_ms: millis(plan.duration),
         outcome,
     };
@@ -345,7 +345,9 @@ fn uprobe_requests(
     (requests, errors)
 }
 
-type Observed = (ExerciseStats, RunOutcome, Vec<u8>);
+/// Exercise statistics, how the workload ended, the script's output, and
+/// how long the workload ran (from `start` to its exit or the window's end).
+type Observed = (ExerciseStats, RunOutcome, Vec<u8>, Duration);
 
 /// Arms the tracer, starts the workload and exercises it until the window
 /// closes, it exits, the run is cancelled or the hard deadline passes.
@@ -431,7 +433,7 @@ fn observe(
         None if Instant::now() >= hard_deadline => RunOutcome::TimedOut,
         None => RunOutcome::StoppedAtEnd,
     };
-    Ok((stats, outcome, script_output))
+    Ok((stats, outcome, script_output, started.elapsed()))
 }
 
 /// The exposed TCP ports of an image config (`"80/tcp"` keys).

@@ -507,6 +507,13 @@ fn load<'obj>(
         if offsets.is_empty() {
             continue;
         }
+        // Complete when every function of the table was requested (and,
+        // below, attached) and none is an unprobeable IFUNC.
+        let requested: std::collections::BTreeSet<&str> =
+            wanted.iter().map(|(_, r)| r.symbol.as_str()).collect();
+        let covers_all = !table.has_ifuncs() && table.functions().all(|f| requested.contains(f));
+        let library_name = wanted.first().map(|(_, r)| r.library.clone());
+        let errors_before = info.uprobe_errors.len();
         let count = offsets.len() as u64;
         let opts = UprobeMultiOpts {
             offsets: offsets.clone(),
@@ -548,7 +555,12 @@ fn load<'obj>(
                 }
             }
         }
+        if covers_all && info.uprobe_errors.len() == errors_before {
+            info.complete_libraries.extend(library_name);
+        }
     }
+    info.complete_libraries.sort();
+    info.complete_libraries.dedup();
     Ok((skel, links, info, requests))
 }
 
@@ -675,7 +687,7 @@ fn read_out(
             .map_err(bpf("read the loss counters"))?
             .map_or(0, |v| wire::u64_at(&v, 0)))
     };
-    const _: () = assert!(wire::ST_UNRESOLVED_FD < wire::ST_COUNT);
+    const _: () = assert!(wire::ST_NO_TASK_STATE < wire::ST_COUNT);
     trace.lost.ring_buffer = stat(wire::ST_RINGBUF_LOST)? + collector.malformed;
     trace.lost.truncated_paths = stat(wire::ST_TRUNCATED)?;
     for (name, idx) in [
@@ -684,6 +696,7 @@ fn read_out(
         ("network", wire::ST_NET_FULL),
         ("inflight_syscalls", wire::ST_PENDING_FULL),
         ("unresolved_fds", wire::ST_UNRESOLVED_FD),
+        ("task_states", wire::ST_NO_TASK_STATE),
     ] {
         let n = stat(idx)?;
         if n > 0 {

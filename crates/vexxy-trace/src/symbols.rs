@@ -14,6 +14,8 @@ const MAX_LIBRARY_BYTES: u64 = 512 << 20;
 #[derive(Debug, Default)]
 pub struct SymbolTable {
     offsets: BTreeMap<String, u64>,
+    /// Defined GNU indirect functions, left out of `offsets`.
+    ifuncs: usize,
 }
 
 impl SymbolTable {
@@ -83,7 +85,8 @@ impl SymbolTable {
                 }
             }
         }
-        Ok(Self { offsets })
+        let ifuncs = ifuncs.len();
+        Ok(Self { offsets, ifuncs })
     }
 
     /// The file offset of `symbol`.
@@ -99,6 +102,12 @@ impl SymbolTable {
     /// Number of functions indexed.
     pub fn len(&self) -> usize {
         self.offsets.len()
+    }
+
+    /// True when the file defines GNU indirect functions, which cannot be
+    /// probed: calls through them are never counted.
+    pub fn has_ifuncs(&self) -> bool {
+        self.ifuncs > 0
     }
 
     /// True when the file defines no function.

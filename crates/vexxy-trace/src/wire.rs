@@ -27,6 +27,7 @@ pub(crate) const ST_NET_FULL: u32 = 3;
 pub(crate) const ST_PENDING_FULL: u32 = 4;
 pub(crate) const ST_TRUNCATED: u32 = 5;
 pub(crate) const ST_UNRESOLVED_FD: u32 = 6;
+pub(crate) const ST_NO_TASK_STATE: u32 = 7;
 pub(crate) const ST_COUNT: u32 = 8;
 
 const HEADER_LEN: usize = 4 * 6 + 8 * 2 + 4 * 2 + 16;

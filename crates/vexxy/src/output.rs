@@ -29,8 +29,33 @@ fn write_stdout(content: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Atomic write with an optional Unix mode for the new file.
+///
+/// A target that exists and is not a regular file (`/dev/null`, a FIFO, a
+/// terminal) is written to directly: renaming over it would replace the
+/// device node itself.
 pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
+    if let Ok(meta) = fs::metadata(path) {
+        if meta.is_dir() {
+            anyhow::bail!("writing {}: is a directory", path.display());
+        }
+        if !meta.is_file() {
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            f.write_all(content)
+                .and_then(|()| {
+                    if content.ends_with(b"\n") {
+                        Ok(())
+                    } else {
+                        f.write_all(b"\n")
+                    }
+                })
+                .with_context(|| format!("writing {}", path.display()))?;
+            return Ok(());
+        }
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -73,5 +98,42 @@ pub(crate) fn print(text: &str) {
         if e.kind() != io::ErrorKind::BrokenPipe {
             tracing::warn!("writing to stdout: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Renaming over a FIFO (or `/dev/null`) would replace the node; the
+    /// content must go through it instead.
+    #[test]
+    fn special_files_are_written_through_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if !made.is_ok_and(|s| s.success()) {
+            println!("SKIP: mkfifo unavailable");
+            return;
+        }
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read(&fifo).expect("read fifo"))
+        };
+        write_atomic(&fifo, b"through the pipe", None).expect("write");
+        assert_eq!(reader.join().expect("reader"), b"through the pipe\n");
+        assert!(fs::symlink_metadata(&fifo)
+            .expect("stat")
+            .file_type()
+            .is_fifo());
+        assert!(
+            write_atomic(dir.path(), b"x", None).is_err(),
+            "a directory is refused"
+        );
+        // a regular file is replaced atomically as before
+        let file = dir.path().join("out.json");
+        write_atomic(&file, b"{}", None).expect("write");
+        assert_eq!(fs::read(&file).expect("read"), b"{}\n");
     }
 }

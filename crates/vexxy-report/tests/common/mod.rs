@@ -459,6 +459,7 @@ pub fn profile() -> ExecutionProfile {
             startup_ms: 95,
             uprobes_attached: 14,
             uprobe_errors: Vec::new(),
+            complete_libraries: Vec::new(),
         },
         ..ExecutionProfile::default()
     };

@@ -184,8 +184,13 @@ static __always_inline struct task_state *current_state(void)
 		return NULL;
 	struct task_state *st = bpf_task_storage_get(&task_states, t, 0,
 						     BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!st)
+	if (!st) {
+		/* no storage (allocation failed): if the task is the sandbox's,
+		 * this syscall goes unrecorded, and that is counted as a loss */
+		if (sandbox_level(t) >= 0)
+			bump(ST_NO_TASK_STATE);
 		return NULL;
+	}
 	if (st->target != *want) {
 		st->level = sandbox_level(t);
 		st->pending = 0;

@@ -30,6 +30,7 @@
 #define ST_PENDING_FULL 4
 #define ST_TRUNCATED 5
 #define ST_UNRESOLVED_FD 6
+#define ST_NO_TASK_STATE 7
 #define ST_COUNT 8
 
 /* path flags */

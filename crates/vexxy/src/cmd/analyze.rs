@@ -59,6 +59,12 @@ pub(crate) fn analyze(args: &AnalyzeArgs, quiet: bool) -> Result<Exit> {
     timings.push(("image", phase_began.elapsed()));
     let product = pinned(&resolved.product)?;
 
+    if !args.sandbox.uprobe.is_empty() {
+        return Err(BadInput(
+            "--uprobe is for `vexxy run`; `analyze` chooses the functions to count itself (docs/analyze.md)".into(),
+        )
+        .into());
+    }
     // The process as it will run, so static analysis starts where the run does.
     let mut plan = run_cmd::plan(&args.image, &resolved, &args.sandbox)?;
     let run_config = RunConfig {
@@ -79,7 +85,7 @@ pub(crate) fn analyze(args: &AnalyzeArgs, quiet: bool) -> Result<Exit> {
     let root = vexxy_rootfs::RootFs::open(&resolved.rootfs)
         .with_context(|| format!("opening the rootfs {}", resolved.rootfs.display()))?;
     plan.uprobes = probe_plan(&inputs.findings, &found.inventory, &found.facts, &root);
-    let key = profile_key(&product, &plan)?;
+    let key = profile_key(&product, &resolved.rootfs, &plan)?;
     let cached = profile_cache_dir().map(|d| d.join(format!("{key}.json")));
     let reused = match &cached {
         Some(path) if !args.fresh && path.is_file() => match vexxy_profile::read(path) {
@@ -109,7 +115,20 @@ pub(crate) fn analyze(args: &AnalyzeArgs, quiet: bool) -> Result<Exit> {
         for (phase, took) in &output.timings {
             timings.push((run_phase_label(*phase), *took));
         }
-        if let Some(path) = &cached {
+        let failed = matches!(
+            output.profile.run.outcome,
+            vexxy_model::RunOutcome::Exited(c) if c != 0
+        ) || matches!(
+            output.profile.run.outcome,
+            vexxy_model::RunOutcome::Signaled(_) | vexxy_model::RunOutcome::TimedOut
+        );
+        let trustworthy = output.teardown.is_clean()
+            && output.profile.lost.is_empty()
+            && output.profile.tracer.uprobe_errors.is_empty()
+            && !failed;
+        if !trustworthy {
+            tracing::info!("not storing this run's profile for reuse: it failed, lost events or could not probe everything");
+        } else if let Some(path) = &cached {
             if let Err(e) = store_profile(path, &output.profile) {
                 tracing::warn!("could not store the profile at {}: {e:#}", path.display());
             }
@@ -160,11 +179,21 @@ pub(crate) fn reevaluate(args: &ReevaluateArgs, quiet: bool) -> Result<Exit> {
     let resolved = image::resolve(&reference, &args.fetch, image::Placement::Cached, quiet)?;
     timings.push(("image", phase_began.elapsed()));
     let product = pinned(&resolved.product)?;
-    if let (Some(recorded), Some(digest)) = (&profile.run.image_digest, &product.digest) {
-        if *recorded != digest.to_string() {
+    let digest = product.digest.as_ref().map(ToString::to_string);
+    match (&profile.run.image_digest, &digest) {
+        (Some(recorded), Some(digest)) if recorded == digest => {}
+        (Some(recorded), Some(digest)) => {
             return Err(BadInput(format!(
                 "the profile {} was recorded from {recorded}, not from {reference} ({digest}); \
                  run `vexxy analyze` on the new image",
+                args.profile.display()
+            ))
+            .into());
+        }
+        _ => {
+            return Err(BadInput(format!(
+                "the profile {} names no image digest, so it cannot be tied to {reference}; \
+                 record it with `vexxy analyze` (or `vexxy run`) of an image with a digest",
                 args.profile.display()
             ))
             .into());
@@ -316,6 +345,23 @@ fn decide_and_write(
 
     if outcome.statements.is_empty() {
         tracing::info!("no findings: no VEX documents to write");
+        // an earlier analysis's documents must not pass for this one's
+        for stale in [
+            files::OPENVEX,
+            files::CYCLONEDX_VEX,
+            files::CSAF,
+            files::EVIDENCE,
+        ] {
+            match std::fs::remove_file(out.join(stale)) {
+                Ok(()) => tracing::info!("removed the earlier {stale}"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("removing the stale {}", out.join(stale).display())
+                    })
+                }
+            }
+        }
     } else {
         let doc = vexxy_decide::document(
             outcome.statements.clone(),
@@ -452,7 +498,9 @@ fn probe_plan(
     }
     let plugins: BTreeSet<&str> = elf.loaded_plugins.iter().map(String::as_str).collect();
     let names: BTreeSet<&str> = findings.iter().map(|f| f.package.name.as_str()).collect();
-    let mut wanted = Vec::new();
+    // per library, all of its functions: a library is probed whole or not
+    // at all, since a partial set would miss calls
+    let mut by_library: Vec<(String, Vec<String>)> = Vec::new();
     for name in names {
         let Some(PackageReach::FromEntrypoint { chain, .. }) = elf.packages.get(name) else {
             continue;
@@ -465,33 +513,42 @@ fn probe_plan(
                 let Ok(canonical) = root.canonical(file) else {
                     continue;
                 };
-                if canonical != *file {
-                    continue; // a symlink to a file listed on its own
+                if canonical != *file || plugins.contains(canonical.as_str()) {
+                    // a symlink to a file listed on its own; or the plugin
+                    // itself, whose code runs through handlers it registers
+                    // rather than through exported functions
+                    continue;
                 }
                 let Ok(host) = root.host_path(&canonical) else {
                     continue;
                 };
                 match vexxy_trace::SymbolTable::read(&host) {
-                    Ok(table) => {
-                        wanted.extend(
-                            table
-                                .functions()
-                                .map(|sym| (canonical.clone(), sym.to_owned())),
-                        );
+                    Ok(table) if !table.has_ifuncs() && !table.is_empty() => {
+                        by_library.push((
+                            canonical.clone(),
+                            table.functions().map(str::to_owned).collect(),
+                        ));
                     }
+                    Ok(_) => tracing::debug!(
+                        "{canonical}: indirect functions cannot be probed; not probing it"
+                    ),
                     Err(e) => tracing::debug!("no symbols from {canonical}: {e}"),
                 }
             }
         }
     }
-    wanted.sort();
-    wanted.dedup();
-    if wanted.len() > MAX_PROBED_FUNCTIONS {
-        tracing::warn!(
-            "{} functions to probe; counting only the first {MAX_PROBED_FUNCTIONS}",
-            wanted.len()
-        );
-        wanted.truncate(MAX_PROBED_FUNCTIONS);
+    by_library.sort();
+    by_library.dedup_by(|a, b| a.0 == b.0);
+    let mut wanted = Vec::new();
+    for (library, functions) in by_library {
+        if wanted.len() + functions.len() > MAX_PROBED_FUNCTIONS {
+            tracing::warn!(
+                "not probing {library} ({} functions): over the {MAX_PROBED_FUNCTIONS}-function budget",
+                functions.len()
+            );
+            continue;
+        }
+        wanted.extend(functions.into_iter().map(|f| (library.clone(), f)));
     }
     tracing::info!(functions = wanted.len(), "functions to count");
     wanted
@@ -504,7 +561,7 @@ fn is_shared_object(path: &str) -> bool {
 
 /// The identity of a run: image digest and everything that changes what
 /// the workload does or what is recorded.
-fn profile_key(product: &Product, plan: &vexxy_run::RunPlan) -> Result<String> {
+fn profile_key(product: &Product, rootfs: &Path, plan: &vexxy_run::RunPlan) -> Result<String> {
     let mut h = Sha256::new();
     let mut field = |name: &str, value: &[u8]| {
         h.update(name.as_bytes());
@@ -512,6 +569,11 @@ fn profile_key(product: &Product, plan: &vexxy_run::RunPlan) -> Result<String> {
         h.update(value);
     };
     field("schema", vexxy_profile::SCHEMA.as_bytes());
+    // a tracer fix changes what a run records
+    field("tool", env!("CARGO_PKG_VERSION").as_bytes());
+    // the unpacked rootfs is keyed by the config digest: one per platform
+    field("rootfs", rootfs.as_os_str().as_encoded_bytes());
+    field("timeout", &plan.timeout.as_millis().to_le_bytes());
     field(
         "digest",
         product
