@@ -12,4 +12,5 @@ cargo build --workspace --all-targets --locked
 cargo test --workspace --locked 2>&1 | tee /tmp/vexxy-test.log
 cargo bench -p vexxy --bench vex_throughput --locked
 cargo bench -p vexxy --bench sbom_vs_syft --locked
+cargo bench -p vexxy --bench reevaluate --locked
 cargo bench -p vexxy-run --bench tracer_overhead --locked
