@@ -21,27 +21,14 @@ use std::{
 use vexxy_model::{ExecutionProfile, RunOutcome, SocketAddress, SocketOp};
 use vexxy_run::{run, RunOutput, RunPlan};
 use vexxy_sandbox::ProcessConfig;
-use vexxy_testkit::{dir_entries, image_rootfs, mount_points, skip, tree_digest, vexxy_cgroups};
+use vexxy_testkit::{
+    cannot_trace, dir_entries, image_rootfs, mount_points, tree_digest, vexxy_cgroups,
+};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `true` (after printing why) when runs cannot happen here.
-fn cannot_run() -> bool {
-    if skip() {
-        return true;
-    }
-    match vexxy_trace::preflight() {
-        Ok(()) => false,
-        Err(e) if e.is_unsupported() => {
-            println!("SKIP: {e}");
-            true
-        }
-        Err(e) => panic!("tracer preflight failed: {e}"),
-    }
 }
 
 /// The image's own process, as `docker run IMAGE` starts it.
@@ -110,7 +97,7 @@ const NGINX_CORE_LIBS: [&str; 4] = ["libssl.so", "libcrypto.so", "libz.so", "lib
 
 #[test]
 fn nginx_without_image_filter_maps_its_core_libraries_only() {
-    if cannot_run() {
+    if cannot_trace() {
         return;
     }
     let _g = serial();
@@ -157,7 +144,7 @@ fn nginx_without_image_filter_maps_its_core_libraries_only() {
 
 #[test]
 fn nginx_with_image_filter_maps_the_module_and_its_libraries() {
-    if cannot_run() {
+    if cannot_trace() {
         return;
     }
     let _g = serial();
@@ -175,7 +162,7 @@ fn nginx_with_image_filter_maps_the_module_and_its_libraries() {
 
 #[test]
 fn flask_app_opens_flask_and_requests_but_not_yaml() {
-    if cannot_run() {
+    if cannot_trace() {
         return;
     }
     let _g = serial();
@@ -248,7 +235,7 @@ impl Drop for BusyOutside {
 
 #[test]
 fn uprobe_counts_calls_from_the_sandbox_only() {
-    if cannot_run() {
+    if cannot_trace() {
         return;
     }
     let _g = serial();
@@ -322,7 +309,7 @@ fn find_process(token: &str) -> Option<u32> {
 
 #[test]
 fn hostile_workload_is_traced_contained_and_torn_down() {
-    if cannot_run() {
+    if cannot_trace() {
         return;
     }
     let _g = serial();
@@ -485,7 +472,7 @@ time.sleep(60)
 
 #[test]
 fn a_command_that_exits_ends_the_run_early() {
-    if cannot_run() {
+    if cannot_trace() {
         return;
     }
     let _g = serial();

@@ -48,6 +48,23 @@ pub fn skip() -> bool {
     }
 }
 
+/// `true` (after printing why) when sandboxed, traced runs cannot happen
+/// here: [`skip`], or a tracer that cannot load for want of root or BTF.
+/// Any other tracer failure fails the test.
+pub fn cannot_trace() -> bool {
+    if skip() {
+        return true;
+    }
+    match vexxy_trace::preflight() {
+        Ok(()) => false,
+        Err(e) if e.is_unsupported() => {
+            println!("SKIP: {e}");
+            true
+        }
+        Err(e) => panic!("tracer preflight failed: {e}"),
+    }
+}
+
 /// `${VEXXY_TEST_IMAGES:-${VEXXY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vexxy}/test-images}`
 pub fn test_images_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("VEXXY_TEST_IMAGES") {

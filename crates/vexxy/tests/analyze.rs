@@ -29,14 +29,7 @@ fn vexxy() -> Command {
 }
 
 fn can_run() -> bool {
-    let ready = vexxy_sandbox::preflight(Path::new("runc"))
-        .map_err(|e| e.to_string())
-        .and_then(|()| vexxy_trace::preflight().map_err(|e| e.to_string()));
-    if let Err(e) = ready {
-        println!("SKIP: {e}");
-        return false;
-    }
-    true
+    !vexxy_testkit::cannot_trace()
 }
 
 fn reports() -> PathBuf {
@@ -50,17 +43,8 @@ fn trivy() -> PathBuf {
 }
 
 fn image(name: &str) -> Option<String> {
-    let base = std::env::var_os("VEXXY_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                })
-                .join("vexxy")
-        });
-    let dir = base.join("test-images").join(name).join("oci");
+    let base = vexxy_testkit::test_images_dir();
+    let dir = base.join(name).join("oci");
     if dir.join("index.json").is_file() {
         return Some(format!("oci:{}:latest", dir.display()));
     }

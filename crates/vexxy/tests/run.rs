@@ -6,7 +6,7 @@
 //! exist (not root). A missing test image fails in CI.
 
 use std::{
-    path::{Path, PathBuf},
+    path::PathBuf,
     process::Command as StdCommand,
     time::{Duration, Instant},
 };
@@ -19,28 +19,12 @@ fn vexxy() -> Command {
 }
 
 fn can_run() -> bool {
-    if let Err(e) = vexxy_sandbox::preflight(Path::new("runc"))
-        .map_err(|e| e.to_string())
-        .and_then(|()| vexxy_trace::preflight().map_err(|e| e.to_string()))
-    {
-        println!("SKIP: {e}");
-        return false;
-    }
-    true
+    !vexxy_testkit::cannot_trace()
 }
 
 fn image_dir(name: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("VEXXY_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                })
-                .join("vexxy")
-        });
-    let dir = base.join("test-images").join(name);
+    let base = vexxy_testkit::test_images_dir();
+    let dir = base.join(name);
     if dir.join("oci/index.json").is_file() {
         return Some(dir);
     }

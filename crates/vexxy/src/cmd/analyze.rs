@@ -616,18 +616,11 @@ fn profile_key(product: &Product, rootfs: &Path, plan: &vexxy_run::RunPlan) -> R
     Ok(format!("{:x}", h.finalize()))
 }
 
-/// `$VEXXY_CACHE_DIR/profiles`, else `$XDG_CACHE_HOME/vexxy/profiles`, else
-/// `~/.cache/vexxy/profiles`.
+/// `profiles/` beside the blob cache (and the unpacked `rootfs/`), so one
+/// `VEXXY_CACHE_DIR` holds everything vexxy caches.
 fn profile_cache_dir() -> Option<PathBuf> {
-    let var = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let base = var("VEXXY_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("vexxy")))
-        .or_else(|| var("HOME").map(|h| h.join(".cache").join("vexxy")))?;
-    Some(base.join("profiles"))
+    let blobs = vexxy_image::BlobCache::default_root().ok()?;
+    Some(blobs.parent().unwrap_or(&blobs).join("profiles"))
 }
 
 fn store_profile(path: &Path, profile: &ExecutionProfile) -> Result<()> {
