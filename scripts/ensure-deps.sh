@@ -50,3 +50,9 @@ if ! python3 -c 'import securesystemslib.dsse, cryptography' >/dev/null 2>&1; th
   echo "ensure-deps: installing securesystemslib[crypto] with pip" >&2
   python3 -m pip install -q 'securesystemslib[crypto]' >/dev/null
 fi
+
+# moto's standalone server is the S3-compatible peer of vexxy-store's s3 test.
+if ! python3 -c 'import moto.server, flask, flask_cors' >/dev/null 2>&1; then
+  echo "ensure-deps: installing moto[server] with pip" >&2
+  python3 -m pip install -q 'moto[server]' >/dev/null
+fi

@@ -13,4 +13,5 @@ cargo test --workspace --locked 2>&1 | tee /tmp/vexxy-test.log
 cargo bench -p vexxy --bench vex_throughput --locked
 cargo bench -p vexxy --bench sbom_vs_syft --locked
 cargo bench -p vexxy --bench reevaluate --locked
+cargo bench -p vexxy --bench service_load --locked
 cargo bench -p vexxy-run --bench tracer_overhead --locked

@@ -4,6 +4,9 @@
 //! because a failed helper is a failed test.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod hooks;
+pub mod pg;
+
 use std::{
     collections::BTreeMap,
     fs,
@@ -80,6 +83,31 @@ pub fn test_images_dir() -> PathBuf {
         })
         .expect("HOME or XDG_CACHE_HOME must be set");
     cache.join("test-images")
+}
+
+/// The directory of a built test image (`oci/`, `rootfs/`, archives), or
+/// `None` after printing why when it was not built here; in CI (`CI` set)
+/// a missing image fails the test instead.
+pub fn test_image(name: &str) -> Option<PathBuf> {
+    let dir = test_images_dir().join(name);
+    if dir.join("oci/index.json").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "test image {} is missing in CI: scripts/build-test-images.sh must run first",
+        dir.display()
+    );
+    println!(
+        "SKIP: test image {} is absent (run scripts/build-test-images.sh --with-archives)",
+        dir.display()
+    );
+    None
+}
+
+/// `oci:<the test image's layout>:latest`, see [`test_image`].
+pub fn test_image_ref(name: &str) -> Option<String> {
+    test_image(name).map(|d| format!("oci:{}:latest", d.join("oci").display()))
 }
 
 /// The rootfs of a test image; fails with what to run when it is missing.

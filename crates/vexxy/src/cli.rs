@@ -12,7 +12,10 @@ Exit codes:
      a document that fails validation, an envelope that fails verification
   3  internal error
   4  this machine cannot run the sandbox or the tracer (not root, no BTF,
-     no OCI runtime, no overlayfs or cgroups): the message says what is missing";
+     no OCI runtime, no overlayfs or cgroups): the message says what is missing
+  5  (service client) the service reports the job failed or was cancelled
+  6  (service client) the service refused the request: bad API key, tier
+     or quota (the message says which; for the quota, used and limit)";
 
 /// Evidence-backed VEX for container images.
 #[derive(Debug, Parser)]
@@ -61,6 +64,288 @@ pub(crate) enum Command {
     /// Compare two analyses (output directories or OpenVEX files): findings
     /// and verdicts added, removed and changed.
     Diff(DiffArgs),
+    /// Submit an image to a vexxy service for analysis (with --wait: wait
+    /// for it and write its VEX document).
+    Submit(Box<SubmitArgs>),
+    /// Show a service job's status.
+    Status(StatusArgs),
+    /// Fetch a finished service job's VEX document or one of its artifacts.
+    Results(ResultsArgs),
+    /// Cancel a queued or running service job.
+    Cancel(CancelArgs),
+    /// Run the vexxy service: REST API, in-process workers, webhooks,
+    /// retention, metrics (SQLite and a local evidence directory unless
+    /// told otherwise).
+    Serve(Box<ServeArgs>),
+    /// Run workers only, sharing the service's database and evidence store.
+    Worker(Box<WorkerArgs>),
+    /// Manage the service's organisations and API keys.
+    Admin(Box<AdminArgs>),
+}
+
+/// Where the service keeps its state and how it runs jobs (`serve`,
+/// `worker`, `admin`). Flags override the environment, which overrides
+/// the `--config` file (TOML, keys are these flags' names with
+/// underscores), which overrides the defaults.
+#[derive(Debug, Args)]
+pub(crate) struct ServiceArgs {
+    /// TOML configuration file.
+    #[arg(long, value_name = "FILE", env = "VEXXY_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Database: sqlite://FILE or postgres://USER@HOST:PORT/DB
+    /// (default: sqlite in the data directory).
+    #[arg(long, value_name = "URL", env = "DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
+    /// Data directory of the embedded defaults (database, evidence, scratch).
+    #[arg(long, value_name = "DIR", env = "VEXXY_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Evidence store: a directory, or s3://BUCKET/PREFIX?endpoint=URL&region=R
+    /// (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
+    #[arg(long, value_name = "DIR|URL", env = "VEXXY_EVIDENCE")]
+    pub(crate) evidence: Option<String>,
+    /// Workers in this process (serve: 1 by default, 0 serves the API only).
+    #[arg(long, value_name = "N", env = "VEXXY_WORKERS")]
+    pub(crate) workers: Option<usize>,
+    /// A claimed job stays a worker's this long without a heartbeat.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) lease: Option<std::time::Duration>,
+    /// Heartbeat interval (at most half the lease).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) heartbeat: Option<std::time::Duration>,
+    /// Wall-clock limit of one job attempt.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "JOB_TIMEOUT")]
+    pub(crate) job_timeout: Option<std::time::Duration>,
+    /// Attempts before a job fails for good.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_attempts: Option<i64>,
+    /// First retry delay (doubles per attempt).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) retry_backoff: Option<std::time::Duration>,
+    /// How long evidence of finished jobs is kept (default 90 days).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "EVIDENCE_RETENTION")]
+    pub(crate) retention: Option<std::time::Duration>,
+    /// At shutdown, running jobs get this long before they are re-queued.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) shutdown_grace: Option<std::time::Duration>,
+    /// Exercise window of jobs that do not give one.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "DEFAULT_ANALYSIS_DURATION")]
+    pub(crate) default_duration: Option<std::time::Duration>,
+    /// Longest exercise window a job may ask for.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "MAX_ANALYSIS_DURATION")]
+    pub(crate) max_duration: Option<std::time::Duration>,
+    /// Sandbox CPU limit in cores.
+    #[arg(long, value_name = "CORES", env = "SANDBOX_CPU_LIMIT")]
+    pub(crate) cpus: Option<f64>,
+    /// Sandbox memory limit (bytes, or with k/m/g suffix).
+    #[arg(long, value_name = "SIZE", env = "SANDBOX_MEMORY_LIMIT")]
+    pub(crate) memory: Option<String>,
+    /// Sandbox process limit.
+    #[arg(long, value_name = "N", env = "SANDBOX_PIDS_LIMIT")]
+    pub(crate) pids: Option<u64>,
+    /// Directory beneath which local images (oci:, oci-archive:,
+    /// docker-archive:) may be submitted; repeatable. Without it only
+    /// registry references are accepted.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) allow_local_images: Vec<PathBuf>,
+    /// Registry (host:port) to reach over plain HTTP; repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) insecure_registry: Vec<String>,
+    /// Let callback URLs point at loopback and private addresses.
+    #[arg(long)]
+    pub(crate) allow_private_callbacks: bool,
+    /// Accept test scripts. They run on this host, as this process' user,
+    /// inside the sandbox's network namespace only: enable them only when
+    /// every tenant is trusted with that.
+    #[arg(long)]
+    pub(crate) allow_test_scripts: bool,
+    /// Webhook delivery attempts before giving up.
+    #[arg(long, value_name = "N")]
+    pub(crate) webhook_max_attempts: Option<i64>,
+    /// First webhook retry delay (doubles per attempt, at most an hour).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) webhook_backoff: Option<std::time::Duration>,
+    /// Scratch directory for jobs.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) work_dir: Option<PathBuf>,
+    /// Fixed document timestamp (RFC 3339) for reproducible output.
+    #[arg(long, value_name = "RFC3339", hide = true)]
+    pub(crate) timestamp: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", env = "VEXXY_LISTEN")]
+    pub(crate) listen: Option<String>,
+    #[command(flatten)]
+    pub(crate) service: ServiceArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct WorkerArgs {
+    #[command(flatten)]
+    pub(crate) service: ServiceArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct AdminArgs {
+    /// Print JSON (for scripts).
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) service: ServiceArgs,
+    #[command(subcommand)]
+    pub(crate) command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AdminCommand {
+    /// Create an organisation; prints its webhook signing secret once.
+    CreateOrg {
+        name: String,
+        /// free (no analyses), professional, enterprise or ultimate.
+        #[arg(long, default_value = "professional")]
+        tier: String,
+        /// Analyses a month instead of the tier's default.
+        #[arg(long, value_name = "N")]
+        monthly_quota: Option<i64>,
+    },
+    /// Create an API key for an organisation (id or name); prints it once.
+    CreateKey {
+        org: String,
+        /// A label for the key.
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// Revoke an API key by its id.
+    RevokeKey { key_id: String },
+    /// Change an organisation's tier.
+    SetTier { org: String, tier: String },
+}
+
+/// Which vexxy service to talk to, and as whom.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// The service's base URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "VEXXY_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub(crate) server: String,
+    /// API key (sent as a bearer token).
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "VEXXY_API_KEY",
+        hide_env_values = true
+    )]
+    pub(crate) api_key: String,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct SubmitArgs {
+    /// The image: a registry reference (or, where the service allows it,
+    /// oci:DIR[:TAG], oci-archive:FILE[:TAG] or docker-archive:FILE on the
+    /// service's host).
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: String,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// Exercise window (e.g. 30s, 2m); default: the service's (30s unless
+    /// configured otherwise).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) duration: Option<std::time::Duration>,
+    /// Environment variable for the workload; repeatable.
+    #[arg(long, short = 'e', value_name = "KEY=VALUE")]
+    pub(crate) env: Vec<String>,
+    /// Command replacing the image's CMD: one flag per word, or one flag
+    /// with a shell-quoted line (as for `vexxy analyze`).
+    #[arg(long, value_name = "WORD", allow_hyphen_values = true)]
+    pub(crate) cmd: Vec<String>,
+    /// TCP port to wait for and probe; repeatable (default: the image's exposed ports).
+    #[arg(long, value_name = "PORT")]
+    pub(crate) port: Vec<u16>,
+    /// Shell script run against the workload (its text is sent).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) test_script: Option<PathBuf>,
+    /// Scanner report (Grype, Trivy, OSV-Scanner JSON) of the image.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) scan: Option<PathBuf>,
+    /// SBOM (SPDX, CycloneDX, Syft JSON) of the image.
+    #[arg(long, value_name = "FILE", conflicts_with = "scan")]
+    pub(crate) sbom: Option<PathBuf>,
+    /// URL the service calls when the job finishes.
+    #[arg(long, value_name = "URL")]
+    pub(crate) callback_url: Option<String>,
+    /// The digest the image must have (sha256:…); the job fails otherwise.
+    #[arg(long, value_name = "sha256:…")]
+    pub(crate) image_digest: Option<String>,
+    /// Wait for the job to finish, then write its VEX document.
+    #[arg(long)]
+    pub(crate) wait: bool,
+    /// How often to ask for the job's status while waiting.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub(crate) poll_interval: std::time::Duration,
+    /// Give up waiting after this long (the job keeps running).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub(crate) wait_timeout: std::time::Duration,
+    /// With --wait: write the VEX document here (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE", requires = "wait")]
+    pub(crate) output: Option<PathBuf>,
+    /// Print the service's answer as JSON on stdout (the submission; with
+    /// --wait, the results).
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct StatusArgs {
+    /// The job id `vexxy submit` printed.
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// Print the service's answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct ResultsArgs {
+    /// The job id.
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+    /// Fetch this artifact instead of the VEX document: a link name
+    /// (vex_openvex, vex_cyclonedx, vex_csaf, evidence, profile, sbom,
+    /// report_markdown, report_html) or its file name (report.html, …).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) artifact: Option<String>,
+    /// Write here (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Write the service's whole results answer (JSON) instead of the VEX document.
+    #[arg(long, conflicts_with = "artifact")]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct CancelArgs {
+    /// The job id.
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
 }
 
 /// How findings are decided and VEX documents written (`analyze`, `reevaluate`).

@@ -11,6 +11,10 @@ pub(crate) enum Exit {
     Internal = 3,
     /// This machine cannot sandbox or trace (not root, no BTF, no runtime…).
     Unsupported = 4,
+    /// The service reports the job failed or was cancelled.
+    JobFailed = 5,
+    /// The service refused the request (401, 403, 429).
+    Refused = 6,
 }
 
 impl From<Exit> for ExitCode {
@@ -27,6 +31,11 @@ pub(crate) struct BadInput(pub(crate) String);
 
 /// Bad input when any error in the chain says so; internal otherwise.
 pub(crate) fn classify(err: &anyhow::Error) -> Exit {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<crate::cmd::client::ApiError>() {
+            return e.exit();
+        }
+    }
     for cause in err.chain() {
         if unsupported(cause) {
             return Exit::Unsupported;

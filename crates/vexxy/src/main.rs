@@ -5,7 +5,11 @@
 //! - 1: done, but findings are left undecided and `--fail-on-undecided` was given;
 //! - 2: bad input (a file that does not parse, an unknown format, a bad flag,
 //!   a VEX document that fails validation, an envelope that fails verification);
-//! - 3: internal error (I/O trouble, a bug).
+//! - 3: internal error (I/O trouble, a bug; for the service client: the
+//!   service cannot be reached or fails);
+//! - 4: this machine cannot run the sandbox or the tracer;
+//! - 5: (service client) the service reports the job failed or was cancelled;
+//! - 6: (service client) the service refused the request (API key, tier, quota).
 //!
 //! Nothing here decides anything: the commands wire the library crates
 //! together, report progress and choose the exit code.

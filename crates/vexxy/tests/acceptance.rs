@@ -27,34 +27,6 @@ fn spdx() -> PathBuf {
     reports().join("dimpact_nginx-latest_2025-06-08_sbom.spdx.json")
 }
 
-/// The test-image cache, as `scripts/build-test-images.sh` computes it.
-fn image(name: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("VEXXY_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                })
-                .join("vexxy")
-        });
-    let dir = base.join("test-images").join(name);
-    if dir.join("rootfs").is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "test image {} is missing in CI: scripts/build-test-images.sh must run first",
-        dir.display()
-    );
-    eprintln!(
-        "skipping: test image {} is absent (run scripts/build-test-images.sh)",
-        dir.display()
-    );
-    None
-}
-
 fn vexxy() -> Command {
     Command::cargo_bin("vexxy").expect("binary built")
 }
@@ -159,7 +131,9 @@ const LOADED_BY_NGINX: &[&str] = &["libssl3", "libc6", "zlib1g", "libpcre2-8-0",
 
 #[test]
 fn nginx_with_modules_disabled_proves_the_image_filter_chain_unreachable() {
-    let Some(dir) = image("nginx") else { return };
+    let Some(dir) = vexxy_testkit::test_image("nginx") else {
+        return;
+    };
     for scan in [grype(), trivy()] {
         let v = analyse(&dir, &scan);
         let stmts = statements(&v);
@@ -201,7 +175,7 @@ fn nginx_with_modules_disabled_proves_the_image_filter_chain_unreachable() {
 
 #[test]
 fn nginx_with_image_filter_enabled_keeps_the_chain_open() {
-    let Some(dir) = image("nginx-imagefilter") else {
+    let Some(dir) = vexxy_testkit::test_image("nginx-imagefilter") else {
         return;
     };
     let v = analyse(&dir, &grype());
@@ -220,7 +194,9 @@ fn nginx_with_image_filter_enabled_keeps_the_chain_open() {
 
 #[test]
 fn every_output_format_and_the_evidence_file() {
-    let Some(dir) = image("nginx") else { return };
+    let Some(dir) = vexxy_testkit::test_image("nginx") else {
+        return;
+    };
     let out = tempfile::tempdir().expect("tempdir");
     for fmt in ["openvex", "cyclonedx", "csaf"] {
         let path = out.path().join(format!("vex.{fmt}.json"));
@@ -275,7 +251,9 @@ fn every_output_format_and_the_evidence_file() {
 
 #[test]
 fn summary_json_reports_triage_counts() {
-    let Some(dir) = image("nginx") else { return };
+    let Some(dir) = vexxy_testkit::test_image("nginx") else {
+        return;
+    };
     let assert = vexxy()
         .args([
             "vex",
@@ -504,7 +482,9 @@ fn merge_validate_attest_verify() {
 /// CycloneDX carry file ownership.
 #[test]
 fn sbom_from_every_image_form() {
-    let Some(dir) = image("nginx") else { return };
+    let Some(dir) = vexxy_testkit::test_image("nginx") else {
+        return;
+    };
     if !dir.join("image.oci.tar").is_file() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -582,7 +562,9 @@ fn sbom_from_every_image_form() {
 /// `vexxy vex --image` unpacks the image itself and decides like `--rootfs`.
 #[test]
 fn vex_from_an_image_archive_matches_the_rootfs() {
-    let Some(dir) = image("nginx") else { return };
+    let Some(dir) = vexxy_testkit::test_image("nginx") else {
+        return;
+    };
     if !dir.join("image.oci.tar").is_file() {
         assert!(
             std::env::var_os("CI").is_none(),

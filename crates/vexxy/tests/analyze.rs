@@ -42,24 +42,6 @@ fn trivy() -> PathBuf {
     reports().join("dimpact_nginx-latest_2025-06-08_trivy.json")
 }
 
-fn image(name: &str) -> Option<String> {
-    let base = vexxy_testkit::test_images_dir();
-    let dir = base.join(name).join("oci");
-    if dir.join("index.json").is_file() {
-        return Some(format!("oci:{}:latest", dir.display()));
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "test image {} is missing in CI",
-        dir.display()
-    );
-    println!(
-        "SKIP: test image {} is absent (run scripts/build-test-images.sh --with-archives)",
-        dir.display()
-    );
-    None
-}
-
 fn read(path: &Path) -> Value {
     serde_json::from_slice(
         &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
@@ -123,7 +105,9 @@ fn nginx_analysis_decides_most_findings_and_never_clears_mapped_libraries() {
     if !can_run() {
         return;
     }
-    let Some(img) = image("nginx") else { return };
+    let Some(img) = vexxy_testkit::test_image_ref("nginx") else {
+        return;
+    };
     let _g = serial();
     let out = tempfile::tempdir().expect("tempdir");
     let dir = out.path().join("a");
@@ -302,7 +286,7 @@ fn nginx_with_image_filter_reports_function_level_evidence() {
     if !can_run() {
         return;
     }
-    let Some(img) = image("nginx-imagefilter") else {
+    let Some(img) = vexxy_testkit::test_image_ref("nginx-imagefilter") else {
         return;
     };
     let _g = serial();
@@ -411,7 +395,7 @@ fn flask_imported_packages_are_affected_and_unimported_ones_not() {
     if !can_run() {
         return;
     }
-    let Some(img) = image("python-flask") else {
+    let Some(img) = vexxy_testkit::test_image_ref("python-flask") else {
         return;
     };
     let _g = serial();
@@ -499,7 +483,9 @@ fn analyze_rejects_bad_input_with_exit_2() {
     if !can_run() {
         return;
     }
-    let Some(img) = image("nginx") else { return };
+    let Some(img) = vexxy_testkit::test_image_ref("nginx") else {
+        return;
+    };
     let work = tempfile::tempdir().expect("tempdir");
     let bad = work.path().join("bad.json");
     std::fs::write(&bad, b"{\"matches\": [").expect("write");

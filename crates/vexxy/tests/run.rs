@@ -22,24 +22,6 @@ fn can_run() -> bool {
     !vexxy_testkit::cannot_trace()
 }
 
-fn image_dir(name: &str) -> Option<PathBuf> {
-    let base = vexxy_testkit::test_images_dir();
-    let dir = base.join(name);
-    if dir.join("oci/index.json").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "test image {} is missing in CI",
-        dir.display()
-    );
-    println!(
-        "SKIP: test image {} is absent (run scripts/build-test-images.sh --with-archives)",
-        dir.display()
-    );
-    None
-}
-
 /// The tests of this file run one at a time: they count sandboxes.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -59,7 +41,7 @@ fn nginx_runs_30s_traced_and_torn_down_within_40s() {
         return;
     }
     let _g = serial();
-    let Some(dir) = image_dir("nginx") else {
+    let Some(dir) = vexxy_testkit::test_image("nginx") else {
         return;
     };
     let work = tempfile::tempdir().expect("tempdir");
@@ -124,7 +106,7 @@ fn a_command_override_runs_to_its_exit() {
         return;
     }
     let _g = serial();
-    let Some(dir) = image_dir("nginx") else {
+    let Some(dir) = vexxy_testkit::test_image("nginx") else {
         return;
     };
     let image = format!("oci:{}:latest", dir.join("oci").display());
@@ -174,7 +156,7 @@ fn bad_flags_exit_2_before_running_anything() {
         return;
     }
     let _g = serial();
-    let Some(dir) = image_dir("nginx") else {
+    let Some(dir) = vexxy_testkit::test_image("nginx") else {
         return;
     };
     let image = format!("oci:{}:latest", dir.join("oci").display());

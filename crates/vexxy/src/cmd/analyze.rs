@@ -6,6 +6,10 @@
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -20,7 +24,7 @@ use crate::{
     cli::{AnalyzeArgs, DecideArgs, DiffArgs, DiffFormat, ReevaluateArgs},
     exit::{BadInput, Exit},
     output,
-    progress::Phase,
+    progress::{Observer, Phase},
 };
 
 /// Files an analysis writes into its output directory.
@@ -41,7 +45,71 @@ const MAX_PROBED_FUNCTIONS: usize = 40_000;
 
 type Timings = Vec<(&'static str, Duration)>;
 
+/// How an analysis reports and stops: the command line's way
+/// ([`Hooks::cli`]) or a caller's such as the service.
+#[derive(Clone, Default)]
+pub(crate) struct Hooks {
+    /// No spinners and no progress lines on stderr.
+    pub(crate) quiet: bool,
+    /// Print the triage table (stderr) when a scanner report was given.
+    pub(crate) print_summary: bool,
+    /// Once set, the analysis stops: checked between phases and handed to
+    /// the sandboxed run, which tears down and stops. The analysis then
+    /// fails with [`Cancelled`].
+    pub(crate) cancel: Option<Arc<AtomicBool>>,
+    /// Told the name of each phase as it starts (on the calling thread).
+    pub(crate) observer: Option<Observer>,
+    /// The digest the image must resolve to; checked before the run, a
+    /// mismatch is bad input.
+    pub(crate) expect_digest: Option<String>,
+}
+
+impl Hooks {
+    /// What `vexxy analyze` does.
+    pub(crate) fn cli(quiet: bool) -> Self {
+        Self {
+            quiet,
+            print_summary: true,
+            ..Self::default()
+        }
+    }
+
+    fn check_cancelled(&self) -> Result<()> {
+        match &self.cancel {
+            Some(flag) if flag.load(Ordering::SeqCst) => Err(Cancelled.into()),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("quiet", &self.quiet)
+            .field("print_summary", &self.print_summary)
+            .field("cancel", &self.cancel)
+            .field("observer", &self.observer.as_ref().map(|_| "Fn(&str)"))
+            .field("expect_digest", &self.expect_digest)
+            .finish()
+    }
+}
+
+/// The analysis stopped because its [`Hooks::cancel`] flag was set.
+#[derive(Debug, thiserror::Error)]
+#[error("the analysis was cancelled")]
+pub(crate) struct Cancelled;
+
 pub(crate) fn analyze(args: &AnalyzeArgs, quiet: bool) -> Result<Exit> {
+    analyze_with(args, &Hooks::cli(quiet))
+}
+
+/// `vexxy analyze` with the caller's [`Hooks`].
+pub(crate) fn analyze_with(args: &AnalyzeArgs, hooks: &Hooks) -> Result<Exit> {
+    crate::progress::observed(hooks.observer.clone(), || analyze_observed(args, hooks))
+}
+
+fn analyze_observed(args: &AnalyzeArgs, hooks: &Hooks) -> Result<Exit> {
+    let quiet = hooks.quiet;
     let began = Instant::now();
     let mut timings: Timings = Vec::new();
     let now = super::timestamp(args.decide.timestamp.as_deref())?;
@@ -53,11 +121,16 @@ pub(crate) fn analyze(args: &AnalyzeArgs, quiet: bool) -> Result<Exit> {
         "inputs",
         phase.finish(&format!("{} findings", inputs.findings.len())),
     ));
+    hooks.check_cancelled()?;
 
     let phase_began = Instant::now();
     let resolved = image::resolve(&args.image, &args.fetch, image::Placement::Cached, quiet)?;
     timings.push(("image", phase_began.elapsed()));
     let product = pinned(&resolved.product)?;
+    if let Some(expected) = &hooks.expect_digest {
+        check_digest(&args.image, &product, expected)?;
+    }
+    hooks.check_cancelled()?;
 
     if !args.sandbox.uprobe.is_empty() {
         return Err(BadInput(
@@ -67,6 +140,9 @@ pub(crate) fn analyze(args: &AnalyzeArgs, quiet: bool) -> Result<Exit> {
     }
     // The process as it will run, so static analysis starts where the run does.
     let mut plan = run_cmd::plan(&args.image, &resolved, &args.sandbox)?;
+    if let Some(flag) = &hooks.cancel {
+        plan.cancel = Arc::clone(flag);
+    }
     let run_config = RunConfig {
         argv: plan.process.args.clone(),
         entrypoint_len: plan.process.entrypoint_len,
@@ -81,6 +157,7 @@ pub(crate) fn analyze(args: &AnalyzeArgs, quiet: bool) -> Result<Exit> {
         quiet,
         &mut timings,
     )?;
+    hooks.check_cancelled()?;
 
     let root = vexxy_rootfs::RootFs::open(&resolved.rootfs)
         .with_context(|| format!("opening the rootfs {}", resolved.rootfs.display()))?;
@@ -135,6 +212,7 @@ pub(crate) fn analyze(args: &AnalyzeArgs, quiet: bool) -> Result<Exit> {
         }
         output.profile
     };
+    hooks.check_cancelled()?;
 
     let exit = decide_and_write(
         &DecideJob {
@@ -151,6 +229,7 @@ pub(crate) fn analyze(args: &AnalyzeArgs, quiet: bool) -> Result<Exit> {
         &args.decide,
         &mut timings,
         quiet,
+        hooks.print_summary,
     )?;
     if !quiet {
         eprintln!("total {} ms", began.elapsed().as_millis());
@@ -229,6 +308,7 @@ pub(crate) fn reevaluate(args: &ReevaluateArgs, quiet: bool) -> Result<Exit> {
         &args.decide,
         &mut timings,
         quiet,
+        true,
     )
 }
 
@@ -258,6 +338,23 @@ fn check_policy(args: &DecideArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The image must be the one the caller expects.
+fn check_digest(reference: &str, product: &Product, expected: &str) -> Result<()> {
+    let want: vexxy_model::Digest = expected
+        .trim()
+        .parse()
+        .map_err(|e| BadInput(format!("expected image digest: {e}")))?;
+    match &product.digest {
+        Some(got) if *got == want => Ok(()),
+        got => Err(BadInput(format!(
+            "image {reference} resolved to {}, not the expected {want}",
+            got.as_ref()
+                .map_or_else(|| "no digest".to_owned(), ToString::to_string)
+        ))
+        .into()),
+    }
 }
 
 fn pinned(product: &Product) -> Result<Product> {
@@ -320,6 +417,7 @@ fn decide_and_write(
     args: &DecideArgs,
     timings: &mut Timings,
     quiet: bool,
+    print_summary: bool,
 ) -> Result<Exit> {
     let phase = Phase::start("deciding", quiet);
     let inputs = vexxy_decide::Inputs {
@@ -431,7 +529,9 @@ fn decide_and_write(
     )?;
 
     if let Some(report) = job.report {
-        summary::print_text(job.product, report, &outcome.summary, timings, false);
+        if print_summary {
+            summary::print_text(job.product, report, &outcome.summary, timings, false);
+        }
     } else if !quiet {
         let phases: Vec<String> = timings
             .iter()

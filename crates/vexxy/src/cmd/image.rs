@@ -2,7 +2,11 @@
 //! product: registry pulls land in the blob cache (an OCI layout), archives
 //! are imported into it, and the unpacked rootfs is cached by config digest.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    sync::{Condvar, Mutex},
+};
 
 use anyhow::{Context, Result};
 use vexxy_image::{BlobCache, ImageSource};
@@ -131,6 +135,9 @@ pub(crate) fn resolve(
             (dir.path().join("rootfs"), Some(dir))
         }
     };
+    // another thread of this process (the service runs analyses side by
+    // side) may be unpacking the same image: wait for it, then look again
+    let _claim = (!rootfs.join(".vexxy-complete").exists()).then(|| Unpacking::claim(&rootfs));
     if !rootfs.join(".vexxy-complete").exists() {
         let phase = Phase::start("unpacking layers", quiet);
         let tmp = rootfs.with_extension(format!("tmp-{}", std::process::id()));
@@ -172,6 +179,34 @@ pub(crate) fn resolve(
         run: RunConfig::from_image(&image.config),
         _scratch: scratch,
     })
+}
+
+/// Rootfs directories a thread of this process is unpacking into.
+static UNPACKING: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+/// Signalled whenever an entry leaves [`UNPACKING`].
+static UNPACKED: Condvar = Condvar::new();
+
+/// The right to unpack into one rootfs directory, released on drop.
+#[derive(Debug)]
+struct Unpacking(PathBuf);
+
+impl Unpacking {
+    fn claim(rootfs: &Path) -> Self {
+        let mut busy = UNPACKING.lock().unwrap_or_else(|e| e.into_inner());
+        while busy.contains(rootfs) {
+            busy = UNPACKED.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        busy.insert(rootfs.to_path_buf());
+        Self(rootfs.to_path_buf())
+    }
+}
+
+impl Drop for Unpacking {
+    fn drop(&mut self) {
+        let mut busy = UNPACKING.lock().unwrap_or_else(|e| e.into_inner());
+        busy.remove(&self.0);
+        UNPACKED.notify_all();
+    }
 }
 
 /// `VEXXY_SCRATCH_DIR`, else `/dev/shm` when it has room for `needed`

@@ -2,12 +2,15 @@
 
 mod analyze;
 mod attest;
+pub(crate) mod client;
 mod config;
 mod evidence;
 mod generate;
 mod image;
 mod run;
 mod sbom;
+mod serve;
+pub(crate) mod service_analyzer;
 mod summary;
 mod vexdocs;
 
@@ -35,6 +38,13 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Analyze(a) => analyze::analyze(&a, quiet),
         Command::Reevaluate(a) => analyze::reevaluate(&a, quiet),
         Command::Diff(a) => analyze::diff(&a),
+        Command::Submit(a) => client::submit(&a, quiet),
+        Command::Status(a) => client::status(&a),
+        Command::Results(a) => client::results(&a, quiet),
+        Command::Cancel(a) => client::cancel(&a),
+        Command::Serve(a) => serve::serve(&a),
+        Command::Worker(a) => serve::worker(&a),
+        Command::Admin(a) => serve::admin(&a),
     }
 }
 

@@ -132,15 +132,7 @@ pub(crate) fn plan(
 pub(crate) fn execute(plan: &RunPlan, quiet: bool) -> Result<RunOutput> {
     let current = std::sync::Mutex::new(None::<crate::progress::Phase>);
     let progress = |phase: RunPhase| {
-        let name = match phase {
-            RunPhase::Preparing => "loading the tracer, creating the sandbox",
-            RunPhase::WaitingForPorts => "waiting for ports",
-            RunPhase::Probing => "probing over HTTP",
-            RunPhase::Script => "running the test script",
-            RunPhase::Observing => "observing the workload",
-            RunPhase::Collecting => "collecting the trace",
-            RunPhase::TearingDown => "tearing down the sandbox",
-        };
+        let name = phase_name(phase);
         if let Ok(mut slot) = current.lock() {
             if let Some(done) = slot.take() {
                 done.finish("");
@@ -157,8 +149,21 @@ pub(crate) fn execute(plan: &RunPlan, quiet: bool) -> Result<RunOutput> {
     result.with_context(|| format!("running {}", plan.image))
 }
 
+/// What the progress display calls a phase of the run.
+pub(crate) fn phase_name(phase: RunPhase) -> &'static str {
+    match phase {
+        RunPhase::Preparing => "loading the tracer, creating the sandbox",
+        RunPhase::WaitingForPorts => "waiting for ports",
+        RunPhase::Probing => "probing over HTTP",
+        RunPhase::Script => "running the test script",
+        RunPhase::Observing => "observing the workload",
+        RunPhase::Collecting => "collecting the trace",
+        RunPhase::TearingDown => "tearing down the sandbox",
+    }
+}
+
 /// `--cmd` words: each flag is a word; a single flag is a shell-quoted line.
-fn cmd_words(flags: &[String]) -> Result<Vec<String>> {
+pub(crate) fn cmd_words(flags: &[String]) -> Result<Vec<String>> {
     if let [one] = flags {
         shlex::split(one)
             .ok_or_else(|| BadInput(format!("--cmd {one:?}: unbalanced quotes")).into())
@@ -168,7 +173,7 @@ fn cmd_words(flags: &[String]) -> Result<Vec<String>> {
 }
 
 /// `512m`, `1g`, `1048576`.
-fn parse_size(s: &str) -> Result<u64> {
+pub(crate) fn parse_size(s: &str) -> Result<u64> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let (num, mult) = match t.char_indices().last() {

@@ -1,0 +1,547 @@
+//! The API's wire types. Raw request bodies turn into a checked
+//! [`JobSpec`] through `TryFrom`; responses are built from store records.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use vexxy_store::Job;
+
+use crate::analyzer::{AnalysisConfig, AnalysisJob};
+
+/// Limits on what a submission may ask for.
+#[derive(Clone, Debug)]
+pub struct SubmitLimits {
+    pub default_duration: Duration,
+    pub max_duration: Duration,
+    /// Allow callbacks to loopback, private and link-local addresses.
+    pub allow_private_callbacks: bool,
+    /// Accept test scripts (they run on the host, in the sandbox's
+    /// network namespace; only for trusted tenants).
+    pub allow_test_scripts: bool,
+}
+
+/// `POST /api/v1/analysis/submit`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitRequest {
+    /// Registry reference (`registry/repo:tag`, `…@sha256:…`) or, where
+    /// the server allows local images, `oci:DIR[:TAG]`,
+    /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE`.
+    pub image_ref: String,
+    /// The digest the image must have (`sha256:…`).
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    #[serde(default)]
+    pub config: Option<SubmitConfig>,
+    /// A Grype, Trivy or OSV-Scanner JSON report of the image.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub scan_report: Option<serde_json::Value>,
+    /// An SPDX, CycloneDX or Syft JSON SBOM of the image (instead of a report).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub sbom: Option<serde_json::Value>,
+    /// Gets a signed POST when the job finishes.
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+/// How to run and exercise the image.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitConfig {
+    /// Exercise window in seconds (default: the server's).
+    #[serde(default)]
+    pub analysis_duration: Option<u64>,
+    /// Extra environment variables for the workload.
+    #[serde(default)]
+    pub environment: Option<BTreeMap<String, String>>,
+    /// Command replacing the image's CMD, one word per element.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Shell script exercising the workload (run with VEXXY_TARGET_URL set).
+    #[serde(default)]
+    pub test_script: Option<String>,
+    /// Ports to wait for and probe (default: the image's exposed ports).
+    #[serde(default)]
+    pub ports: Option<Vec<u16>>,
+}
+
+/// A submission, checked and with defaults applied: what is stored and
+/// what the worker runs. Identical specs are the same analysis.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub image_ref: String,
+    pub image_digest: Option<String>,
+    pub duration_secs: u64,
+    pub environment: BTreeMap<String, String>,
+    pub command: Vec<String>,
+    pub test_script: Option<String>,
+    pub ports: Vec<u16>,
+    pub scan_report: Option<serde_json::Value>,
+    pub sbom: Option<serde_json::Value>,
+    pub callback_url: Option<String>,
+}
+
+const MAX_SCRIPT: usize = 1 << 20;
+
+impl TryFrom<(SubmitRequest, &SubmitLimits)> for JobSpec {
+    type Error = String;
+
+    fn try_from((raw, limits): (SubmitRequest, &SubmitLimits)) -> Result<Self, String> {
+        let image_ref = raw.image_ref.trim().to_owned();
+        if image_ref.is_empty() || image_ref.len() > 1024 || image_ref.chars().any(char::is_control)
+        {
+            return Err("image_ref: must be 1..1024 printable characters".into());
+        }
+        if let Some(d) = &raw.image_digest {
+            let hex = d.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64
+                || !hex
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            {
+                return Err(format!(
+                    "image_digest: {d:?} is not sha256:<64 lowercase hex>"
+                ));
+            }
+        }
+        let config = raw.config.unwrap_or_default();
+        let duration_secs = config
+            .analysis_duration
+            .unwrap_or(limits.default_duration.as_secs());
+        if duration_secs == 0 || duration_secs > limits.max_duration.as_secs() {
+            return Err(format!(
+                "config.analysis_duration: {duration_secs} is outside 1..={} seconds",
+                limits.max_duration.as_secs()
+            ));
+        }
+        let environment = config.environment.unwrap_or_default();
+        if environment.len() > 256 {
+            return Err("config.environment: at most 256 variables".into());
+        }
+        for (k, v) in &environment {
+            if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
+                return Err(format!("config.environment: {k:?} is not a valid variable"));
+            }
+        }
+        let command = config.command.unwrap_or_default();
+        if command.len() > 256 || command.iter().any(|w| w.contains('\0') || w.len() > 4096) {
+            return Err("config.command: at most 256 words without NUL, 4096 bytes each".into());
+        }
+        if config.test_script.is_some() && !limits.allow_test_scripts {
+            return Err("config.test_script: this server does not run test scripts (its operator can allow them with --allow-test-scripts)".into());
+        }
+        if config
+            .test_script
+            .as_ref()
+            .is_some_and(|s| s.len() > MAX_SCRIPT)
+        {
+            return Err(format!(
+                "config.test_script: larger than {MAX_SCRIPT} bytes"
+            ));
+        }
+        let mut ports = config.ports.unwrap_or_default();
+        if ports.contains(&0) || ports.len() > 32 {
+            return Err("config.ports: 1..=32 ports in 1..=65535".into());
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        if raw.scan_report.is_some() && raw.sbom.is_some() {
+            return Err("scan_report and sbom: give one or the other".into());
+        }
+        for (field, doc) in [("scan_report", &raw.scan_report), ("sbom", &raw.sbom)] {
+            if doc.as_ref().is_some_and(|d| !d.is_object()) {
+                return Err(format!("{field}: must be a JSON object"));
+            }
+        }
+        let callback_url = raw
+            .callback_url
+            .map(|u| check_callback(&u, limits.allow_private_callbacks).map(|()| u))
+            .transpose()?;
+        Ok(Self {
+            image_ref,
+            image_digest: raw.image_digest,
+            duration_secs,
+            environment,
+            command,
+            test_script: config.test_script,
+            ports,
+            scan_report: raw.scan_report,
+            sbom: raw.sbom,
+            callback_url,
+        })
+    }
+}
+
+fn check_callback(raw: &str, allow_private: bool) -> Result<(), String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("callback_url: {raw:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("callback_url: {raw:?} is not http(s)"));
+    }
+    let private = match url.host() {
+        None => return Err(format!("callback_url: {raw:?} has no host")),
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback()
+                || ip.is_private()
+                || ip.is_link_local()
+                || ip.is_unspecified()
+                || ip.is_broadcast()
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+        }
+    };
+    if private && !allow_private {
+        return Err(format!(
+            "callback_url: {raw:?} points at a loopback or private address, which this server does not call"
+        ));
+    }
+    Ok(())
+}
+
+impl JobSpec {
+    /// The analysis a worker runs for this spec.
+    pub fn to_analysis(&self, job_id: &str) -> AnalysisJob {
+        AnalysisJob {
+            id: job_id.to_owned(),
+            image_ref: self.image_ref.clone(),
+            image_digest: self.image_digest.clone(),
+            config: AnalysisConfig {
+                duration: Duration::from_secs(self.duration_secs),
+                environment: self.environment.clone(),
+                command: self.command.clone(),
+                test_script: self.test_script.clone(),
+                ports: self.ports.clone(),
+            },
+            scan_report: self
+                .scan_report
+                .as_ref()
+                .map(|v| v.to_string().into_bytes()),
+            sbom: self.sbom.as_ref().map(|v| v.to_string().into_bytes()),
+        }
+    }
+
+    /// What makes two requests the same analysis: everything but the callback.
+    pub fn dedupe_key(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        let mut same = self.clone();
+        same.callback_url = None;
+        let bytes = serde_json::to_vec(&same).unwrap_or_default();
+        hex::encode(Sha256::digest(bytes))
+    }
+}
+
+/// `202`/`200` answer to a submission.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SubmitResponse {
+    pub job_id: String,
+    #[schema(example = "queued")]
+    pub status: String,
+    pub estimated_duration_minutes: u64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// `true` when an identical earlier request was returned instead.
+    pub deduplicated: bool,
+}
+
+/// `GET /api/v1/analysis/{id}/status`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobStatus {
+    pub job_id: String,
+    /// queued, running, analyzing, complete, failed or cancelled.
+    pub status: String,
+    pub progress_percent: i64,
+    pub current_phase: Option<String>,
+    pub image_ref: String,
+    pub image_digest: Option<String>,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub updated_at: String,
+}
+
+impl From<&Job> for JobStatus {
+    fn from(j: &Job) -> Self {
+        Self {
+            job_id: j.id.clone(),
+            status: j.state.to_string(),
+            progress_percent: j.progress,
+            current_phase: j.phase.clone(),
+            image_ref: j.image_ref.clone(),
+            image_digest: j.image_digest.clone(),
+            attempts: j.attempts,
+            error: j.error.clone(),
+            created_at: rfc3339(j.created_at),
+            started_at: j.started_at.map(rfc3339),
+            completed_at: j.completed_at.map(rfc3339),
+            updated_at: rfc3339(j.updated_at),
+        }
+    }
+}
+
+/// Verdict counts of a complete analysis.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Summary {
+    pub total: u64,
+    pub not_affected: u64,
+    pub affected: u64,
+    pub fixed: u64,
+    pub under_investigation: u64,
+}
+
+impl Summary {
+    /// Counts the statements of an OpenVEX document.
+    pub fn of_openvex(doc: &serde_json::Value) -> Self {
+        let mut s = Self::default();
+        for st in doc
+            .get("statements")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            s.total += 1;
+            match st.get("status").and_then(serde_json::Value::as_str) {
+                Some("not_affected") => s.not_affected += 1,
+                Some("affected") => s.affected += 1,
+                Some("fixed") => s.fixed += 1,
+                _ => s.under_investigation += 1,
+            }
+        }
+        s
+    }
+}
+
+/// `GET /api/v1/analysis/{id}/results`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Results {
+    pub job_id: String,
+    pub status: String,
+    pub image_ref: String,
+    pub image_digest: Option<String>,
+    pub summary: Summary,
+    /// The OpenVEX document; null when the image had no findings to decide.
+    #[schema(value_type = Option<Object>)]
+    pub vex_document: Option<serde_json::Value>,
+    /// Artifact URLs by kind: vex_openvex, vex_cyclonedx, vex_csaf,
+    /// evidence, profile, sbom, report_markdown, report_html.
+    pub links: BTreeMap<String, String>,
+}
+
+/// `DELETE /api/v1/analysis/{id}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CancelResponse {
+    pub job_id: String,
+    pub status: String,
+}
+
+/// `GET /api/v1/analysis`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct JobList {
+    pub items: Vec<JobStatus>,
+    pub page: i64,
+    pub per_page: i64,
+    pub total: i64,
+}
+
+/// Query of `GET /api/v1/analysis`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only jobs in this state.
+    pub status: Option<String>,
+    /// Only jobs whose image reference contains this.
+    pub image: Option<String>,
+    /// 1-based page (default 1).
+    pub page: Option<i64>,
+    /// Jobs per page, 1..=500 (default 50).
+    pub per_page: Option<i64>,
+}
+
+/// `GET /api/v1/quota`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Quota {
+    pub organization: String,
+    pub tier: String,
+    pub period_start: String,
+    pub period_end: String,
+    pub used: i64,
+    pub limit: i64,
+    pub remaining: i64,
+}
+
+/// The body POSTed to a job's `callback_url`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WebhookPayload {
+    /// analysis.completed or analysis.failed.
+    pub event: String,
+    pub job_id: String,
+    pub status: String,
+    pub image_ref: String,
+    pub image_digest: Option<String>,
+    pub summary: Option<Summary>,
+    pub error: Option<String>,
+    /// Path of the results on this server.
+    pub results_url: String,
+    pub finished_at: String,
+}
+
+/// The file name in an analysis' output and the link name it has.
+pub const ARTIFACT_LINKS: [(&str, &str); 8] = [
+    ("vex_openvex", "vex.openvex.json"),
+    ("vex_cyclonedx", "vex.cdx.json"),
+    ("vex_csaf", "vex.csaf.json"),
+    ("evidence", "evidence.json"),
+    ("profile", "profile.json"),
+    ("sbom", "sbom.runtime.cdx.json"),
+    ("report_markdown", "report.md"),
+    ("report_html", "report.html"),
+];
+
+pub fn media_type(name: &str) -> &'static str {
+    if name.ends_with(".json") {
+        "application/json"
+    } else if name.ends_with(".md") {
+        "text/markdown; charset=utf-8"
+    } else if name.ends_with(".html") {
+        "text/html; charset=utf-8"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// Unix milliseconds → RFC 3339 (UTC).
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> SubmitLimits {
+        SubmitLimits {
+            default_duration: Duration::from_secs(30),
+            max_duration: Duration::from_secs(600),
+            allow_private_callbacks: false,
+            allow_test_scripts: false,
+        }
+    }
+
+    fn parse(json: serde_json::Value) -> Result<JobSpec, String> {
+        let raw: SubmitRequest = serde_json::from_value(json).map_err(|e| e.to_string())?;
+        JobSpec::try_from((raw, &limits()))
+    }
+
+    #[test]
+    fn submissions_are_checked_field_by_field() {
+        use serde_json::json;
+        for (body, field) in [
+            (json!({"image_ref": ""}), "image_ref"),
+            (
+                json!({"image_ref": "a", "image_digest": "sha256:abc"}),
+                "image_digest",
+            ),
+            (
+                json!({"image_ref": "a", "config": {"analysis_duration": 0}}),
+                "config.analysis_duration",
+            ),
+            (
+                json!({"image_ref": "a", "config": {"analysis_duration": 601}}),
+                "config.analysis_duration",
+            ),
+            (
+                json!({"image_ref": "a", "config": {"environment": {"A=B": "c"}}}),
+                "config.environment",
+            ),
+            (
+                json!({"image_ref": "a", "config": {"ports": [0]}}),
+                "config.ports",
+            ),
+            (
+                json!({"image_ref": "a", "scan_report": {}, "sbom": {}}),
+                "scan_report and sbom",
+            ),
+            (json!({"image_ref": "a", "scan_report": [1]}), "scan_report"),
+            (
+                json!({"image_ref": "a", "config": {"test_script": "curl $VEXXY_TARGET_URL"}}),
+                "config.test_script",
+            ),
+            (
+                json!({"image_ref": "a", "callback_url": "ftp://x/y"}),
+                "callback_url",
+            ),
+            (
+                json!({"image_ref": "a", "callback_url": "http://127.0.0.1:9/x"}),
+                "callback_url",
+            ),
+            (
+                json!({"image_ref": "a", "callback_url": "http://10.1.2.3/x"}),
+                "callback_url",
+            ),
+            (
+                json!({"image_ref": "a", "callback_url": "http://localhost/x"}),
+                "callback_url",
+            ),
+        ] {
+            let err = parse(body.clone()).expect_err(&body.to_string());
+            assert!(err.starts_with(field), "{body}: {err}");
+        }
+        let err =
+            parse(json!({"image_ref": "a", "config": {"duration": 5}})).expect_err("unknown field");
+        assert!(err.contains("duration"), "{err}");
+    }
+
+    #[test]
+    fn defaults_apply_and_identical_requests_share_a_key() {
+        use serde_json::json;
+        let a = parse(json!({"image_ref": "nginx:1", "config": {"ports": [80, 80]}})).expect("ok");
+        assert_eq!(a.duration_secs, 30);
+        assert_eq!(a.ports, vec![80]);
+        let b = parse(
+            json!({"image_ref": " nginx:1 ", "config": {"analysis_duration": 30, "ports": [80]},
+            "callback_url": "https://hooks.example.com/x"}),
+        )
+        .expect("ok");
+        assert_eq!(
+            a.dedupe_key(),
+            b.dedupe_key(),
+            "defaults and the callback do not make it different"
+        );
+        let c = parse(json!({"image_ref": "nginx:1", "config": {"analysis_duration": 31}}))
+            .expect("ok");
+        assert_ne!(a.dedupe_key(), c.dedupe_key());
+    }
+
+    #[test]
+    fn summaries_count_statements() {
+        let doc = serde_json::json!({"statements": [
+            {"status": "not_affected"}, {"status": "not_affected"}, {"status": "affected"},
+            {"status": "fixed"}, {"status": "under_investigation"}]});
+        assert_eq!(
+            Summary::of_openvex(&doc),
+            Summary {
+                total: 5,
+                not_affected: 2,
+                affected: 1,
+                fixed: 1,
+                under_investigation: 1
+            }
+        );
+    }
+}

@@ -1,0 +1,144 @@
+//! Errors as the API shows them: a status code and a JSON body
+//! `{"code": "...", "message": "..."}` (429 adds `used` and `limit`,
+//! 409 `not_complete` adds `status`).
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable: unauthorized, premium_required, quota_exceeded,
+    /// not_found, bad_request, not_complete, already_finished, gone,
+    /// payload_too_large, unavailable, internal.
+    pub code: &'static str,
+    pub message: String,
+    /// Analyses used this month (429 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used: Option<i64>,
+    /// The monthly limit (429 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
+    /// The job's state (409 not_complete only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                code,
+                message: message.into(),
+                used: None,
+                limit: None,
+                status: None,
+            },
+        }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn premium_required() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "premium_required",
+            "Premium tier required",
+        )
+    }
+
+    pub fn quota_exceeded(used: i64, limit: i64) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota_exceeded",
+            format!("monthly analysis quota spent: {used} of {limit} used"),
+        );
+        e.body.used = Some(used);
+        e.body.limit = Some(limit);
+        e
+    }
+
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{} not found", what.into()),
+        )
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn unprocessable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "bad_request", message)
+    }
+
+    pub fn not_complete(job: &str, state: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::CONFLICT,
+            "not_complete",
+            format!("job {job} is {state}, not complete"),
+        );
+        e.body.status = Some(state.to_owned());
+        e
+    }
+
+    pub fn already_finished(job: &str, state: &str) -> Self {
+        let mut e = Self::new(
+            StatusCode::CONFLICT,
+            "already_finished",
+            format!("job {job} already finished ({state})"),
+        );
+        e.body.status = Some(state.to_owned());
+        e
+    }
+
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, "gone", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl From<vexxy_store::StoreError> for ApiError {
+    fn from(e: vexxy_store::StoreError) -> Self {
+        match e {
+            vexxy_store::StoreError::NotFound(what) => Self::not_found(what),
+            vexxy_store::StoreError::Invalid(m) => Self::unprocessable(m),
+            vexxy_store::StoreError::BadDigest(d) => {
+                Self::bad_request(format!("not a digest: {d}"))
+            }
+            other => {
+                tracing::error!(error = %other, "storage error");
+                Self::internal("storage error; see the server log")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body)).into_response()
+    }
+}

@@ -1,0 +1,235 @@
+//! The vexxy service: the HTTP API, workers, tenants and quotas,
+//! webhooks, retention, metrics. No analysis logic lives here: a worker
+//! hands each job to an [`Analyzer`] (the binary plugs in the pipeline of
+//! `vexxy analyze`) and stores what comes back.
+//!
+//! Everything that must survive a crash is in the database
+//! ([`vexxy_store`]); this crate holds only what one process is doing.
+
+pub mod analyzer;
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod webhook;
+pub mod worker;
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use tokio::{sync::watch, task::JoinSet};
+use vexxy_store::{EvidenceStore, Store};
+
+pub use analyzer::{
+    AnalysisConfig, AnalysisError, AnalysisJob, AnalysisOutput, Analyzer, JobControl,
+};
+pub use config::{QueueConfig, ServiceConfig, WebhookConfig};
+pub use routes::{openapi_document, router};
+
+/// One service process: its stores, its analyzer, what it is running.
+pub struct Service {
+    pub store: Store,
+    pub evidence: Arc<EvidenceStore>,
+    pub analyzer: Arc<dyn Analyzer>,
+    pub config: ServiceConfig,
+    pub metrics: metrics::Metrics,
+    /// Wakes idle in-process workers when a job is submitted.
+    wake: tokio::sync::Notify,
+    /// Jobs this process is running, so a cancel through this process
+    /// reaches the sandbox at once (others learn at their next heartbeat).
+    local: Mutex<HashMap<String, JobControl>>,
+    draining: AtomicBool,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("store", &self.store.backend())
+            .field("evidence", &self.evidence.describe())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    pub fn new(
+        store: Store,
+        evidence: EvidenceStore,
+        analyzer: Arc<dyn Analyzer>,
+        config: ServiceConfig,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            evidence: Arc::new(evidence),
+            analyzer,
+            config,
+            metrics: metrics::Metrics::new(),
+            wake: tokio::sync::Notify::new(),
+            local: Mutex::new(HashMap::new()),
+            draining: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn wake_workers(&self) {
+        self.wake.notify_waiters();
+    }
+
+    pub(crate) fn register_local(&self, id: &str, control: &JobControl) {
+        if let Ok(mut m) = self.local.lock() {
+            m.insert(id.to_owned(), control.clone());
+        }
+    }
+
+    pub(crate) fn unregister_local(&self, id: &str) {
+        if let Ok(mut m) = self.local.lock() {
+            m.remove(id);
+        }
+    }
+
+    /// Stops the analysis of `id` if this process runs it.
+    pub(crate) fn cancel_local(&self, id: &str) {
+        if let Some(c) = self.local.lock().ok().and_then(|m| m.get(id).cloned()) {
+            tracing::info!(job = id, "cancelling the running analysis");
+            c.cancel();
+        }
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// The background work of a process: `workers` job workers, the webhook
+/// dispatcher, lease recovery and the retention sweeper. Stops when
+/// `stop` turns true; running jobs get the configured grace period.
+pub fn spawn_background(
+    svc: &Arc<Service>,
+    workers: usize,
+    stop: &watch::Receiver<bool>,
+) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    svc.metrics.workers_total.set(workers as i64);
+    svc.metrics.worker_busy(0);
+    for i in 0..workers {
+        set.spawn(worker::worker_loop(Arc::clone(svc), i, stop.clone()));
+    }
+    set.spawn(webhook::dispatch_loop(Arc::clone(svc), stop.clone()));
+    set.spawn(recover_loop(Arc::clone(svc), stop.clone()));
+    set.spawn(sweep_loop(Arc::clone(svc), stop.clone()));
+    set
+}
+
+/// Puts jobs of dead workers back in the queue.
+async fn recover_loop(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
+    let every = (svc.config.queue.lease / 3).max(std::time::Duration::from_millis(200));
+    while !*stop.borrow() {
+        match svc.store.recover_expired(0).await {
+            Ok(jobs) if !jobs.is_empty() => {
+                for (id, state) in &jobs {
+                    tracing::warn!(job = %id, %state, "lease expired: its worker stopped heartbeating");
+                }
+                svc.wake_workers();
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "recovering expired leases failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+async fn sweep_loop(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        let retention = svc.config.retention.as_millis() as i64;
+        match svc.store.sweep(&svc.evidence, retention, 3_600_000).await {
+            Ok(s) if s.jobs_expired + s.blobs_deleted > 0 => {
+                tracing::info!(
+                    jobs = s.jobs_expired,
+                    blobs = s.blobs_deleted,
+                    "retention sweep"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "retention sweep failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(svc.config.sweep_every) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Serves the API on `listener` with the background work, until
+/// `shutdown` resolves; then stops taking requests and jobs, lets running
+/// jobs finish within the grace period (re-queueing the rest) and returns.
+pub async fn serve(
+    svc: Arc<Service>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut background = spawn_background(&svc, svc.config.workers, &stop_rx);
+    let app = router(Arc::clone(&svc));
+    let draining = Arc::clone(&svc);
+    let mut http_stop = stop_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = http_stop.wait_for(|s| *s).await;
+    });
+    let server = tokio::spawn(async move { server.await });
+    shutdown.await;
+    tracing::info!(
+        "shutting down: no new requests or jobs; running jobs get {:?}",
+        svc.config.shutdown_grace
+    );
+    draining.draining.store(true, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    while background.join_next().await.is_some() {}
+    match server.await {
+        Ok(r) => r?,
+        Err(e) => tracing::error!(error = %e, "the HTTP server task failed"),
+    }
+    svc.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Runs workers only (`vexxy worker`): no HTTP, same database and
+/// evidence store as the server.
+pub async fn run_workers(svc: Arc<Service>, workers: usize, shutdown: impl Future<Output = ()>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut background = spawn_background(&svc, workers, &stop_rx);
+    shutdown.await;
+    tracing::info!(
+        "shutting down: running jobs get {:?}",
+        svc.config.shutdown_grace
+    );
+    svc.draining.store(true, Ordering::SeqCst);
+    let _ = stop_tx.send(true);
+    while background.join_next().await.is_some() {}
+    svc.store.close().await;
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}

@@ -1,0 +1,541 @@
+//! The HTTP surface: routes, authentication, the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{
+        rejection::JsonRejection, FromRequest, FromRequestParts, Path, Query, Request, State,
+    },
+    http::{header, request::Parts, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+    Json, Router,
+};
+use utoipa::{
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    Modify, OpenApi,
+};
+use vexxy_store::{
+    jobs::{Cancelled, JobFilter, NewJob, Submitted},
+    tenants::month_window,
+    Caller, JobState,
+};
+
+use crate::{
+    api::{
+        media_type, rfc3339, CancelResponse, JobList, JobSpec, JobStatus, ListQuery, Quota,
+        Results, SubmitRequest, SubmitResponse, Summary, ARTIFACT_LINKS,
+    },
+    error::{ApiError, ErrorBody},
+    metrics::HttpLabel,
+    Service,
+};
+
+type AppState = Arc<Service>;
+
+/// Every route of the service.
+pub fn router(service: Arc<Service>) -> Router {
+    let limit = service.config.max_body_bytes;
+    Router::new()
+        .route("/api/v1/analysis/submit", post(submit))
+        .route("/api/v1/analysis", get(list))
+        .route("/api/v1/analysis/{id}/status", get(status))
+        .route("/api/v1/analysis/{id}/results", get(results))
+        .route("/api/v1/analysis/{id}/artifacts/{name}", get(artifact))
+        .route("/api/v1/analysis/{id}", delete(cancel))
+        .route("/api/v1/quota", get(quota))
+        .route("/api/v1/openapi.json", get(openapi_json))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&service),
+            count_requests,
+        ))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(service)
+}
+
+async fn count_requests(State(svc): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let res = next.run(req).await;
+    svc.metrics
+        .http_requests
+        .get_or_create(&HttpLabel {
+            method,
+            status: res.status().as_u16(),
+        })
+        .inc();
+    res
+}
+
+/// The calling organisation, from `Authorization: Bearer <key>` (or `X-API-Key`).
+#[derive(Debug)]
+pub struct Authed(pub Caller);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::unauthorized("an API key is required (Authorization: Bearer <key>)")
+            })?;
+        match svc.store.authenticate(presented).await? {
+            Some(caller) => Ok(Self(caller)),
+            None => Err(ApiError::unauthorized("the API key is not valid")),
+        }
+    }
+}
+
+/// JSON bodies whose errors come out in the API's error format, naming
+/// the field that failed.
+#[derive(Debug)]
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::unprocessable(e.body_text())),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                let mut err = ApiError::bad_request(format!(
+                    "request body larger than {} bytes",
+                    state.config.max_body_bytes
+                ));
+                err.status = StatusCode::PAYLOAD_TOO_LARGE;
+                err.body.code = "payload_too_large";
+                Err(err)
+            }
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/analysis/submit", tag = "analysis",
+    request_body = SubmitRequest,
+    responses(
+        (status = 202, description = "Queued", body = SubmitResponse),
+        (status = 200, description = "An identical request exists; its job is returned", body = SubmitResponse),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "No valid API key", body = ErrorBody),
+        (status = 403, description = "Premium tier required", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "A field is invalid", body = ErrorBody),
+        (status = 429, description = "Monthly quota spent (used, limit)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn submit(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+    ApiJson(raw): ApiJson<SubmitRequest>,
+) -> Result<Response, ApiError> {
+    if !caller.org.tier.can_analyze() {
+        return Err(ApiError::premium_required());
+    }
+    let spec = JobSpec::try_from((raw, &svc.config.submit)).map_err(ApiError::unprocessable)?;
+    let new = NewJob {
+        org_id: caller.org.id.clone(),
+        dedupe_key: spec.dedupe_key(),
+        image_ref: spec.image_ref.clone(),
+        image_digest: spec.image_digest.clone(),
+        request: serde_json::to_string(&spec).map_err(|e| ApiError::internal(e.to_string()))?,
+        callback_url: spec.callback_url.clone(),
+        priority: caller.org.tier.priority(),
+        max_attempts: svc.config.queue.max_attempts,
+        timeout_ms: svc.config.queue.job_timeout.as_millis() as i64,
+    };
+    let estimate = spec.duration_secs.div_ceil(60) + 1;
+    let window = month_window(vexxy_store::now_ms());
+    let (job, code, dedup) = match svc.store.submit(new, caller.org.quota(), window).await? {
+        Submitted::Created(job) => (job, StatusCode::ACCEPTED, false),
+        Submitted::Existing(job) => (job, StatusCode::OK, true),
+        Submitted::QuotaExceeded { used, limit } => {
+            return Err(ApiError::quota_exceeded(used, limit))
+        }
+    };
+    svc.store
+        .audit(
+            Some(&caller.org.id),
+            Some(&caller.key_id),
+            "submit",
+            Some(&job.id),
+            Some(if dedup { "deduplicated" } else { "queued" }),
+        )
+        .await?;
+    if !dedup {
+        svc.wake_workers();
+    }
+    let body = SubmitResponse {
+        job_id: job.id.clone(),
+        status: job.state.to_string(),
+        estimated_duration_minutes: estimate,
+        created_at: rfc3339(job.created_at),
+        deduplicated: dedup,
+    };
+    Ok((code, Json(body)).into_response())
+}
+
+async fn owned_job(svc: &Service, caller: &Caller, id: &str) -> Result<vexxy_store::Job, ApiError> {
+    svc.store
+        .job(Some(&caller.org.id), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("job {id}")))
+}
+
+/// A complete job of the caller's with its artifacts (409 while not
+/// complete, 410 once retention removed its evidence).
+async fn completed(
+    svc: &Service,
+    caller: &Caller,
+    id: &str,
+) -> Result<(vexxy_store::Job, Vec<vexxy_store::Artifact>), ApiError> {
+    let job = owned_job(svc, caller, id).await?;
+    if job.state != JobState::Complete {
+        return Err(ApiError::not_complete(id, job.state.as_str()));
+    }
+    if job.expired_at.is_some() {
+        return Err(ApiError::gone(format!(
+            "the evidence of job {id} passed its retention period"
+        )));
+    }
+    let artifacts = svc.store.artifacts(id).await?;
+    Ok((job, artifacts))
+}
+
+/// An artifact's bytes from the evidence store (checked against its digest).
+async fn blob(svc: &Service, id: &str, a: &vexxy_store::Artifact) -> Result<Vec<u8>, ApiError> {
+    svc.evidence.get(&a.digest).await?.ok_or_else(|| {
+        ApiError::internal(format!("evidence blob {} of job {id} is missing", a.digest))
+    })
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/analysis/{id}/status", tag = "analysis",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, body = JobStatus),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such job in this organisation", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn status(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<JobStatus>, ApiError> {
+    let job = owned_job(&svc, &caller, &id).await?;
+    Ok(Json(JobStatus::from(&job)))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/analysis/{id}/results", tag = "analysis",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, body = Results),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "The job is not complete (status says where it is)", body = ErrorBody),
+        (status = 410, description = "The evidence passed its retention period", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn results(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<Results>, ApiError> {
+    let (job, artifacts) = completed(&svc, &caller, &id).await?;
+    let mut vex_document = None;
+    if let Some(a) = artifacts.iter().find(|a| a.name == "vex.openvex.json") {
+        let bytes = blob(&svc, &id, a).await?;
+        vex_document = Some(
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::internal(format!("stored VEX of job {id}: {e}")))?,
+        );
+    }
+    let summary: Summary = job
+        .summary
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default();
+    let links = ARTIFACT_LINKS
+        .iter()
+        .filter(|(_, file)| artifacts.iter().any(|a| a.name == *file))
+        .map(|(link, file)| {
+            (
+                (*link).to_owned(),
+                format!("/api/v1/analysis/{id}/artifacts/{file}"),
+            )
+        })
+        .collect();
+    svc.store
+        .audit(
+            Some(&caller.org.id),
+            Some(&caller.key_id),
+            "fetch_results",
+            Some(&id),
+            None,
+        )
+        .await?;
+    Ok(Json(Results {
+        job_id: job.id,
+        status: job.state.to_string(),
+        image_ref: job.image_ref,
+        image_digest: job.image_digest,
+        summary,
+        vex_document,
+        links,
+    }))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/analysis/{id}/artifacts/{name}", tag = "analysis",
+    params(("id" = String, Path, description = "Job id"), ("name" = String, Path, description = "File name, e.g. evidence.json")),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody),
+        (status = 410, body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn artifact(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+    Path((id, name)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let (_, artifacts) = completed(&svc, &caller, &id).await?;
+    let a = artifacts
+        .iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("artifact {name} of job {id}")))?;
+    let bytes = blob(&svc, &id, a).await?;
+    svc.store
+        .audit(
+            Some(&caller.org.id),
+            Some(&caller.key_id),
+            "fetch_artifact",
+            Some(&id),
+            Some(&name),
+        )
+        .await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, media_type(&name).to_owned()),
+            (header::ETAG, format!("\"{}\"", a.digest)),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/analysis/{id}", tag = "analysis",
+    params(("id" = String, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Cancelled; a running sandbox is torn down", body = CancelResponse),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "Already finished", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn cancel(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<CancelResponse>, ApiError> {
+    match svc.store.cancel(&caller.org.id, &id).await? {
+        Cancelled::Cancelled(job) => {
+            svc.cancel_local(&job.id);
+            svc.store
+                .audit(
+                    Some(&caller.org.id),
+                    Some(&caller.key_id),
+                    "cancel",
+                    Some(&id),
+                    None,
+                )
+                .await?;
+            Ok(Json(CancelResponse {
+                job_id: job.id,
+                status: JobState::Cancelled.to_string(),
+            }))
+        }
+        Cancelled::AlreadyFinished(state) => Err(ApiError::already_finished(&id, state.as_str())),
+    }
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/analysis", tag = "analysis",
+    params(ListQuery),
+    responses((status = 200, body = JobList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+async fn list(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobList>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let state = q
+        .status
+        .as_deref()
+        .map(str::parse::<JobState>)
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("status: {e}")))?;
+    let per_page = q.per_page.unwrap_or(50);
+    if !(1..=500).contains(&per_page) {
+        return Err(ApiError::bad_request("per_page: 1..=500"));
+    }
+    let page = q.page.unwrap_or(1);
+    if page < 1 {
+        return Err(ApiError::bad_request("page: from 1"));
+    }
+    let (jobs, total) = svc
+        .store
+        .list_jobs(
+            &caller.org.id,
+            &JobFilter {
+                state,
+                image: q.image,
+                page,
+                per_page,
+            },
+        )
+        .await?;
+    Ok(Json(JobList {
+        items: jobs.iter().map(JobStatus::from).collect(),
+        page,
+        per_page,
+        total,
+    }))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/quota", tag = "organization",
+    responses((status = 200, body = Quota), (status = 401, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+async fn quota(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<Quota>, ApiError> {
+    let (from, to) = month_window(vexxy_store::now_ms());
+    let used = svc.store.usage(&caller.org.id, from, to).await?;
+    let limit = caller.org.quota();
+    Ok(Json(Quota {
+        organization: caller.org.name.clone(),
+        tier: caller.org.tier.to_string(),
+        period_start: rfc3339(from),
+        period_end: rfc3339(to),
+        used,
+        limit,
+        remaining: (limit - used).max(0),
+    }))
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses((status = 200, description = "Database reachable, not shutting down"), (status = 503, body = ErrorBody))
+)]
+async fn readyz(State(svc): State<AppState>) -> Result<&'static str, ApiError> {
+    if svc.is_draining() {
+        return Err(ApiError::unavailable("shutting down"));
+    }
+    svc.store
+        .ping()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("database: {e}")))?;
+    Ok("ready\n")
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+async fn metrics(State(svc): State<AppState>) -> Result<Response, ApiError> {
+    let text = svc.metrics.render(&svc.store).await?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+async fn openapi_json() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi_document(),
+    )
+        .into_response()
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An organisation's API key (vexxy admin create-key)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "vexxy", description = "Evidence-backed VEX for container images, as a service."),
+    paths(submit, status, results, artifact, cancel, list, quota, healthz, readyz, metrics),
+    components(schemas(
+        SubmitRequest, crate::api::SubmitConfig, SubmitResponse, JobStatus, Results, Summary,
+        CancelResponse, JobList, Quota, ErrorBody, crate::api::WebhookPayload
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "analysis", description = "Submit images, follow jobs, fetch VEX and evidence"),
+        (name = "organization", description = "The calling organisation"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// The OpenAPI document, pretty-printed (committed as `docs/openapi.json`).
+pub fn openapi_document() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let mut text = doc.to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,314 @@
+//! Workers: claim a job, run it through the [`Analyzer`](crate::Analyzer)
+//! on a blocking thread while a heartbeat keeps the lease (and carries
+//! progress, cancellation and the timeout), then store the evidence and
+//! finish the job under the lease's fencing token.
+
+use std::{sync::Arc, time::Instant};
+
+use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
+use vexxy_store::{
+    jobs::{Lease, NewDelivery},
+    Artifact,
+};
+
+use crate::{
+    analyzer::{AnalysisError, JobControl},
+    api::{media_type, rfc3339, JobSpec, Summary, WebhookPayload},
+    metrics::OutcomeLabel,
+    Service,
+};
+
+/// Progress from which a job counts as `analyzing` (the sandboxed run and
+/// the decision) rather than `running` (fetching, cataloguing, static
+/// analysis). Analyzers report it through [`JobControl::set_progress`].
+pub const ANALYZING_FROM: u8 = 42;
+
+/// Claims and runs jobs until `stop` turns true.
+pub(crate) async fn worker_loop(svc: Arc<Service>, index: usize, mut stop: watch::Receiver<bool>) {
+    let name = format!("{}/w{index}", svc.config.instance);
+    let lease_ms = svc.config.queue.lease.as_millis() as i64;
+    tracing::info!(worker = %name, "worker started");
+    while !*stop.borrow() {
+        match svc.store.claim(&name, lease_ms).await {
+            Ok(Some(lease)) => run(&svc, lease, &stop).await,
+            Ok(None) => {
+                tokio::select! {
+                    () = tokio::time::sleep(svc.config.queue.poll) => {}
+                    () = svc.wake.notified() => {}
+                    _ = stop.changed() => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(worker = %name, error = %e, "claiming a job failed");
+                tokio::time::sleep(svc.config.queue.poll * 4).await;
+            }
+        }
+    }
+    tracing::info!(worker = %name, "worker stopped");
+}
+
+/// Why the analysis was told to stop, if it was.
+#[derive(Default)]
+struct Stopped {
+    lost: bool,
+    timed_out: bool,
+    shutdown: bool,
+}
+
+async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
+    let id = lease.job.id.clone();
+    let span =
+        tracing::info_span!("job", job = %id, attempt = lease.job.attempts, worker = %lease.worker);
+    let _enter = span.enter();
+    let spec: JobSpec = match serde_json::from_str(&lease.job.request) {
+        Ok(s) => s,
+        Err(e) => {
+            finish_failed(
+                svc,
+                &lease,
+                &format!("the stored request of job {id} does not parse: {e}"),
+                false,
+            )
+            .await;
+            return;
+        }
+    };
+    tracing::info!(image = %spec.image_ref, "analysis started");
+    let control = JobControl::new();
+    svc.register_local(&id, &control);
+    svc.metrics.worker_busy(1);
+    let began = Instant::now();
+    let timeout = std::time::Duration::from_millis(lease.job.timeout_ms.max(1) as u64)
+        .min(svc.config.queue.job_timeout);
+    let analysis = spec.to_analysis(&id);
+    let analyzer = Arc::clone(&svc.analyzer);
+    let c = control.clone();
+    let mut handle = tokio::task::spawn_blocking(move || analyzer.analyze(&analysis, &c));
+    let lease_ms = svc.config.queue.lease.as_millis() as i64;
+    let mut why = Stopped::default();
+    let mut grace_until: Option<Instant> = None;
+    let result = loop {
+        tokio::select! {
+            r = &mut handle => break r,
+            () = tokio::time::sleep(svc.config.queue.heartbeat) => {
+                let (phase, pct) = control.progress().unwrap_or_else(|| ("starting".into(), 0));
+                match svc.store.heartbeat(&lease, lease_ms, Some(&phase), i64::from(pct), pct >= ANALYZING_FROM).await {
+                    Ok(true) => {}
+                    Ok(false) if !why.lost => {
+                        tracing::info!("the job was cancelled or its lease lost: stopping the analysis");
+                        why.lost = true;
+                        control.cancel();
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed; the lease runs out unless the next one works"),
+                }
+                if began.elapsed() > timeout && !why.timed_out {
+                    tracing::warn!(timeout_s = timeout.as_secs(), "job timed out: stopping the analysis");
+                    why.timed_out = true;
+                    control.cancel();
+                }
+                if *stop.borrow() {
+                    let until = *grace_until.get_or_insert_with(|| Instant::now() + svc.config.shutdown_grace);
+                    if Instant::now() >= until && !why.shutdown {
+                        tracing::warn!("shutdown grace over: stopping the analysis and re-queueing the job");
+                        why.shutdown = true;
+                        control.cancel();
+                    }
+                }
+            }
+        }
+    };
+    svc.unregister_local(&id);
+    svc.metrics.worker_busy(-1);
+    let secs = began.elapsed().as_secs_f64();
+    let outcome = match result {
+        Ok(Ok(output)) => {
+            if why.lost {
+                tracing::info!("analysis finished after the job was cancelled or taken over; results discarded");
+                "discarded"
+            } else {
+                match store_results(svc, &lease, &spec, output).await {
+                    Ok(true) => {
+                        tracing::info!(secs, "analysis complete");
+                        "complete"
+                    }
+                    Ok(false) => {
+                        tracing::info!("lease lost before completion; results discarded");
+                        "discarded"
+                    }
+                    Err(e) => {
+                        finish_failed(
+                            svc,
+                            &lease,
+                            &format!("storing the results of job {id}: {e}"),
+                            true,
+                        )
+                        .await;
+                        "failed"
+                    }
+                }
+            }
+        }
+        Ok(Err(AnalysisError::Cancelled)) if why.timed_out => {
+            finish_failed(
+                svc,
+                &lease,
+                &format!("timed out after {} s", timeout.as_secs()),
+                false,
+            )
+            .await;
+            "timed_out"
+        }
+        Ok(Err(AnalysisError::Cancelled)) if why.shutdown => {
+            match svc
+                .store
+                .release(&lease, "the worker shut down; re-queued")
+                .await
+            {
+                Ok(true) => tracing::info!("job re-queued"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "re-queueing failed; the lease will expire"),
+            }
+            "requeued"
+        }
+        Ok(Err(AnalysisError::Cancelled)) => {
+            tracing::info!("analysis cancelled");
+            "cancelled"
+        }
+        Ok(Err(AnalysisError::Rejected(m))) => {
+            finish_failed(svc, &lease, &m, false).await;
+            "rejected"
+        }
+        Ok(Err(AnalysisError::Transient(m))) => {
+            finish_failed(svc, &lease, &m, true).await;
+            "failed"
+        }
+        Err(join) => {
+            finish_failed(
+                svc,
+                &lease,
+                &format!("the analysis of job {id} panicked: {join}"),
+                true,
+            )
+            .await;
+            "panicked"
+        }
+    };
+    svc.metrics
+        .job_duration
+        .get_or_create(&OutcomeLabel {
+            outcome: outcome.into(),
+        })
+        .observe(secs);
+}
+
+/// Stores every file, then completes the job (fenced). `Ok(false)`: the
+/// lease was lost meanwhile and nothing was recorded (the blobs stay for
+/// the sweeper).
+async fn store_results(
+    svc: &Service,
+    lease: &Lease,
+    spec: &JobSpec,
+    output: crate::AnalysisOutput,
+) -> Result<bool, vexxy_store::StoreError> {
+    let mut artifacts = Vec::new();
+    let mut summary = Summary::default();
+    for (name, bytes) in output.files {
+        if name == "vex.openvex.json" {
+            if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                summary = Summary::of_openvex(&doc);
+            }
+        }
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let size = bytes.len() as i64;
+        svc.store.touch_blob(&digest, size).await?;
+        let stored = svc.evidence.put(bytes).await?;
+        debug_assert_eq!(stored, digest);
+        artifacts.push(Artifact {
+            media_type: media_type(&name).to_owned(),
+            name,
+            digest,
+            size,
+        });
+    }
+    let digest = output.image_digest.or_else(|| spec.image_digest.clone());
+    let webhook = spec.callback_url.as_ref().map(|url| NewDelivery {
+        url: url.clone(),
+        payload: payload(
+            lease,
+            spec,
+            "complete",
+            digest.clone(),
+            Some(summary.clone()),
+            None,
+        ),
+    });
+    let summary_json = serde_json::to_string(&summary).unwrap_or_else(|_| "{}".into());
+    svc.store
+        .complete(lease, digest.as_deref(), &artifacts, &summary_json, webhook)
+        .await
+}
+
+async fn finish_failed(svc: &Service, lease: &Lease, error: &str, transient: bool) {
+    let exp = (lease.job.attempts - 1).clamp(0, 16) as u32;
+    let backoff = svc
+        .config
+        .queue
+        .retry_backoff
+        .saturating_mul(2u32.saturating_pow(exp));
+    let spec: Option<JobSpec> = serde_json::from_str(&lease.job.request).ok();
+    let webhook = spec.as_ref().and_then(|s| {
+        s.callback_url.as_ref().map(|url| NewDelivery {
+            url: url.clone(),
+            payload: payload(
+                lease,
+                s,
+                "failed",
+                s.image_digest.clone(),
+                None,
+                Some(error),
+            ),
+        })
+    });
+    match svc
+        .store
+        .fail(lease, error, transient, backoff.as_millis() as i64, webhook)
+        .await
+    {
+        Ok(Some(state)) => tracing::warn!(%state, error, "attempt failed"),
+        Ok(None) => tracing::info!("lease lost; failure not recorded"),
+        Err(e) => {
+            tracing::error!(error = %e, "recording the failure failed; the lease will expire")
+        }
+    }
+}
+
+fn payload(
+    lease: &Lease,
+    spec: &JobSpec,
+    status: &str,
+    image_digest: Option<String>,
+    summary: Option<Summary>,
+    error: Option<&str>,
+) -> String {
+    let body = WebhookPayload {
+        event: format!(
+            "analysis.{}",
+            if status == "complete" {
+                "completed"
+            } else {
+                "failed"
+            }
+        ),
+        job_id: lease.job.id.clone(),
+        status: status.to_owned(),
+        image_ref: spec.image_ref.clone(),
+        image_digest,
+        summary,
+        error: error.map(str::to_owned),
+        results_url: format!("/api/v1/analysis/{}/results", lease.job.id),
+        finished_at: rfc3339(vexxy_store::now_ms()),
+    };
+    serde_json::to_string(&body).unwrap_or_else(|_| "{}".into())
+}

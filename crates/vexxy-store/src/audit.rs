@@ -1,0 +1,62 @@
+//! The audit log: who submitted, cancelled and fetched what, and when.
+
+use sqlx::Row as _;
+
+use crate::{now_ms, Store, StoreError};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub org_id: Option<String>,
+    pub key_id: Option<String>,
+    pub action: String,
+    pub job_id: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl Store {
+    pub async fn audit(
+        &self,
+        org_id: Option<&str>,
+        key_id: Option<&str>,
+        action: &str,
+        job_id: Option<&str>,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO audit_log (at, org_id, key_id, action, job_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(now_ms())
+        .bind(org_id)
+        .bind(key_id)
+        .bind(action)
+        .bind(job_id)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The organisation's entries, oldest first (all when `org_id` is None).
+    pub async fn audit_entries(&self, org_id: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT at, org_id, key_id, action, job_id, detail FROM audit_log \
+             WHERE $1 IS NULL OR org_id = $1 ORDER BY id",
+        )
+        .bind(org_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    at: r.try_get("at")?,
+                    org_id: r.try_get("org_id")?,
+                    key_id: r.try_get("key_id")?,
+                    action: r.try_get("action")?,
+                    job_id: r.try_get("job_id")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+}

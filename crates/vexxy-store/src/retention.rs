@@ -1,0 +1,130 @@
+//! Evidence retention. Jobs finished longer ago than the retention period
+//! lose their artifacts (the job row, its events and the audit log stay);
+//! blobs that no artifact names any more, and that nobody referenced
+//! within a grace period, are deleted from the evidence store.
+
+use sqlx::Row as _;
+
+use crate::{evidence::EvidenceStore, now_ms, Store, StoreError};
+
+/// What one sweep removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub jobs_expired: usize,
+    pub blobs_deleted: usize,
+}
+
+impl Store {
+    /// Notes that a blob is (about to be) referenced. Called before the
+    /// blob is written, so the sweeper leaves it alone for `grace`.
+    pub async fn touch_blob(&self, digest: &str, size: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO blobs (digest, size, last_referenced_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (digest) DO UPDATE SET last_referenced_at = excluded.last_referenced_at",
+        )
+        .bind(digest)
+        .bind(size)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Expires jobs finished before `now - retention_ms` and deletes blobs
+    /// unreferenced for longer than `grace_ms`.
+    pub async fn sweep(
+        &self,
+        evidence: &EvidenceStore,
+        retention_ms: i64,
+        grace_ms: i64,
+    ) -> Result<Swept, StoreError> {
+        let now = now_ms();
+        let cutoff = now - retention_ms;
+        let mut swept = Swept::default();
+        let ids: Vec<String> = sqlx::query(
+            "SELECT id FROM jobs WHERE completed_at < $1 AND expired_at IS NULL \
+             AND state IN ('complete', 'failed', 'cancelled') ORDER BY completed_at LIMIT 1000",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+        for id in ids {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("UPDATE jobs SET expired_at = $1, dedupe_key = NULL WHERE id = $2 AND expired_at IS NULL")
+                .bind(now)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM artifacts WHERE job_id = $1")
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO audit_log (at, action, job_id, detail) VALUES ($1, 'expire_evidence', $2, 'retention')",
+            )
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            swept.jobs_expired += 1;
+        }
+        let orphans: Vec<String> = sqlx::query(
+            "SELECT digest FROM blobs b WHERE last_referenced_at < $1 \
+             AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = b.digest) LIMIT 10000",
+        )
+        .bind(now - grace_ms)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get("digest"))
+        .collect::<Result<_, _>>()?;
+        for digest in orphans {
+            // the row goes first, and only if still unreferenced and not
+            // touched since: a writer touching it now keeps the blob
+            let gone = sqlx::query(
+                "DELETE FROM blobs WHERE digest = $1 AND last_referenced_at < $2 \
+                 AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = $1)",
+            )
+            .bind(&digest)
+            .bind(now - grace_ms)
+            .execute(&self.pool)
+            .await?;
+            if gone.rows_affected() == 1 {
+                evidence.delete(&digest).await?;
+                swept.blobs_deleted += 1;
+            }
+        }
+        Ok(swept)
+    }
+
+    /// Makes every finished job look finished `age_ms` earlier (tests of
+    /// retention only; the clock cannot be moved in a real database).
+    #[doc(hidden)]
+    pub async fn backdate_for_tests(&self, job_id: &str, age_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE jobs SET completed_at = completed_at - $1, created_at = created_at - $1 WHERE id = $2",
+        )
+        .bind(age_ms)
+        .bind(job_id)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("UPDATE blobs SET last_referenced_at = last_referenced_at - $1")
+            .bind(age_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Makes every queued job runnable now (tests of backoff only).
+    #[doc(hidden)]
+    pub async fn expedite_for_tests(&self) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET run_after = 0 WHERE state = 'queued'")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

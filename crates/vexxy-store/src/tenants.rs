@@ -1,0 +1,246 @@
+//! Organisations, API keys and monthly usage.
+//!
+//! Keys are 256 random bits shown once; only their SHA-256 is stored (a
+//! key has full entropy, so a slow password hash would add nothing), and a
+//! key is found by that hash.
+
+use rand_core::{OsRng, RngCore as _};
+use sha2::{Digest as _, Sha256};
+use sqlx::Row as _;
+
+use crate::{
+    model::{Caller, Org, Tier},
+    now_ms, Store, StoreError,
+};
+
+/// Every key starts with this, so secret scanners can recognise one.
+pub const KEY_PREFIX: &str = "vxk_";
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+pub(crate) fn new_id(kind: &str) -> String {
+    format!("{kind}_{}", uuid::Uuid::new_v4().simple())
+}
+
+fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// A key as created: the secret is in here and nowhere else.
+#[derive(Debug)]
+pub struct NewKey {
+    pub id: String,
+    pub org_id: String,
+    pub secret: String,
+}
+
+fn org_from_row(row: &sqlx::any::AnyRow) -> Result<Org, StoreError> {
+    let tier: String = row.try_get("tier")?;
+    Ok(Org {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        tier: tier.parse().map_err(StoreError::Corrupt)?,
+        monthly_quota: row.try_get("monthly_quota")?,
+        webhook_secret: row.try_get("webhook_secret")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    /// Creates an organisation with a fresh webhook signing secret.
+    pub async fn create_org(
+        &self,
+        name: &str,
+        tier: Tier,
+        monthly_quota: Option<i64>,
+    ) -> Result<Org, StoreError> {
+        if name.trim().is_empty() || name.len() > 200 {
+            return Err(StoreError::Invalid(format!(
+                "organisation name {name:?} must be 1..200 characters"
+            )));
+        }
+        if monthly_quota.is_some_and(|q| q < 0) {
+            return Err(StoreError::Invalid(
+                "a monthly quota cannot be negative".into(),
+            ));
+        }
+        let org = Org {
+            id: new_id("org"),
+            name: name.to_owned(),
+            tier,
+            monthly_quota,
+            webhook_secret: format!("whsec_{}", random_hex(32)),
+            created_at: now_ms(),
+        };
+        let done = sqlx::query(
+            "INSERT INTO orgs (id, name, tier, monthly_quota, webhook_secret, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(&org.id)
+        .bind(&org.name)
+        .bind(org.tier.as_str())
+        .bind(org.monthly_quota)
+        .bind(&org.webhook_secret)
+        .bind(org.created_at)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "an organisation named {name:?} exists"
+            )));
+        }
+        self.audit(Some(&org.id), None, "create_org", None, Some(name))
+            .await?;
+        Ok(org)
+    }
+
+    /// The organisation with this id or (unique) name.
+    pub async fn org(&self, id_or_name: &str) -> Result<Org, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, tier, monthly_quota, webhook_secret, created_at \
+             FROM orgs WHERE id = $1 OR name = $1",
+        )
+        .bind(id_or_name)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("organisation {id_or_name}")))?;
+        org_from_row(&row)
+    }
+
+    pub async fn set_tier(&self, org_id: &str, tier: Tier) -> Result<(), StoreError> {
+        let done = sqlx::query("UPDATE orgs SET tier = $1 WHERE id = $2")
+            .bind(tier.as_str())
+            .bind(org_id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("organisation {org_id}")));
+        }
+        Ok(())
+    }
+
+    /// A new API key for the organisation; the secret is returned once.
+    pub async fn create_key(&self, org_id: &str, name: &str) -> Result<NewKey, StoreError> {
+        let org = self.org(org_id).await?;
+        let key = NewKey {
+            id: new_id("key"),
+            org_id: org.id.clone(),
+            secret: format!("{KEY_PREFIX}{}", random_hex(32)),
+        };
+        sqlx::query(
+            "INSERT INTO api_keys (id, org_id, name, hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&key.id)
+        .bind(&key.org_id)
+        .bind(name)
+        .bind(hash_key(&key.secret))
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        self.audit(Some(&org.id), Some(&key.id), "create_key", None, Some(name))
+            .await?;
+        Ok(key)
+    }
+
+    pub async fn revoke_key(&self, key_id: &str) -> Result<(), StoreError> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(key_id)
+                .execute(&self.pool)
+                .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("active key {key_id}")));
+        }
+        self.audit(None, Some(key_id), "revoke_key", None, None)
+            .await
+    }
+
+    /// The caller behind a presented key; `None` for an unknown or revoked key.
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<Caller>, StoreError> {
+        if !presented.starts_with(KEY_PREFIX) || presented.len() > 200 {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT k.id AS key_id, o.id, o.name, o.tier, o.monthly_quota, o.webhook_secret, o.created_at \
+             FROM api_keys k JOIN orgs o ON o.id = k.org_id \
+             WHERE k.hash = $1 AND k.revoked_at IS NULL",
+        )
+        .bind(hash_key(presented))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let key_id: String = row.try_get("key_id")?;
+        // at most one write a minute per key, not one per request
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 \
+             AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(now)
+        .bind(&key_id)
+        .bind(now - 60_000)
+        .execute(&self.pool)
+        .await?;
+        Ok(Some(Caller {
+            org: org_from_row(&row)?,
+            key_id,
+        }))
+    }
+
+    /// Analyses the organisation submitted in the window (deduplicated
+    /// requests do not count: they run nothing).
+    pub async fn usage(&self, org_id: &str, from_ms: i64, to_ms: i64) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM jobs WHERE org_id = $1 AND created_at >= $2 AND created_at < $3",
+        )
+        .bind(org_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+}
+
+/// The calendar month (UTC) around `now_ms`: `[start, end)` in ms.
+pub fn month_window(now_ms: i64) -> (i64, i64) {
+    let now = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let start = time::Date::from_calendar_date(now.year(), now.month(), 1)
+        .unwrap_or(now.date())
+        .midnight()
+        .assume_utc();
+    let (y, m) = if now.month() == time::Month::December {
+        (now.year() + 1, time::Month::January)
+    } else {
+        (now.year(), now.month().next())
+    };
+    let end = time::Date::from_calendar_date(y, m, 1)
+        .unwrap_or(now.date())
+        .midnight()
+        .assume_utc();
+    let ms = |t: time::OffsetDateTime| (t.unix_timestamp_nanos() / 1_000_000) as i64;
+    (ms(start), ms(end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_windows() {
+        // 2026-11-23T10:00:00Z
+        let t = 1_795_428_000_000;
+        let (s, e) = month_window(t);
+        assert_eq!(s, 1_793_491_200_000); // 2026-11-01
+        assert_eq!(e, 1_796_083_200_000); // 2026-12-01
+        let (s, e) = month_window(1_796_083_200_000 + 31 * 86_400_000 - 1); // 2026-12-31T23:59:59.999
+        assert_eq!(s, 1_796_083_200_000);
+        assert_eq!(e, 1_798_761_600_000); // 2027-01-01
+    }
+}

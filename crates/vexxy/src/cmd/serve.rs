@@ -1,0 +1,517 @@
+//! `vexxy serve`, `vexxy worker` and `vexxy admin`: the service on
+//! embedded defaults (SQLite and an evidence directory under the data
+//! directory, in-process workers) or on PostgreSQL / object storage with
+//! separate worker processes.
+//!
+//! Settings come from flags, then the environment (clap `env`), then the
+//! TOML file given with `--config` (keys are the long flag names with
+//! underscores), then the defaults.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use vexxy_server::{Service, ServiceConfig};
+use vexxy_store::{EvidenceStore, LocalStore, Store, Tier};
+
+use super::service_analyzer::{ServiceAnalyzer, ServiceAnalyzerOptions};
+use crate::{
+    cli::{AdminArgs, AdminCommand, ServeArgs, ServiceArgs, WorkerArgs},
+    exit::{BadInput, Exit},
+};
+
+/// The `--config` file: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<String>,
+    database_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    evidence: Option<String>,
+    workers: Option<usize>,
+    lease: Option<String>,
+    heartbeat: Option<String>,
+    job_timeout: Option<String>,
+    max_attempts: Option<i64>,
+    retry_backoff: Option<String>,
+    retention: Option<String>,
+    shutdown_grace: Option<String>,
+    default_duration: Option<String>,
+    max_duration: Option<String>,
+    cpus: Option<f64>,
+    memory: Option<String>,
+    pids: Option<u64>,
+    allow_local_images: Option<Vec<PathBuf>>,
+    insecure_registry: Option<Vec<String>>,
+    allow_private_callbacks: Option<bool>,
+    allow_test_scripts: Option<bool>,
+    webhook_max_attempts: Option<i64>,
+    webhook_backoff: Option<String>,
+    work_dir: Option<PathBuf>,
+    /// Where it was read from, for error messages.
+    #[serde(skip)]
+    path: PathBuf,
+}
+
+fn read_config(path: Option<&Path>) -> Result<ConfigFile> {
+    let Some(path) = path else {
+        return Ok(ConfigFile::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput(format!("reading the config file {}: {e}", path.display())))?;
+    let mut file: ConfigFile = toml::from_str(&text)
+        .map_err(|e| BadInput(format!("config file {}: {e}", path.display())))?;
+    file.path = path.to_owned();
+    Ok(file)
+}
+
+fn duration(
+    flag: &str,
+    cli: Option<Duration>,
+    (path, file): (&Path, Option<&String>),
+    default: Duration,
+) -> Result<Duration> {
+    if let Some(d) = cli {
+        return Ok(d);
+    }
+    match file {
+        Some(s) => humantime::parse_duration(s).map_err(|e| {
+            BadInput(format!("config file {}: {flag} {s:?}: {e}", path.display())).into()
+        }),
+        None => Ok(default),
+    }
+}
+
+/// Everything a service process needs, resolved.
+struct Resolved {
+    database_url: String,
+    evidence: String,
+    data_dir: PathBuf,
+    config: ServiceConfig,
+    analyzer: ServiceAnalyzerOptions,
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("vexxy");
+    }
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/vexxy");
+    }
+    std::env::var_os("HOME")
+        .map(|h| PathBuf::from(h).join(".local/share/vexxy"))
+        .unwrap_or_else(|| PathBuf::from("vexxy-data"))
+}
+
+fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
+    let file = read_config(args.config.as_deref())?;
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(file.data_dir.clone())
+        .unwrap_or_else(default_data_dir);
+    let database_url = args
+        .database_url
+        .clone()
+        .or(file.database_url.clone())
+        .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("vexxy.db").display()));
+    let evidence = args
+        .evidence
+        .clone()
+        .or(file.evidence.clone())
+        .unwrap_or_else(|| data_dir.join("evidence").display().to_string());
+    let mut config = ServiceConfig {
+        workers: args.workers.or(file.workers).unwrap_or(workers_default),
+        ..ServiceConfig::default()
+    };
+    let q = &mut config.queue;
+    q.lease = duration(
+        "lease",
+        args.lease,
+        (file.path.as_path(), file.lease.as_ref()),
+        q.lease,
+    )?;
+    q.heartbeat = duration(
+        "heartbeat",
+        args.heartbeat,
+        (file.path.as_path(), file.heartbeat.as_ref()),
+        q.heartbeat,
+    )?;
+    q.job_timeout = duration(
+        "job_timeout",
+        args.job_timeout,
+        (file.path.as_path(), file.job_timeout.as_ref()),
+        q.job_timeout,
+    )?;
+    q.retry_backoff = duration(
+        "retry_backoff",
+        args.retry_backoff,
+        (file.path.as_path(), file.retry_backoff.as_ref()),
+        q.retry_backoff,
+    )?;
+    q.max_attempts = args
+        .max_attempts
+        .or(file.max_attempts)
+        .unwrap_or(q.max_attempts);
+    if q.max_attempts < 1 {
+        return Err(BadInput("--max-attempts must be at least 1".into()).into());
+    }
+    if q.heartbeat * 2 > q.lease {
+        return Err(BadInput(format!(
+            "--heartbeat {:?} must be at most half of --lease {:?}",
+            q.heartbeat, q.lease
+        ))
+        .into());
+    }
+    config.retention = duration(
+        "retention",
+        args.retention,
+        (file.path.as_path(), file.retention.as_ref()),
+        config.retention,
+    )?;
+    config.shutdown_grace = duration(
+        "shutdown_grace",
+        args.shutdown_grace,
+        (file.path.as_path(), file.shutdown_grace.as_ref()),
+        config.shutdown_grace,
+    )?;
+    let s = &mut config.submit;
+    s.default_duration = duration(
+        "default_duration",
+        args.default_duration,
+        (file.path.as_path(), file.default_duration.as_ref()),
+        s.default_duration,
+    )?;
+    s.max_duration = duration(
+        "max_duration",
+        args.max_duration,
+        (file.path.as_path(), file.max_duration.as_ref()),
+        s.max_duration,
+    )?;
+    s.allow_private_callbacks =
+        args.allow_private_callbacks || file.allow_private_callbacks.unwrap_or(false);
+    s.allow_test_scripts = args.allow_test_scripts || file.allow_test_scripts.unwrap_or(false);
+    let w = &mut config.webhooks;
+    w.max_attempts = args
+        .webhook_max_attempts
+        .or(file.webhook_max_attempts)
+        .unwrap_or(w.max_attempts);
+    w.backoff = duration(
+        "webhook_backoff",
+        args.webhook_backoff,
+        (file.path.as_path(), file.webhook_backoff.as_ref()),
+        w.backoff,
+    )?;
+
+    let mut analyzer = ServiceAnalyzerOptions {
+        work_root: args
+            .work_dir
+            .clone()
+            .or(file.work_dir.clone())
+            .unwrap_or_else(|| data_dir.join("work")),
+        ..ServiceAnalyzerOptions::default()
+    };
+    let mut roots = args.allow_local_images.clone();
+    if roots.is_empty() {
+        roots = file.allow_local_images.clone().unwrap_or_default();
+    }
+    analyzer.allowed_local_roots = roots;
+    let mut insecure = args.insecure_registry.clone();
+    if insecure.is_empty() {
+        insecure = file.insecure_registry.clone().unwrap_or_default();
+    }
+    analyzer.insecure_registries = insecure;
+    if let Some(c) = args.cpus.or(file.cpus) {
+        analyzer.cpus = c;
+    }
+    if let Some(m) = args.memory.clone().or(file.memory.clone()) {
+        analyzer.memory_bytes =
+            super::run::parse_size(&m).map_err(|e| BadInput(format!("--memory {m:?}: {e}")))?;
+    }
+    if let Some(p) = args.pids.or(file.pids) {
+        analyzer.pids = p;
+    }
+    // the sandbox run may take the exercise window plus start and teardown
+    analyzer.run_timeout =
+        (config.submit.max_duration + Duration::from_secs(120)).min(Duration::from_secs(900));
+    if let Some(t) = &args.timestamp {
+        analyzer.timestamp = Some(t.clone());
+    }
+    Ok(Resolved {
+        database_url,
+        evidence,
+        data_dir,
+        config,
+        analyzer,
+    })
+}
+
+fn listen_addr(args: &ServeArgs) -> Result<SocketAddr> {
+    let file = read_config(args.service.config.as_deref())?;
+    let text = args
+        .listen
+        .clone()
+        .or(file.listen)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    text.parse()
+        .map_err(|e| BadInput(format!("--listen {text:?}: {e}")).into())
+}
+
+async fn open_store(url: &str) -> Result<Store> {
+    Store::open(url)
+        .await
+        .with_context(|| format!("opening the database {}", vexxy_store::redact(url)))
+}
+
+fn open_evidence(spec: &str) -> Result<EvidenceStore> {
+    if spec.starts_with("s3://") {
+        let config = vexxy_store::s3::S3Config::from_url(spec)
+            .map_err(|e| BadInput(format!("--evidence: {e}")))?;
+        let store =
+            vexxy_store::s3::S3Store::new(&config).context("connecting the evidence store")?;
+        return Ok(EvidenceStore::S3(store));
+    }
+    let dir = PathBuf::from(spec);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the evidence directory {}", dir.display()))?;
+    Ok(EvidenceStore::Local(LocalStore::new(dir)))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn build_service(r: &Resolved, store: Store) -> Result<Arc<Service>> {
+    let evidence = open_evidence(&r.evidence)?;
+    let analyzer = ServiceAnalyzer::new(r.analyzer.clone()).context("preparing the analyzer")?;
+    Ok(Service::new(
+        store,
+        evidence,
+        Arc::new(analyzer),
+        r.config.clone(),
+    ))
+}
+
+fn check_can_analyze(workers: usize) -> Result<()> {
+    if workers == 0 {
+        return Ok(());
+    }
+    vexxy_trace::preflight()
+        .context("this process runs workers (--workers 0 serves the API only)")?;
+    vexxy_sandbox::preflight(Path::new("runc"))
+        .context("this process runs workers (--workers 0 serves the API only)")?;
+    Ok(())
+}
+
+pub(crate) fn serve(args: &ServeArgs) -> Result<Exit> {
+    let r = resolve(&args.service, 1)?;
+    let addr = listen_addr(args)?;
+    check_can_analyze(r.config.workers)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = open_store(&r.database_url).await?;
+        let svc = build_service(&r, store)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr}"))?;
+        let local = listener.local_addr().context("reading the bound address")?;
+        tracing::info!(
+            address = %local,
+            database = %vexxy_store::redact(&r.database_url),
+            evidence = %svc.evidence.describe(),
+            workers = r.config.workers,
+            data_dir = %r.data_dir.display(),
+            "vexxy serve listening"
+        );
+        // one line on stdout for scripts: where to reach the service
+        println!("listening on http://{local}");
+        vexxy_server::serve(svc, listener, vexxy_server::shutdown_signal())
+            .await
+            .context("serving")?;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(Exit::Done)
+}
+
+pub(crate) fn worker(args: &WorkerArgs) -> Result<Exit> {
+    let r = resolve(&args.service, 1)?;
+    if r.config.workers == 0 {
+        return Err(BadInput("a worker process needs --workers of at least 1".into()).into());
+    }
+    check_can_analyze(r.config.workers)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = open_store(&r.database_url).await?;
+        if store.backend() == vexxy_store::Backend::Sqlite {
+            tracing::warn!("a worker on SQLite shares work only with processes on this machine; use PostgreSQL to scale out");
+        }
+        let svc = build_service(&r, store)?;
+        tracing::info!(workers = r.config.workers, instance = %svc.config.instance, "vexxy worker started");
+        vexxy_server::run_workers(svc, r.config.workers, vexxy_server::shutdown_signal()).await;
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(Exit::Done)
+}
+
+pub(crate) fn admin(args: &AdminArgs) -> Result<Exit> {
+    let r = resolve(&args.service, 0)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = open_store(&r.database_url).await?;
+        let result = admin_command(&store, &args.command, args.json).await;
+        store.close().await;
+        result
+    })
+}
+
+async fn admin_command(store: &Store, cmd: &AdminCommand, json: bool) -> Result<Exit> {
+    let bad = |e: vexxy_store::StoreError| -> anyhow::Error {
+        match e {
+            vexxy_store::StoreError::NotFound(_)
+            | vexxy_store::StoreError::Conflict(_)
+            | vexxy_store::StoreError::Invalid(_) => BadInput(e.to_string()).into(),
+            other => anyhow::Error::new(other),
+        }
+    };
+    match cmd {
+        AdminCommand::CreateOrg {
+            name,
+            tier,
+            monthly_quota,
+        } => {
+            let tier: Tier = tier.parse().map_err(BadInput)?;
+            let org = store
+                .create_org(name, tier, *monthly_quota)
+                .await
+                .map_err(bad)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"id": org.id, "name": org.name, "tier": org.tier.as_str(),
+                        "monthly_quota": org.quota(), "webhook_secret": org.webhook_secret})
+                );
+            } else {
+                println!(
+                    "organization {} ({}), tier {}, {} analyses a month",
+                    org.name,
+                    org.id,
+                    org.tier,
+                    org.quota()
+                );
+                println!(
+                    "webhook signing secret (shown once): {}",
+                    org.webhook_secret
+                );
+            }
+        }
+        AdminCommand::CreateKey { org, name } => {
+            let key = store.create_key(org, name).await.map_err(bad)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"id": key.id, "org_id": key.org_id, "key": key.secret})
+                );
+            } else {
+                eprintln!(
+                    "API key {} for {} (shown once, store it now):",
+                    key.id, key.org_id
+                );
+                println!("{}", key.secret);
+            }
+        }
+        AdminCommand::RevokeKey { key_id } => {
+            store.revoke_key(key_id).await.map_err(bad)?;
+            eprintln!("revoked {key_id}");
+        }
+        AdminCommand::SetTier { org, tier } => {
+            let tier: Tier = tier.parse().map_err(BadInput)?;
+            let found = store.org(org).await.map_err(bad)?;
+            store.set_tier(&found.id, tier).await.map_err(bad)?;
+            eprintln!("{} is now {tier}", found.name);
+        }
+    }
+    Ok(Exit::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn service_args(argv: &[&str]) -> ServiceArgs {
+        let mut full = vec!["vexxy", "worker"];
+        full.extend_from_slice(argv);
+        match crate::cli::Cli::try_parse_from(full)
+            .expect("parses")
+            .command
+        {
+            crate::cli::Command::Worker(w) => w.service,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("vexxy.toml");
+        std::fs::write(
+            &file,
+            "workers = 3\njob_timeout = \"7m\"\nmax_attempts = 5\nmemory = \"2g\"\nallow_test_scripts = true\n",
+        )
+        .expect("write");
+        let f = file.display().to_string();
+        let data = dir.path().display().to_string();
+        let r = resolve(
+            &service_args(&["--config", &f, "--data-dir", &data, "--workers", "2"]),
+            1,
+        )
+        .expect("resolves");
+        assert_eq!(r.config.workers, 2, "flag wins");
+        assert_eq!(
+            r.config.queue.job_timeout,
+            Duration::from_secs(420),
+            "file beats default"
+        );
+        assert_eq!(r.config.queue.max_attempts, 5);
+        assert_eq!(r.analyzer.memory_bytes, 2 << 30);
+        assert!(r.config.submit.allow_test_scripts);
+        assert_eq!(
+            r.config.retention,
+            Duration::from_secs(90 * 86_400),
+            "default"
+        );
+        assert_eq!(r.database_url, format!("sqlite://{}/vexxy.db", data));
+        assert_eq!(r.evidence, format!("{data}/evidence"));
+    }
+
+    #[test]
+    fn bad_config_files_name_the_file_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (text, want) in [
+            ("wrokers = 2\n", "wrokers"),
+            ("lease = \"soon\"\n", "lease"),
+        ] {
+            let file = dir.path().join("bad.toml");
+            std::fs::write(&file, text).expect("write");
+            let f = file.display().to_string();
+            let err = resolve(&service_args(&["--config", &f]), 1)
+                .err()
+                .expect("refused");
+            let msg = format!("{err:#}");
+            assert!(msg.contains("bad.toml") && msg.contains(want), "{msg}");
+            assert!(err.chain().any(|c| c.is::<BadInput>()), "exit 2: {msg}");
+        }
+        let err = resolve(&service_args(&["--lease", "2s", "--heartbeat", "2s"]), 1)
+            .err()
+            .expect("refused");
+        assert!(format!("{err:#}").contains("--heartbeat"));
+    }
+}

@@ -1,0 +1,458 @@
+//! The service end to end: the real binary as `vexxy serve` / `vexxy
+//! worker` / `vexxy admin` / `vexxy submit`, the real nginx test image in
+//! the real sandbox with the real tracer, the real Grype report, SQLite
+//! (embedded default) and the real PostgreSQL on 127.0.0.1:5432.
+//!
+//! Needs root, runc and eBPF; prints `SKIP:` and passes where one cannot
+//! exist (not root). A missing test image or PostgreSQL fails in CI.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::{BufRead as _, BufReader, Write as _},
+    path::{Path, PathBuf},
+    process::{Child, Command as StdCommand, Stdio},
+    time::{Duration, Instant},
+};
+
+use assert_cmd::cargo::CommandCargoExt as _;
+use serde_json::Value;
+
+const TIMESTAMP: &str = "2026-01-01T00:00:00Z";
+
+fn grype() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/testdata/scanner-reports/dimpact_nginx-latest_2025-06-08_grype.json")
+}
+
+fn vexxy() -> StdCommand {
+    StdCommand::cargo_bin("vexxy").unwrap()
+}
+
+/// A child process killed when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Proc {
+    fn terminate(&mut self) {
+        let _ = StdCommand::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let began = Instant::now();
+        while began.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "process {} did not stop within 30 s of SIGTERM",
+            self.0.id()
+        );
+    }
+}
+
+/// `vexxy serve` with `args`; returns it and its base URL.
+fn serve(args: &[&str], env: &[(&str, &str)]) -> (Proc, String) {
+    let mut cmd = vexxy();
+    cmd.arg("serve")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("serve said {line:?}"))
+        .to_owned();
+    (Proc(child), url)
+}
+
+fn admin(db: &[&str], args: &[&str]) -> Value {
+    let out = vexxy()
+        .arg("admin")
+        .arg("--json")
+        .args(db)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "admin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Checks the signature the way a receiver in another language would:
+/// with openssl, not with vexxy's own code.
+fn openssl_hmac(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut child = StdCommand::new("openssl")
+        .args(["dgst", "-sha256", "-hmac", secret, "-r"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = timestamp.as_bytes().to_vec();
+    input.push(b'.');
+    input.extend_from_slice(body);
+    child.stdin.take().unwrap().write_all(&input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    format!("sha256={}", text.split_whitespace().next().unwrap())
+}
+
+fn get(url: &str, key: &str) -> Value {
+    let out = StdCommand::new("curl")
+        .args(["-sS", "-H", &format!("authorization: Bearer {key}"), url])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{url}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+fn wait_status(base: &str, key: &str, id: &str, want: &[&str], limit: Duration) -> Value {
+    let began = Instant::now();
+    loop {
+        let st = get(&format!("{base}/api/v1/analysis/{id}/status"), key);
+        if want.iter().any(|w| st["status"] == *w) {
+            return st;
+        }
+        assert!(
+            began.elapsed() < limit,
+            "job {id} not {want:?} after {limit:?}: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// Submit the nginx image through the API on embedded defaults; the VEX
+/// that comes back is byte for byte the one `vexxy analyze` writes for
+/// the same image, report and settings, from an independent run; the
+/// callback arrives signed.
+#[test]
+fn service_vex_equals_analyze_and_the_callback_is_signed() {
+    if vexxy_testkit::cannot_trace() {
+        return;
+    }
+    let Some(image) = vexxy_testkit::test_image_ref("nginx") else {
+        return;
+    };
+    let _host = vexxy_testkit::shared();
+    let data = tempfile::tempdir().unwrap();
+    let caches = tempfile::tempdir().unwrap();
+    let roots = vexxy_testkit::test_images_dir().display().to_string();
+    let data_dir = data.path().display().to_string();
+    let db = ["--data-dir", data_dir.as_str()];
+    let org = admin(&db, &["create-org", "acme", "--tier", "enterprise"]);
+    let key = admin(&db, &["create-key", "acme"])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hooks = vexxy_testkit::hooks::HookReceiver::start(|_| 200);
+    let service_cache = caches.path().join("service").display().to_string();
+    let (mut server, base) = serve(
+        &[
+            "--data-dir",
+            &data_dir,
+            "--allow-local-images",
+            &roots,
+            "--allow-private-callbacks",
+            "--timestamp",
+            TIMESTAMP,
+        ],
+        &[("VEXXY_CACHE_DIR", &service_cache)],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let vex = out.path().join("service.openvex.json");
+    let submitted = vexxy()
+        .args([
+            "submit",
+            &image,
+            "--duration",
+            "10s",
+            "--wait",
+            "--callback-url",
+        ])
+        .arg(hooks.url())
+        .arg("--scan")
+        .arg(grype())
+        .arg("-o")
+        .arg(&vex)
+        .args(["--server", &base])
+        .env("VEXXY_API_KEY", &key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&submitted.stderr);
+    assert!(submitted.status.success(), "submit: {stderr}");
+    assert!(
+        stderr.contains("not_affected"),
+        "the summary is printed: {stderr}"
+    );
+
+    let direct = out.path().join("direct");
+    let analyzed = vexxy()
+        .args([
+            "analyze",
+            &image,
+            "--duration",
+            "10s",
+            "--timestamp",
+            TIMESTAMP,
+            "--fresh",
+            "-q",
+        ])
+        .arg("--scan")
+        .arg(grype())
+        .arg("--out")
+        .arg(&direct)
+        .env("VEXXY_CACHE_DIR", caches.path().join("cli"))
+        .output()
+        .unwrap();
+    assert!(
+        analyzed.status.success(),
+        "analyze: {}",
+        String::from_utf8_lossy(&analyzed.stderr)
+    );
+    let from_service = std::fs::read(&vex).unwrap();
+    let from_cli = std::fs::read(direct.join("vex.openvex.json")).unwrap();
+    assert!(
+        from_service == from_cli,
+        "the service's VEX differs from vexxy analyze's:\n{}\n---\n{}",
+        String::from_utf8_lossy(&from_service),
+        String::from_utf8_lossy(&from_cli)
+    );
+    let doc: Value = serde_json::from_slice(&from_service).unwrap();
+    assert!(doc["statements"].as_array().unwrap().len() > 50);
+
+    // the results list every artifact, and the webhook came, signed
+    let list = get(&format!("{base}/api/v1/analysis?status=complete"), &key);
+    let id = list["items"][0]["job_id"].as_str().unwrap().to_owned();
+    let results = get(&format!("{base}/api/v1/analysis/{id}/results"), &key);
+    for link in [
+        "vex_openvex",
+        "vex_cyclonedx",
+        "vex_csaf",
+        "evidence",
+        "profile",
+        "sbom",
+        "report_markdown",
+        "report_html",
+    ] {
+        assert!(results["links"][link].is_string(), "{link}: {results}");
+    }
+    let began = Instant::now();
+    while hooks.received().is_empty() {
+        assert!(
+            began.elapsed() < Duration::from_secs(15),
+            "no webhook arrived"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let vexxy_testkit::hooks::Received { headers, body } = hooks.received()[0].clone();
+    let secret = org["webhook_secret"].as_str().unwrap();
+    assert_eq!(
+        headers["x-vexxy-signature"],
+        openssl_hmac(secret, &headers["x-vexxy-timestamp"], &body)
+    );
+    let payload: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(payload["event"], "analysis.completed");
+    assert_eq!(payload["job_id"], id.as_str());
+    assert_eq!(payload["summary"], results["summary"]);
+    server.terminate();
+    assert!(
+        server.0.wait().unwrap().success(),
+        "serve exits 0 on SIGTERM"
+    );
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let out = StdCommand::new("psql")
+        .args([url, "-qtAc", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn sandboxes() -> usize {
+    std::fs::read_dir("/run/vexxy/sandboxes")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// A worker killed with SIGKILL in the middle of a job: its lease runs
+/// out, another worker picks the job up, and the job completes exactly
+/// once, with one webhook, its evidence stored, and no sandbox left.
+#[test]
+fn a_killed_worker_s_job_completes_exactly_once_elsewhere() {
+    if vexxy_testkit::cannot_trace() {
+        return;
+    }
+    let Some(image) = vexxy_testkit::test_image_ref("nginx") else {
+        return;
+    };
+    let Some(pg) = vexxy_testkit::pg::postgres("crash") else {
+        return;
+    };
+    let _host = vexxy_testkit::shared();
+    let url = pg.url();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let roots = vexxy_testkit::test_images_dir().display().to_string();
+    let common = [
+        "--database-url",
+        url.as_str(),
+        "--data-dir",
+        data_dir.as_str(),
+    ];
+    admin(&common, &["create-org", "acme", "--tier", "ultimate"]);
+    let key = admin(&common, &["create-key", "acme"])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hooks = vexxy_testkit::hooks::HookReceiver::start(|_| 200);
+    let (mut server, base) = serve(
+        &[
+            &common[..],
+            &["--workers", "0", "--allow-private-callbacks"],
+        ]
+        .concat(),
+        &[],
+    );
+    let cache = data.path().join("cache");
+    let worker = || {
+        Proc(
+            vexxy()
+                .arg("worker")
+                .args(common)
+                .args([
+                    "--allow-local-images",
+                    &roots,
+                    "--lease",
+                    "6s",
+                    "--heartbeat",
+                    "1s",
+                ])
+                // a cache of their own: no stored profile lets a worker skip the run
+                .env("VEXXY_CACHE_DIR", &cache)
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let before = sandboxes();
+    let mut first = worker();
+    let body = serde_json::json!({
+        "image_ref": image,
+        "config": {"analysis_duration": 20},
+        "scan_report": serde_json::from_slice::<Value>(&std::fs::read(grype()).unwrap()).unwrap(),
+        "callback_url": hooks.url(),
+    });
+    let out = StdCommand::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "POST",
+            "-H",
+            &format!("authorization: Bearer {key}"),
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            "@-",
+        ])
+        .arg(format!("{base}/api/v1/analysis/submit"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(body.to_string().as_bytes())?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    let submitted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = submitted["job_id"].as_str().unwrap().to_owned();
+    // in the middle of the traced run
+    wait_status(&base, &key, &id, &["analyzing"], Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(3));
+    let first_pid = first.0.id();
+    first.0.kill().unwrap(); // SIGKILL
+    first.0.wait().unwrap();
+    let mut second = worker();
+    let second_pid = second.0.id();
+    let st = wait_status(
+        &base,
+        &key,
+        &id,
+        &["complete", "failed"],
+        Duration::from_secs(180),
+    );
+    assert_eq!(st["status"], "complete", "{st}");
+    assert_eq!(st["attempts"], 2, "{st}");
+    let events = psql(&url, &format!("SELECT state || ' ' || COALESCE(worker, '-') FROM job_events WHERE job_id = '{id}' ORDER BY id"));
+    let completes: Vec<&str> = events
+        .lines()
+        .filter(|l| l.starts_with("complete"))
+        .collect();
+    assert_eq!(completes.len(), 1, "exactly one completion:\n{events}");
+    assert!(
+        completes[0].contains(&format!(":{second_pid}/")),
+        "completed by the second worker:\n{events}"
+    );
+    assert!(
+        events
+            .lines()
+            .any(|l| l.starts_with("running") && l.contains(&format!(":{first_pid}/"))),
+        "{events}"
+    );
+    let results = get(&format!("{base}/api/v1/analysis/{id}/results"), &key);
+    assert!(
+        results["summary"]["total"].as_u64().unwrap() > 50,
+        "{results}"
+    );
+    assert!(results["vex_document"]["statements"].is_array());
+    assert_eq!(
+        psql(
+            &url,
+            &format!("SELECT COUNT(*) FROM artifacts WHERE job_id = '{id}'")
+        ),
+        "8"
+    );
+    // one webhook, however long we wait
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(hooks.received().len(), 1, "one callback");
+    assert_eq!(
+        psql(&url, "SELECT state FROM webhook_deliveries"),
+        "delivered"
+    );
+    // the killed worker's sandbox was reaped by the second worker's run
+    second.terminate();
+    assert!(
+        sandboxes() <= before,
+        "sandboxes left: {} before, {} after",
+        before,
+        sandboxes()
+    );
+    server.terminate();
+}
