@@ -158,7 +158,7 @@ impl TryFrom<(SubmitRequest, &SubmitLimits)> for JobSpec {
         }
         let callback_url = raw
             .callback_url
-            .map(|u| check_callback(&u, limits.allow_private_callbacks).map(|()| u))
+            .map(|u| check_callback(&u, limits.allow_private_callbacks))
             .transpose()?;
         Ok(Self {
             image_ref,
@@ -175,36 +175,83 @@ impl TryFrom<(SubmitRequest, &SubmitLimits)> for JobSpec {
     }
 }
 
-fn check_callback(raw: &str, allow_private: bool) -> Result<(), String> {
+/// A callback URL, checked and normalised (what is stored is what the
+/// `url` crate parsed, so the sender cannot read it differently).
+fn check_callback(raw: &str, allow_private: bool) -> Result<String, String> {
+    if raw.chars().any(char::is_control) || raw.len() > 2048 {
+        return Err("callback_url: at most 2048 characters, no control characters".into());
+    }
     let url = url::Url::parse(raw).map_err(|e| format!("callback_url: {raw:?}: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("callback_url: {raw:?} is not http(s)"));
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("callback_url: {raw:?} carries credentials"));
+    }
     let private = match url.host() {
         None => return Err(format!("callback_url: {raw:?} has no host")),
         Some(url::Host::Domain(d)) => {
-            d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost")
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
         }
-        Some(url::Host::Ipv4(ip)) => {
-            ip.is_loopback()
-                || ip.is_private()
-                || ip.is_link_local()
-                || ip.is_unspecified()
-                || ip.is_broadcast()
-        }
-        Some(url::Host::Ipv6(ip)) => {
-            ip.is_loopback()
-                || ip.is_unspecified()
-                || (ip.segments()[0] & 0xfe00) == 0xfc00
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
-        }
+        Some(url::Host::Ipv4(ip)) => !is_public(std::net::IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => !is_public(std::net::IpAddr::V6(ip)),
     };
     if private && !allow_private {
         return Err(format!(
             "callback_url: {raw:?} points at a loopback or private address, which this server does not call"
         ));
     }
-    Ok(())
+    Ok(url.to_string())
+}
+
+/// Whether an address is on the public internet: not loopback, private,
+/// link-local, shared (100.64/10), unspecified, broadcast, documentation,
+/// multicast or reserved, also when written as an IPv4-mapped, NAT64 or
+/// 6to4 IPv6 address. Webhooks go to public addresses only, unless the
+/// operator allows private ones.
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr};
+    fn v4(ip: Ipv4Addr) -> bool {
+        let o = ip.octets();
+        !(ip.is_loopback()
+            || ip.is_private()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_documentation()
+            || ip.is_multicast()
+            || o[0] == 0
+            || (o[0] == 100 && (o[1] & 0xc0) == 64)
+            || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+            || (o[0] == 198 && (o[1] & 0xfe) == 18)
+            || o[0] >= 240)
+    }
+    match ip {
+        IpAddr::V4(ip) => v4(ip),
+        IpAddr::V6(ip) => {
+            let seg = ip.segments();
+            if let Some(mapped) = ip.to_ipv4_mapped() {
+                return v4(mapped);
+            }
+            // NAT64 64:ff9b::/96 and 6to4 2002::/16 embed an IPv4 address
+            if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
+                let o = ip.octets();
+                return v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+            }
+            if seg[0] == 0x2002 {
+                let o = ip.octets();
+                return v4(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
+            }
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8)
+                || ip.to_ipv4().is_some())
+        }
+    }
 }
 
 impl JobSpec {
@@ -229,13 +276,35 @@ impl JobSpec {
         }
     }
 
-    /// What makes two requests the same analysis: everything but the callback.
+    /// What makes two requests the same analysis: everything but the
+    /// callback, with object keys sorted (the order a client wrote a
+    /// report's keys in does not make it another report).
     pub fn dedupe_key(&self) -> String {
         use sha2::{Digest as _, Sha256};
         let mut same = self.clone();
         same.callback_url = None;
-        let bytes = serde_json::to_vec(&same).unwrap_or_default();
+        let value = serde_json::to_value(&same).unwrap_or_default();
+        let bytes = serde_json::to_vec(&canonical(value)).unwrap_or_default();
         hex::encode(Sha256::digest(bytes))
+    }
+}
+
+/// The value with every object's keys sorted.
+fn canonical(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, canonical(v)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(canonical).collect()),
+        other => other,
     }
 }
 

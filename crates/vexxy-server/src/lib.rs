@@ -44,7 +44,7 @@ pub struct Service {
     wake: tokio::sync::Notify,
     /// Jobs this process is running, so a cancel through this process
     /// reaches the sandbox at once (others learn at their next heartbeat).
-    local: Mutex<HashMap<String, JobControl>>,
+    local: Mutex<HashMap<(String, i64), JobControl>>,
     draining: AtomicBool,
 }
 
@@ -81,21 +81,33 @@ impl Service {
         self.wake.notify_waiters();
     }
 
-    pub(crate) fn register_local(&self, id: &str, control: &JobControl) {
+    /// Keyed by job and lease token: a job this process runs again after
+    /// losing its lease is another entry.
+    pub(crate) fn register_local(&self, id: &str, token: i64, control: &JobControl) {
         if let Ok(mut m) = self.local.lock() {
-            m.insert(id.to_owned(), control.clone());
+            m.insert((id.to_owned(), token), control.clone());
         }
     }
 
-    pub(crate) fn unregister_local(&self, id: &str) {
+    pub(crate) fn unregister_local(&self, id: &str, token: i64) {
         if let Ok(mut m) = self.local.lock() {
-            m.remove(id);
+            m.remove(&(id.to_owned(), token));
         }
     }
 
-    /// Stops the analysis of `id` if this process runs it.
+    /// Stops the analyses of `id` this process runs, if any.
     pub(crate) fn cancel_local(&self, id: &str) {
-        if let Some(c) = self.local.lock().ok().and_then(|m| m.get(id).cloned()) {
+        let controls: Vec<JobControl> = self
+            .local
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter(|((j, _), _)| j == id)
+                    .map(|(_, c)| c.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for c in controls {
             tracing::info!(job = id, "cancelling the running analysis");
             c.cancel();
         }
@@ -106,12 +118,24 @@ impl Service {
     }
 }
 
-/// The background work of a process: `workers` job workers, the webhook
-/// dispatcher, lease recovery and the retention sweeper. Stops when
-/// `stop` turns true; running jobs get the configured grace period.
+/// What a process does besides its job workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `vexxy serve`: also delivers webhooks and sweeps retention, under
+    /// the server's policy (e.g. which callback addresses are allowed).
+    Server,
+    /// `vexxy worker`: runs jobs only.
+    Worker,
+}
+
+/// The background work of a process: `workers` job workers and lease
+/// recovery; for a server also the webhook dispatcher and the retention
+/// sweeper. Stops when `stop` turns true; running jobs get the configured
+/// grace period.
 pub fn spawn_background(
     svc: &Arc<Service>,
     workers: usize,
+    role: Role,
     stop: &watch::Receiver<bool>,
 ) -> JoinSet<()> {
     let mut set = JoinSet::new();
@@ -120,9 +144,11 @@ pub fn spawn_background(
     for i in 0..workers {
         set.spawn(worker::worker_loop(Arc::clone(svc), i, stop.clone()));
     }
-    set.spawn(webhook::dispatch_loop(Arc::clone(svc), stop.clone()));
     set.spawn(recover_loop(Arc::clone(svc), stop.clone()));
-    set.spawn(sweep_loop(Arc::clone(svc), stop.clone()));
+    if role == Role::Server {
+        set.spawn(webhook::dispatch_loop(Arc::clone(svc), stop.clone()));
+        set.spawn(sweep_loop(Arc::clone(svc), stop.clone()));
+    }
     set
 }
 
@@ -130,7 +156,12 @@ pub fn spawn_background(
 async fn recover_loop(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let every = (svc.config.queue.lease / 3).max(std::time::Duration::from_millis(200));
     while !*stop.borrow() {
-        match svc.store.recover_expired(0).await {
+        let backoff = svc.config.queue.retry_backoff.as_millis() as i64;
+        match svc
+            .store
+            .recover_expired(backoff, worker::failure_webhook)
+            .await
+        {
             Ok(jobs) if !jobs.is_empty() => {
                 for (id, state) in &jobs {
                     tracing::warn!(job = %id, %state, "lease expired: its worker stopped heartbeating");
@@ -177,7 +208,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut background = spawn_background(&svc, svc.config.workers, &stop_rx);
+    let mut background = spawn_background(&svc, svc.config.workers, Role::Server, &stop_rx);
     let app = router(Arc::clone(&svc));
     let draining = Arc::clone(&svc);
     let mut http_stop = stop_rx.clone();
@@ -206,7 +237,7 @@ pub async fn serve(
 /// evidence store as the server.
 pub async fn run_workers(svc: Arc<Service>, workers: usize, shutdown: impl Future<Output = ()>) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut background = spawn_background(&svc, workers, &stop_rx);
+    let mut background = spawn_background(&svc, workers, Role::Worker, &stop_rx);
     shutdown.await;
     tracing::info!(
         "shutting down: running jobs get {:?}",

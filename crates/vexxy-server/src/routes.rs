@@ -60,7 +60,11 @@ pub fn router(service: Arc<Service>) -> Router {
 }
 
 async fn count_requests(State(svc): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
+    // known methods only: a label per made-up method would grow the series without bound
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "DELETE" | "PUT" | "PATCH" | "HEAD" | "OPTIONS") => m.to_owned(),
+        _ => "other".to_owned(),
+    };
     let res = next.run(req).await;
     svc.metrics
         .http_requests
@@ -97,6 +101,23 @@ impl FromRequestParts<AppState> for Authed {
             Some(caller) => Ok(Self(caller)),
             None => Err(ApiError::unauthorized("the API key is not valid")),
         }
+    }
+}
+
+/// A caller whose tier may run analyses. Checked before the body is read,
+/// so a tier without analysis never gets a large body parsed.
+#[derive(Debug)]
+pub struct Premium(pub Caller);
+
+impl FromRequestParts<AppState> for Premium {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, svc: &AppState) -> Result<Self, ApiError> {
+        let Authed(caller) = Authed::from_request_parts(parts, svc).await?;
+        if !caller.org.tier.can_analyze() {
+            return Err(ApiError::premium_required());
+        }
+        Ok(Self(caller))
     }
 }
 
@@ -145,12 +166,9 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
 )]
 async fn submit(
     State(svc): State<AppState>,
-    Authed(caller): Authed,
+    Premium(caller): Premium,
     ApiJson(raw): ApiJson<SubmitRequest>,
 ) -> Result<Response, ApiError> {
-    if !caller.org.tier.can_analyze() {
-        return Err(ApiError::premium_required());
-    }
     let spec = JobSpec::try_from((raw, &svc.config.submit)).map_err(ApiError::unprocessable)?;
     let new = NewJob {
         org_id: caller.org.id.clone(),
@@ -408,6 +426,14 @@ async fn list(
     let per_page = q.per_page.unwrap_or(50);
     if !(1..=500).contains(&per_page) {
         return Err(ApiError::bad_request("per_page: 1..=500"));
+    }
+    if q.image
+        .as_deref()
+        .is_some_and(|i| i.chars().any(char::is_control) || i.len() > 1024)
+    {
+        return Err(ApiError::bad_request(
+            "image: at most 1024 characters, no control characters",
+        ));
     }
     let page = q.page.unwrap_or(1);
     if page < 1 {

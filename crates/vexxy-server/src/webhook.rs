@@ -43,6 +43,36 @@ pub fn verify(secret: &str, timestamp: i64, body: &[u8], signature: &str) -> boo
     mac.verify_slice(&bytes).is_ok()
 }
 
+/// Why a delivery was not sent or not answered.
+enum Refusal {
+    Transport(String),
+    /// The host resolves to a non-public address: never retried.
+    Private(String),
+}
+
+fn resolves_publicly(raw: &str) -> Result<(), Refusal> {
+    use std::net::ToSocketAddrs as _;
+    let url = url::Url::parse(raw).map_err(|e| Refusal::Private(format!("{raw}: {e}")))?;
+    let host = url
+        .host_str()
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = url.port_or_known_default().unwrap_or(80);
+    let addrs = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Refusal::Transport(format!("resolving {host}: {e}")))?;
+    for a in addrs {
+        if !crate::api::is_public(a.ip()) {
+            return Err(Refusal::Private(format!(
+                "{host} resolves to the non-public address {}; not delivered",
+                a.ip()
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) async fn dispatch_loop(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     let owner = format!("{}/webhooks", svc.config.instance);
     let lease_ms = (svc.config.webhooks.timeout.as_millis() as i64) * 3;
@@ -78,7 +108,13 @@ async fn deliver(svc: &Service, d: Delivery) {
     let id = d.id.clone();
     let timeout = svc.config.webhooks.timeout;
     let began = Instant::now();
+    let allow_private = svc.config.submit.allow_private_callbacks;
     let sent = tokio::task::spawn_blocking(move || {
+        if !allow_private {
+            // the name may resolve to an internal address even though the
+            // URL passed the check at submit time
+            resolves_publicly(&url)?;
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .max_redirects(0)
             .http_status_as_error(false)
@@ -96,21 +132,24 @@ async fn deliver(svc: &Service, d: Delivery) {
             .header("x-vexxy-signature", &signature)
             .send(body.as_bytes())
             .map(|r| r.status().as_u16())
+            .map_err(|e| Refusal::Transport(e.to_string()))
     })
     .await;
     let duration_ms = began.elapsed().as_millis() as i64;
+    let refused = matches!(sent, Ok(Err(Refusal::Private(_))));
     let (status_code, error) = match sent {
         Ok(Ok(code)) if (200..300).contains(&code) => (Some(code), None),
         Ok(Ok(code)) => (Some(code), Some(format!("http status {code}"))),
-        Ok(Err(e)) => (None, Some(e.to_string())),
+        Ok(Err(Refusal::Transport(e) | Refusal::Private(e))) => (None, Some(e)),
         Err(e) => (None, Some(format!("delivery task failed: {e}"))),
     };
     let delivered = error.is_none();
     let attempt = d.attempts + 1;
-    let retry_in_ms = (!delivered && attempt < svc.config.webhooks.max_attempts).then(|| {
-        let base = svc.config.webhooks.backoff.as_millis() as i64;
-        (base.saturating_mul(1 << (attempt - 1).clamp(0, 20))).min(3_600_000)
-    });
+    let retry_in_ms =
+        (!delivered && !refused && attempt < svc.config.webhooks.max_attempts).then(|| {
+            let base = svc.config.webhooks.backoff.as_millis() as i64;
+            (base.saturating_mul(1 << (attempt - 1).clamp(0, 20))).min(3_600_000)
+        });
     let outcome = if delivered {
         "delivered"
     } else if retry_in_ms.is_some() {

@@ -3,10 +3,14 @@
 //! progress, cancellation and the timeout), then store the evidence and
 //! finish the job under the lease's fencing token.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
+use tracing::Instrument as _;
 use vexxy_store::{
     jobs::{Lease, NewDelivery},
     Artifact,
@@ -24,6 +28,11 @@ use crate::{
 /// analysis). Analyzers report it through [`JobControl::set_progress`].
 pub const ANALYZING_FROM: u8 = 42;
 
+/// How long an analysis may ignore a cancellation (timeout, shutdown,
+/// lost lease) before the worker stops waiting for it: it records the
+/// outcome and moves on, and the blocking thread's late result is dropped.
+const ABANDON_AFTER: Duration = Duration::from_secs(60);
+
 /// Claims and runs jobs until `stop` turns true.
 pub(crate) async fn worker_loop(svc: Arc<Service>, index: usize, mut stop: watch::Receiver<bool>) {
     let name = format!("{}/w{index}", svc.config.instance);
@@ -31,7 +40,10 @@ pub(crate) async fn worker_loop(svc: Arc<Service>, index: usize, mut stop: watch
     tracing::info!(worker = %name, "worker started");
     while !*stop.borrow() {
         match svc.store.claim(&name, lease_ms).await {
-            Ok(Some(lease)) => run(&svc, lease, &stop).await,
+            Ok(Some(lease)) => {
+                let span = tracing::info_span!("job", job = %lease.job.id, attempt = lease.job.attempts, worker = %lease.worker);
+                run(&svc, lease, &stop).instrument(span).await;
+            }
             Ok(None) => {
                 tokio::select! {
                     () = tokio::time::sleep(svc.config.queue.poll) => {}
@@ -48,20 +60,103 @@ pub(crate) async fn worker_loop(svc: Arc<Service>, index: usize, mut stop: watch
     tracing::info!(worker = %name, "worker stopped");
 }
 
-/// Why the analysis was told to stop, if it was.
-#[derive(Default)]
+/// Why the analysis was told to stop, if it was, and since when.
+#[derive(Debug, Default)]
 struct Stopped {
     lost: bool,
     timed_out: bool,
     shutdown: bool,
+    since: Option<Instant>,
+}
+
+impl Stopped {
+    fn stop(&mut self, control: &JobControl) {
+        self.since.get_or_insert_with(Instant::now);
+        control.cancel();
+    }
+}
+
+/// Keeps the lease for as long as the job is this worker's — through the
+/// analysis and the storing of its results — and carries progress,
+/// cancellation, the timeout and the shutdown grace. A lease it cannot
+/// renew for longer than the lease lasts counts as lost: another worker
+/// may have the job by then.
+async fn keep_lease(
+    svc: Arc<Service>,
+    lease: Lease,
+    control: JobControl,
+    why: Arc<Mutex<Stopped>>,
+    stop: watch::Receiver<bool>,
+    mut done: watch::Receiver<bool>,
+    timeout: Duration,
+) {
+    let lease_ms = svc.config.queue.lease.as_millis() as i64;
+    let began = Instant::now();
+    let mut last_ok = Instant::now();
+    let mut grace_until: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(svc.config.queue.heartbeat) => {}
+            _ = done.changed() => return,
+        }
+        if *done.borrow() {
+            return;
+        }
+        let (phase, pct) = control.progress().unwrap_or_else(|| ("starting".into(), 0));
+        let beat = svc
+            .store
+            .heartbeat(
+                &lease,
+                lease_ms,
+                Some(&phase),
+                i64::from(pct),
+                pct >= ANALYZING_FROM,
+            )
+            .await;
+        let mut w = why
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match beat {
+            Ok(true) => last_ok = Instant::now(),
+            Ok(false) => {
+                tracing::info!("the job was cancelled or its lease lost: stopping the analysis");
+                w.lost = true;
+                w.stop(&control);
+                return;
+            }
+            Err(e) if last_ok.elapsed() + svc.config.queue.heartbeat >= svc.config.queue.lease => {
+                tracing::error!(error = %e, "no heartbeat for the length of the lease: giving the job up");
+                w.lost = true;
+                w.stop(&control);
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed; retrying"),
+        }
+        if began.elapsed() > timeout && !w.timed_out {
+            tracing::warn!(
+                timeout_s = timeout.as_secs(),
+                "job timed out: stopping the analysis"
+            );
+            w.timed_out = true;
+            w.stop(&control);
+        }
+        if *stop.borrow() {
+            let until =
+                *grace_until.get_or_insert_with(|| Instant::now() + svc.config.shutdown_grace);
+            if Instant::now() >= until && !w.shutdown {
+                tracing::warn!(
+                    "shutdown grace over: stopping the analysis and re-queueing the job"
+                );
+                w.shutdown = true;
+                w.stop(&control);
+            }
+        }
+    }
 }
 
 async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
     let id = lease.job.id.clone();
-    let span =
-        tracing::info_span!("job", job = %id, attempt = lease.job.attempts, worker = %lease.worker);
-    let _enter = span.enter();
-    let spec: JobSpec = match serde_json::from_str(&lease.job.request) {
+    let spec: JobSpec = match serde_json::from_str(lease.job.request.as_deref().unwrap_or("")) {
         Ok(s) => s,
         Err(e) => {
             finish_failed(
@@ -76,81 +171,73 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
     };
     tracing::info!(image = %spec.image_ref, "analysis started");
     let control = JobControl::new();
-    svc.register_local(&id, &control);
+    svc.register_local(&id, lease.token, &control);
     svc.metrics.worker_busy(1);
     let began = Instant::now();
-    let timeout = std::time::Duration::from_millis(lease.job.timeout_ms.max(1) as u64)
-        .min(svc.config.queue.job_timeout);
+    let timeout =
+        Duration::from_millis(lease.job.timeout_ms.max(1) as u64).min(svc.config.queue.job_timeout);
+    let why = Arc::new(Mutex::new(Stopped::default()));
+    let (done_tx, done_rx) = watch::channel(false);
+    let keeper = tokio::spawn(keep_lease(
+        Arc::clone(svc),
+        lease.clone(),
+        control.clone(),
+        Arc::clone(&why),
+        stop.clone(),
+        done_rx,
+        timeout,
+    ));
     let analysis = spec.to_analysis(&id);
     let analyzer = Arc::clone(&svc.analyzer);
     let c = control.clone();
     let mut handle = tokio::task::spawn_blocking(move || analyzer.analyze(&analysis, &c));
-    let lease_ms = svc.config.queue.lease.as_millis() as i64;
-    let mut why = Stopped::default();
-    let mut grace_until: Option<Instant> = None;
     let result = loop {
         tokio::select! {
-            r = &mut handle => break r,
-            () = tokio::time::sleep(svc.config.queue.heartbeat) => {
-                let (phase, pct) = control.progress().unwrap_or_else(|| ("starting".into(), 0));
-                match svc.store.heartbeat(&lease, lease_ms, Some(&phase), i64::from(pct), pct >= ANALYZING_FROM).await {
-                    Ok(true) => {}
-                    Ok(false) if !why.lost => {
-                        tracing::info!("the job was cancelled or its lease lost: stopping the analysis");
-                        why.lost = true;
-                        control.cancel();
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "heartbeat failed; the lease runs out unless the next one works"),
-                }
-                if began.elapsed() > timeout && !why.timed_out {
-                    tracing::warn!(timeout_s = timeout.as_secs(), "job timed out: stopping the analysis");
-                    why.timed_out = true;
-                    control.cancel();
-                }
-                if *stop.borrow() {
-                    let until = *grace_until.get_or_insert_with(|| Instant::now() + svc.config.shutdown_grace);
-                    if Instant::now() >= until && !why.shutdown {
-                        tracing::warn!("shutdown grace over: stopping the analysis and re-queueing the job");
-                        why.shutdown = true;
-                        control.cancel();
-                    }
+            r = &mut handle => break Some(r),
+            () = tokio::time::sleep(Duration::from_millis(500)) => {
+                let since = why.lock().ok().and_then(|w| w.since);
+                if since.is_some_and(|t| t.elapsed() > ABANDON_AFTER) {
+                    tracing::error!("the analysis ignored its cancellation for {ABANDON_AFTER:?}: abandoning it");
+                    break None;
                 }
             }
         }
     };
-    svc.unregister_local(&id);
-    svc.metrics.worker_busy(-1);
-    let secs = began.elapsed().as_secs_f64();
+    let why = why
+        .lock()
+        .map(|w| Stopped {
+            since: w.since,
+            ..*w
+        })
+        .unwrap_or_default();
     let outcome = match result {
-        Ok(Ok(output)) => {
-            if why.lost {
-                tracing::info!("analysis finished after the job was cancelled or taken over; results discarded");
-                "discarded"
-            } else {
-                match store_results(svc, &lease, &spec, output).await {
-                    Ok(true) => {
-                        tracing::info!(secs, "analysis complete");
-                        "complete"
-                    }
-                    Ok(false) => {
-                        tracing::info!("lease lost before completion; results discarded");
-                        "discarded"
-                    }
-                    Err(e) => {
-                        finish_failed(
-                            svc,
-                            &lease,
-                            &format!("storing the results of job {id}: {e}"),
-                            true,
-                        )
-                        .await;
-                        "failed"
-                    }
+        Some(Ok(Ok(output))) if !why.lost => {
+            match store_results(svc, &lease, &spec, output).await {
+                Ok(true) => {
+                    tracing::info!(secs = began.elapsed().as_secs_f64(), "analysis complete");
+                    "complete"
+                }
+                Ok(false) => {
+                    tracing::info!("lease lost before completion; results discarded");
+                    "discarded"
+                }
+                Err(e) => {
+                    finish_failed(
+                        svc,
+                        &lease,
+                        &format!("storing the results of job {id}: {e}"),
+                        true,
+                    )
+                    .await;
+                    "failed"
                 }
             }
         }
-        Ok(Err(AnalysisError::Cancelled)) if why.timed_out => {
+        Some(Ok(Ok(_))) | None if why.lost => {
+            tracing::info!("the job was cancelled or taken over; results discarded");
+            "discarded"
+        }
+        Some(Ok(Err(AnalysisError::Cancelled))) | None if why.timed_out => {
             finish_failed(
                 svc,
                 &lease,
@@ -160,7 +247,7 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
             .await;
             "timed_out"
         }
-        Ok(Err(AnalysisError::Cancelled)) if why.shutdown => {
+        Some(Ok(Err(AnalysisError::Cancelled))) | None if why.shutdown => {
             match svc
                 .store
                 .release(&lease, "the worker shut down; re-queued")
@@ -172,19 +259,19 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
             }
             "requeued"
         }
-        Ok(Err(AnalysisError::Cancelled)) => {
+        Some(Ok(Err(AnalysisError::Cancelled))) => {
             tracing::info!("analysis cancelled");
             "cancelled"
         }
-        Ok(Err(AnalysisError::Rejected(m))) => {
+        Some(Ok(Err(AnalysisError::Rejected(m)))) => {
             finish_failed(svc, &lease, &m, false).await;
             "rejected"
         }
-        Ok(Err(AnalysisError::Transient(m))) => {
+        Some(Ok(Err(AnalysisError::Transient(m)))) => {
             finish_failed(svc, &lease, &m, true).await;
             "failed"
         }
-        Err(join) => {
+        Some(Err(join)) => {
             finish_failed(
                 svc,
                 &lease,
@@ -194,13 +281,19 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
             .await;
             "panicked"
         }
+        // unreachable in practice: abandoning needs a stop reason
+        Some(Ok(Ok(_))) | None => "discarded",
     };
+    let _ = done_tx.send(true);
+    let _ = keeper.await;
+    svc.unregister_local(&id, lease.token);
+    svc.metrics.worker_busy(-1);
     svc.metrics
         .job_duration
         .get_or_create(&OutcomeLabel {
             outcome: outcome.into(),
         })
-        .observe(secs);
+        .observe(began.elapsed().as_secs_f64());
 }
 
 /// Stores every file, then completes the job (fenced). `Ok(false)`: the
@@ -236,7 +329,7 @@ async fn store_results(
     let webhook = spec.callback_url.as_ref().map(|url| NewDelivery {
         url: url.clone(),
         payload: payload(
-            lease,
+            &lease.job,
             spec,
             "complete",
             digest.clone(),
@@ -257,20 +350,9 @@ async fn finish_failed(svc: &Service, lease: &Lease, error: &str, transient: boo
         .queue
         .retry_backoff
         .saturating_mul(2u32.saturating_pow(exp));
-    let spec: Option<JobSpec> = serde_json::from_str(&lease.job.request).ok();
-    let webhook = spec.as_ref().and_then(|s| {
-        s.callback_url.as_ref().map(|url| NewDelivery {
-            url: url.clone(),
-            payload: payload(
-                lease,
-                s,
-                "failed",
-                s.image_digest.clone(),
-                None,
-                Some(error),
-            ),
-        })
-    });
+    let mut failed = lease.job.clone();
+    failed.error = Some(error.to_owned());
+    let webhook = failure_webhook(&failed);
     match svc
         .store
         .fail(lease, error, transient, backoff.as_millis() as i64, webhook)
@@ -285,7 +367,7 @@ async fn finish_failed(svc: &Service, lease: &Lease, error: &str, transient: boo
 }
 
 fn payload(
-    lease: &Lease,
+    job: &vexxy_store::Job,
     spec: &JobSpec,
     status: &str,
     image_digest: Option<String>,
@@ -301,14 +383,31 @@ fn payload(
                 "failed"
             }
         ),
-        job_id: lease.job.id.clone(),
+        job_id: job.id.clone(),
         status: status.to_owned(),
         image_ref: spec.image_ref.clone(),
         image_digest,
         summary,
         error: error.map(str::to_owned),
-        results_url: format!("/api/v1/analysis/{}/results", lease.job.id),
+        results_url: format!("/api/v1/analysis/{}/results", job.id),
         finished_at: rfc3339(vexxy_store::now_ms()),
     };
     serde_json::to_string(&body).unwrap_or_else(|_| "{}".into())
+}
+
+/// The callback of a job that failed (its request names one).
+pub(crate) fn failure_webhook(job: &vexxy_store::Job) -> Option<NewDelivery> {
+    let spec: JobSpec = serde_json::from_str(job.request.as_deref()?).ok()?;
+    let url = spec.callback_url.clone()?;
+    Some(NewDelivery {
+        url,
+        payload: payload(
+            job,
+            &spec,
+            "failed",
+            spec.image_digest.clone(),
+            None,
+            job.error.as_deref(),
+        ),
+    })
 }

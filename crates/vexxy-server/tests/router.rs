@@ -114,7 +114,7 @@ impl Harness {
         let svc = Service::new(store, evidence, analyzer.clone(), config);
         let (stop, rx) = tokio::sync::watch::channel(false);
         let workers = svc.config.workers;
-        let mut bg = vexxy_server::spawn_background(&svc, workers, &rx);
+        let mut bg = vexxy_server::spawn_background(&svc, workers, vexxy_server::Role::Server, &rx);
         tokio::spawn(async move { while bg.join_next().await.is_some() {} });
         let app = vexxy_server::router(svc.clone());
         Self {
@@ -289,6 +289,16 @@ async fn tiers_and_quotas(url: Option<String>, db: Option<vexxy_testkit::pg::Tes
     let free = h.key("free", Tier::Free, None).await;
     let (s, v) = h.submit(&free, json!({"image_ref": "ok/a"})).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    // the tier is checked before the body is read
+    let (s, _, _) = h
+        .call(
+            "POST",
+            "/api/v1/analysis/submit",
+            Some(&free),
+            Some(b"{not json".to_vec()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
     assert_eq!(v["message"], "Premium tier required");
     assert_eq!(v["code"], "premium_required");
     let pro = h.key("pro", Tier::Professional, Some(2)).await;
@@ -690,6 +700,7 @@ async fn listing_filters_and_pages(
         "page=0",
         "page=x",
         "colour=red",
+        "image=%00",
     ] {
         let (s, v, _) = h
             .call("GET", &format!("/api/v1/analysis?{bad}"), Some(&key), None)

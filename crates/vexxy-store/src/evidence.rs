@@ -118,7 +118,12 @@ impl LocalStore {
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| io(e, &dir))?;
-        let tmp = dir.join(format!(".{hex}.{}.tmp", std::process::id()));
+        // unique per writer: two tasks storing the same blob must not share it
+        let tmp = dir.join(format!(
+            ".{hex}.{}.{}.tmp",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ));
         tokio::fs::write(&tmp, &bytes)
             .await
             .map_err(|e| io(e, &tmp))?;

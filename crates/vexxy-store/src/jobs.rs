@@ -21,7 +21,15 @@ use crate::{
     Store, StoreError,
 };
 
-const JOB_COLUMNS: &str = "id, org_id, image_ref, image_digest, request, callback_url, priority, \
+/// Everything but the submitted request, which can be megabytes (the
+/// scanner report): status polls and listings never load it.
+const JOB_COLUMNS: &str = "id, org_id, image_ref, image_digest, callback_url, priority, \
+    state, progress, phase, attempts, max_attempts, lease_owner, lease_token, timeout_ms, error, \
+    summary, created_at, started_at, completed_at, updated_at, expired_at";
+
+/// What a worker needs: the columns and the request.
+const CLAIM_COLUMNS: &str =
+    "id, org_id, image_ref, image_digest, request, callback_url, priority, \
     state, progress, phase, attempts, max_attempts, lease_owner, lease_token, timeout_ms, error, \
     summary, created_at, started_at, completed_at, updated_at, expired_at";
 
@@ -32,7 +40,8 @@ fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
         org_id: row.try_get("org_id")?,
         image_ref: row.try_get("image_ref")?,
         image_digest: row.try_get("image_digest")?,
-        request: row.try_get("request")?,
+        // absent where the query left it out (JOB_COLUMNS)
+        request: row.try_get("request").ok(),
         callback_url: row.try_get("callback_url")?,
         priority: row.try_get("priority")?,
         state: state.parse().map_err(StoreError::Corrupt)?,
@@ -294,7 +303,7 @@ impl Store {
              WHERE id = (SELECT id FROM jobs WHERE state = 'queued' AND run_after <= $3 \
                          ORDER BY priority DESC, created_at ASC, id ASC LIMIT 1{}) \
              AND state = 'queued' \
-             RETURNING {JOB_COLUMNS}",
+             RETURNING {CLAIM_COLUMNS}",
             self.backend.skip_locked()
         )))
         .bind(worker)
@@ -519,15 +528,17 @@ impl Store {
     }
 
     /// Jobs whose worker stopped heartbeating: back to `queued` (after
-    /// `backoff_ms`), or `failed` when out of attempts. Returns their ids
-    /// and new states.
+    /// `backoff_ms`), or `failed` when out of attempts, in which case
+    /// `webhook` may queue the job's callback in the same transaction.
+    /// Returns their ids and new states.
     pub async fn recover_expired(
         &self,
         backoff_ms: i64,
+        webhook: impl Fn(&Job) -> Option<NewDelivery>,
     ) -> Result<Vec<(String, JobState)>, StoreError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET \
                state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
                dedupe_key = CASE WHEN attempts >= max_attempts THEN NULL ELSE dedupe_key END, \
@@ -535,21 +546,41 @@ impl Store {
                error = 'the worker ' || COALESCE(lease_owner, '?') || ' stopped heartbeating', \
                run_after = $2, updated_at = $1, lease_owner = NULL, lease_expires_at = NULL, phase = NULL \
              WHERE state IN ('running', 'analyzing') AND lease_expires_at < $1 \
-             RETURNING id, state, attempts, error",
-        )
+             RETURNING {CLAIM_COLUMNS}"
+        )))
         .bind(now)
         .bind(now + backoff_ms.max(0))
         .fetch_all(&mut *tx)
         .await?;
         let mut out = Vec::new();
         for row in rows {
-            let id: String = row.try_get("id")?;
-            let state: String = row.try_get("state")?;
-            let state: JobState = state.parse().map_err(StoreError::Corrupt)?;
-            let attempts: i64 = row.try_get("attempts")?;
-            let error: Option<String> = row.try_get("error")?;
-            insert_event(&mut tx, &id, state, None, attempts, error.as_deref()).await?;
-            out.push((id, state));
+            let job = job_from_row(&row)?;
+            insert_event(
+                &mut tx,
+                &job.id,
+                job.state,
+                None,
+                job.attempts,
+                job.error.as_deref(),
+            )
+            .await?;
+            if job.state == JobState::Failed {
+                if let Some(hook) = webhook(&job) {
+                    sqlx::query(
+                        "INSERT INTO webhook_deliveries (id, job_id, org_id, url, payload, state, next_attempt_at, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+                    )
+                    .bind(new_id("dlv"))
+                    .bind(&job.id)
+                    .bind(&job.org_id)
+                    .bind(&hook.url)
+                    .bind(&hook.payload)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            out.push((job.id, job.state));
         }
         tx.commit().await?;
         Ok(out)

@@ -158,8 +158,9 @@ pub struct Job {
     pub org_id: String,
     pub image_ref: String,
     pub image_digest: Option<String>,
-    /// The submitted request (JSON), everything a worker needs.
-    pub request: String,
+    /// The submitted request (JSON), everything a worker needs; loaded
+    /// only for workers (claims), `None` elsewhere.
+    pub request: Option<String>,
     pub callback_url: Option<String>,
     pub priority: i64,
     pub state: JobState,

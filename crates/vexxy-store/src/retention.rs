@@ -53,11 +53,20 @@ impl Store {
         .collect::<Result<_, _>>()?;
         for id in ids {
             let mut tx = self.pool.begin().await?;
-            sqlx::query("UPDATE jobs SET expired_at = $1, dedupe_key = NULL WHERE id = $2 AND expired_at IS NULL")
-                .bind(now)
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
+            // the submitted report goes too: tenant data is not kept past retention
+            let expired = sqlx::query(
+                "UPDATE jobs SET expired_at = $1, dedupe_key = NULL, request = '{}' \
+                 WHERE id = $2 AND expired_at IS NULL",
+            )
+            .bind(now)
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            if expired.rows_affected() == 0 {
+                // another process' sweeper got there first
+                tx.rollback().await?;
+                continue;
+            }
             sqlx::query("DELETE FROM artifacts WHERE job_id = $1")
                 .bind(&id)
                 .execute(&mut *tx)
@@ -84,19 +93,23 @@ impl Store {
         .collect::<Result<_, _>>()?;
         for digest in orphans {
             // the row goes first, and only if still unreferenced and not
-            // touched since: a writer touching it now keeps the blob
+            // touched since; the blob is deleted before the transaction
+            // commits, so a writer touching the row meanwhile waits and
+            // then writes the blob again
+            let mut tx = self.pool.begin().await?;
             let gone = sqlx::query(
                 "DELETE FROM blobs WHERE digest = $1 AND last_referenced_at < $2 \
                  AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = $1)",
             )
             .bind(&digest)
             .bind(now - grace_ms)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
             if gone.rows_affected() == 1 {
                 evidence.delete(&digest).await?;
                 swept.blobs_deleted += 1;
             }
+            tx.commit().await?;
         }
         Ok(swept)
     }

@@ -156,7 +156,13 @@ impl Store {
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("active key {key_id}")));
         }
-        self.audit(None, Some(key_id), "revoke_key", None, None)
+        let org: Option<String> = sqlx::query("SELECT org_id FROM api_keys WHERE id = $1")
+            .bind(key_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get("org_id"))
+            .transpose()?;
+        self.audit(org.as_deref(), Some(key_id), "revoke_key", None, None)
             .await
     }
 

@@ -16,6 +16,8 @@ pub struct Delivery {
     pub payload: String,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// Who holds the lease on it.
+    pub owner: String,
 }
 
 /// A delivery as recorded.
@@ -80,6 +82,7 @@ impl Store {
                 url: r.try_get("url")?,
                 payload: r.try_get("payload")?,
                 attempts: r.try_get("attempts")?,
+                owner: owner.to_owned(),
             })
         })
         .transpose()
@@ -102,9 +105,11 @@ impl Store {
             "failed"
         };
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        // fenced by the lease: a dispatcher that stalled past it records nothing
+        let done = sqlx::query(
             "UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, \
-             delivered_at = $4, last_error = $5, lease_owner = NULL, lease_expires_at = NULL WHERE id = $6",
+             delivered_at = $4, last_error = $5, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $6 AND lease_owner = $7 AND attempts = $8",
         )
         .bind(state)
         .bind(attempt)
@@ -112,8 +117,15 @@ impl Store {
         .bind(result.delivered.then_some(now))
         .bind(&result.error)
         .bind(&d.id)
+        .bind(&d.owner)
+        .bind(d.attempts)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            tracing::warn!(delivery = %d.id, "the delivery's lease was lost; this attempt is not recorded");
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO webhook_attempts (delivery_id, attempt, at, status_code, error, duration_ms) \
              VALUES ($1, $2, $3, $4, $5, $6)",

@@ -105,7 +105,7 @@ async fn keys_authenticate_and_revoke(store: Store) {
     );
     let audit = store.audit_entries(Some(&org.id)).await.unwrap();
     let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
-    assert_eq!(actions, ["create_org", "create_key"]);
+    assert_eq!(actions, ["create_org", "create_key", "revoke_key"]);
 }
 
 async fn submit_dedupes_and_enforces_quota(store: Store) {
@@ -264,7 +264,7 @@ async fn expired_lease_requeues_and_completes_once(store: Store) {
     let job = submit(&store, spec).await;
     let dead = store.claim("dead-worker", 1).await.unwrap().unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    let recovered = store.recover_expired(0).await.unwrap();
+    let recovered = store.recover_expired(0, |_| None).await.unwrap();
     assert_eq!(recovered, vec![(job.id.clone(), JobState::Queued)]);
     let alive = store.claim("alive-worker", 60_000).await.unwrap().unwrap();
     assert_eq!(alive.job.id, job.id);
@@ -347,7 +347,7 @@ async fn failures_retry_then_fail(store: Store) {
         .is_none());
     // fast-forward the backoff
     let l2 = loop {
-        store.recover_expired(0).await.unwrap();
+        store.recover_expired(0, |_| None).await.unwrap();
         if let Some(l) = claim_ignoring_backoff(&store, &job.id).await {
             break l;
         }
@@ -619,4 +619,58 @@ async fn listing_filters_and_pages(store: Store) {
 fn hex_sha256(b: &[u8]) -> String {
     use sha2::Digest as _;
     hex::encode(sha2::Sha256::digest(b))
+}
+
+/// A job whose worker died on its last attempt fails, and its callback is
+/// queued with the failure, in one transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_lost_on_its_last_attempt_fails_with_its_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite_in(dir.path()).await.unwrap();
+    let org = store
+        .create_org("o", Tier::Professional, None)
+        .await
+        .unwrap();
+    let mut spec = new_job(&org.id, "x");
+    spec.max_attempts = 1;
+    spec.request = "{\"callback_url\": \"http://127.0.0.1:9/hook\"}".into();
+    let job = submit(&store, spec).await;
+    let lease = store.claim("dead", 1).await.unwrap().unwrap();
+    assert_eq!(
+        lease.job.request.as_deref(),
+        Some("{\"callback_url\": \"http://127.0.0.1:9/hook\"}"),
+        "claims load the request"
+    );
+    assert!(
+        store
+            .job(None, &job.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .request
+            .is_none(),
+        "status reads do not"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let recovered = store
+        .recover_expired(0, |j| {
+            assert!(j.request.is_some());
+            Some(NewDelivery {
+                url: "http://127.0.0.1:9/hook".into(),
+                payload: format!("{{\"job\":\"{}\"}}", j.id),
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(recovered, vec![(job.id.clone(), JobState::Failed)]);
+    let d = store.deliveries(&job.id).await.unwrap();
+    assert_eq!(d.len(), 1);
+    assert!(store
+        .job(None, &job.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .error
+        .unwrap()
+        .contains("stopped heartbeating"));
 }

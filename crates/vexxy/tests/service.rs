@@ -313,7 +313,8 @@ fn a_killed_worker_s_job_completes_exactly_once_elsewhere() {
     let Some(pg) = vexxy_testkit::pg::postgres("crash") else {
         return;
     };
-    let _host = vexxy_testkit::shared();
+    // counts sandboxes: no other sandbox test of this binary meanwhile
+    let _host = vexxy_testkit::exclusive();
     let url = pg.url();
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().display().to_string();
@@ -453,6 +454,102 @@ fn a_killed_worker_s_job_completes_exactly_once_elsewhere() {
         "sandboxes left: {} before, {} after",
         before,
         sandboxes()
+    );
+    server.terminate();
+}
+
+/// `DELETE` of a job in the middle of its traced run: the job is
+/// cancelled at once and the worker tears the sandbox down.
+#[test]
+fn cancelling_through_the_api_tears_the_sandbox_down() {
+    if vexxy_testkit::cannot_trace() {
+        return;
+    }
+    let Some(image) = vexxy_testkit::test_image_ref("nginx") else {
+        return;
+    };
+    // counts sandboxes: no other sandbox test of this binary meanwhile
+    let _host = vexxy_testkit::exclusive();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let roots = vexxy_testkit::test_images_dir().display().to_string();
+    let db = ["--data-dir", data_dir.as_str()];
+    admin(&db, &["create-org", "acme", "--tier", "professional"]);
+    let key = admin(&db, &["create-key", "acme"])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // a cache of its own: no stored profile lets the job skip the run
+    let cache = data.path().join("cache").display().to_string();
+    let (mut server, base) = serve(
+        &["--data-dir", &data_dir, "--allow-local-images", &roots],
+        &[("VEXXY_CACHE_DIR", &cache)],
+    );
+    let before = sandboxes();
+    let out = StdCommand::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "POST",
+            "-H",
+            &format!("authorization: Bearer {key}"),
+            "-H",
+            "content-type: application/json",
+            "--data",
+        ])
+        .arg(
+            serde_json::json!({"image_ref": image, "config": {"analysis_duration": 120}})
+                .to_string(),
+        )
+        .arg(format!("{base}/api/v1/analysis/submit"))
+        .output()
+        .unwrap();
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["job_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_status(&base, &key, &id, &["analyzing"], Duration::from_secs(120));
+    let began = Instant::now();
+    while sandboxes() <= before {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "no sandbox appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let out = StdCommand::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "DELETE",
+            "-H",
+            &format!("authorization: Bearer {key}"),
+        ])
+        .arg(format!("{base}/api/v1/analysis/{id}"))
+        .output()
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["status"], "cancelled", "{answer}");
+    let cancelled_at = Instant::now();
+    while sandboxes() > before {
+        assert!(
+            cancelled_at.elapsed() < Duration::from_secs(20),
+            "the sandbox is still there 20 s after the cancel"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "sandbox gone {} ms after the cancel",
+        cancelled_at.elapsed().as_millis()
+    );
+    let st = wait_status(&base, &key, &id, &["cancelled"], Duration::from_secs(5));
+    assert!(st["completed_at"].is_string());
+    // the cancelled job stays cancelled: the worker's late result is refused
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        get(&format!("{base}/api/v1/analysis/{id}/status"), &key)["status"],
+        "cancelled"
     );
     server.terminate();
 }

@@ -161,6 +161,9 @@ fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
     if q.max_attempts < 1 {
         return Err(BadInput("--max-attempts must be at least 1".into()).into());
     }
+    if q.heartbeat.is_zero() {
+        return Err(BadInput("--heartbeat must be more than 0".into()).into());
+    }
     if q.heartbeat * 2 > q.lease {
         return Err(BadInput(format!(
             "--heartbeat {:?} must be at most half of --lease {:?}",
@@ -196,6 +199,13 @@ fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
     s.allow_private_callbacks =
         args.allow_private_callbacks || file.allow_private_callbacks.unwrap_or(false);
     s.allow_test_scripts = args.allow_test_scripts || file.allow_test_scripts.unwrap_or(false);
+    if s.default_duration.is_zero() || s.default_duration > s.max_duration {
+        return Err(BadInput(format!(
+            "--default-duration {:?} must be within 1s..=--max-duration {:?}",
+            s.default_duration, s.max_duration
+        ))
+        .into());
+    }
     let w = &mut config.webhooks;
     w.max_attempts = args
         .webhook_max_attempts
@@ -208,6 +218,9 @@ fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
         w.backoff,
     )?;
 
+    if w.max_attempts < 1 {
+        return Err(BadInput("--webhook-max-attempts must be at least 1".into()).into());
+    }
     let mut analyzer = ServiceAnalyzerOptions {
         work_root: args
             .work_dir
@@ -282,6 +295,10 @@ fn open_evidence(spec: &str) -> Result<EvidenceStore> {
     Ok(EvidenceStore::Local(LocalStore::new(dir)))
 }
 
+/// Blocking analysis threads that ignore their cancellation are not
+/// waited for longer than this when the process exits.
+const EXIT_WAIT: Duration = Duration::from_secs(10);
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -316,7 +333,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<Exit> {
     let addr = listen_addr(args)?;
     check_can_analyze(r.config.workers)?;
     let rt = runtime()?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let store = open_store(&r.database_url).await?;
         let svc = build_service(&r, store)?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -337,7 +354,9 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<Exit> {
             .await
             .context("serving")?;
         Ok::<_, anyhow::Error>(())
-    })?;
+    });
+    rt.shutdown_timeout(EXIT_WAIT);
+    result?;
     Ok(Exit::Done)
 }
 
@@ -348,7 +367,7 @@ pub(crate) fn worker(args: &WorkerArgs) -> Result<Exit> {
     }
     check_can_analyze(r.config.workers)?;
     let rt = runtime()?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let store = open_store(&r.database_url).await?;
         if store.backend() == vexxy_store::Backend::Sqlite {
             tracing::warn!("a worker on SQLite shares work only with processes on this machine; use PostgreSQL to scale out");
@@ -357,7 +376,9 @@ pub(crate) fn worker(args: &WorkerArgs) -> Result<Exit> {
         tracing::info!(workers = r.config.workers, instance = %svc.config.instance, "vexxy worker started");
         vexxy_server::run_workers(svc, r.config.workers, vexxy_server::shutdown_signal()).await;
         Ok::<_, anyhow::Error>(())
-    })?;
+    });
+    rt.shutdown_timeout(EXIT_WAIT);
+    result?;
     Ok(Exit::Done)
 }
 
