@@ -426,7 +426,7 @@ impl Store {
             .await?;
         }
         if let Some(hook) = webhook {
-            insert_delivery(&mut tx, lease, &hook, now).await?;
+            insert_delivery(&mut tx, &lease.job.id, &lease.job.org_id, &hook, now).await?;
         }
         insert_event(
             &mut tx,
@@ -480,7 +480,7 @@ impl Store {
             return Ok(None);
         }
         if let (JobState::Failed, Some(hook)) = (state, webhook) {
-            insert_delivery(&mut tx, lease, &hook, now).await?;
+            insert_delivery(&mut tx, &lease.job.id, &lease.job.org_id, &hook, now).await?;
         }
         insert_event(
             &mut tx,
@@ -566,18 +566,7 @@ impl Store {
             .await?;
             if job.state == JobState::Failed {
                 if let Some(hook) = webhook(&job) {
-                    sqlx::query(
-                        "INSERT INTO webhook_deliveries (id, job_id, org_id, url, payload, state, next_attempt_at, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
-                    )
-                    .bind(new_id("dlv"))
-                    .bind(&job.id)
-                    .bind(&job.org_id)
-                    .bind(&hook.url)
-                    .bind(&hook.payload)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                    insert_delivery(&mut tx, &job.id, &job.org_id, &hook, now).await?;
                 }
             }
             out.push((job.id, job.state));
@@ -650,7 +639,8 @@ impl Store {
 /// Queues a webhook in the transaction that finishes the job.
 async fn insert_delivery(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    lease: &Lease,
+    job_id: &str,
+    org_id: &str,
     hook: &NewDelivery,
     now: i64,
 ) -> Result<(), StoreError> {
@@ -659,8 +649,8 @@ async fn insert_delivery(
          VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
     )
     .bind(new_id("dlv"))
-    .bind(&lease.job.id)
-    .bind(&lease.job.org_id)
+    .bind(job_id)
+    .bind(org_id)
     .bind(&hook.url)
     .bind(&hook.payload)
     .bind(now)

@@ -488,7 +488,7 @@ mod tests {
 
     fn job_files() -> JobFiles {
         JobFiles {
-            out: PathBuf::from("/work/j/out"),
+            out: PathBuf::from("/srv/j/out"),
             scan: None,
             sbom: None,
             test_script: None,
@@ -561,7 +561,7 @@ mod tests {
             &ServiceAnalyzerOptions::default(),
         );
         let cli =
-            match Cli::try_parse_from(["vexxy", "analyze", "nginx:1.27", "--out", "/work/j/out"])
+            match Cli::try_parse_from(["vexxy", "analyze", "nginx:1.27", "--out", "/srv/j/out"])
                 .unwrap()
                 .command
             {
