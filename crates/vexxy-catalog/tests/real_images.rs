@@ -1,6 +1,6 @@
 //! The cataloger on real Debian bookworm root filesystems built by
-//! `scripts/build-test-images.sh`. Each test is skipped, with the reason
-//! printed, when its image is not in the cache.
+//! `scripts/build-test-images.sh`. A missing image (or dpkg-query) prints
+//! `SKIP` outside CI and fails in CI (`vexxy_testkit`'s gates).
 
 use std::{
     collections::BTreeSet,
@@ -13,37 +13,8 @@ use vexxy_catalog::{catalog, Catalog};
 use vexxy_model::Ecosystem;
 use vexxy_rootfs::RootFs;
 
-/// `<cache>/test-images/<name>/rootfs` as the build script computes it,
-/// when that image is complete (its stamp exists).
-fn image_rootfs(name: &str) -> Result<PathBuf, String> {
-    let cache = match (
-        std::env::var_os("VEXXY_CACHE_DIR"),
-        std::env::var_os("XDG_CACHE_HOME"),
-        std::env::var_os("HOME"),
-    ) {
-        (Some(dir), _, _) if !dir.is_empty() => PathBuf::from(dir),
-        (_, Some(xdg), _) if !xdg.is_empty() => Path::new(&xdg).join("vexxy"),
-        (_, _, Some(home)) => Path::new(&home).join(".cache/vexxy"),
-        _ => return Err("neither VEXXY_CACHE_DIR, XDG_CACHE_HOME nor HOME is set".to_owned()),
-    };
-    let image = cache.join("test-images").join(name);
-    if !image.join("stamp").is_file() {
-        return Err(format!(
-            "{} is not built (run scripts/build-test-images.sh)",
-            image.display()
-        ));
-    }
-    Ok(image.join("rootfs"))
-}
-
 fn catalog_image(name: &str) -> Option<(PathBuf, Catalog)> {
-    let rootfs = match image_rootfs(name) {
-        Ok(p) => p,
-        Err(reason) => {
-            println!("SKIPPED: test image {name}: {reason}");
-            return None;
-        }
-    };
+    let rootfs = vexxy_testkit::image_rootfs(name)?;
     let root = RootFs::open(&rootfs).expect("open rootfs");
     let start = Instant::now();
     let cat = catalog(&root).expect("catalogs");
@@ -72,7 +43,9 @@ fn dpkg_query(rootfs: &Path) -> Option<BTreeSet<(String, String, String)>> {
         Ok(o) if o.status.success() => o,
         Ok(o) => panic!("dpkg-query failed: {}", String::from_utf8_lossy(&o.stderr)),
         Err(e) => {
-            println!("SKIPPED: dpkg-query comparison: cannot run dpkg-query: {e}");
+            vexxy_testkit::skip_or_fail(format!(
+                "the dpkg-query comparison: cannot run dpkg-query: {e}"
+            ));
             return None;
         }
     };

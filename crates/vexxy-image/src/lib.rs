@@ -7,7 +7,9 @@
 //! registry reference) → [`open`] (imports the image's blobs into the
 //! [`BlobCache`] and reads manifest and config) → [`unpack`] (applies the
 //! layers into an empty directory). Registry pulls belong to
-//! `vexxy-registry`, which writes into the same cache.
+//! `vexxy-registry`, which writes into the same cache. The [`RootfsCache`]
+//! keeps unpacked trees by config digest, shared by the processes of a host
+//! through file locks and kept under a size limit by LRU eviction.
 //!
 //! Invariants:
 //! - **every blob's digest is verified before use**: index, manifest, config
@@ -31,6 +33,7 @@ mod archive;
 mod cache;
 mod error;
 mod image;
+mod rootfs_cache;
 mod source;
 mod unpack;
 
@@ -39,6 +42,7 @@ pub use error::ImageError;
 pub use image::{
     open, Image, ImageConfig, Layer, OpenOptions, DOCKER_LAYER_GZIP, DOCKER_LAYER_TAR,
 };
+pub use rootfs_cache::{EvictReport, RootfsCache, RootfsLease};
 pub use source::{ImageSource, Platform};
 pub use unpack::{unpack, EntryKind, FileMeta, Limits, UnpackReport};
 pub use vexxy_model::Digest;

@@ -1,6 +1,7 @@
 //! `open` + `unpack` on the real Debian test images built by
 //! `scripts/build-test-images.sh --with-archives` (see docs/test-images.md).
-//! Skipped with a printed reason when the images are absent, failing in CI.
+//! The images come from `vexxy_testkit::test_image` (`SKIP` outside CI
+//! when absent, a failure in CI).
 
 use std::{
     collections::BTreeMap,
@@ -11,36 +12,6 @@ use std::{
 };
 
 use vexxy_image::{open, unpack, BlobCache, ImageError, ImageSource, Limits, OpenOptions};
-
-fn images_dir() -> Option<PathBuf> {
-    let var = |n: &str| {
-        std::env::var_os(n)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    var("VEXXY_CACHE_DIR")
-        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("vexxy")))
-        .or_else(|| var("HOME").map(|h| h.join(".cache").join("vexxy")))
-        .map(|d| d.join("test-images"))
-}
-
-/// The image directory when it has its archives; else skip (or fail in CI).
-fn image(name: &str) -> Option<PathBuf> {
-    let dir = images_dir().map(|d| d.join(name));
-    let complete = dir
-        .as_ref()
-        .is_some_and(|d| d.join("stamp").is_file() && d.join("archives.stamp").is_file());
-    if complete {
-        return dir;
-    }
-    let reason = format!(
-        "test image {name} with archives not found under {:?}; run `sudo scripts/build-test-images.sh --with-archives`",
-        dir
-    );
-    assert!(std::env::var_os("CI").is_none(), "{reason}");
-    eprintln!("SKIPPED: {reason}");
-    None
-}
 
 #[derive(Debug, PartialEq, Eq)]
 enum Kind {
@@ -146,7 +117,9 @@ fn entrypoint_is_nginx(image: &vexxy_image::Image) {
 
 #[test]
 fn nginx_oci_layout_matches_the_rootfs() {
-    let Some(dir) = image("nginx") else { return };
+    let Some(dir) = vexxy_testkit::test_image("nginx") else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = BlobCache::open(tmp.path().join("cache")).expect("cache");
     let out = tmp.path().join("rootfs");
@@ -188,7 +161,9 @@ fn nginx_oci_layout_matches_the_rootfs() {
 
 #[test]
 fn nginx_oci_archive_matches_and_a_second_open_copies_nothing() {
-    let Some(dir) = image("nginx") else { return };
+    let Some(dir) = vexxy_testkit::test_image("nginx") else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = BlobCache::open(tmp.path().join("cache")).expect("cache");
     let out = tmp.path().join("rootfs");
@@ -223,7 +198,9 @@ fn nginx_oci_archive_matches_and_a_second_open_copies_nothing() {
 
 #[test]
 fn nginx_docker_archive_matches_the_rootfs() {
-    let Some(dir) = image("nginx") else { return };
+    let Some(dir) = vexxy_testkit::test_image("nginx") else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let cache = BlobCache::open(tmp.path().join("cache")).expect("cache");
     let out = tmp.path().join("rootfs");
@@ -260,7 +237,9 @@ fn nginx_docker_archive_matches_the_rootfs() {
 
 #[test]
 fn a_tampered_oci_layout_is_rejected_for_its_digest() {
-    let Some(dir) = image("nginx") else { return };
+    let Some(dir) = vexxy_testkit::test_image("nginx") else {
+        return;
+    };
     let tmp = tempfile::tempdir().expect("tempdir");
     let copy = tmp.path().join("oci");
     fs::create_dir_all(copy.join("blobs/sha256")).expect("mkdir");
@@ -307,7 +286,7 @@ fn a_tampered_oci_layout_is_rejected_for_its_digest() {
 
 #[test]
 fn python_flask_docker_archive_config() {
-    let Some(dir) = image("python-flask") else {
+    let Some(dir) = vexxy_testkit::test_image("python-flask") else {
         return;
     };
     let tmp = tempfile::tempdir().expect("tempdir");

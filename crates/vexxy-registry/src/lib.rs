@@ -58,6 +58,9 @@ pub struct PullOptions {
     pub insecure_registries: Vec<String>,
     /// How to authenticate.
     pub credentials: Credentials,
+    /// How long to wait for a connection and for each read; default 30 s
+    /// to connect, 120 s to read.
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// A content descriptor of a config or layer blob.

@@ -127,8 +127,8 @@ fn client_for(opts: &PullOptions, ctx: &Ctx) -> Result<Client, RegistryError> {
     let config = ClientConfig {
         protocol,
         platform_resolver: None,
-        connect_timeout: Some(Duration::from_secs(30)),
-        read_timeout: Some(Duration::from_secs(120)),
+        connect_timeout: Some(opts.timeout.unwrap_or(Duration::from_secs(30))),
+        read_timeout: Some(opts.timeout.unwrap_or(Duration::from_secs(120))),
         user_agent: concat!("vexxy-registry/", env!("CARGO_PKG_VERSION")),
         ..ClientConfig::default()
     };

@@ -4,20 +4,14 @@
 mod support;
 
 use base64::Engine as _;
-use support::{check_layout, synthetic, tools, Auth, Registry, PASS, USER};
+use support::{check_layout, synthetic, Auth, Registry, PASS, USER};
 use vexxy_registry::{default_docker_config_path, pull_blocking, Credentials, PullOptions};
 
 #[test]
 fn credentials_come_from_docker_config_env() {
-    let Some(bin) = tools() else { return };
-    if support::require(
-        support::which("htpasswd"),
-        "htpasswd (apt install apache2-utils)",
-    )
-    .is_none()
-    {
+    let Some(bin) = support::tools_and_htpasswd() else {
         return;
-    }
+    };
     let image = synthetic(&["linux/amd64"]);
     let registry = Registry::start(&bin, Auth::Htpasswd);
     let manifest = registry.push(image.dir.path(), "latest", "app", false);

@@ -239,15 +239,9 @@ fn tampered_blobs_and_manifests_are_rejected_and_not_stored() {
 
 #[test]
 fn basic_auth_refuses_anonymous_and_accepts_credentials() {
-    let Some(bin) = tools() else { return };
-    if support::require(
-        support::which("htpasswd"),
-        "htpasswd (apt install apache2-utils)",
-    )
-    .is_none()
-    {
+    let Some(bin) = support::tools_and_htpasswd() else {
         return;
-    }
+    };
     let image = synthetic(&["linux/amd64"]);
     let registry = Registry::start(&bin, Auth::Htpasswd);
     let manifest = registry.push(image.dir.path(), "latest", "private/app", false);

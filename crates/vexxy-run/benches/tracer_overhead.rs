@@ -8,7 +8,8 @@
 //! tracer at most 3 % slower than untraced) and the tracer's start-up time.
 //!
 //! `cargo bench -p vexxy-run --bench tracer_overhead`; needs root, runc,
-//! eBPF, wrk and the nginx test image (`scripts/build-test-images.sh`).
+//! eBPF, wrk and the nginx test image (`scripts/build-test-images.sh`);
+//! prints `SKIP` without them, or fails in CI (`vexxy_testkit_host`'s gates).
 //! `VEXXY_BENCH_ROUNDS` (default 5) and `VEXXY_BENCH_SECONDS` (default 5)
 //! set the number and length of the rounds.
 
@@ -18,7 +19,9 @@ use std::{
 };
 
 use vexxy_sandbox::{Limits, Sandbox};
-use vexxy_testkit::{config_in, http_get, image_rootfs, in_netns, poll, skip};
+use vexxy_testkit_host::{
+    config_in, http_get, image_rootfs, in_netns, poll, require_program, require_trace,
+};
 use vexxy_trace::{TraceOptions, Tracer};
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -65,20 +68,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    if skip() {
+    if !require_trace() || require_program("wrk", "scripts/ensure-deps.sh installs it").is_none() {
         return;
     }
-    if let Err(e) = vexxy_trace::preflight() {
-        println!("SKIP: {e}");
+    let Some(rootfs) = image_rootfs("nginx") else {
         return;
-    }
-    if Command::new("wrk").arg("--version").output().is_err() {
-        println!("SKIP: wrk is not installed (apt-get install wrk)");
-        return;
-    }
+    };
     let rounds = env_u64("VEXXY_BENCH_ROUNDS", 5);
     let seconds = env_u64("VEXXY_BENCH_SECONDS", 5);
-    let mut config = config_in(&image_rootfs("nginx"), &["nginx", "-g", "daemon off;"]);
+    let mut config = config_in(&rootfs, &["nginx", "-g", "daemon off;"]);
     config.limits = Limits {
         cpus: 1.0,
         memory_bytes: 512 << 20,

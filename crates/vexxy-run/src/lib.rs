@@ -158,7 +158,7 @@ impl RunPlan {
 }
 
 /// The phases of a run, reported as they begin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Phase {
     /// Loading the tracer and creating the sandbox.
     Preparing,

@@ -2,9 +2,10 @@
 //! images built by `scripts/build-test-images.sh`: what each image maps,
 //! opens and calls, and what a hostile workload cannot do.
 //!
-//! Needs root, runc and eBPF; each test prints `SKIP:` and passes when one
-//! of them cannot exist here. The runs are serialised: two cores, and the
-//! uprobe test loads one of them on purpose.
+//! Needs root, runc, eBPF and the test images: where one is missing a test
+//! prints `SKIP` outside CI and fails in CI (`vexxy_testkit_host`'s gates).
+//! The runs are serialised: two cores, and the uprobe test loads one of
+//! them on purpose. What a test checks on the host is its own sandbox's.
 
 use std::{
     collections::BTreeSet,
@@ -21,8 +22,9 @@ use std::{
 use vexxy_model::{ExecutionProfile, RunOutcome, SocketAddress, SocketOp};
 use vexxy_run::{run, RunOutput, RunPlan};
 use vexxy_sandbox::ProcessConfig;
-use vexxy_testkit::{
-    cannot_trace, dir_entries, image_rootfs, mount_points, tree_digest, vexxy_cgroups,
+use vexxy_testkit_host::{
+    dir_entries, image_rootfs, mount_points, mounts_lost_since, require_trace, sandbox_leftovers,
+    tree_digest,
 };
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -31,9 +33,13 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The image's own process, as `docker run IMAGE` starts it.
-fn image_plan(name: &str) -> RunPlan {
-    let dir = image_rootfs(name);
+/// The image's own process, as `docker run IMAGE` starts it; `None` when
+/// the gates say the test cannot run here (no trace, or no image `name`).
+fn image_plan(name: &str) -> Option<RunPlan> {
+    if !require_trace() {
+        return None;
+    }
+    let dir = image_rootfs(name)?;
     let config_path = dir.parent().expect("image dir").join("config.json");
     let config: serde_json::Value =
         serde_json::from_slice(&fs::read(&config_path).expect("config.json")).expect("config json");
@@ -62,7 +68,7 @@ fn image_plan(name: &str) -> RunPlan {
     plan.duration = Duration::from_secs(4);
     plan.timeout = Duration::from_secs(60);
     plan.state_root = PathBuf::from("/run/vexxy");
-    plan
+    Some(plan)
 }
 
 fn go(plan: &RunPlan) -> RunOutput {
@@ -97,11 +103,11 @@ const NGINX_CORE_LIBS: [&str; 4] = ["libssl.so", "libcrypto.so", "libz.so", "lib
 
 #[test]
 fn nginx_without_image_filter_maps_its_core_libraries_only() {
-    if cannot_trace() {
+    let Some(plan) = image_plan("nginx") else {
         return;
-    }
+    };
     let _g = serial();
-    let out = go(&image_plan("nginx"));
+    let out = go(&plan);
     let p = &out.profile;
     for lib in NGINX_CORE_LIBS {
         assert!(any_mapped(p, lib), "{lib} not mapped: {:?}", mapped(p));
@@ -144,11 +150,11 @@ fn nginx_without_image_filter_maps_its_core_libraries_only() {
 
 #[test]
 fn nginx_with_image_filter_maps_the_module_and_its_libraries() {
-    if cannot_trace() {
+    let Some(plan) = image_plan("nginx-imagefilter") else {
         return;
-    }
+    };
     let _g = serial();
-    let out = go(&image_plan("nginx-imagefilter"));
+    let out = go(&plan);
     let p = &out.profile;
     assert!(
         p.was_mapped("/usr/lib/nginx/modules/ngx_http_image_filter_module.so"),
@@ -162,11 +168,10 @@ fn nginx_with_image_filter_maps_the_module_and_its_libraries() {
 
 #[test]
 fn flask_app_opens_flask_and_requests_but_not_yaml() {
-    if cannot_trace() {
+    let Some(mut plan) = image_plan("python-flask") else {
         return;
-    }
+    };
     let _g = serial();
-    let mut plan = image_plan("python-flask");
     plan.duration = Duration::from_secs(6);
     let out = go(&plan);
     let p = &out.profile;
@@ -235,11 +240,10 @@ impl Drop for BusyOutside {
 
 #[test]
 fn uprobe_counts_calls_from_the_sandbox_only() {
-    if cannot_trace() {
+    let Some(mut plan) = image_plan("python-flask") else {
         return;
-    }
+    };
     let _g = serial();
-    let mut plan = image_plan("python-flask");
     let calls = 2500;
     plan.process.override_cmd(vec![]);
     plan.process.args = vec![
@@ -309,12 +313,11 @@ fn find_process(token: &str) -> Option<u32> {
 
 #[test]
 fn hostile_workload_is_traced_contained_and_torn_down() {
-    if cannot_trace() {
+    let Some(mut plan) = image_plan("python-flask") else {
         return;
-    }
+    };
     let _g = serial();
     let token = format!("vexxy-escape-{}", std::process::id());
-    let mut plan = image_plan("python-flask");
     let (tree_before, entries) = tree_digest(&plan.rootfs);
     let mounts_before = mount_points();
     let outside = PathBuf::from("/").join(&token);
@@ -456,27 +459,19 @@ time.sleep(60)
         tree_before, tree_after,
         "the image rootfs ({entries} entries) changed"
     );
-    assert_eq!(mount_points(), mounts_before, "mount table changed");
-    assert!(
-        vexxy_cgroups()
-            .iter()
-            .all(|c| !c.to_string_lossy().contains(&out.teardown.id)),
-        "{:?}",
-        vexxy_cgroups()
-    );
-    assert!(
-        dir_entries(&plan.state_root.join("sandboxes")).is_empty(),
-        "sandbox state left"
-    );
+    // nothing of this run's sandbox is left, nothing else was unmounted
+    let left = sandbox_leftovers(&plan.state_root, &out.teardown.id);
+    assert!(left.is_empty(), "sandbox {} left {left:?}", out.teardown.id);
+    let lost = mounts_lost_since(&mounts_before);
+    assert!(lost.is_empty(), "mount points gone: {lost:?}");
 }
 
 #[test]
 fn a_command_that_exits_ends_the_run_early() {
-    if cannot_trace() {
+    let Some(mut plan) = image_plan("nginx") else {
         return;
-    }
+    };
     let _g = serial();
-    let mut plan = image_plan("nginx");
     plan.process.args = vec![
         "sh".into(),
         "-c".into(),

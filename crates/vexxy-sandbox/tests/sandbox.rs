@@ -1,9 +1,10 @@
 //! The sandbox against the real kernel and runc, on the Debian nginx (and
 //! python) rootfs built by `scripts/build-test-images.sh`.
 //!
-//! Needs root and runc; each test prints `SKIP:` and passes when either is
-//! missing. Tests run in parallel (each sandbox has its own id); the test
-//! comparing the host before and after runs alone.
+//! Needs root, runc and the test images: where one is missing a test
+//! prints `SKIP` outside CI and fails in CI (`vexxy_testkit_host`'s gates).
+//! Tests run in parallel: each sandbox has its own id, and the tests
+//! checking what is left on the host look at their own sandbox only.
 
 use std::{
     io::{BufRead, BufReader},
@@ -15,14 +16,22 @@ use std::{
 };
 
 use vexxy_sandbox::{reap_leftovers, ExitStatus, Sandbox, SandboxConfig};
-use vexxy_testkit::*;
+use vexxy_testkit_host::*;
+
+/// The gate of every test here: sandboxes can run, and the test image
+/// `name` is built; its rootfs.
+fn sandbox_with(name: &str) -> Option<PathBuf> {
+    if !require_sandbox() {
+        return None;
+    }
+    image_rootfs(name)
+}
 
 #[test]
 fn echo_exit_code_and_output_are_captured() {
-    if skip() {
+    if sandbox_with("nginx").is_none() {
         return;
     }
-    let _g = shared();
     let t = Instant::now();
     let (status, out, err, report) = run(
         config(&["sh", "-c", "echo hello from $(hostname); echo oops >&2"]),
@@ -41,10 +50,9 @@ fn echo_exit_code_and_output_are_captured() {
 
 #[test]
 fn nonzero_exit_code_is_reported() {
-    if skip() {
+    if sandbox_with("nginx").is_none() {
         return;
     }
-    let _g = shared();
     let (status, _, err, _) = run(config(&["sh", "-c", "exit 7"]), Duration::from_secs(20));
     assert_eq!(status, Some(ExitStatus::Exited(7)), "stderr: {err}");
     // a command that does not exist fails at create, with runc's reason
@@ -54,10 +62,9 @@ fn nonzero_exit_code_is_reported() {
 
 #[test]
 fn nginx_serves_inside_the_netns_only() {
-    if skip() {
+    if sandbox_with("nginx").is_none() {
         return;
     }
-    let _g = shared();
     let token = format!("vexxy-token-{}", std::process::id());
     let script = format!("echo {token} > /var/www/html/index.html && exec nginx -g 'daemon off;'");
     let mut sb = Sandbox::create(config(&["sh", "-c", &script])).expect("create");
@@ -85,10 +92,9 @@ fn nginx_serves_inside_the_netns_only() {
 
 #[test]
 fn network_is_loopback_only() {
-    if skip() {
+    if sandbox_with("nginx").is_none() {
         return;
     }
-    let _g = shared();
     let host_ip = host_ip();
     let targets: Vec<String> = ["10.255.255.1".to_string()]
         .into_iter()
@@ -142,10 +148,9 @@ fn network_is_loopback_only() {
 
 #[test]
 fn privileged_operations_fail() {
-    if skip() {
+    if sandbox_with("nginx").is_none() {
         return;
     }
-    let _g = shared();
     let script = r#"
         mount -t tmpfs none /mnt 2>&1 && echo MOUNT_OK || echo MOUNT_FAIL
         unshare -n true 2>&1 && echo UNSHARE_OK || echo UNSHARE_FAIL
@@ -197,11 +202,9 @@ fn privileged_operations_fail() {
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn seccomp_blocks_dangerous_calls_and_python_runs() {
-    if skip() {
+    let Some(rootfs) = sandbox_with("python-flask") else {
         return;
-    }
-    let _g = shared();
-    let rootfs = image_rootfs("python-flask");
+    };
     let script = r#"
 import ctypes, errno, os, socket, subprocess, sys, threading
 libc = ctypes.CDLL(None, use_errno=True)
@@ -256,10 +259,9 @@ print("FLASK", flask.__name__)
 
 #[test]
 fn fork_bomb_is_stopped_by_the_pids_limit() {
-    if skip() {
+    if sandbox_with("nginx").is_none() {
         return;
     }
-    let _g = shared();
     let mut c = config(&["sh", "-c", "bomb() { bomb | bomb & }; bomb; exec sleep 60"]);
     c.limits.pids = 64;
     let mut sb = Sandbox::create(c).expect("create");
@@ -292,10 +294,9 @@ fn fork_bomb_is_stopped_by_the_pids_limit() {
 
 #[test]
 fn memory_hog_is_killed_by_the_memory_limit() {
-    if skip() {
+    if sandbox_with("nginx").is_none() {
         return;
     }
-    let _g = shared();
     let mut c = config(&["tail", "/dev/zero"]);
     c.limits.memory_bytes = 64 << 20;
     let mut sb = Sandbox::create(c).expect("create");
@@ -325,10 +326,9 @@ fn memory_hog_is_killed_by_the_memory_limit() {
 
 #[test]
 fn timeout_kills_and_tears_down_quickly() {
-    if skip() {
+    if sandbox_with("nginx").is_none() {
         return;
     }
-    let _g = shared();
     let mut sb = Sandbox::create(config(&["sleep", "1000"])).expect("create");
     sb.start().expect("start");
     let start = Instant::now();
@@ -353,10 +353,9 @@ fn timeout_kills_and_tears_down_quickly() {
 
 #[test]
 fn tracer_window_between_create_and_start() {
-    if skip() {
+    if sandbox_with("nginx").is_none() {
         return;
     }
-    let _g = shared();
     let mut sb = Sandbox::create(config(&["sh", "-c", "echo started"])).expect("create");
     // created: the init waits inside its namespaces, the workload has not run
     let ns = std::fs::metadata(format!("/proc/{}/ns/pid", sb.init_pid())).expect("ns");
@@ -386,21 +385,19 @@ fn tracer_window_between_create_and_start() {
 
 #[test]
 fn image_layers_stay_read_only_and_the_host_is_unchanged() {
-    if skip() {
+    let Some(rootfs) = sandbox_with("nginx") else {
         return;
-    }
-    let _g = exclusive();
-    let rootfs = nginx_rootfs();
-    let state_root = PathBuf::from("/run/vexxy");
+    };
     let (before, files) = tree_digest(&rootfs);
     let mounts_before = mount_points();
-    let cgroups_before = vexxy_cgroups();
     let script = "rm -rf /etc/nginx /usr/sbin/nginx && echo x > /etc/passwd && \
                   chmod 777 /bin/sh && chown 1:1 /etc/hostname.d 2>/dev/null; \
                   mkdir /newdir && touch /usr/lib/newfile && ln -s /x /etc/y && \
                   truncate -s 0 /usr/bin/tail && mv /var/www /var/www2 && \
                   ls /etc/nginx 2>/dev/null; echo WROTE";
-    let mut sb = Sandbox::create(config(&["sh", "-c", script])).expect("create");
+    let c = config(&["sh", "-c", script]);
+    let state_root = c.state_root.clone();
+    let mut sb = Sandbox::create(c).expect("create");
     let upper = sb.upper_dir().to_owned();
     sb.start().expect("start");
     let status = sb
@@ -417,21 +414,26 @@ fn image_layers_stay_read_only_and_the_host_is_unchanged() {
     assert!(upper.join("newdir").is_dir());
     assert!(upper.join("etc/passwd").is_file());
     let id = sb.id().to_owned();
+    // what the check after teardown looks for is seen while it exists
+    let present = sandbox_leftovers(&state_root, &id);
+    for kind in ["directory", "mount", "cgroup"] {
+        assert!(
+            present.iter().any(|l| l.starts_with(kind)),
+            "no {kind} of sandbox {id} seen: {present:?}"
+        );
+    }
     let report = sb.teardown().expect("clean teardown");
     assert!(report.is_clean());
 
     let (after, _) = tree_digest(&rootfs);
     assert_eq!(before, after, "the lower rootfs ({files} entries) changed");
     assert!(rootfs.join("etc/nginx/nginx.conf").is_file());
-    assert_eq!(mount_points(), mounts_before, "mount table changed");
-    assert!(
-        vexxy_cgroups().is_empty(),
-        "vexxy cgroups left: {:?}",
-        vexxy_cgroups()
-    );
-    assert!(cgroups_before.iter().all(|c| !c.ends_with(&id)));
-    assert!(dir_entries(&state_root.join("sandboxes")).is_empty());
-    assert!(dir_entries(&state_root.join("runtime")).is_empty());
+    // nothing of this sandbox is left, and nothing else was unmounted
+    // (other sandboxes, of this process or another, may come and go)
+    let left = sandbox_leftovers(&state_root, &id);
+    assert!(left.is_empty(), "sandbox {id} left {left:?}");
+    let lost = mounts_lost_since(&mounts_before);
+    assert!(lost.is_empty(), "mount points gone: {lost:?}");
 }
 
 /// Not a test of its own: the body of the child process that
@@ -458,11 +460,9 @@ fn crash_child_helper() {
 
 #[test]
 fn leftovers_are_reaped_after_sigkill() {
-    if skip() {
+    if sandbox_with("nginx").is_none() {
         return;
     }
-    let _g = shared();
-    nginx_rootfs();
     // A private state root, so no other test's create reaps it first.
     let state_root = PathBuf::from(format!("/run/vexxy-test-crash-{}", std::process::id()));
     let mut child = Command::new(std::env::current_exe().expect("exe"))

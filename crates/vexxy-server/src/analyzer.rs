@@ -1,86 +1,29 @@
-//! The seam between the service and the analysis pipeline.
+//! The seam between the service and the analysis library.
 //!
-//! The service never analyses anything itself: a worker hands a job to an
-//! [`Analyzer`] (the `vexxy` binary implements it with the very code
-//! `vexxy analyze` runs) and stores what comes back. Tests of the HTTP
-//! surface plug in an analyzer of their own; the end-to-end tests use the
-//! real one.
+//! A worker turns a stored job into an [`AnalysisRequest`] (`job.rs`) and
+//! hands it to an [`Analyzer`]: in production the library itself
+//! ([`Pipeline`]), in the router tests an analyzer written for them. What
+//! comes back is the library's typed [`AnalysisOutcome`]; failures carry
+//! their [`vexxy_analyze::ErrorKind`], which decides retry or not.
 
 use std::{
-    collections::BTreeMap,
+    panic::AssertUnwindSafe,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
     },
-    time::Duration,
 };
 
-/// What to analyse, as the worker hands it over.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AnalysisJob {
-    /// The job's id (for logs and scratch directory names).
-    pub id: String,
-    /// The image reference as submitted (registry reference or, when the
-    /// server allows it, `oci:`/`oci-archive:`/`docker-archive:` beneath an
-    /// allowed directory).
-    pub image_ref: String,
-    /// The digest the submitter expects; the analysis fails when the image
-    /// resolves to another one.
-    pub image_digest: Option<String>,
-    pub config: AnalysisConfig,
-    /// A scanner report (Grype, Trivy, OSV JSON), as submitted.
-    pub scan_report: Option<Vec<u8>>,
-    /// An SBOM (SPDX, CycloneDX, Syft JSON), as submitted.
-    pub sbom: Option<Vec<u8>>,
-}
-
-/// How the image is run and exercised.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AnalysisConfig {
-    /// Exercise window.
-    pub duration: Duration,
-    /// Extra environment for the workload.
-    pub environment: BTreeMap<String, String>,
-    /// Command replacing the image's CMD (one word per element); empty keeps the image's.
-    pub command: Vec<String>,
-    /// Shell script run against the workload (its text).
-    pub test_script: Option<String>,
-    /// Ports to wait for and probe; empty means the image's exposed ports.
-    pub ports: Vec<u16>,
-}
-
-/// The files an analysis produced, by their names in `vexxy analyze`'s
-/// output directory (`vex.openvex.json`, `evidence.json`, `profile.json`,
-/// `sbom.runtime.cdx.json`, `report.md`, …).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct AnalysisOutput {
-    /// The image digest the analysis pinned.
-    pub image_digest: Option<String>,
-    pub files: BTreeMap<String, Vec<u8>>,
-}
-
-/// Why an analysis did not produce output.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AnalysisError {
-    /// The request itself is wrong (unknown image, bad report, digest
-    /// mismatch…): retrying cannot help.
-    #[error("{0}")]
-    Rejected(String),
-    /// Something that may pass on another try (registry unreachable,
-    /// sandbox trouble, a crash).
-    #[error("{0}")]
-    Transient(String),
-    /// The job was cancelled (or ran out of time) and its sandbox torn down.
-    #[error("cancelled")]
-    Cancelled,
-}
+use vexxy_analyze::{
+    AnalysisOutcome, AnalysisRequest, AnalyzeError, Caches, Context, Phase, Progress,
+};
 
 /// What a running analysis reports back and how it is told to stop.
 /// Cheap to clone; every clone sees the same state.
 #[derive(Clone, Debug, Default)]
 pub struct JobControl {
     cancel: Arc<AtomicBool>,
-    progress: Arc<Mutex<Option<(String, u8)>>>,
+    phase: Arc<Mutex<Option<Phase>>>,
 }
 
 impl JobControl {
@@ -88,7 +31,7 @@ impl JobControl {
         Self::default()
     }
 
-    /// The flag the sandbox watches: once set, the run stops and tears down.
+    /// The flag the analysis watches: once set, the run stops and tears down.
     pub fn cancel_flag(&self) -> Arc<AtomicBool> {
         Arc::clone(&self.cancel)
     }
@@ -101,28 +44,106 @@ impl JobControl {
         self.cancel.load(Ordering::SeqCst)
     }
 
-    /// Called by the analyzer whenever a phase starts: its name (free
-    /// text, e.g. "cataloging packages", "observing the workload") and how
-    /// far the whole analysis is, 0..=100.
-    pub fn set_progress(&self, phase: &str, percent: u8) {
-        if let Ok(mut slot) = self.progress.lock() {
-            *slot = Some((phase.to_owned(), percent.min(100)));
+    /// Called whenever a phase starts. Progress never goes back: a phase
+    /// that starts after a later one (a stored profile skips the run) does
+    /// not lower the percentage.
+    pub fn set_phase(&self, phase: Phase) {
+        if let Ok(mut slot) = self.phase.lock() {
+            if slot.is_none_or(|p| phase.percent() >= p.percent()) {
+                *slot = Some(phase);
+            }
         }
     }
 
-    /// The phase and percentage last reported.
-    pub fn progress(&self) -> Option<(String, u8)> {
-        self.progress.lock().ok().and_then(|p| p.clone())
+    /// The furthest phase reached.
+    pub fn phase(&self) -> Option<Phase> {
+        self.phase.lock().ok().and_then(|p| *p)
+    }
+
+    /// The analysis context of a job: the caches, this control's cancel
+    /// flag, and phases reported to it.
+    pub fn context<'a>(
+        &self,
+        caches: Caches,
+        progress: &'a vexxy_analyze::ProgressFn<'a>,
+    ) -> Context<'a> {
+        Context::new(caches)
+            .with_cancel(self.cancel_flag())
+            .with_progress(progress)
     }
 }
 
 /// Runs one analysis, blocking the calling thread (workers call it on a
-/// blocking thread). It must return [`AnalysisError::Cancelled`] soon
-/// after [`JobControl::cancel`] and leave no sandbox behind.
+/// blocking thread). It must fail with [`vexxy_analyze::ErrorKind::Cancelled`]
+/// soon after [`JobControl::cancel`] and leave no sandbox behind.
 pub trait Analyzer: Send + Sync + 'static {
     fn analyze(
         &self,
-        job: &AnalysisJob,
+        request: &AnalysisRequest,
         control: &JobControl,
-    ) -> Result<AnalysisOutput, AnalysisError>;
+    ) -> Result<AnalysisOutcome, AnalyzeError>;
+}
+
+/// The real pipeline: [`vexxy_analyze::analyze`] with these caches.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    caches: Caches,
+}
+
+impl Pipeline {
+    pub fn new(caches: Caches) -> Self {
+        Self { caches }
+    }
+}
+
+impl Analyzer for Pipeline {
+    fn analyze(
+        &self,
+        request: &AnalysisRequest,
+        control: &JobControl,
+    ) -> Result<AnalysisOutcome, AnalyzeError> {
+        let progress = |p: &Progress| {
+            if let Progress::Started(phase) = p {
+                control.set_phase(*phase);
+            }
+        };
+        let ctx = control.context(self.caches.clone(), &progress);
+        let outcome =
+            std::panic::catch_unwind(AssertUnwindSafe(|| vexxy_analyze::analyze(request, &ctx)));
+        let result = outcome.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".to_owned());
+            tracing::error!("the analysis panicked: {what}");
+            Err(AnalyzeError::internal(format!(
+                "the analysis of {} panicked: {what}",
+                request.image.reference
+            )))
+        });
+        // a job cancelled meanwhile is cancelled, whatever came of it
+        if control.is_cancelled() {
+            return Err(AnalyzeError::cancelled());
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_never_goes_back() {
+        let c = JobControl::new();
+        assert_eq!(c.phase(), None);
+        c.set_phase(Phase::Cataloging);
+        c.set_phase(Phase::Run(vexxy_analyze::RunPhase::Observing));
+        c.set_phase(Phase::Rules);
+        assert_eq!(
+            c.phase(),
+            Some(Phase::Run(vexxy_analyze::RunPhase::Observing))
+        );
+    }
 }

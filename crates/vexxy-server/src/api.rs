@@ -7,8 +7,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vexxy_store::Job;
 
-use crate::analyzer::{AnalysisConfig, AnalysisJob};
-
 /// Limits on what a submission may ask for.
 #[derive(Clone, Debug)]
 pub struct SubmitLimits {
@@ -22,7 +20,8 @@ pub struct SubmitLimits {
 }
 
 /// `POST /api/v1/analysis/submit`.
-#[derive(Debug, Deserialize, ToSchema)]
+// `vexxy submit` sends this very type: what it leaves out is not sent.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitRequest {
     /// Registry reference (`registry/repo:tag`, `…@sha256:…`) or, where
@@ -30,41 +29,41 @@ pub struct SubmitRequest {
     /// `oci-archive:FILE[:TAG]`, `docker-archive:FILE`.
     pub image_ref: String,
     /// The digest the image must have (`sha256:…`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_digest: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<SubmitConfig>,
     /// A Grype, Trivy or OSV-Scanner JSON report of the image.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub scan_report: Option<serde_json::Value>,
     /// An SPDX, CycloneDX or Syft JSON SBOM of the image (instead of a report).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub sbom: Option<serde_json::Value>,
     /// Gets a signed POST when the job finishes.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
 }
 
 /// How to run and exercise the image.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitConfig {
     /// Exercise window in seconds (default: the server's).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis_duration: Option<u64>,
     /// Extra environment variables for the workload.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<BTreeMap<String, String>>,
     /// Command replacing the image's CMD, one word per element.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<Vec<String>>,
     /// Shell script exercising the workload (run with VEXXY_TARGET_URL set).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_script: Option<String>,
     /// Ports to wait for and probe (default: the image's exposed ports).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ports: Option<Vec<u16>>,
 }
 
@@ -256,26 +255,6 @@ pub fn is_public(ip: std::net::IpAddr) -> bool {
 
 impl JobSpec {
     /// The analysis a worker runs for this spec.
-    pub fn to_analysis(&self, job_id: &str) -> AnalysisJob {
-        AnalysisJob {
-            id: job_id.to_owned(),
-            image_ref: self.image_ref.clone(),
-            image_digest: self.image_digest.clone(),
-            config: AnalysisConfig {
-                duration: Duration::from_secs(self.duration_secs),
-                environment: self.environment.clone(),
-                command: self.command.clone(),
-                test_script: self.test_script.clone(),
-                ports: self.ports.clone(),
-            },
-            scan_report: self
-                .scan_report
-                .as_ref()
-                .map(|v| v.to_string().into_bytes()),
-            sbom: self.sbom.as_ref().map(|v| v.to_string().into_bytes()),
-        }
-    }
-
     /// What makes two requests the same analysis: everything but the
     /// callback, with object keys sorted (the order a client wrote a
     /// report's keys in does not make it another report).
@@ -369,24 +348,17 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Counts the statements of an OpenVEX document.
-    pub fn of_openvex(doc: &serde_json::Value) -> Self {
-        let mut s = Self::default();
-        for st in doc
-            .get("statements")
-            .and_then(serde_json::Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            s.total += 1;
-            match st.get("status").and_then(serde_json::Value::as_str) {
-                Some("not_affected") => s.not_affected += 1,
-                Some("affected") => s.affected += 1,
-                Some("fixed") => s.fixed += 1,
-                _ => s.under_investigation += 1,
-            }
+    /// The statements of an analysis, by status.
+    pub fn of(outcome: &vexxy_analyze::AnalysisOutcome) -> Self {
+        use vexxy_model::Status;
+        let count = |status| outcome.count(status) as u64;
+        Self {
+            total: outcome.decision.statements.len() as u64,
+            not_affected: count(Status::NotAffected),
+            affected: count(Status::Affected),
+            fixed: count(Status::Fixed),
+            under_investigation: count(Status::UnderInvestigation),
         }
-        s
     }
 }
 
@@ -462,30 +434,6 @@ pub struct WebhookPayload {
     /// Path of the results on this server.
     pub results_url: String,
     pub finished_at: String,
-}
-
-/// The file name in an analysis' output and the link name it has.
-pub const ARTIFACT_LINKS: [(&str, &str); 8] = [
-    ("vex_openvex", "vex.openvex.json"),
-    ("vex_cyclonedx", "vex.cdx.json"),
-    ("vex_csaf", "vex.csaf.json"),
-    ("evidence", "evidence.json"),
-    ("profile", "profile.json"),
-    ("sbom", "sbom.runtime.cdx.json"),
-    ("report_markdown", "report.md"),
-    ("report_html", "report.html"),
-];
-
-pub fn media_type(name: &str) -> &'static str {
-    if name.ends_with(".json") {
-        "application/json"
-    } else if name.ends_with(".md") {
-        "text/markdown; charset=utf-8"
-    } else if name.ends_with(".html") {
-        "text/html; charset=utf-8"
-    } else {
-        "application/octet-stream"
-    }
 }
 
 /// Unix milliseconds → RFC 3339 (UTC).
@@ -598,19 +546,22 @@ mod tests {
     }
 
     #[test]
-    fn summaries_count_statements() {
-        let doc = serde_json::json!({"statements": [
-            {"status": "not_affected"}, {"status": "not_affected"}, {"status": "affected"},
-            {"status": "fixed"}, {"status": "under_investigation"}]});
+    fn requests_as_the_client_sends_them_parse_back() {
+        let sent = SubmitRequest {
+            image_ref: "nginx:1".into(),
+            config: Some(SubmitConfig {
+                ports: Some(vec![80]),
+                ..SubmitConfig::default()
+            }),
+            ..SubmitRequest::default()
+        };
+        let wire = serde_json::to_value(&sent).expect("encode");
         assert_eq!(
-            Summary::of_openvex(&doc),
-            Summary {
-                total: 5,
-                not_affected: 2,
-                affected: 1,
-                fixed: 1,
-                under_investigation: 1
-            }
+            wire,
+            serde_json::json!({"image_ref": "nginx:1", "config": {"ports": [80]}}),
+            "what was not given is not sent"
         );
+        let spec = parse(wire).expect("the server reads what the client sends");
+        assert_eq!((spec.image_ref.as_str(), spec.ports), ("nginx:1", vec![80]));
     }
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use vexxy_store::Backoff;
+
 use crate::api::SubmitLimits;
 
 /// How the service behaves. `Default` is the embedded single-machine setup.
@@ -23,6 +25,8 @@ pub struct ServiceConfig {
     pub shutdown_grace: Duration,
     /// Largest request body (scanner reports can be large).
     pub max_body_bytes: usize,
+    /// How analyses run: caches, local-image roots, sandbox limits.
+    pub analysis: crate::job::AnalysisSettings,
 }
 
 /// Leasing, retries and timeouts of jobs.
@@ -35,7 +39,8 @@ pub struct QueueConfig {
     pub poll: Duration,
     /// Attempts before a job fails for good (transient failures, lost workers).
     pub max_attempts: i64,
-    /// First retry delay; doubles per attempt.
+    /// First retry delay (failed attempts, lost workers); doubles per
+    /// attempt, capped at an hour ([`QueueConfig::retries`]).
     pub retry_backoff: Duration,
     /// Wall-clock limit of one attempt.
     pub job_timeout: Duration,
@@ -45,10 +50,25 @@ pub struct QueueConfig {
 #[derive(Clone, Debug)]
 pub struct WebhookConfig {
     pub max_attempts: i64,
-    /// First retry delay; doubles per attempt, capped at an hour.
+    /// First retry delay; doubles per attempt, capped at an hour
+    /// ([`WebhookConfig::retries`]).
     pub backoff: Duration,
     pub timeout: Duration,
     pub poll: Duration,
+}
+
+impl QueueConfig {
+    /// How long a job waits before its next attempt.
+    pub fn retries(&self) -> Backoff {
+        Backoff::new(self.retry_backoff, Backoff::DEFAULT_CAP)
+    }
+}
+
+impl WebhookConfig {
+    /// How long a delivery waits before its next attempt.
+    pub fn retries(&self) -> Backoff {
+        Backoff::new(self.backoff, Backoff::DEFAULT_CAP)
+    }
 }
 
 impl Default for ServiceConfig {
@@ -80,6 +100,7 @@ impl Default for ServiceConfig {
             sweep_every: Duration::from_secs(3600),
             shutdown_grace: Duration::from_secs(60),
             max_body_bytes: 64 << 20,
+            analysis: crate::job::AnalysisSettings::default(),
         }
     }
 }
@@ -89,4 +110,19 @@ fn default_instance() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "host".into());
     format!("{host}:{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_the_configured_base() {
+        let c = ServiceConfig::default();
+        let s = Duration::from_secs;
+        assert_eq!(c.queue.retries().delay(1), s(10), "first retry");
+        assert_eq!(c.queue.retries().delay(3), s(40));
+        assert_eq!(c.webhooks.retries().delay(4), s(16));
+        assert_eq!(c.webhooks.retries().delay(20), s(3600), "capped");
+    }
 }

@@ -1,7 +1,8 @@
 //! The vexxy service: the HTTP API, workers, tenants and quotas,
 //! webhooks, retention, metrics. No analysis logic lives here: a worker
-//! hands each job to an [`Analyzer`] (the binary plugs in the pipeline of
-//! `vexxy analyze`) and stores what comes back.
+//! turns each job into a typed request of the analysis library
+//! ([`job::request`]), hands it to an [`Analyzer`] ([`Pipeline`] in
+//! production) and stores the typed outcome.
 //!
 //! Everything that must survive a crash is in the database
 //! ([`vexxy_store`]); this crate holds only what one process is doing.
@@ -10,6 +11,7 @@ pub mod analyzer;
 pub mod api;
 pub mod config;
 pub mod error;
+pub mod job;
 pub mod metrics;
 pub mod routes;
 pub mod webhook;
@@ -27,10 +29,9 @@ use std::{
 use tokio::{sync::watch, task::JoinSet};
 use vexxy_store::{EvidenceStore, Store};
 
-pub use analyzer::{
-    AnalysisConfig, AnalysisError, AnalysisJob, AnalysisOutput, Analyzer, JobControl,
-};
+pub use analyzer::{Analyzer, JobControl, Pipeline};
 pub use config::{QueueConfig, ServiceConfig, WebhookConfig};
+pub use job::AnalysisSettings;
 pub use routes::{openapi_document, router};
 
 /// One service process: its stores, its analyzer, what it is running.

@@ -22,10 +22,12 @@ use vexxy_store::{
     Caller, JobState,
 };
 
+use vexxy_analyze::ArtifactKind;
+
 use crate::{
     api::{
-        media_type, rfc3339, CancelResponse, JobList, JobSpec, JobStatus, ListQuery, Quota,
-        Results, SubmitRequest, SubmitResponse, Summary, ARTIFACT_LINKS,
+        rfc3339, CancelResponse, JobList, JobSpec, JobStatus, ListQuery, Quota, Results,
+        SubmitRequest, SubmitResponse, Summary,
     },
     error::{ApiError, ErrorBody},
     metrics::HttpLabel,
@@ -284,7 +286,10 @@ async fn results(
 ) -> Result<Json<Results>, ApiError> {
     let (job, artifacts) = completed(&svc, &caller, &id).await?;
     let mut vex_document = None;
-    if let Some(a) = artifacts.iter().find(|a| a.name == "vex.openvex.json") {
+    if let Some(a) = artifacts
+        .iter()
+        .find(|a| a.name == ArtifactKind::OpenVex.file_name())
+    {
         let bytes = blob(&svc, &id, a).await?;
         vex_document = Some(
             serde_json::from_slice(&bytes)
@@ -296,13 +301,13 @@ async fn results(
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_default();
-    let links = ARTIFACT_LINKS
+    let links = ArtifactKind::ALL
         .iter()
-        .filter(|(_, file)| artifacts.iter().any(|a| a.name == *file))
-        .map(|(link, file)| {
+        .filter(|kind| artifacts.iter().any(|a| a.name == kind.file_name()))
+        .map(|kind| {
             (
-                (*link).to_owned(),
-                format!("/api/v1/analysis/{id}/artifacts/{file}"),
+                kind.link_name().to_owned(),
+                format!("/api/v1/analysis/{id}/artifacts/{}", kind.file_name()),
             )
         })
         .collect();
@@ -360,7 +365,7 @@ async fn artifact(
         .await?;
     Ok((
         [
-            (header::CONTENT_TYPE, media_type(&name).to_owned()),
+            (header::CONTENT_TYPE, a.media_type.clone()),
             (header::ETAG, format!("\"{}\"", a.digest)),
         ],
         bytes,

@@ -145,11 +145,8 @@ async fn deliver(svc: &Service, d: Delivery) {
     };
     let delivered = error.is_none();
     let attempt = d.attempts + 1;
-    let retry_in_ms =
-        (!delivered && !refused && attempt < svc.config.webhooks.max_attempts).then(|| {
-            let base = svc.config.webhooks.backoff.as_millis() as i64;
-            (base.saturating_mul(1 << (attempt - 1).clamp(0, 20))).min(3_600_000)
-        });
+    let retry_in_ms = (!delivered && !refused && attempt < svc.config.webhooks.max_attempts)
+        .then(|| svc.config.webhooks.retries().delay_ms(attempt));
     let outcome = if delivered {
         "delivered"
     } else if retry_in_ms.is_some() {

@@ -16,17 +16,14 @@ use vexxy_store::{
     Artifact,
 };
 
+use vexxy_analyze::ErrorKind;
+
 use crate::{
-    analyzer::{AnalysisError, JobControl},
-    api::{media_type, rfc3339, JobSpec, Summary, WebhookPayload},
+    analyzer::JobControl,
+    api::{rfc3339, JobSpec, Summary, WebhookPayload},
     metrics::OutcomeLabel,
     Service,
 };
-
-/// Progress from which a job counts as `analyzing` (the sandboxed run and
-/// the decision) rather than `running` (fetching, cataloguing, static
-/// analysis). Analyzers report it through [`JobControl::set_progress`].
-pub const ANALYZING_FROM: u8 = 42;
 
 /// How long an analysis may ignore a cancellation (timeout, shutdown,
 /// lost lease) before the worker stops waiting for it: it records the
@@ -102,16 +99,14 @@ async fn keep_lease(
         if *done.borrow() {
             return;
         }
-        let (phase, pct) = control.progress().unwrap_or_else(|| ("starting".into(), 0));
+        // a job counts as `analyzing` from the sandboxed run on, `running`
+        // while it fetches and analyses statically
+        let (phase, pct, analyzing) = control.phase().map_or(("starting", 0, false), |p| {
+            (p.label(), p.percent(), p.is_run_or_later())
+        });
         let beat = svc
             .store
-            .heartbeat(
-                &lease,
-                lease_ms,
-                Some(&phase),
-                i64::from(pct),
-                pct >= ANALYZING_FROM,
-            )
+            .heartbeat(&lease, lease_ms, Some(phase), i64::from(pct), analyzing)
             .await;
         let mut w = why
             .lock()
@@ -169,6 +164,14 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
             return;
         }
     };
+    let request = match crate::job::request(&spec, &svc.config.analysis) {
+        Ok(r) => r,
+        Err(e) => {
+            let transient = e.kind() != ErrorKind::BadInput;
+            finish_failed(svc, &lease, &e.to_string(), transient).await;
+            return;
+        }
+    };
     tracing::info!(image = %spec.image_ref, "analysis started");
     let control = JobControl::new();
     svc.register_local(&id, lease.token, &control);
@@ -187,10 +190,9 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
         done_rx,
         timeout,
     ));
-    let analysis = spec.to_analysis(&id);
     let analyzer = Arc::clone(&svc.analyzer);
     let c = control.clone();
-    let mut handle = tokio::task::spawn_blocking(move || analyzer.analyze(&analysis, &c));
+    let mut handle = tokio::task::spawn_blocking(move || analyzer.analyze(&request, &c));
     let result = loop {
         tokio::select! {
             r = &mut handle => break Some(r),
@@ -210,6 +212,9 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
             ..*w
         })
         .unwrap_or_default();
+    // stopped: cancelled by us (or abandoned after ignoring it)
+    let stopped =
+        result.is_none() || matches!(&result, Some(Ok(Err(e))) if e.kind() == ErrorKind::Cancelled);
     let outcome = match result {
         Some(Ok(Ok(output))) if !why.lost => {
             match store_results(svc, &lease, &spec, output).await {
@@ -237,7 +242,7 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
             tracing::info!("the job was cancelled or taken over; results discarded");
             "discarded"
         }
-        Some(Ok(Err(AnalysisError::Cancelled))) | None if why.timed_out => {
+        _ if stopped && why.timed_out => {
             finish_failed(
                 svc,
                 &lease,
@@ -247,7 +252,7 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
             .await;
             "timed_out"
         }
-        Some(Ok(Err(AnalysisError::Cancelled))) | None if why.shutdown => {
+        _ if stopped && why.shutdown => {
             match svc
                 .store
                 .release(&lease, "the worker shut down; re-queued")
@@ -259,16 +264,17 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
             }
             "requeued"
         }
-        Some(Ok(Err(AnalysisError::Cancelled))) => {
+        Some(Ok(Err(e))) if e.kind() == ErrorKind::Cancelled => {
             tracing::info!("analysis cancelled");
             "cancelled"
         }
-        Some(Ok(Err(AnalysisError::Rejected(m)))) => {
-            finish_failed(svc, &lease, &m, false).await;
+        Some(Ok(Err(e))) if e.kind() == ErrorKind::BadInput => {
+            finish_failed(svc, &lease, e.message(), false).await;
             "rejected"
         }
-        Some(Ok(Err(AnalysisError::Transient(m)))) => {
-            finish_failed(svc, &lease, &m, true).await;
+        Some(Ok(Err(e))) => {
+            tracing::warn!(kind = %e.kind(), "analysis failed: {e}");
+            finish_failed(svc, &lease, e.message(), true).await;
             "failed"
         }
         Some(Err(join)) => {
@@ -303,29 +309,29 @@ async fn store_results(
     svc: &Service,
     lease: &Lease,
     spec: &JobSpec,
-    output: crate::AnalysisOutput,
+    outcome: vexxy_analyze::AnalysisOutcome,
 ) -> Result<bool, vexxy_store::StoreError> {
+    let summary = Summary::of(&outcome);
     let mut artifacts = Vec::new();
-    let mut summary = Summary::default();
-    for (name, bytes) in output.files {
-        if name == "vex.openvex.json" {
-            if let Ok(doc) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                summary = Summary::of_openvex(&doc);
-            }
-        }
+    for (kind, bytes) in outcome.artifacts {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         let size = bytes.len() as i64;
         svc.store.touch_blob(&digest, size).await?;
         let stored = svc.evidence.put(bytes).await?;
         debug_assert_eq!(stored, digest);
         artifacts.push(Artifact {
-            media_type: media_type(&name).to_owned(),
-            name,
+            media_type: kind.media_type().to_owned(),
+            name: kind.file_name().to_owned(),
             digest,
             size,
         });
     }
-    let digest = output.image_digest.or_else(|| spec.image_digest.clone());
+    let digest = outcome
+        .product
+        .digest
+        .as_ref()
+        .map(ToString::to_string)
+        .or_else(|| spec.image_digest.clone());
     let webhook = spec.callback_url.as_ref().map(|url| NewDelivery {
         url: url.clone(),
         payload: payload(
@@ -344,12 +350,7 @@ async fn store_results(
 }
 
 async fn finish_failed(svc: &Service, lease: &Lease, error: &str, transient: bool) {
-    let exp = (lease.job.attempts - 1).clamp(0, 16) as u32;
-    let backoff = svc
-        .config
-        .queue
-        .retry_backoff
-        .saturating_mul(2u32.saturating_pow(exp));
+    let backoff = svc.config.queue.retries().delay(lease.job.attempts);
     let mut failed = lease.job.clone();
     failed.error = Some(error.to_owned());
     let webhook = failure_webhook(&failed);

@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    collections::BTreeMap,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
@@ -23,9 +22,12 @@ use axum::{
 use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
-use vexxy_server::{
-    AnalysisError, AnalysisJob, AnalysisOutput, Analyzer, JobControl, Service, ServiceConfig,
+use vexxy_analyze::{
+    AnalysisOutcome, AnalysisRequest, AnalyzeError, ArtifactKind, Artifacts, Phase, ProfileSource,
+    RunPhase,
 };
+use vexxy_model::{Decider, Justification, Product, Verdict, VexStatement};
+use vexxy_server::{Analyzer, JobControl, Service, ServiceConfig};
 use vexxy_store::{EvidenceStore, LocalStore, Store, Tier};
 
 /// Behaviour by image reference prefix: `ok/` succeeds at once, `slow/`
@@ -39,41 +41,78 @@ struct Scripted {
 
 const VEX: &str = r#"{"@context":"https://openvex.dev/ns/v0.2.0","@id":"x","author":"t","timestamp":"2026-01-01T00:00:00Z","version":1,"statements":[{"vulnerability":{"name":"CVE-1"},"products":[{"@id":"p"}],"status":"not_affected","justification":"vulnerable_code_not_in_execute_path"},{"vulnerability":{"name":"CVE-2"},"products":[{"@id":"p"}],"status":"affected","action_statement":"x"}]}"#;
 
+/// A complete analysis of `image_ref`: two statements (one not_affected,
+/// one affected), the OpenVEX document and a report.
+fn outcome(image_ref: &str) -> AnalysisOutcome {
+    let product = Product {
+        name: image_ref.to_owned(),
+        tag: None,
+        digest: Some(format!("sha256:{}", "a".repeat(64)).parse().unwrap()),
+    };
+    let statement = |id: &str, verdict: Verdict| VexStatement {
+        vulnerability_id: id.to_owned(),
+        aliases: Vec::new(),
+        description: None,
+        product: product.clone(),
+        subcomponents: Vec::new(),
+        verdict,
+        timestamp: None,
+    };
+    let by = Decider::automated("scripted");
+    let mut artifacts = Artifacts::default();
+    artifacts.insert(ArtifactKind::OpenVex, VEX.as_bytes().to_vec());
+    artifacts.insert(
+        ArtifactKind::ReportMarkdown,
+        format!("# {image_ref}\n").into_bytes(),
+    );
+    AnalysisOutcome {
+        product: product.clone(),
+        profile: Default::default(),
+        profile_source: ProfileSource::Given,
+        decision: vexxy_decide::Outcome {
+            decisions: Vec::new(),
+            statements: vec![
+                statement(
+                    "CVE-1",
+                    Verdict::not_affected(
+                        Justification::VulnerableCodeNotInExecutePath,
+                        by.clone(),
+                    ),
+                ),
+                statement("CVE-2", Verdict::affected("x".into(), by)),
+            ],
+            summary: Default::default(),
+        },
+        artifacts,
+        packages: 0,
+        used_packages: 0,
+        timings: Default::default(),
+    }
+}
+
 impl Analyzer for Scripted {
     fn analyze(
         &self,
-        job: &AnalysisJob,
+        request: &AnalysisRequest,
         control: &JobControl,
-    ) -> Result<AnalysisOutput, AnalysisError> {
+    ) -> Result<AnalysisOutcome, AnalyzeError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        control.set_progress("cataloging packages", 20);
-        let ok = || {
-            let mut files = BTreeMap::new();
-            files.insert("vex.openvex.json".to_owned(), VEX.as_bytes().to_vec());
-            files.insert(
-                "report.md".to_owned(),
-                format!("# {}\n", job.image_ref).into_bytes(),
-            );
-            Ok(AnalysisOutput {
-                image_digest: Some(format!("sha256:{}", "a".repeat(64))),
-                files,
-            })
-        };
-        match job.image_ref.split('/').next().unwrap_or("") {
-            "ok" => ok(),
-            "reject" => Err(AnalysisError::Rejected(format!(
-                "image {} not found",
-                job.image_ref
+        control.set_phase(Phase::Cataloging);
+        let image_ref = request.image.reference.as_str();
+        match image_ref.split('/').next().unwrap_or("") {
+            "ok" => Ok(outcome(image_ref)),
+            "reject" => Err(AnalyzeError::bad_input(format!(
+                "image {image_ref} not found"
             ))),
-            "flaky" if n == 0 => Err(AnalysisError::Transient("registry unreachable".into())),
-            "flaky" => ok(),
+            "flaky" if n == 0 => Err(AnalyzeError::transient("registry unreachable")),
+            "flaky" => Ok(outcome(image_ref)),
             _ => {
-                control.set_progress("observing the workload", 60);
+                control.set_phase(Phase::Run(RunPhase::Observing));
                 while !control.is_cancelled() {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 self.cancelled.fetch_add(1, Ordering::SeqCst);
-                Err(AnalysisError::Cancelled)
+                Err(AnalyzeError::cancelled())
             }
         }
     }
@@ -111,7 +150,14 @@ impl Harness {
         tweak(&mut config);
         let analyzer = Arc::new(Scripted::default());
         let evidence = EvidenceStore::Local(LocalStore::new(dir.path().join("evidence")));
-        let svc = Service::new(store, evidence, analyzer.clone(), config);
+        let real = config.analysis.caches.root() != ServiceConfig::default().analysis.caches.root();
+        let svc = if real {
+            // the real analysis library: what fails before any sandbox runs
+            let pipeline = vexxy_server::Pipeline::new(config.analysis.caches.clone());
+            Service::new(store, evidence, Arc::new(pipeline), config)
+        } else {
+            Service::new(store, evidence, analyzer.clone(), config)
+        };
         let (stop, rx) = tokio::sync::watch::channel(false);
         let workers = svc.config.workers;
         let mut bg = vexxy_server::spawn_background(&svc, workers, vexxy_server::Role::Server, &rx);
@@ -212,7 +258,7 @@ macro_rules! both {
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
-                let Some(db) = vexxy_testkit::pg::postgres(stringify!($name)) else { return };
+                let Some(db) = vexxy_testkit::require_postgres(stringify!($name)) else { return };
                 super::$name(Some(db.url()), Some(db)).await;
             })*
         }
@@ -514,7 +560,7 @@ async fn identical_requests_are_deduplicated(
 ) {
     let h = Harness::new(url, db, |_| {}).await;
     let key = h.key("acme", Tier::Professional, None).await;
-    let body = json!({"image_ref": "ok/a", "config": {"environment": {"A": "1"}}, "scan_report": {"matches": []}});
+    let body = json!({"image_ref": "ok/a", "config": {"environment": {"A": "1"}}, "scan_report": {"matches": [], "descriptor": {"name": "grype", "version": "0.92.2"}}});
     let (s1, v1) = h.submit(&key, body.clone()).await;
     assert_eq!(s1, StatusCode::ACCEPTED);
     let id = v1["job_id"].as_str().unwrap().to_owned();
@@ -525,7 +571,7 @@ async fn identical_requests_are_deduplicated(
     assert_eq!(v2["status"], "complete");
     assert_eq!(v2["deduplicated"], true);
     assert_eq!(h.analyzer.calls.load(Ordering::SeqCst), 1, "ran once");
-    let (s3, _) = h.submit(&key, json!({"image_ref": "ok/a", "config": {"environment": {"A": "2"}}, "scan_report": {"matches": []}})).await;
+    let (s3, _) = h.submit(&key, json!({"image_ref": "ok/a", "config": {"environment": {"A": "2"}}, "scan_report": {"matches": [], "descriptor": {"name": "grype", "version": "0.92.2"}}})).await;
     assert_eq!(
         s3,
         StatusCode::ACCEPTED,
@@ -926,6 +972,87 @@ async fn shutdown_requeues_running_jobs() {
         1,
         "the analysis was stopped"
     );
+}
+
+/// The real analysis library behind the worker: each kind of failure
+/// becomes the job outcome it stands for, judged by state and attempts
+/// alone. A bad report and an unknown local image are rejected at once; an
+/// unreachable registry and one that never answers are retried; a job
+/// cancelled during a pull stays cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_pipeline_failures_map_to_job_outcomes() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    // accepts connections and never answers
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in silent.incoming().flatten() {
+            held.push(c);
+        }
+    });
+    let caches = tempfile::tempdir().unwrap();
+    let roots = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(roots.path()).unwrap();
+    let h = Harness::new(None, None, |c| {
+        c.queue.max_attempts = 2;
+        c.analysis.caches = vexxy_analyze::Caches::at(caches.path());
+        c.analysis.registry_timeout = Some(Duration::from_secs(1));
+        c.analysis.insecure_registries = vec![closed.to_string(), silent_addr.to_string()];
+        c.analysis.allowed_local_roots = vec![root.clone()];
+    })
+    .await;
+    let key = h.key("acme", Tier::Enterprise, None).await;
+    let submit = |body: Value| {
+        let h = &h;
+        let key = key.clone();
+        async move {
+            let (s, v) = h.submit(&key, body).await;
+            assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+            v["job_id"].as_str().unwrap().to_owned()
+        }
+    };
+    let cases = [
+        (
+            json!({"image_ref": "nginx:1", "scan_report": {"not": "a report"}}),
+            1,
+        ),
+        (
+            json!({"image_ref": format!("oci:{}/absent:latest", root.display())}),
+            1,
+        ),
+        (json!({"image_ref": format!("{closed}/app:1")}), 2),
+        (json!({"image_ref": format!("{silent_addr}/app:1")}), 2),
+    ];
+    for (body, attempts) in cases {
+        let id = submit(body.clone()).await;
+        let v = h.wait_for(&key, &id, "failed").await;
+        assert_eq!(v["attempts"], attempts, "{body}: {v}");
+    }
+    assert_eq!(
+        h.analyzer.calls.load(Ordering::SeqCst),
+        0,
+        "the scripted analyzer is not in use"
+    );
+
+    let id = submit(json!({"image_ref": format!("{silent_addr}/slow:1")})).await;
+    h.wait_for(&key, &id, "running").await;
+    let (s, _, _) = h
+        .call(
+            "DELETE",
+            &format!("/api/v1/analysis/{id}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // the pull gives up after its timeout; the job stays cancelled
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let v = h.wait_for(&key, &id, "cancelled").await;
+    assert_eq!(v["attempts"], 1, "{v}");
 }
 
 /// The committed OpenAPI document is the one the server serves.

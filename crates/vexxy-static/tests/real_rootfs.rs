@@ -1,34 +1,14 @@
 //! ELF reachability and built-in rules on the real Debian nginx root
-//! filesystems built by `scripts/build-test-images.sh` (skipped when absent).
+//! filesystems built by `scripts/build-test-images.sh` (when absent: `SKIP`
+//! outside CI, a failure in CI).
 
-use std::{path::PathBuf, time::Instant};
+use std::time::Instant;
 
 use vexxy_model::{Ecosystem, Inventory, InventorySource, LoaderVerdict, Package, PackageReach};
 use vexxy_rootfs::RootFs;
 use vexxy_static::{
     builtin_loaders, builtin_rules, entrypoints, evaluate, reach, scan, ScanOptions,
 };
-
-fn image_rootfs(name: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("VEXXY_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .map(|c| c.join("vexxy"))
-        })?;
-    let dir = base.join("test-images").join(name).join("rootfs");
-    if dir.join("etc/nginx/nginx.conf").is_file() {
-        Some(dir)
-    } else {
-        println!(
-            "skipping: no test image at {} (run scripts/build-test-images.sh)",
-            dir.display()
-        );
-        None
-    }
-}
 
 /// An inventory from dpkg's file lists, paths made canonical (canonical
 /// parent directory + file name).
@@ -69,7 +49,7 @@ fn dpkg_inventory(root: &RootFs) -> Inventory {
 }
 
 fn analyse(name: &str) -> Option<vexxy_model::ElfReach> {
-    let dir = image_rootfs(name)?;
+    let dir = vexxy_testkit::image_rootfs(name)?;
     let root = RootFs::open(&dir).expect("open rootfs");
     let t = Instant::now();
     let graph = scan(&root, &ScanOptions::default()).expect("scan");
@@ -163,7 +143,7 @@ fn nginx_without_image_filter() {
         Some(PackageReach::FromOtherExecutables { .. } | PackageReach::NoElf)
     ));
 
-    let root = RootFs::open(image_rootfs("nginx").expect("present")).expect("open");
+    let root = RootFs::open(vexxy_testkit::image_rootfs("nginx").expect("present")).expect("open");
     let outcomes =
         evaluate(&builtin_rules(), &root, &["/usr/sbin/nginx".to_owned()]).expect("evaluate");
     let ids: Vec<&str> = outcomes.iter().map(|o| o.rule_id.as_str()).collect();
@@ -202,7 +182,8 @@ fn nginx_with_image_filter() {
         }
         other => panic!("libtiff6: {other:?}"),
     }
-    let root = RootFs::open(image_rootfs("nginx-imagefilter").expect("present")).expect("open");
+    let root = RootFs::open(vexxy_testkit::image_rootfs("nginx-imagefilter").expect("present"))
+        .expect("open");
     let outcomes =
         evaluate(&builtin_rules(), &root, &["/usr/sbin/nginx".to_owned()]).expect("evaluate");
     assert!(!outcomes

@@ -18,7 +18,7 @@ use crate::{
     model::{Artifact, Job, JobEvent, JobState},
     now_ms,
     tenants::new_id,
-    Store, StoreError,
+    Backoff, Store, StoreError,
 };
 
 /// Everything but the submitted request, which can be megabytes (the
@@ -527,10 +527,12 @@ impl Store {
         Ok(true)
     }
 
-    /// Jobs whose worker stopped heartbeating: back to `queued` (after
-    /// `backoff_ms`), or `failed` when out of attempts, in which case
-    /// `webhook` may queue the job's callback in the same transaction.
-    /// Returns their ids and new states.
+    /// Jobs whose worker stopped heartbeating: back to `queued`, or
+    /// `failed` when out of attempts, in which case `webhook` may queue the
+    /// job's callback in the same transaction. A lost worker is a failed
+    /// attempt: the job waits as after any other ([`Backoff`] from
+    /// `backoff_ms`, doubling per attempt, capped at
+    /// [`Backoff::DEFAULT_CAP`]). Returns their ids and new states.
     pub async fn recover_expired(
         &self,
         backoff_ms: i64,
@@ -552,9 +554,21 @@ impl Store {
         .bind(now + backoff_ms.max(0))
         .fetch_all(&mut *tx)
         .await?;
+        let backoff = Backoff::new(
+            std::time::Duration::from_millis(u64::try_from(backoff_ms).unwrap_or(0)),
+            Backoff::DEFAULT_CAP,
+        );
         let mut out = Vec::new();
         for row in rows {
             let job = job_from_row(&row)?;
+            let wait = backoff.delay_ms(job.attempts);
+            if job.state == JobState::Queued && wait != backoff_ms.max(0) {
+                sqlx::query("UPDATE jobs SET run_after = $1 WHERE id = $2 AND state = 'queued'")
+                    .bind(now.saturating_add(wait))
+                    .bind(&job.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             insert_event(
                 &mut tx,
                 &job.id,
@@ -701,4 +715,68 @@ fn escape_like(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{tenants::month_window, Tier};
+
+    async fn run_after(store: &Store, id: &str) -> i64 {
+        sqlx::query("SELECT run_after FROM jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&store.pool)
+            .await
+            .and_then(|row| row.try_get("run_after"))
+            .expect("run_after")
+    }
+
+    /// A lost worker is a failed attempt: the job waits the backoff of
+    /// that attempt, doubling like any other retry.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lost_workers_back_off_per_attempt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_sqlite_in(dir.path()).await.expect("open");
+        let org = store
+            .create_org("o", Tier::Professional, None)
+            .await
+            .expect("org");
+        let new = NewJob {
+            org_id: org.id,
+            dedupe_key: "k".into(),
+            image_ref: "registry.example/x:1".into(),
+            image_digest: None,
+            request: "{}".into(),
+            callback_url: None,
+            priority: 10,
+            max_attempts: 5,
+            timeout_ms: 60_000,
+        };
+        let window = month_window(now_ms());
+        let Submitted::Created(job) = store.submit(new, 10, window).await.expect("submit") else {
+            panic!("not created");
+        };
+        let base = 60_000;
+        for attempt in 1..=3 {
+            if attempt > 1 {
+                store.expedite_for_tests().await.expect("expedite");
+            }
+            let lease = store.claim("dead", 1).await.expect("claim").expect("a job");
+            assert_eq!(lease.job.attempts, attempt);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let before = now_ms();
+            let recovered = store
+                .recover_expired(base, |_| None)
+                .await
+                .expect("recover");
+            assert_eq!(recovered, vec![(job.id.clone(), JobState::Queued)]);
+            let wait = run_after(&store, &job.id).await - before;
+            let want = base << (attempt - 1);
+            assert!(
+                (want..want + 5_000).contains(&wait),
+                "attempt {attempt}: waits {wait} ms, not {want}"
+            );
+            assert!(store.claim("w", 60_000).await.expect("claim").is_none());
+        }
+    }
 }

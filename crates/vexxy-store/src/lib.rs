@@ -1,11 +1,13 @@
 //! Storage for the vexxy service: the database (SQLite by default,
 //! PostgreSQL to scale out) with its migrations, the job queue with
 //! leases and fencing, tenants and keys, the audit log, the webhook
-//! outbox, retention, and the content-addressed evidence store.
+//! outbox, retention, the content-addressed evidence store, and the
+//! exponential backoff of every retry.
 //!
 //! No HTTP here, and no analysis: the server and the workers call in.
 
 pub mod audit;
+mod backoff;
 mod db;
 pub mod evidence;
 pub mod jobs;
@@ -16,6 +18,7 @@ pub mod s3;
 pub mod tenants;
 pub mod webhooks;
 
+pub use backoff::Backoff;
 pub use db::{redact, Backend, Store};
 pub use evidence::{EvidenceStore, LocalStore};
 pub use model::{Artifact, Caller, Job, JobEvent, JobState, Org, Tier};

@@ -1,18 +1,15 @@
 //! Evidence blobs in S3-compatible object storage (AWS S3, MinIO, Ceph,
-//! moto…), through `object_store`. Keys mirror the local layout:
-//! `<prefix>sha256/<2 hex>/<64 hex>`. An S3 PUT is atomic, so a reader
-//! never sees half a blob; the digest is checked by [`EvidenceStore::get`].
-//!
-//! [`EvidenceStore::get`]: crate::EvidenceStore::get
+//! moto…), through `object_store`: the bucket, its key prefix and the
+//! client. Keys, checks and semantics are the evidence store's own
+//! ([`crate::evidence`]), the same as for a local directory:
+//! `<prefix>sha256/<2 hex>/<64 hex>`.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
-use futures_util::StreamExt as _;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore as _, ObjectStoreExt as _, PutPayload};
 
-use crate::evidence::parse_digest;
+use crate::evidence::Blobs;
 use crate::StoreError;
 
 /// The region used when a URL names none (also what MinIO and moto expect).
@@ -125,7 +122,7 @@ impl S3Config {
 
 /// The S3 backend of [`crate::EvidenceStore`].
 pub struct S3Store {
-    store: AmazonS3,
+    blobs: Blobs,
     bucket: String,
     /// Where requests go, for messages: the endpoint or the AWS region.
     location: String,
@@ -188,74 +185,15 @@ impl S3Store {
             None => format!("aws region {}", config.region),
         };
         Ok(Self {
-            store,
+            blobs: Blobs::new(Arc::new(store), prefix.clone(), format!("s3://{bucket}")),
             bucket: bucket.clone(),
             location,
             prefix,
         })
     }
 
-    /// `<prefix>sha256/<2 hex>/<64 hex>`; `hex` is already validated.
-    fn key(&self, hex: &str) -> ObjectPath {
-        self.prefix.clone().join("sha256").join(&hex[..2]).join(hex)
-    }
-
-    fn error(&self, op: &str, key: &ObjectPath, e: object_store::Error) -> StoreError {
-        StoreError::Object(format!("{op} s3://{}/{key}: {e}", self.bucket))
-    }
-
-    /// Stores the blob. A plain PUT of the same bytes under the same key
-    /// is idempotent, costs one round trip, and repairs a damaged copy.
-    pub(crate) async fn put(&self, hex: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        let key = self.key(hex);
-        self.store
-            .put(&key, PutPayload::from(bytes))
-            .await
-            .map_err(|e| self.error("put", &key, e))?;
-        Ok(())
-    }
-
-    pub(crate) async fn get(&self, hex: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = self.key(hex);
-        let found = match self.store.get(&key).await {
-            Ok(found) => found,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(self.error("get", &key, e)),
-        };
-        let bytes = found
-            .bytes()
-            .await
-            .map_err(|e| self.error("read", &key, e))?;
-        Ok(Some(bytes.into()))
-    }
-
-    pub(crate) async fn delete(&self, hex: &str) -> Result<(), StoreError> {
-        let key = self.key(hex);
-        match self.store.delete(&key).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(self.error("delete", &key, e)),
-        }
-    }
-
-    /// Every hex stored under `<prefix>sha256/`, sorted; keys that do not
-    /// follow the layout are ignored.
-    pub(crate) async fn list(&self) -> Result<Vec<String>, StoreError> {
-        let base = self.prefix.clone().join("sha256");
-        let mut objects = self.store.list(Some(&base));
-        let mut out = Vec::new();
-        while let Some(object) = objects.next().await {
-            let object = object.map_err(|e| self.error("list", &base, e))?;
-            let Some(name) = object.location.filename() else {
-                continue;
-            };
-            if parse_digest(&format!("sha256:{name}")).is_ok() && object.location == self.key(name)
-            {
-                out.push(name.to_owned());
-            }
-        }
-        out.sort();
-        out.dedup();
-        Ok(out)
+    pub(crate) fn blobs(&self) -> &Blobs {
+        &self.blobs
     }
 
     /// e.g. `s3 bucket vexxy at http://127.0.0.1:9000 prefix evidence/`.
@@ -346,7 +284,10 @@ mod tests {
             "s3 bucket vexxy at http://127.0.0.1:9000 prefix evidence/"
         );
         let hex = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
-        assert_eq!(store.key(hex).as_ref(), format!("evidence/sha256/2c/{hex}"));
+        assert_eq!(
+            store.blobs().key(hex).as_ref(),
+            format!("evidence/sha256/2c/{hex}")
+        );
     }
 
     #[test]

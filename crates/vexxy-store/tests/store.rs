@@ -12,7 +12,8 @@ use vexxy_store::{
     Artifact, EvidenceStore, JobState, LocalStore, Store, Tier,
 };
 
-/// Runs a scenario on a SQLite file and, where it can be reached, on PostgreSQL.
+/// Runs a scenario on a SQLite file and on PostgreSQL (where none can be
+/// reached: `SKIP` outside CI, a failure in CI).
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -26,7 +27,7 @@ macro_rules! both {
         mod postgres {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let Some(db) = vexxy_testkit::pg::postgres(stringify!($name)) else { return };
+                let Some(db) = vexxy_testkit::require_postgres(stringify!($name)) else { return };
                 let store = super::Store::open(&db.url()).await.unwrap();
                 super::$name(store.clone()).await;
                 store.close().await;

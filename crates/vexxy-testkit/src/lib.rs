@@ -1,107 +1,141 @@
-//! Test support for vexxy's integration tests that run real sandboxes:
-//! skip rules, the cached test images, host snapshots, and running code
-//! inside a network namespace. A dev-dependency only; it panics freely
-//! because a failed helper is a failed test.
+//! Light test support for vexxy's tests: the gates of tests that need
+//! something this machine may lack (root, a program, a built test image,
+//! PostgreSQL), the cached test images, polling, a throw-away PostgreSQL
+//! database per test (`pg`) and a webhook receiver (`hooks`).
+//!
+//! Nothing here builds the sandbox or the tracer: tests that run them use
+//! `vexxy-testkit-host`, which adds those gates and helpers and re-exports
+//! this crate. A dev-dependency only; it panics freely because a failed
+//! helper is a failed test.
+//!
+//! **The one rule of every gate:** outside CI a missing prerequisite
+//! prints `SKIP <test>: <reason>` and the gate says "skip" (`false` or
+//! `None`, the test returns); in CI (`CI` set) it fails the test with the
+//! reason, so CI never passes a test that did not run.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod hooks;
 pub mod pg;
 
+pub use pg::{require_postgres, TestDatabase};
+
 use std::{
-    collections::BTreeMap,
-    fs,
-    io::Read,
-    os::{
-        fd::AsFd,
-        unix::fs::{MetadataExt, PermissionsExt},
-    },
-    path::{Path, PathBuf},
-    sync::{RwLock, RwLockReadGuard, RwLockWriteGuard},
+    fmt::Display,
+    path::PathBuf,
     time::{Duration, Instant},
 };
 
-use sha2::{Digest, Sha256};
-use vexxy_sandbox::{
-    preflight, ExitStatus, Limits, ProcessConfig, Sandbox, SandboxConfig, SandboxError,
-    TeardownReport,
-};
-
-/// Sandbox tests hold it shared; the test comparing the host before and
-/// after holds it exclusively, so no other sandbox exists meanwhile.
-static HOST: RwLock<()> = RwLock::new(());
-
-pub fn shared() -> RwLockReadGuard<'static, ()> {
-    HOST.read().unwrap_or_else(|e| e.into_inner())
+/// `true` when `CI` is set (to anything but empty, `0` or `false`): a
+/// missing prerequisite is then a failure, never a skip.
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
-pub fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    HOST.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `true` (after printing why) when the sandbox cannot run here: not root
-/// or no runc. Any other preflight failure fails the test.
-pub fn skip() -> bool {
-    match preflight(Path::new("runc")) {
-        Ok(()) => false,
-        Err(e @ (SandboxError::NotRoot { .. } | SandboxError::RuntimeMissing { .. })) => {
-            println!("SKIP: {e}");
-            true
-        }
-        Err(e) => panic!("sandbox preflight failed: {e}"),
+/// The name of the running test: libtest names each test's thread after
+/// it; a benchmark without the harness runs on `main` and is named after
+/// its executable.
+pub fn test_name() -> String {
+    match std::thread::current().name() {
+        Some(name) if name != "main" => name.to_owned(),
+        _ => std::env::current_exe()
+            .ok()
+            .and_then(|exe| {
+                let stem = exe.file_stem()?.to_str()?.to_owned();
+                // cargo's `<name>-<16 hex digits>`
+                Some(match stem.rsplit_once('-') {
+                    Some((name, hash))
+                        if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                    {
+                        name.to_owned()
+                    }
+                    _ => stem,
+                })
+            })
+            .unwrap_or_else(|| "main".to_owned()),
     }
 }
 
-/// `true` (after printing why) when sandboxed, traced runs cannot happen
-/// here: [`skip`], or a tracer that cannot load for want of root or BTF.
-/// Any other tracer failure fails the test.
-pub fn cannot_trace() -> bool {
-    if skip() {
+/// The gate every other gate goes through: outside CI prints
+/// `SKIP <test>: <reason>` (the caller then skips the test by returning);
+/// in CI panics with the reason.
+pub fn skip_or_fail(reason: impl Display) {
+    let test = test_name();
+    assert!(
+        !in_ci(),
+        "{test}: CI is set, so this prerequisite must be met: {reason}"
+    );
+    println!("SKIP {test}: {reason}");
+}
+
+/// `Some(value)` when the prerequisite is there; else [`skip_or_fail`]
+/// with the error as the reason, and `None`.
+pub fn require<T, E: Display>(prerequisite: Result<T, E>) -> Option<T> {
+    match prerequisite {
+        Ok(value) => Some(value),
+        Err(reason) => {
+            skip_or_fail(reason);
+            None
+        }
+    }
+}
+
+/// `true` when running as root; else [`skip_or_fail`] saying why the test
+/// needs it, and `false`.
+pub fn require_root(why: &str) -> bool {
+    let euid = rustix::process::geteuid();
+    if euid.is_root() {
         return true;
     }
-    match vexxy_trace::preflight() {
-        Ok(()) => false,
-        Err(e) if e.is_unsupported() => {
-            println!("SKIP: {e}");
-            true
-        }
-        Err(e) => panic!("tracer preflight failed: {e}"),
-    }
+    skip_or_fail(format!(
+        "not root (euid {}): {why} needs root",
+        euid.as_raw()
+    ));
+    false
 }
 
-/// `${VEXXY_TEST_IMAGES:-${VEXXY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vexxy}/test-images}`
+/// The path of `program` on `PATH`; else [`skip_or_fail`] (`hint` says
+/// how to install it) and `None`.
+pub fn require_program(program: &str, hint: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(program))
+            .find(|p| p.is_file())
+    });
+    require(found.ok_or_else(|| format!("{program} is not installed ({hint})")))
+}
+
+/// `${VEXXY_TEST_IMAGES:-${VEXXY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vexxy}/test-images}`,
+/// as `scripts/build-test-images.sh` computes it (an empty variable counts
+/// as unset). The one place tests find the test images.
 pub fn test_images_dir() -> PathBuf {
-    if let Some(d) = std::env::var_os("VEXXY_TEST_IMAGES") {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(d) = var("VEXXY_TEST_IMAGES") {
         return PathBuf::from(d);
     }
-    let cache = std::env::var_os("VEXXY_CACHE_DIR")
+    var("VEXXY_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
+            var("XDG_CACHE_HOME")
                 .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))
                 .map(|c| c.join("vexxy"))
         })
-        .expect("HOME or XDG_CACHE_HOME must be set");
-    cache.join("test-images")
+        .expect("HOME or XDG_CACHE_HOME must be set")
+        .join("test-images")
 }
 
-/// The directory of a built test image (`oci/`, `rootfs/`, archives), or
-/// `None` after printing why when it was not built here; in CI (`CI` set)
-/// a missing image fails the test instead.
+/// The directory of a test image built with its archives (`rootfs/`,
+/// `config.json`, `oci/` with tag `latest`, `image.oci.tar`,
+/// `image.docker.tar`): a gate, see [`skip_or_fail`].
 pub fn test_image(name: &str) -> Option<PathBuf> {
     let dir = test_images_dir().join(name);
-    if dir.join("oci/index.json").is_file() {
+    if dir.join("archives.stamp").is_file() && dir.join("oci/index.json").is_file() {
         return Some(dir);
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "test image {} is missing in CI: scripts/build-test-images.sh must run first",
+    skip_or_fail(format!(
+        "test image {name} with its archives is missing at {} (run scripts/build-test-images.sh --with-archives)",
         dir.display()
-    );
-    println!(
-        "SKIP: test image {} is absent (run scripts/build-test-images.sh --with-archives)",
-        dir.display()
-    );
+    ));
     None
 }
 
@@ -110,52 +144,18 @@ pub fn test_image_ref(name: &str) -> Option<String> {
     test_image(name).map(|d| format!("oci:{}:latest", d.join("oci").display()))
 }
 
-/// The rootfs of a test image; fails with what to run when it is missing.
-pub fn image_rootfs(name: &str) -> PathBuf {
-    let dir = test_images_dir().join(name).join("rootfs");
-    assert!(
-        dir.join("bin/sh").exists() || dir.join("usr/bin/sh").exists(),
-        "test image {name} missing at {}: run scripts/build-test-images.sh (as root) first",
+/// The root filesystem of a built test image (its `config.json` is beside
+/// it): a gate, see [`skip_or_fail`]. Archives are not needed.
+pub fn image_rootfs(name: &str) -> Option<PathBuf> {
+    let dir = test_images_dir().join(name);
+    if dir.join("stamp").is_file() && dir.join("rootfs").is_dir() {
+        return Some(dir.join("rootfs"));
+    }
+    skip_or_fail(format!(
+        "test image {name} is missing at {} (run scripts/build-test-images.sh as root)",
         dir.display()
-    );
-    dir
-}
-
-pub fn nginx_rootfs() -> PathBuf {
-    image_rootfs("nginx")
-}
-
-/// A configuration for `argv` in the nginx image with small limits.
-pub fn config(argv: &[&str]) -> SandboxConfig {
-    config_in(&nginx_rootfs(), argv)
-}
-
-pub fn config_in(rootfs: &Path, argv: &[&str]) -> SandboxConfig {
-    let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-    let process = ProcessConfig::from_image_config(&[], &argv, &[], None, None);
-    let mut c = SandboxConfig::new(rootfs, process);
-    c.limits = Limits {
-        cpus: 1.0,
-        memory_bytes: 256 << 20,
-        pids: 256,
-        scratch_bytes: 64 << 20,
-    };
-    c
-}
-
-/// Creates, starts and waits (up to `timeout`) for a sandbox; returns the
-/// exit status, stdout, stderr and the (clean) teardown report.
-pub fn run(
-    config: SandboxConfig,
-    timeout: Duration,
-) -> (Option<ExitStatus>, String, String, TeardownReport) {
-    let mut sb = Sandbox::create(config).expect("create");
-    sb.start().expect("start");
-    let status = sb.wait_exit(Instant::now() + timeout).expect("wait");
-    let out = sb.stdout_tail(1 << 20);
-    let err = sb.stderr_tail(1 << 20);
-    let report = sb.teardown().expect("clean teardown");
-    (status, out, err, report)
+    ));
+    None
 }
 
 /// Waits until `f` returns `Some` or `timeout` passes.
@@ -170,152 +170,4 @@ pub fn poll<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T>
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Runs `f` on a thread that has joined the network namespace at `ns`.
-pub fn in_netns<T: Send>(ns: &Path, f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = fs::File::open(ns).expect("open netns");
-            rustix::thread::move_into_link_name_space(
-                file.as_fd(),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )
-            .expect("setns into the sandbox's network namespace");
-            f()
-        })
-        .join()
-        .expect("netns thread")
-    })
-}
-
-/// `GET /` over HTTP/1.0 from 127.0.0.1:`port`; the response or the error.
-pub fn http_get(port: u16) -> std::io::Result<String> {
-    use std::io::Write;
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
-
-/// Where a cgroup file of the sandbox lives (v1 controller hierarchy, or v2).
-pub fn cgroup_file(controller: &str, cgroup: &str, file: &str) -> Option<PathBuf> {
-    let rel = cgroup.trim_start_matches('/');
-    [
-        Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join(rel)
-            .join(file),
-        Path::new("/sys/fs/cgroup").join(rel).join(file),
-    ]
-    .into_iter()
-    .find(|p| p.exists())
-}
-
-/// Every `vexxy` cgroup directory (and children) on the host.
-pub fn vexxy_cgroups() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(hier) = fs::read_dir("/sys/fs/cgroup") else {
-        return out;
-    };
-    for h in hier.flatten() {
-        let v = h.path().join("vexxy");
-        if v.is_dir() {
-            out.push(v.clone());
-            if let Ok(children) = fs::read_dir(&v) {
-                out.extend(children.flatten().map(|c| c.path()).filter(|p| p.is_dir()));
-            }
-        }
-    }
-    if Path::new("/sys/fs/cgroup/vexxy").is_dir()
-        && !out.contains(&PathBuf::from("/sys/fs/cgroup/vexxy"))
-    {
-        out.push("/sys/fs/cgroup/vexxy".into());
-    }
-    out
-}
-
-/// The mount points of our mount namespace.
-pub fn mount_points() -> Vec<String> {
-    fs::read_to_string("/proc/self/mountinfo")
-        .expect("mountinfo")
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_owned))
-        .collect()
-}
-
-/// Entries of a directory (empty when it does not exist).
-pub fn dir_entries(dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(dir)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default()
-}
-
-/// A digest of a whole tree: every path with its type, mode, owner, size,
-/// mtime, symlink target and file content.
-pub fn tree_digest(root: &Path) -> (String, usize) {
-    let mut entries: BTreeMap<PathBuf, String> = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in fs::read_dir(&dir).expect("read_dir").flatten() {
-            let p = e.path();
-            let m = fs::symlink_metadata(&p).expect("lstat");
-            let mut desc = format!(
-                "{:o} {}:{} {} {}.{}",
-                m.permissions().mode(),
-                m.uid(),
-                m.gid(),
-                m.len(),
-                m.mtime(),
-                m.mtime_nsec()
-            );
-            if m.file_type().is_symlink() {
-                desc.push_str(&format!(
-                    " -> {}",
-                    fs::read_link(&p).expect("readlink").display()
-                ));
-            } else if m.is_file() {
-                let mut h = Sha256::new();
-                let mut f = fs::File::open(&p).expect("open");
-                let mut buf = vec![0u8; 1 << 16];
-                loop {
-                    let n = f.read(&mut buf).expect("read");
-                    if n == 0 {
-                        break;
-                    }
-                    h.update(&buf[..n]);
-                }
-                desc.push_str(&format!(" {:x}", h.finalize()));
-            } else if m.is_dir() {
-                stack.push(p.clone());
-            }
-            entries.insert(p.strip_prefix(root).expect("prefix").to_owned(), desc);
-        }
-    }
-    let mut h = Sha256::new();
-    for (p, d) in &entries {
-        h.update(p.as_os_str().as_encoded_bytes());
-        h.update(b"\0");
-        h.update(d.as_bytes());
-        h.update(b"\n");
-    }
-    (format!("{:x}", h.finalize()), entries.len())
-}
-
-/// The host's own non-loopback IPv4 address, if it has a route anywhere.
-pub fn host_ip() -> Option<std::net::Ipv4Addr> {
-    for probe in ["10.255.255.1:80", "192.0.2.1:80", "8.8.8.8:53"] {
-        let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
-        if s.connect(probe).is_ok() {
-            if let Ok(std::net::SocketAddr::V4(a)) = s.local_addr() {
-                if !a.ip().is_loopback() && !a.ip().is_unspecified() {
-                    return Some(*a.ip());
-                }
-            }
-        }
-    }
-    None
 }

@@ -40,10 +40,10 @@ fn psql(base: &str, sql: &str) -> Result<(), String> {
     }
 }
 
-/// A fresh database, or `None` (after printing why) where no PostgreSQL
-/// can be reached — except in CI (`CI` set), where that fails the test:
-/// CI machines run PostgreSQL.
-pub fn postgres(label: &str) -> Option<TestDatabase> {
+/// A fresh database for the test `label`, or `None` where no PostgreSQL
+/// can be reached: a gate (`SKIP` outside CI, a failure in CI, where
+/// PostgreSQL runs), see [`crate::skip_or_fail`].
+pub fn require_postgres(label: &str) -> Option<TestDatabase> {
     let base = std::env::var("VEXXY_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let base = base.trim_end_matches('/').to_owned();
@@ -70,12 +70,12 @@ pub fn postgres(label: &str) -> Option<TestDatabase> {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     );
-    match psql(&base, &format!("CREATE DATABASE {name}")) {
-        Ok(()) => Some(TestDatabase { base, name }),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            println!("SKIP (PostgreSQL part): no PostgreSQL at {base}: {e}");
-            None
-        }
-        Err(e) => panic!("CI runs PostgreSQL, but {base} is not usable: {e}"),
-    }
+    crate::require(
+        psql(&base, &format!("CREATE DATABASE {name}"))
+            .map(|()| TestDatabase {
+                base: base.clone(),
+                name,
+            })
+            .map_err(|e| format!("no usable PostgreSQL at {base}: {e}")),
+    )
 }

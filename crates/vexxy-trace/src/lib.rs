@@ -47,6 +47,8 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags, UprobeMultiOpts, UprobeOpts};
 use vexxy_model::{FailedOpen, FunctionCalls, LostEvents, NetworkUse, ProcessRecord, TracerInfo};
 
+use skel::types::{event_kind, file_kind, stat_index};
+
 pub use symbols::SymbolTable;
 
 /// Why the tracer could not run.
@@ -288,29 +290,30 @@ impl Collector {
             self.malformed += 1;
             return;
         };
-        match ev.kind {
-            wire::EV_PATH => {
+        let (ns_pid, ns_ppid) = (ev.header.ns_pid, ev.header.ns_ppid);
+        match ev.kind() {
+            event_kind::EV_PATH => {
                 self.paths
                     .insert(ev.file_key(), (ev.path(), ev.truncated()));
             }
-            wire::EV_FAILED => {
-                self.failed_names.insert(ev.a, ev.name());
+            event_kind::EV_FAILED => {
+                self.failed_names.insert(ev.header.a, ev.name());
             }
-            wire::EV_EXEC => {
+            event_kind::EV_EXEC => {
                 let path = ev.path();
                 *self.executed.entry(path.clone()).or_default() += 1;
-                let proc = self.process(ev.ns_pid, ev.ns_ppid);
+                let proc = self.process(ns_pid, ns_ppid);
                 proc.execs.push(path);
                 proc.comm = ev.comm;
             }
-            wire::EV_FORK => {
-                let proc = self.process(ev.ns_pid, ev.ns_ppid);
+            event_kind::EV_FORK => {
+                let proc = self.process(ns_pid, ns_ppid);
                 proc.comm = ev.comm;
             }
-            wire::EV_EXIT => {
-                let proc = self.process(ev.ns_pid, ev.ns_ppid);
+            event_kind::EV_EXIT => {
+                let proc = self.process(ns_pid, ns_ppid);
                 // wait(2) status: signal in the low 7 bits, code above.
-                let status = ev.code;
+                let status = ev.header.code;
                 proc.exit_code = Some(if status & 0x7f != 0 {
                     128 + (status & 0x7f)
                 } else {
@@ -374,7 +377,7 @@ fn run(
                 let result = skel
                     .maps
                     .target
-                    .update(&0u32.to_le_bytes(), &inode.to_le_bytes(), MapFlags::ANY)
+                    .update(&0u32.to_ne_bytes(), &inode.to_ne_bytes(), MapFlags::ANY)
                     .map_err(bpf("arm the namespace filter"));
                 let _ = ack.send(result);
             }
@@ -387,7 +390,7 @@ fn run(
     let _ = skel
         .maps
         .target
-        .update(&0u32.to_le_bytes(), &0u32.to_le_bytes(), MapFlags::ANY);
+        .update(&0u32.to_ne_bytes(), &0u32.to_ne_bytes(), MapFlags::ANY);
     ring.consume().map_err(bpf("drain the ring buffer"))?;
     drop(ring);
     let collector = collector.into_inner();
@@ -471,7 +474,8 @@ fn load<'obj>(
     let mut requests = options.uprobes.clone();
     requests.sort();
     requests.dedup();
-    requests.truncate(65536);
+    // One per-CPU counter per request, indexed by the probe's cookie.
+    requests.truncate(usize::try_from(skel.maps.symbol_calls.max_entries()).unwrap_or(usize::MAX));
     // One multi-uprobe link per library; cookies index the requests.
     let mut by_library: BTreeMap<&Path, Vec<(usize, &UprobeRequest)>> = BTreeMap::new();
     for (i, r) in requests.iter().enumerate() {
@@ -586,11 +590,12 @@ fn read_out(
             .files
             .lookup(&key, MapFlags::ANY)
             .map_err(bpf("read the files map"))?
-            .map_or(0, |v| wire::u64_at(&v, 0));
+            .and_then(|v| wire::read_u64(&v))
+            .unwrap_or(0);
         let Some((path, _truncated)) = collector.paths.get(&fk) else {
             continue; // its announcement was lost; counted as ring-buffer loss
         };
-        let into = if fk.kind == wire::KIND_EXEC_MAP {
+        let into = if fk.kind == file_kind::KIND_EXEC_MAP.0 {
             &mut trace.mapped
         } else {
             &mut trace.opened
@@ -599,16 +604,16 @@ fn read_out(
     }
 
     for key in skel.maps.failed.keys() {
-        if key.len() < 8 {
+        let Some(hash) = wire::read_u64(&key) else {
             continue;
-        }
-        let hash = wire::u64_at(&key, 0);
+        };
         let count = skel
             .maps
             .failed
             .lookup(&key, MapFlags::ANY)
             .map_err(bpf("read the failed-open map"))?
-            .map_or(0, |v| wire::u64_at(&v, 0));
+            .and_then(|v| wire::read_u64(&v))
+            .unwrap_or(0);
         if let Some(name) = collector.failed_names.get(&hash) {
             trace.failed_opens.push(FailedOpen {
                 name: name.clone(),
@@ -629,7 +634,8 @@ fn read_out(
             .net
             .lookup(&key, MapFlags::ANY)
             .map_err(bpf("read the network map"))?
-            .map_or(0, |v| wire::u64_at(&v, 0));
+            .and_then(|v| wire::read_u64(&v))
+            .unwrap_or(0);
         let entry = network.entry((nk.op, nk.address)).or_default();
         if nk.ok {
             entry.0 += count;
@@ -647,11 +653,11 @@ fn read_out(
         })
         .collect();
 
-    for nr in 0..512u32 {
+    for nr in 0..skel.maps.syscalls.max_entries() {
         let values = skel
             .maps
             .syscalls
-            .lookup_percpu(&nr.to_le_bytes(), MapFlags::ANY)
+            .lookup_percpu(&nr.to_ne_bytes(), MapFlags::ANY)
             .map_err(bpf("read the syscall counts"))?
             .unwrap_or_default();
         let count = wire::sum_per_cpu(&values);
@@ -668,7 +674,7 @@ fn read_out(
         let values = skel
             .maps
             .symbol_calls
-            .lookup_percpu(&idx.to_le_bytes(), MapFlags::ANY)
+            .lookup_percpu(&idx.to_ne_bytes(), MapFlags::ANY)
             .map_err(bpf("read the symbol counts"))?
             .unwrap_or_default();
         trace.functions.push(FunctionCalls {
@@ -679,24 +685,25 @@ fn read_out(
     }
     trace.functions.sort();
 
-    let stat = |i: u32| -> Result<u64, TraceError> {
+    let stat = |i: stat_index| -> Result<u64, TraceError> {
         Ok(skel
             .maps
             .stats
-            .lookup(&i.to_le_bytes(), MapFlags::ANY)
+            .lookup(&i.0.to_ne_bytes(), MapFlags::ANY)
             .map_err(bpf("read the loss counters"))?
-            .map_or(0, |v| wire::u64_at(&v, 0)))
+            .and_then(|v| wire::read_u64(&v))
+            .unwrap_or(0))
     };
-    const _: () = assert!(wire::ST_NO_TASK_STATE < wire::ST_COUNT);
-    trace.lost.ring_buffer = stat(wire::ST_RINGBUF_LOST)? + collector.malformed;
-    trace.lost.truncated_paths = stat(wire::ST_TRUNCATED)?;
+    const _: () = assert!(stat_index::ST_NO_TASK_STATE.0 < stat_index::ST_COUNT.0);
+    trace.lost.ring_buffer = stat(stat_index::ST_RINGBUF_LOST)? + collector.malformed;
+    trace.lost.truncated_paths = stat(stat_index::ST_TRUNCATED)?;
     for (name, idx) in [
-        ("files", wire::ST_FILES_FULL),
-        ("failed_opens", wire::ST_FAILED_FULL),
-        ("network", wire::ST_NET_FULL),
-        ("inflight_syscalls", wire::ST_PENDING_FULL),
-        ("unresolved_fds", wire::ST_UNRESOLVED_FD),
-        ("task_states", wire::ST_NO_TASK_STATE),
+        ("files", stat_index::ST_FILES_FULL),
+        ("failed_opens", stat_index::ST_FAILED_FULL),
+        ("network", stat_index::ST_NET_FULL),
+        ("inflight_syscalls", stat_index::ST_PENDING_FULL),
+        ("unresolved_fds", stat_index::ST_UNRESOLVED_FD),
+        ("task_states", stat_index::ST_NO_TASK_STATE),
     ] {
         let n = stat(idx)?;
         if n > 0 {

@@ -1,45 +1,82 @@
-//! Decoding of the byte layouts the BPF side writes (`src/bpf/trace.h`).
+//! Decoding of the records and map keys the BPF side writes.
 //!
-//! Everything here is plain safe parsing of little-endian bytes: a record
-//! that is too short or carries an unknown type is rejected, never trusted.
+//! No layout is written down here: the structs are the types libbpf-cargo
+//! generates into the skeleton from the BPF object's BTF (`skel::types`,
+//! from `src/bpf/trace.h`), and so are the constants (the enums of
+//! `trace.h`). `read_struct!` fills a generated type field by field, each
+//! from the offset the compiler gave it: safe code, because the generated
+//! types implement no `Plain`-like trait to cast bytes into, and the crate
+//! allows `unsafe` in the generated skeleton alone. A record too short for
+//! its type, or of an unknown type, is rejected, never trusted. The bytes
+//! are the kernel's, so native-endian.
 
+use std::mem::{offset_of, size_of};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use vexxy_model::{SocketAddress, SocketOp};
 
-// Mirrors of trace.h.
-pub(crate) const EV_PATH: u32 = 1;
-pub(crate) const EV_FAILED: u32 = 2;
-pub(crate) const EV_EXEC: u32 = 3;
-pub(crate) const EV_FORK: u32 = 4;
-pub(crate) const EV_EXIT: u32 = 5;
-
-#[cfg(test)]
-pub(crate) const KIND_OPEN: u32 = 1;
-pub(crate) const KIND_EXEC_MAP: u32 = 2;
-
-pub(crate) const PATH_TRUNCATED: i32 = 1;
-
-pub(crate) const ST_RINGBUF_LOST: u32 = 0;
-pub(crate) const ST_FILES_FULL: u32 = 1;
-pub(crate) const ST_FAILED_FULL: u32 = 2;
-pub(crate) const ST_NET_FULL: u32 = 3;
-pub(crate) const ST_PENDING_FULL: u32 = 4;
-pub(crate) const ST_TRUNCATED: u32 = 5;
-pub(crate) const ST_UNRESOLVED_FD: u32 = 6;
-pub(crate) const ST_NO_TASK_STATE: u32 = 7;
-pub(crate) const ST_COUNT: u32 = 8;
-
-const HEADER_LEN: usize = 4 * 6 + 8 * 2 + 4 * 2 + 16;
-const FILE_KEY_LEN: usize = 8 + 8 + 4 + 4;
-const SOCKADDR_BUF: usize = 128;
-const NET_KEY_LEN: usize = 1 + 1 + 2 + 2 + 2 + SOCKADDR_BUF;
+use crate::skel::types::{self, event_kind, net_op, path_flag};
 
 const AF_UNIX: u16 = 1;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
-/// The identity of a file in the kernel's aggregation map.
+/// A plain value read from the bytes of a record.
+pub(crate) trait FromBytes: Sized {
+    /// Reads the value at the start of `bytes`; `None` when too short.
+    fn read(bytes: &[u8]) -> Option<Self>;
+}
+
+macro_rules! from_ne_bytes {
+    ($($t:ty),*) => {$(
+        impl FromBytes for $t {
+            fn read(bytes: &[u8]) -> Option<Self> {
+                Some(<$t>::from_ne_bytes(bytes.get(..size_of::<$t>())?.try_into().ok()?))
+            }
+        }
+    )*};
+}
+from_ne_bytes!(u8, i8, u16, u32, i32, u64);
+
+impl<T: FromBytes + Copy + Default, const N: usize> FromBytes for [T; N] {
+    fn read(bytes: &[u8]) -> Option<Self> {
+        let mut out = [T::default(); N];
+        for (i, slot) in out.iter_mut().enumerate() {
+            *slot = T::read(bytes.get(i.checked_mul(size_of::<T>())?..)?)?;
+        }
+        Some(out)
+    }
+}
+
+/// Reads the generated type `types::$ty` from `$bytes`, every field at its
+/// own offset (`offset_of!`) and of its own type. The struct expression names
+/// every field, so a field added to, renamed in or removed from the C
+/// struct fails to compile here rather than being read wrong.
+macro_rules! read_struct {
+    ($ty:ident, $bytes:expr, { $($field:ident),* $(,)? }) => {{
+        let bytes: &[u8] = $bytes;
+        (|| -> Option<types::$ty> {
+            if bytes.len() < size_of::<types::$ty>() {
+                return None;
+            }
+            Some(types::$ty {
+                $($field: FromBytes::read(bytes.get(offset_of!(types::$ty, $field)..)?)?,)*
+            })
+        })()
+    }};
+}
+
+/// Where a ring-buffer record's body starts: records are built in
+/// `struct scratch`, header first, body in `data`.
+pub(crate) const EVENT_BODY: usize = offset_of!(types::scratch, data);
+
+/// Reads a `u64` map value or key.
+pub(crate) fn read_u64(bytes: &[u8]) -> Option<u64> {
+    u64::read(bytes)
+}
+
+/// The identity of a file in the kernel's aggregation map: the values of a
+/// `types::file_key`, hashable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct FileKey {
     pub(crate) dentry: u64,
@@ -48,72 +85,75 @@ pub(crate) struct FileKey {
     pub(crate) kind: u32,
 }
 
+impl From<types::file_key> for FileKey {
+    fn from(k: types::file_key) -> Self {
+        let types::file_key {
+            dentry,
+            ino,
+            name_hash,
+            kind,
+        } = k;
+        Self {
+            dentry,
+            ino,
+            name_hash,
+            kind,
+        }
+    }
+}
+
 impl FileKey {
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() < FILE_KEY_LEN {
-            return None;
-        }
-        Some(Self {
-            dentry: u64_at(bytes, 0),
-            ino: u64_at(bytes, 8),
-            name_hash: u32_at(bytes, 16),
-            kind: u32_at(bytes, 20),
-        })
+        read_struct!(file_key, bytes, { dentry, ino, name_hash, kind }).map(Self::from)
     }
 }
 
 /// One ring-buffer record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Event {
-    pub(crate) kind: u32,
-    pub(crate) pid: u32,
-    pub(crate) ns_pid: u32,
-    pub(crate) ns_ppid: u32,
-    pub(crate) code: i32,
-    pub(crate) a: u64,
-    pub(crate) b: u64,
-    pub(crate) c: u32,
-    pub(crate) d: u32,
+    pub(crate) header: types::event_header,
+    /// `header.comm` up to its NUL.
     pub(crate) comm: String,
     pub(crate) body: Vec<u8>,
 }
 
 impl Event {
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() < HEADER_LEN {
+        let header = read_struct!(event_header, bytes, {
+            r#type, len, pid, ns_pid, ns_ppid, code, a, b, c, d, comm,
+        })?;
+        if !(event_kind::EV_PATH.0..=event_kind::EV_EXIT.0).contains(&header.r#type) {
             return None;
         }
-        let kind = u32_at(bytes, 0);
-        if !(EV_PATH..=EV_EXIT).contains(&kind) {
-            return None;
-        }
-        let len = u32_at(bytes, 4) as usize;
-        let body_end = HEADER_LEN.checked_add(len)?.min(bytes.len());
-        let comm = &bytes[48..64];
-        let comm_end = comm.iter().position(|b| *b == 0).unwrap_or(comm.len());
+        let len = usize::try_from(header.len).ok()?;
+        let body_end = EVENT_BODY.checked_add(len)?.min(bytes.len());
+        let body = bytes.get(EVENT_BODY..body_end).unwrap_or_default().to_vec();
+        let comm: Vec<u8> = header
+            .comm
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| c.to_ne_bytes()[0])
+            .collect();
         Some(Self {
-            kind,
-            pid: u32_at(bytes, 8),
-            ns_pid: u32_at(bytes, 12),
-            ns_ppid: u32_at(bytes, 16),
-            code: u32_at(bytes, 20) as i32,
-            a: u64_at(bytes, 24),
-            b: u64_at(bytes, 32),
-            c: u32_at(bytes, 40),
-            d: u32_at(bytes, 44),
-            comm: String::from_utf8_lossy(&comm[..comm_end]).into_owned(),
-            body: bytes[HEADER_LEN..body_end].to_vec(),
+            header,
+            comm: String::from_utf8_lossy(&comm).into_owned(),
+            body,
         })
+    }
+
+    /// The record's type.
+    pub(crate) fn kind(&self) -> event_kind {
+        event_kind(self.header.r#type)
     }
 
     /// The file key of an `EV_PATH` record.
     pub(crate) fn file_key(&self) -> FileKey {
-        FileKey {
-            dentry: self.a,
-            ino: self.b,
-            name_hash: self.c,
-            kind: self.d,
-        }
+        FileKey::from(types::file_key {
+            dentry: self.header.a,
+            ino: self.header.b,
+            name_hash: self.header.c,
+            kind: self.header.d,
+        })
     }
 
     /// The path of an `EV_PATH`/`EV_EXEC` record: components arrive leaf
@@ -133,7 +173,7 @@ impl Event {
     }
 
     pub(crate) fn truncated(&self) -> bool {
-        self.code & PATH_TRUNCATED != 0
+        self.header.code & path_flag::PATH_TRUNCATED.0 as i32 != 0
     }
 }
 
@@ -164,19 +204,16 @@ pub(crate) struct NetKey {
 
 impl NetKey {
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() < NET_KEY_LEN {
-            return None;
-        }
-        let op = match bytes[0] {
-            1 => SocketOp::Connect,
-            2 => SocketOp::Bind,
-            3 => SocketOp::Accept,
+        let key = read_struct!(net_key, bytes, { op, ok, family, port, pad, addr })?;
+        let op = match net_op(u32::from(key.op)) {
+            net_op::OP_CONNECT => SocketOp::Connect,
+            net_op::OP_BIND => SocketOp::Bind,
+            net_op::OP_ACCEPT => SocketOp::Accept,
             _ => return None,
         };
-        let family = u16::from_le_bytes([bytes[2], bytes[3]]);
-        let port = u16::from_le_bytes([bytes[4], bytes[5]]);
-        let addr = &bytes[8..8 + SOCKADDR_BUF];
-        let address = match family {
+        let port = key.port;
+        let addr = &key.addr;
+        let address = match key.family {
             AF_INET => SocketAddress::Inet(
                 IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3])),
                 port,
@@ -206,36 +243,25 @@ impl NetKey {
         };
         Some(Self {
             op,
-            ok: bytes[1] != 0,
+            ok: key.ok != 0,
             address,
         })
     }
 }
 
-pub(crate) fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&bytes[at..at + 8]);
-    u64::from_le_bytes(b)
-}
-
-pub(crate) fn u32_at(bytes: &[u8], at: usize) -> u32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&bytes[at..at + 4]);
-    u32::from_le_bytes(b)
-}
-
 /// Sums a per-CPU `u64` value.
 pub(crate) fn sum_per_cpu(values: &[Vec<u8>]) -> u64 {
-    values
-        .iter()
-        .filter(|v| v.len() >= 8)
-        .map(|v| u64_at(v, 0))
-        .sum()
+    values.iter().filter_map(|v| read_u64(v)).sum()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const EV_PATH: u32 = event_kind::EV_PATH.0;
+    const EV_FAILED: u32 = event_kind::EV_FAILED.0;
+    const KIND_OPEN: u32 = types::file_kind::KIND_OPEN.0;
+    const NET_KEY_LEN: usize = size_of::<types::net_key>();
 
     fn header(kind: u32, body: &[u8]) -> Vec<u8> {
         let mut b = Vec::new();
@@ -254,6 +280,135 @@ mod tests {
         b.extend_from_slice(&comm);
         b.extend_from_slice(body);
         b
+    }
+
+    /// The Rust view of the wire (the types generated from BTF, read at
+    /// their `offset_of!`) against the compiler's own sizes and offsets,
+    /// which the object carries in `.rodata` (`wire_layout` in
+    /// trace.bpf.c), and against the key and value sizes libbpf gives the
+    /// maps. Opening the object loads nothing into the kernel, so this
+    /// needs no privileges.
+    #[test]
+    fn generated_types_match_the_compiled_layout() {
+        use libbpf_rs::skel::SkelBuilder;
+
+        let mut storage = std::mem::MaybeUninit::uninit();
+        let open = crate::skel::TraceSkelBuilder::default()
+            .open(&mut storage)
+            .expect("open the BPF object");
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref()
+            .expect("the object's .rodata");
+        let l = &rodata.wire_layout;
+        let n = |v: u32| usize::try_from(v).unwrap();
+
+        macro_rules! same_layout {
+            ($ty:ident, $size:ident, { $($field:ident => $c:ident),* $(,)? }) => {
+                assert_eq!(n(l.$size), size_of::<types::$ty>(), concat!("size of ", stringify!($ty)));
+                $(assert_eq!(
+                    n(l.$c),
+                    offset_of!(types::$ty, $field),
+                    concat!("offset of ", stringify!($ty), ".", stringify!($field)),
+                );)*
+            };
+        }
+        same_layout!(event_header, event_header_size, {
+            r#type => event_header_type,
+            len => event_header_len,
+            pid => event_header_pid,
+            ns_pid => event_header_ns_pid,
+            ns_ppid => event_header_ns_ppid,
+            code => event_header_code,
+            a => event_header_a,
+            b => event_header_b,
+            c => event_header_c,
+            d => event_header_d,
+            comm => event_header_comm,
+        });
+        same_layout!(file_key, file_key_size, {
+            dentry => file_key_dentry,
+            ino => file_key_ino,
+            name_hash => file_key_name_hash,
+            kind => file_key_kind,
+        });
+        same_layout!(net_key, net_key_size, {
+            op => net_key_op,
+            ok => net_key_ok,
+            family => net_key_family,
+            port => net_key_port,
+            pad => net_key_pad,
+            addr => net_key_addr,
+        });
+        assert_eq!(n(l.event_body), EVENT_BODY);
+        // The BPF side sends `sizeof(struct event_header) + len` bytes from
+        // the start of `struct scratch`: the body must follow the header.
+        assert_eq!(EVENT_BODY, size_of::<types::event_header>());
+        // `Event::decode` accepts kinds up to EV_EXIT, and `read_out`
+        // reads the counters below ST_COUNT: the last of each, in C.
+        assert_eq!(l.event_kind, event_kind::EV_EXIT);
+        assert_eq!(l.stat_index, types::stat_index::ST_COUNT);
+
+        let maps = &open.maps;
+        let sizes = |m: &libbpf_rs::OpenMapMut<'_>| (n(m.key_size()), n(m.value_size()));
+        assert_eq!(sizes(&maps.files), (size_of::<types::file_key>(), 8));
+        assert_eq!(sizes(&maps.net), (size_of::<types::net_key>(), 8));
+        assert_eq!(sizes(&maps.failed), (8, 8));
+        assert_eq!(sizes(&maps.stats), (4, 8));
+        assert_eq!(sizes(&maps.syscalls), (4, 8));
+        assert_eq!(sizes(&maps.symbol_calls), (4, 8));
+        assert_eq!(sizes(&maps.target), (4, 4));
+        assert_eq!(
+            n(maps.scratch_map.value_size()),
+            size_of::<types::scratch>()
+        );
+        assert_eq!(
+            n(maps.stats.max_entries()),
+            n(types::stat_index::ST_COUNT.0)
+        );
+    }
+
+    /// A record read through the generated type gives back every field
+    /// written at the offsets the compiler chose.
+    #[test]
+    fn reads_every_field_at_its_generated_offset() {
+        let mut rec = vec![0u8; EVENT_BODY + 3];
+        let mut put = |at: usize, bytes: &[u8]| rec[at..at + bytes.len()].copy_from_slice(bytes);
+        put(
+            offset_of!(types::event_header, r#type),
+            &event_kind::EV_EXIT.0.to_ne_bytes(),
+        );
+        put(offset_of!(types::event_header, len), &3u32.to_ne_bytes());
+        put(offset_of!(types::event_header, pid), &11u32.to_ne_bytes());
+        put(
+            offset_of!(types::event_header, ns_pid),
+            &12u32.to_ne_bytes(),
+        );
+        put(
+            offset_of!(types::event_header, ns_ppid),
+            &13u32.to_ne_bytes(),
+        );
+        put(
+            offset_of!(types::event_header, code),
+            &(-14i32).to_ne_bytes(),
+        );
+        put(offset_of!(types::event_header, a), &15u64.to_ne_bytes());
+        put(offset_of!(types::event_header, b), &16u64.to_ne_bytes());
+        put(offset_of!(types::event_header, c), &17u32.to_ne_bytes());
+        put(offset_of!(types::event_header, d), &18u32.to_ne_bytes());
+        put(offset_of!(types::event_header, comm), b"sh\0");
+        put(EVENT_BODY, b"x\0y");
+        let ev = Event::decode(&rec).unwrap();
+        let h = ev.header;
+        assert_eq!(ev.kind(), event_kind::EV_EXIT);
+        assert_eq!(
+            (h.len, h.pid, h.ns_pid, h.ns_ppid, h.code, h.a, h.b, h.c, h.d),
+            (3, 11, 12, 13, -14, 15, 16, 17, 18)
+        );
+        assert_eq!(ev.comm, "sh");
+        assert_eq!(ev.body, b"x\0y");
+        assert!(Event::decode(&rec[..EVENT_BODY - 1]).is_none());
     }
 
     #[test]
@@ -277,7 +432,7 @@ mod tests {
         let ev = Event::decode(&header(EV_PATH, b"nginx.conf\0nginx\0etc\0")).unwrap();
         assert_eq!(ev.path(), "/etc/nginx/nginx.conf");
         assert_eq!(ev.comm, "nginx");
-        assert_eq!(ev.pid, 7);
+        assert_eq!(ev.header.pid, 7);
         assert_eq!(
             ev.file_key(),
             FileKey {

@@ -1,28 +1,19 @@
 //! The tracer against real processes in a real PID namespace, with real
 //! processes outside it doing the same things.
 //!
-//! Needs root and a kernel with BTF; CI runs as root on such a kernel, so a
-//! missing prerequisite there is a failure, not a skip (set by CI=true).
+//! Needs root and a kernel with BTF (`vexxy_testkit_host::require_tracer`):
+//! `SKIP` outside CI where they are missing; CI runs as root on such a
+//! kernel, so there a missing prerequisite is a failure.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use vexxy_testkit_host::{require_tracer, skip_or_fail};
 use vexxy_trace::{pid_namespace_inode, RawTrace, TraceOptions, Tracer, UprobeRequest};
 
 const LIBC: &str = "/usr/lib/x86_64-linux-gnu/libc.so.6";
-
-fn prerequisites() -> bool {
-    match vexxy_trace::preflight() {
-        Ok(()) => true,
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIP: {e}");
-            false
-        }
-        Err(e) => panic!("CI must be able to trace: {e}"),
-    }
-}
 
 /// A shell in a new PID namespace that waits for a line on stdin before
 /// running `script`, so the tracer can be armed first.
@@ -87,7 +78,7 @@ fn trace(script: &str, options: TraceOptions, outside: impl FnOnce()) -> RawTrac
 
 #[test]
 fn records_execs_opens_maps_failures_sockets_and_syscalls_of_the_namespace_only() {
-    if !prerequisites() {
+    if !require_tracer() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -169,7 +160,11 @@ fn records_execs_opens_maps_failures_sockets_and_syscalls_of_the_namespace_only(
 
 #[test]
 fn uprobes_count_calls_from_the_namespace_only() {
-    if !prerequisites() || !Path::new(LIBC).exists() {
+    if !require_tracer() {
+        return;
+    }
+    if !Path::new(LIBC).exists() {
+        skip_or_fail(format!("{LIBC} is not on this host (x86_64 Debian)"));
         return;
     }
     // A busy host process calling the same libc function the whole time.
@@ -236,7 +231,7 @@ fn uprobes_count_calls_from_the_namespace_only() {
 
 #[test]
 fn an_unarmed_tracer_records_nothing() {
-    if !prerequisites() {
+    if !require_tracer() {
         return;
     }
     let tracer = Tracer::start(TraceOptions::default()).expect("tracer starts");

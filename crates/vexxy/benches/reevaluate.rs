@@ -6,33 +6,16 @@
 //! whether re-evaluation stays under one second.
 //!
 //! Run: `cargo bench -p vexxy --bench reevaluate` (root, runc, eBPF and the
-//! nginx test image; prints `SKIP:` otherwise). `VEXXY_BENCH_SECONDS` sets
-//! the exercise window of the analysis (default 5).
+//! nginx test image; prints `SKIP` otherwise, fails in CI).
+//! `VEXXY_BENCH_SECONDS` sets the exercise window of the analysis (default 5).
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
     time::{Duration, Instant},
 };
 
 const RUNS: usize = 5;
-
-fn image() -> Option<String> {
-    let base = std::env::var_os("VEXXY_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                })
-                .join("vexxy")
-        });
-    let oci = base.join("test-images/nginx/oci");
-    oci.join("index.json")
-        .is_file()
-        .then(|| format!("oci:{}:latest", oci.display()))
-}
 
 fn timed(cmd: &mut Command) -> Duration {
     let began = Instant::now();
@@ -49,20 +32,12 @@ fn timed(cmd: &mut Command) -> Duration {
 fn main() {
     let reports =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/scanner-reports");
-    let Some(image) = image() else {
-        println!(
-            "SKIP: the nginx test image is absent (scripts/build-test-images.sh --with-archives)"
-        );
+    if !vexxy_testkit_host::require_trace() {
+        return;
+    }
+    let Some(image) = vexxy_testkit_host::test_image_ref("nginx") else {
         return;
     };
-    if let Err(e) = vexxy_sandbox::preflight(Path::new("runc")) {
-        println!("SKIP: {e}");
-        return;
-    }
-    if let Err(e) = vexxy_trace::preflight() {
-        println!("SKIP: {e}");
-        return;
-    }
     let seconds = std::env::var("VEXXY_BENCH_SECONDS")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())

@@ -7,27 +7,12 @@
 //! directory on every run, so archive runs include importing and unpacking
 //! the layers, as syft's do. Target: vexxy ≥ 3× faster.
 //!
-//! Run: `cargo bench -p vexxy --bench sbom_vs_syft`.
+//! Run: `cargo bench -p vexxy --bench sbom_vs_syft` (a missing test image
+//! prints `SKIP`, or fails in CI; without syft it measures vexxy only).
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{path::Path, process::Command};
 
 const RUNS: usize = 3;
-
-fn cache_base() -> PathBuf {
-    std::env::var_os("VEXXY_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                })
-                .join("vexxy")
-        })
-}
 
 /// Runs a command under GNU time; returns (seconds, peak RSS in MiB).
 fn measure(cmd: Command) -> Option<(f64, f64)> {
@@ -84,7 +69,6 @@ fn main() {
         .arg("version")
         .output()
         .is_ok_and(|o| o.status.success());
-    let images = cache_base().join("test-images");
     println!("sbom_vs_syft: best of {RUNS}, CycloneDX output, fresh vexxy cache per run");
     if !syft_ok {
         println!(
@@ -93,22 +77,15 @@ fn main() {
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     for name in ["nginx", "python-flask"] {
-        let dir = images.join(name);
-        if !dir.join("rootfs").is_dir() {
-            println!("  {name}: image absent (run scripts/build-test-images.sh)");
+        // the test images' gates: `SKIP` outside CI, a failure in CI
+        let Some(rootfs) = vexxy_testkit::image_rootfs(name) else {
             continue;
-        }
-        for (form, arg) in [
-            ("dir", format!("dir:{}", dir.join("rootfs").display())),
-            (
-                "oci-archive",
-                format!("oci-archive:{}", dir.join("image.oci.tar").display()),
-            ),
-        ] {
-            if form == "oci-archive" && !dir.join("image.oci.tar").is_file() {
-                println!("  {form}:{name}: archive absent (scripts/build-test-images.sh --with-archives)");
-                continue;
-            }
+        };
+        let archive = vexxy_testkit::test_image(name).map(|d| d.join("image.oci.tar"));
+        let forms = [("dir", format!("dir:{}", rootfs.display()))]
+            .into_iter()
+            .chain(archive.map(|a| ("oci-archive", format!("oci-archive:{}", a.display()))));
+        for (form, arg) in forms {
             let vout = tmp.path().join(format!("{name}-{form}.vexxy.json"));
             let sout = tmp.path().join(format!("{name}-{form}.syft.json"));
             let mut v_runs = Vec::new();

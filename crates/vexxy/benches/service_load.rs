@@ -25,8 +25,8 @@
 //!
 //! Run: `cargo bench -p vexxy --bench service_load` (root, runc, eBPF,
 //! PostgreSQL on 127.0.0.1:5432 or `VEXXY_TEST_POSTGRES`, and `wrk`; prints
-//! `SKIP` otherwise). `VEXXY_BENCH_LOAD_SECONDS` sets the length of each wrk
-//! run (default 10).
+//! `SKIP` otherwise, fails in CI). `VEXXY_BENCH_LOAD_SECONDS` sets the
+//! length of each wrk run (default 10).
 
 use std::{
     fmt::Write as _,
@@ -328,14 +328,12 @@ fn admin(vexxy: &str, db: &str, data: &Path, args: &[&str]) -> Value {
 }
 
 fn main() {
-    if Command::new("wrk").arg("-v").output().is_err() {
-        println!("SKIP: wrk is not installed (scripts/ensure-deps.sh installs it)");
+    if vexxy_testkit_host::require_program("wrk", "scripts/ensure-deps.sh installs it").is_none()
+        || !vexxy_testkit_host::require_trace()
+    {
         return;
     }
-    if vexxy_testkit::cannot_trace() {
-        return;
-    }
-    let Some(database) = vexxy_testkit::pg::postgres("bench") else {
+    let Some(database) = vexxy_testkit_host::require_postgres("bench") else {
         return;
     };
     let seconds = std::env::var("VEXXY_BENCH_LOAD_SECONDS")

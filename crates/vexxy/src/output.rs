@@ -89,6 +89,94 @@ pub(crate) fn write_atomic(path: &Path, content: &[u8], mode: Option<u32>) -> an
     Ok(())
 }
 
+/// Writes a new file (it must not exist) and syncs it.
+pub(crate) fn write_new(path: &Path, content: &[u8]) -> anyhow::Result<()> {
+    let result = (|| -> io::Result<()> {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        f.write_all(content)?;
+        if !content.ends_with(b"\n") {
+            f.write_all(b"\n")?;
+        }
+        f.sync_all()
+    })();
+    result.with_context(|| format!("writing {}", path.display()))
+}
+
+/// Replaces the directory `dir` by one `fill` writes: `fill` gets a new
+/// sibling directory; once it succeeded, the new directory takes `dir`'s
+/// place in one atomic exchange (or rename, when `dir` does not exist yet),
+/// then the entries of the old directory for which `keep` says yes are
+/// moved over and the old one is removed. On any failure before the
+/// exchange `dir` is untouched and the new directory is gone.
+pub(crate) fn replace_dir(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> anyhow::Result<()>,
+    keep: impl Fn(&str) -> bool,
+) -> anyhow::Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    let exists = match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => true,
+        Ok(_) => anyhow::bail!("{}: exists and is not a directory", dir.display()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    // `--out .` and friends: the directory by its real name
+    let canonical;
+    let dir = if exists {
+        canonical = fs::canonicalize(dir).with_context(|| format!("reading {}", dir.display()))?;
+        canonical.as_path()
+    } else {
+        dir
+    };
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    fs::create_dir_all(parent)
+        .with_context(|| format!("creating the output directory's parent {}", parent.display()))?;
+    let name = dir
+        .file_name()
+        .with_context(|| format!("{}: not a directory name", dir.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let new = tempfile::Builder::new()
+        .prefix(&format!(".{name}.vexxy-new-"))
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a directory beside {}", dir.display()))?;
+    fill(new.path())?;
+    // the directory itself: a crash after the exchange must not lose names
+    fs::File::open(new.path())
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing {}", new.path().display()))?;
+    if !exists {
+        let staged = new.keep();
+        return fs::rename(&staged, dir).with_context(|| {
+            let _ = fs::remove_dir_all(&staged);
+            format!("moving the outputs into {}", dir.display())
+        });
+    }
+    renameat_with(CWD, new.path(), CWD, dir, RenameFlags::EXCHANGE)
+        .with_context(|| format!("putting the outputs in place of {}", dir.display()))?;
+    // `new` now names the old directory: carry over what is not ours, then drop it
+    for entry in fs::read_dir(new.path())
+        .with_context(|| format!("listing the earlier {}", dir.display()))?
+    {
+        let entry = entry.with_context(|| format!("listing the earlier {}", dir.display()))?;
+        let file_name = entry.file_name();
+        let keep_it = file_name.to_str().is_none_or(&keep);
+        if keep_it {
+            let to = dir.join(&file_name);
+            fs::rename(entry.path(), &to)
+                .with_context(|| format!("keeping {} in {}", to.display(), dir.display()))?;
+        }
+    }
+    new.close()
+        .with_context(|| format!("removing the earlier outputs of {}", dir.display()))
+}
+
 /// Prints text to stdout. A closed pipe (`vexxy … | head`) is not an error
 /// worth a panic: the reader has what it wanted.
 pub(crate) fn print(text: &str) {
@@ -107,6 +195,86 @@ mod tests {
 
     /// Renaming over a FIFO (or `/dev/null`) would replace the node; the
     /// content must go through it instead.
+    fn tree_hash(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut all: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+            .expect("list")
+            .map(|e| {
+                let e = e.expect("entry");
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    fs::read(e.path()).expect("read"),
+                )
+            })
+            .collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn a_replaced_directory_keeps_foreign_files_and_drops_stale_artifacts() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let out = t.path().join("out");
+        fs::create_dir(&out).expect("mkdir");
+        fs::write(out.join("notes.txt"), b"mine").expect("write");
+        fs::write(out.join("vex.openvex.json"), b"old").expect("write");
+        replace_dir(
+            &out,
+            |d| write_new(&d.join("profile.json"), b"{}"),
+            |name| name != "vex.openvex.json",
+        )
+        .expect("replace");
+        assert_eq!(
+            tree_hash(&out),
+            vec![
+                ("notes.txt".to_owned(), b"mine".to_vec()),
+                ("profile.json".to_owned(), b"{}\n".to_vec())
+            ]
+        );
+        assert_eq!(fs::read_dir(t.path()).expect("list").count(), 1, "no leftovers");
+    }
+
+    /// On a full filesystem the earlier outputs stay exactly as they were.
+    #[test]
+    fn a_failed_write_leaves_the_previous_directory_untouched() {
+        if !vexxy_testkit::require_root("mounting a small tmpfs") {
+            return;
+        }
+        let t = tempfile::tempdir().expect("tempdir");
+        let mnt = t.path().join("small");
+        fs::create_dir(&mnt).expect("mkdir");
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .expect("mount");
+        assert!(mounted.success(), "mount tmpfs");
+        struct Unmount<'a>(&'a Path);
+        impl Drop for Unmount<'_> {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(self.0).status();
+            }
+        }
+        let _unmount = Unmount(&mnt);
+        let out = mnt.join("out");
+        fs::create_dir(&out).expect("mkdir");
+        fs::write(out.join("vex.openvex.json"), vec![b'a'; 60 << 10]).expect("write");
+        fs::write(out.join("report.md"), b"# earlier").expect("write");
+        let before = tree_hash(&out);
+        let err = replace_dir(
+            &out,
+            |d| {
+                write_new(&d.join("vex.openvex.json"), &vec![b'b'; 100 << 10])?;
+                write_new(&d.join("report.html"), &vec![b'c'; 200 << 10])
+            },
+            |_| true,
+        )
+        .expect_err("the disk is full");
+        assert!(format!("{err:#}").contains("report.html"), "{err:#}");
+        assert_eq!(tree_hash(&out), before, "the earlier outputs changed");
+        let left: Vec<_> = fs::read_dir(&mnt).expect("list").collect();
+        assert_eq!(left.len(), 1, "a temporary directory was left: {left:?}");
+    }
+
     #[test]
     fn special_files_are_written_through_not_replaced() {
         use std::os::unix::fs::FileTypeExt;

@@ -3,8 +3,8 @@
 //! `scripts/build-test-images.sh`), the real Grype and Trivy reports of the
 //! official nginx image in `../shared/testdata`.
 //!
-//! Needs root, runc and eBPF; prints `SKIP:` and passes where one cannot
-//! exist (not root). A missing test image fails in CI.
+//! Needs root, runc, eBPF and the test images: where one is missing a test
+//! prints `SKIP` outside CI and fails in CI (`vexxy_testkit_host`'s gates).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -26,10 +26,6 @@ fn vexxy() -> Command {
     let mut c = Command::cargo_bin("vexxy").expect("binary built");
     c.env("SOURCE_DATE_EPOCH", "1767225600");
     c
-}
-
-fn can_run() -> bool {
-    !vexxy_testkit::cannot_trace()
 }
 
 fn reports() -> PathBuf {
@@ -102,10 +98,10 @@ const OUTPUTS: [&str; 8] = [
 
 #[test]
 fn nginx_analysis_decides_most_findings_and_never_clears_mapped_libraries() {
-    if !can_run() {
+    if !vexxy_testkit_host::require_trace() {
         return;
     }
-    let Some(img) = vexxy_testkit::test_image_ref("nginx") else {
+    let Some(img) = vexxy_testkit_host::test_image_ref("nginx") else {
         return;
     };
     let _g = serial();
@@ -283,10 +279,10 @@ fn nginx_analysis_decides_most_findings_and_never_clears_mapped_libraries() {
 
 #[test]
 fn nginx_with_image_filter_reports_function_level_evidence() {
-    if !can_run() {
+    if !vexxy_testkit_host::require_trace() {
         return;
     }
-    let Some(img) = vexxy_testkit::test_image_ref("nginx-imagefilter") else {
+    let Some(img) = vexxy_testkit_host::test_image_ref("nginx-imagefilter") else {
         return;
     };
     let _g = serial();
@@ -392,10 +388,10 @@ fn flask_report(dir: &Path, versions: &BTreeMap<String, String>) -> PathBuf {
 
 #[test]
 fn flask_imported_packages_are_affected_and_unimported_ones_not() {
-    if !can_run() {
+    if !vexxy_testkit_host::require_trace() {
         return;
     }
-    let Some(img) = vexxy_testkit::test_image_ref("python-flask") else {
+    let Some(img) = vexxy_testkit_host::test_image_ref("python-flask") else {
         return;
     };
     let _g = serial();
@@ -480,10 +476,10 @@ fn flask_imported_packages_are_affected_and_unimported_ones_not() {
 
 #[test]
 fn analyze_rejects_bad_input_with_exit_2() {
-    if !can_run() {
+    if !vexxy_testkit_host::require_trace() {
         return;
     }
-    let Some(img) = vexxy_testkit::test_image_ref("nginx") else {
+    let Some(img) = vexxy_testkit_host::test_image_ref("nginx") else {
         return;
     };
     let work = tempfile::tempdir().expect("tempdir");

@@ -2,46 +2,101 @@
 //! test image (OCI layout built by `scripts/build-test-images.sh`) in the
 //! sandbox, traced, and writes its execution profile.
 //!
-//! Needs root, runc and eBPF; prints `SKIP:` and passes where one cannot
-//! exist (not root). A missing test image fails in CI.
+//! Needs root, runc, eBPF and the test images: where one is missing a test
+//! prints `SKIP` outside CI and fails in CI (`vexxy_testkit_host`'s gates).
 
 use std::{
-    path::PathBuf,
-    process::Command as StdCommand,
+    collections::BTreeSet,
+    io::Read as _,
+    path::Path,
+    process::{Command as StdCommand, Output, Stdio},
     time::{Duration, Instant},
 };
 
-use assert_cmd::Command;
+use assert_cmd::{cargo::CommandCargoExt as _, Command};
 use serde_json::Value;
 
 fn vexxy() -> Command {
     Command::cargo_bin("vexxy").expect("binary built")
 }
 
-fn can_run() -> bool {
-    !vexxy_testkit::cannot_trace()
-}
-
-/// The tests of this file run one at a time: they count sandboxes.
+/// The tests of this file run one at a time: traced runs on two cores.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn sandboxes_left() -> Vec<PathBuf> {
-    std::fs::read_dir("/run/vexxy/sandboxes")
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default()
+/// What one `vexxy` process did: its output, the sandboxes it owned while
+/// it ran (as far as polling saw) and those it left behind. Only its own
+/// sandboxes are looked at (their owner records name its pid), so other
+/// vexxy processes on the host do not matter.
+struct Watched {
+    out: Output,
+    seen: BTreeSet<String>,
+    left: Vec<String>,
+}
+
+/// Runs `vexxy args…` to its end, watching its sandboxes.
+fn run_watched(args: &[&std::ffi::OsStr]) -> Watched {
+    let state_root = Path::new("/run/vexxy");
+    let mut child = StdCommand::cargo_bin("vexxy")
+        .expect("binary built")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run vexxy");
+    let pid = child.id();
+    let (mut stdout, mut stderr) = (
+        child.stdout.take().expect("piped stdout"),
+        child.stderr.take().expect("piped stderr"),
+    );
+    let (seen, status, out, err) = std::thread::scope(|s| {
+        let out = s.spawn(move || {
+            let mut b = Vec::new();
+            stdout.read_to_end(&mut b).expect("stdout");
+            b
+        });
+        let err = s.spawn(move || {
+            let mut b = Vec::new();
+            stderr.read_to_end(&mut b).expect("stderr");
+            b
+        });
+        let mut seen = BTreeSet::new();
+        let status = loop {
+            seen.extend(vexxy_testkit_host::sandboxes_owned_by(state_root, &[pid]));
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        (
+            seen,
+            status,
+            out.join().expect("stdout reader"),
+            err.join().expect("stderr reader"),
+        )
+    });
+    Watched {
+        out: Output {
+            status,
+            stdout: out,
+            stderr: err,
+        },
+        seen,
+        left: vexxy_testkit_host::sandboxes_owned_by(state_root, &[pid]),
+    }
 }
 
 #[test]
 fn nginx_runs_30s_traced_and_torn_down_within_40s() {
-    if !can_run() {
+    if !vexxy_testkit_host::require_trace() {
         return;
     }
     let _g = serial();
-    let Some(dir) = vexxy_testkit::test_image("nginx") else {
+    let Some(dir) = vexxy_testkit_host::test_image("nginx") else {
         return;
     };
     let work = tempfile::tempdir().expect("tempdir");
@@ -55,11 +110,15 @@ fn nginx_runs_30s_traced_and_torn_down_within_40s() {
         .success();
 
     let began = Instant::now();
-    let out = vexxy()
-        .args(["run", &image, "--duration", "30s", "-o"])
-        .arg(&profile)
-        .output()
-        .expect("run vexxy");
+    let run = run_watched(&[
+        "run".as_ref(),
+        image.as_ref(),
+        "--duration".as_ref(),
+        "30s".as_ref(),
+        "-o".as_ref(),
+        profile.as_os_str(),
+    ]);
+    let out = &run.out;
     let wall = began.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "vexxy run failed: {stderr}");
@@ -70,7 +129,8 @@ fn nginx_runs_30s_traced_and_torn_down_within_40s() {
         "the window was not observed: {wall:?}"
     );
     assert!(stderr.contains("teardown: clean"), "{stderr}");
-    assert!(sandboxes_left().is_empty(), "{:?}", sandboxes_left());
+    assert_eq!(run.seen.len(), 1, "its sandboxes: {:?}", run.seen);
+    assert!(run.left.is_empty(), "sandboxes left: {:?}", run.left);
 
     let p: Value = serde_json::from_slice(&std::fs::read(&profile).expect("profile written"))
         .expect("profile json");
@@ -102,11 +162,11 @@ fn nginx_runs_30s_traced_and_torn_down_within_40s() {
 
 #[test]
 fn a_command_override_runs_to_its_exit() {
-    if !can_run() {
+    if !vexxy_testkit_host::require_trace() {
         return;
     }
     let _g = serial();
-    let Some(dir) = vexxy_testkit::test_image("nginx") else {
+    let Some(dir) = vexxy_testkit_host::test_image("nginx") else {
         return;
     };
     let image = format!("oci:{}:latest", dir.join("oci").display());
@@ -152,11 +212,11 @@ fn a_command_override_runs_to_its_exit() {
 
 #[test]
 fn bad_flags_exit_2_before_running_anything() {
-    if !can_run() {
+    if !vexxy_testkit_host::require_trace() {
         return;
     }
     let _g = serial();
-    let Some(dir) = vexxy_testkit::test_image("nginx") else {
+    let Some(dir) = vexxy_testkit_host::test_image("nginx") else {
         return;
     };
     let image = format!("oci:{}:latest", dir.join("oci").display());
@@ -174,33 +234,32 @@ fn bad_flags_exit_2_before_running_anything() {
         ),
     ];
     for (flags, needle) in cases {
-        let out = vexxy()
-            .args(["run", &image, "-q"])
-            .args(*flags)
-            .arg("-o")
-            .arg(&out_file)
-            .output()
-            .expect("run vexxy");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        let args: Vec<&std::ffi::OsStr> = ["run", image.as_str(), "-q"]
+            .iter()
+            .chain(flags.iter())
+            .map(|a| std::ffi::OsStr::new(*a))
+            .chain(["-o".as_ref(), out_file.as_os_str()])
+            .collect();
+        let run = run_watched(&args);
+        let stderr = String::from_utf8_lossy(&run.out.stderr);
+        assert_eq!(run.out.status.code(), Some(2), "{flags:?}: {stderr}");
         assert!(stderr.contains(needle), "{flags:?}: {stderr}");
         assert!(!out_file.exists(), "{flags:?} left a profile");
+        assert!(
+            run.seen.is_empty() && run.left.is_empty(),
+            "{flags:?} created a sandbox: {:?}",
+            run.seen
+        );
     }
-    assert!(sandboxes_left().is_empty(), "{:?}", sandboxes_left());
 }
 
 #[test]
 fn without_root_it_exits_4_saying_so() {
-    if !can_run() {
+    if !vexxy_testkit_host::require_trace() {
         return;
     }
     let _g = serial();
-    if StdCommand::new("setpriv")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!("SKIP: setpriv (util-linux) is not installed");
+    if vexxy_testkit_host::require_program("setpriv", "util-linux").is_none() {
         return;
     }
     let bin = assert_cmd::cargo::cargo_bin("vexxy");

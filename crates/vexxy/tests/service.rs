@@ -3,8 +3,10 @@
 //! the real sandbox with the real tracer, the real Grype report, SQLite
 //! (embedded default) and the real PostgreSQL on 127.0.0.1:5432.
 //!
-//! Needs root, runc and eBPF; prints `SKIP:` and passes where one cannot
-//! exist (not root). A missing test image or PostgreSQL fails in CI.
+//! Needs root, runc, eBPF, the nginx test image and (one test) PostgreSQL:
+//! where one is missing a test prints `SKIP` outside CI and fails in CI
+//! (`vexxy_testkit_host`'s gates). A test looks only at the sandboxes of
+//! the vexxy processes it started (their owner records name their pids).
 #![allow(clippy::unwrap_used)]
 
 use std::{
@@ -26,6 +28,19 @@ fn grype() -> PathBuf {
 
 fn vexxy() -> StdCommand {
     StdCommand::cargo_bin("vexxy").unwrap()
+}
+
+/// The tests of this file run one at a time: each is a traced analysis on
+/// two cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The sandboxes that the vexxy processes `pids` own (nobody else's).
+fn sandboxes_of(pids: &[u32]) -> Vec<String> {
+    vexxy_testkit_host::sandboxes_owned_by(Path::new("/run/vexxy"), pids)
 }
 
 /// A child process killed when dropped.
@@ -146,16 +161,16 @@ fn wait_status(base: &str, key: &str, id: &str, want: &[&str], limit: Duration) 
 /// callback arrives signed.
 #[test]
 fn service_vex_equals_analyze_and_the_callback_is_signed() {
-    if vexxy_testkit::cannot_trace() {
+    if !vexxy_testkit_host::require_trace() {
         return;
     }
-    let Some(image) = vexxy_testkit::test_image_ref("nginx") else {
+    let Some(image) = vexxy_testkit_host::test_image_ref("nginx") else {
         return;
     };
-    let _host = vexxy_testkit::shared();
+    let _serial = serial();
     let data = tempfile::tempdir().unwrap();
     let caches = tempfile::tempdir().unwrap();
-    let roots = vexxy_testkit::test_images_dir().display().to_string();
+    let roots = vexxy_testkit_host::test_images_dir().display().to_string();
     let data_dir = data.path().display().to_string();
     let db = ["--data-dir", data_dir.as_str()];
     let org = admin(&db, &["create-org", "acme", "--tier", "enterprise"]);
@@ -163,7 +178,7 @@ fn service_vex_equals_analyze_and_the_callback_is_signed() {
         .as_str()
         .unwrap()
         .to_owned();
-    let hooks = vexxy_testkit::hooks::HookReceiver::start(|_| 200);
+    let hooks = vexxy_testkit_host::hooks::HookReceiver::start(|_| 200);
     let service_cache = caches.path().join("service").display().to_string();
     let (mut server, base) = serve(
         &[
@@ -263,7 +278,7 @@ fn service_vex_equals_analyze_and_the_callback_is_signed() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let vexxy_testkit::hooks::Received { headers, body } = hooks.received()[0].clone();
+    let vexxy_testkit_host::hooks::Received { headers, body } = hooks.received()[0].clone();
     let secret = org["webhook_secret"].as_str().unwrap();
     assert_eq!(
         headers["x-vexxy-signature"],
@@ -293,32 +308,25 @@ fn psql(url: &str, sql: &str) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
-fn sandboxes() -> usize {
-    std::fs::read_dir("/run/vexxy/sandboxes")
-        .map(|d| d.count())
-        .unwrap_or(0)
-}
-
 /// A worker killed with SIGKILL in the middle of a job: its lease runs
 /// out, another worker picks the job up, and the job completes exactly
 /// once, with one webhook, its evidence stored, and no sandbox left.
 #[test]
 fn a_killed_worker_s_job_completes_exactly_once_elsewhere() {
-    if vexxy_testkit::cannot_trace() {
+    if !vexxy_testkit_host::require_trace() {
         return;
     }
-    let Some(image) = vexxy_testkit::test_image_ref("nginx") else {
+    let Some(image) = vexxy_testkit_host::test_image_ref("nginx") else {
         return;
     };
-    let Some(pg) = vexxy_testkit::pg::postgres("crash") else {
+    let Some(pg) = vexxy_testkit_host::require_postgres("crash") else {
         return;
     };
-    // counts sandboxes: no other sandbox test of this binary meanwhile
-    let _host = vexxy_testkit::exclusive();
+    let _serial = serial();
     let url = pg.url();
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().display().to_string();
-    let roots = vexxy_testkit::test_images_dir().display().to_string();
+    let roots = vexxy_testkit_host::test_images_dir().display().to_string();
     let common = [
         "--database-url",
         url.as_str(),
@@ -330,7 +338,7 @@ fn a_killed_worker_s_job_completes_exactly_once_elsewhere() {
         .as_str()
         .unwrap()
         .to_owned();
-    let hooks = vexxy_testkit::hooks::HookReceiver::start(|_| 200);
+    let hooks = vexxy_testkit_host::hooks::HookReceiver::start(|_| 200);
     let (mut server, base) = serve(
         &[
             &common[..],
@@ -360,8 +368,8 @@ fn a_killed_worker_s_job_completes_exactly_once_elsewhere() {
                 .unwrap(),
         )
     };
-    let before = sandboxes();
     let mut first = worker();
+    let first_pid = first.0.id();
     let body = serde_json::json!({
         "image_ref": image,
         "config": {"analysis_duration": 20},
@@ -394,10 +402,17 @@ fn a_killed_worker_s_job_completes_exactly_once_elsewhere() {
         .unwrap();
     let submitted: Value = serde_json::from_slice(&out.stdout).unwrap();
     let id = submitted["job_id"].as_str().unwrap().to_owned();
-    // in the middle of the traced run
+    // in the middle of the traced run: its sandbox exists
     wait_status(&base, &key, &id, &["analyzing"], Duration::from_secs(120));
-    std::thread::sleep(Duration::from_secs(3));
-    let first_pid = first.0.id();
+    let began = Instant::now();
+    while sandboxes_of(&[first_pid]).is_empty() {
+        assert!(
+            began.elapsed() < Duration::from_secs(120),
+            "the first worker's sandbox never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
     first.0.kill().unwrap(); // SIGKILL
     first.0.wait().unwrap();
     let mut second = worker();
@@ -449,12 +464,8 @@ fn a_killed_worker_s_job_completes_exactly_once_elsewhere() {
     );
     // the killed worker's sandbox was reaped by the second worker's run
     second.terminate();
-    assert!(
-        sandboxes() <= before,
-        "sandboxes left: {} before, {} after",
-        before,
-        sandboxes()
-    );
+    let left = sandboxes_of(&[first_pid, second_pid]);
+    assert!(left.is_empty(), "the workers' sandboxes left: {left:?}");
     server.terminate();
 }
 
@@ -462,17 +473,16 @@ fn a_killed_worker_s_job_completes_exactly_once_elsewhere() {
 /// cancelled at once and the worker tears the sandbox down.
 #[test]
 fn cancelling_through_the_api_tears_the_sandbox_down() {
-    if vexxy_testkit::cannot_trace() {
+    if !vexxy_testkit_host::require_trace() {
         return;
     }
-    let Some(image) = vexxy_testkit::test_image_ref("nginx") else {
+    let Some(image) = vexxy_testkit_host::test_image_ref("nginx") else {
         return;
     };
-    // counts sandboxes: no other sandbox test of this binary meanwhile
-    let _host = vexxy_testkit::exclusive();
+    let _serial = serial();
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().display().to_string();
-    let roots = vexxy_testkit::test_images_dir().display().to_string();
+    let roots = vexxy_testkit_host::test_images_dir().display().to_string();
     let db = ["--data-dir", data_dir.as_str()];
     admin(&db, &["create-org", "acme", "--tier", "professional"]);
     let key = admin(&db, &["create-key", "acme"])["key"]
@@ -485,7 +495,8 @@ fn cancelling_through_the_api_tears_the_sandbox_down() {
         &["--data-dir", &data_dir, "--allow-local-images", &roots],
         &[("VEXXY_CACHE_DIR", &cache)],
     );
-    let before = sandboxes();
+    // the server runs the workers: its sandboxes are this test's
+    let server_pid = server.0.id();
     let out = StdCommand::new("curl")
         .args([
             "-sS",
@@ -510,7 +521,7 @@ fn cancelling_through_the_api_tears_the_sandbox_down() {
         .to_owned();
     wait_status(&base, &key, &id, &["analyzing"], Duration::from_secs(120));
     let began = Instant::now();
-    while sandboxes() <= before {
+    while sandboxes_of(&[server_pid]).is_empty() {
         assert!(
             began.elapsed() < Duration::from_secs(30),
             "no sandbox appeared"
@@ -532,7 +543,7 @@ fn cancelling_through_the_api_tears_the_sandbox_down() {
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["status"], "cancelled", "{answer}");
     let cancelled_at = Instant::now();
-    while sandboxes() > before {
+    while !sandboxes_of(&[server_pid]).is_empty() {
         assert!(
             cancelled_at.elapsed() < Duration::from_secs(20),
             "the sandbox is still there 20 s after the cancel"

@@ -25,56 +25,27 @@ use sha2::{Digest as _, Sha256};
 pub const USER: &str = "vexxy";
 pub const PASS: &str = "correct horse battery";
 
-/// Returns the path of a program on PATH.
-pub fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-}
-
-/// Skips (returns `None`, printing why) outside CI; panics in CI.
-pub fn require<T>(thing: Option<T>, what: &str) -> Option<T> {
-    if thing.is_none() {
-        assert!(std::env::var_os("CI").is_none(), "{what} is required in CI");
-        eprintln!("skipping: {what} is not available");
-    }
-    thing
-}
-
-/// The cache of test images (`VEXXY_CACHE_DIR`, `$XDG_CACHE_HOME/vexxy`,
-/// `~/.cache/vexxy`).
-pub fn cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("VEXXY_CACHE_DIR").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d));
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d).join("vexxy"));
-    }
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("vexxy"))
-}
-
-/// The nginx test image's OCI layout, if built.
-pub fn nginx_layout() -> Option<PathBuf> {
-    let dir = cache_dir()?.join("test-images").join("nginx").join("oci");
-    dir.join("index.json").is_file().then_some(dir)
-}
-
-/// The registry binary, when it and skopeo are installed; `None` after
-/// printing why (panics in CI).
+/// The registry binary, when it and skopeo are installed; else a gate
+/// (`SKIP` outside CI, a failure in CI: `vexxy_testkit::require_program`).
 pub fn tools() -> Option<PathBuf> {
-    let registry = require(which("docker-registry"), "the docker-registry binary (apt)")?;
-    require(which("skopeo"), "skopeo")?;
+    let registry =
+        vexxy_testkit::require_program("docker-registry", "apt install docker-registry")?;
+    vexxy_testkit::require_program("skopeo", "apt install skopeo")?;
     Some(registry)
 }
 
-/// The registry binary and the nginx test image, or `None` after printing why.
+/// [`tools`] and htpasswd (for basic auth).
+pub fn tools_and_htpasswd() -> Option<PathBuf> {
+    let registry = tools()?;
+    vexxy_testkit::require_program("htpasswd", "apt install apache2-utils")?;
+    Some(registry)
+}
+
+/// The registry binary and the nginx test image's OCI layout, or `None`
+/// after a gate said why.
 pub fn prerequisites() -> Option<(PathBuf, PathBuf)> {
     let registry = tools()?;
-    let image = require(
-        nginx_layout(),
-        "the nginx test image (run scripts/build-test-images.sh)",
-    )?;
+    let image = vexxy_testkit::test_image("nginx")?.join("oci");
     Some((registry, image))
 }
 

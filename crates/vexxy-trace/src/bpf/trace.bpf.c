@@ -102,11 +102,87 @@ struct {
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
 
-/* Per-CPU scratch for building one event (header + path). */
+/* Per-CPU scratch for building one event: a ring-buffer record is `h`
+ * followed by the first `h.len` bytes of `data`. */
 struct scratch {
 	struct event_header h;
 	char data[PATH_BUF + NAME_BUF];
 	struct pending p;
+};
+
+#define OFF(type, field) __builtin_offsetof(struct type, field)
+
+/* For user space, in .rodata: the sizes and offsets the compiler gave the
+ * records and keys of trace.h. The loader reads them through the Rust
+ * types the skeleton generates from this object's BTF, and its tests
+ * compare those types with these numbers. The enum-typed members put the
+ * enums of trace.h in BTF (clang emits a type only when something uses
+ * it), so the skeleton generates their constants too; each holds the
+ * enum's last constant. */
+struct wire_layout {
+	__u32 event_header_size;
+	__u32 event_header_type;
+	__u32 event_header_len;
+	__u32 event_header_pid;
+	__u32 event_header_ns_pid;
+	__u32 event_header_ns_ppid;
+	__u32 event_header_code;
+	__u32 event_header_a;
+	__u32 event_header_b;
+	__u32 event_header_c;
+	__u32 event_header_d;
+	__u32 event_header_comm;
+	__u32 event_body;          /* where a record's body starts */
+	__u32 file_key_size;
+	__u32 file_key_dentry;
+	__u32 file_key_ino;
+	__u32 file_key_name_hash;
+	__u32 file_key_kind;
+	__u32 net_key_size;
+	__u32 net_key_op;
+	__u32 net_key_ok;
+	__u32 net_key_family;
+	__u32 net_key_port;
+	__u32 net_key_pad;
+	__u32 net_key_addr;
+	enum event_kind event_kind;
+	enum file_kind file_kind;
+	enum stat_index stat_index;
+	enum path_flag path_flag;
+	enum net_op net_op;
+};
+
+const volatile struct wire_layout wire_layout = {
+	.event_header_size = sizeof(struct event_header),
+	.event_header_type = OFF(event_header, type),
+	.event_header_len = OFF(event_header, len),
+	.event_header_pid = OFF(event_header, pid),
+	.event_header_ns_pid = OFF(event_header, ns_pid),
+	.event_header_ns_ppid = OFF(event_header, ns_ppid),
+	.event_header_code = OFF(event_header, code),
+	.event_header_a = OFF(event_header, a),
+	.event_header_b = OFF(event_header, b),
+	.event_header_c = OFF(event_header, c),
+	.event_header_d = OFF(event_header, d),
+	.event_header_comm = OFF(event_header, comm),
+	.event_body = OFF(scratch, data),
+	.file_key_size = sizeof(struct file_key),
+	.file_key_dentry = OFF(file_key, dentry),
+	.file_key_ino = OFF(file_key, ino),
+	.file_key_name_hash = OFF(file_key, name_hash),
+	.file_key_kind = OFF(file_key, kind),
+	.net_key_size = sizeof(struct net_key),
+	.net_key_op = OFF(net_key, op),
+	.net_key_ok = OFF(net_key, ok),
+	.net_key_family = OFF(net_key, family),
+	.net_key_port = OFF(net_key, port),
+	.net_key_pad = OFF(net_key, pad),
+	.net_key_addr = OFF(net_key, addr),
+	.event_kind = EV_EXIT,
+	.file_kind = KIND_EXEC_MAP,
+	.stat_index = ST_COUNT,
+	.path_flag = PATH_COMPLETE,
+	.net_op = OP_ACCEPT,
 };
 
 struct {

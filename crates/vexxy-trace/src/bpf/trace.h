@@ -1,5 +1,10 @@
-/* Shared between the BPF programs (trace.bpf.c) and the Rust loader, which
- * decodes these layouts by hand (see src/wire.rs). Keep both in step. */
+/* The records and map keys the BPF programs (trace.bpf.c) share with the
+ * Rust loader. The loader mirrors nothing by hand: libbpf-cargo generates
+ * Rust types for these structs and enums from the object's BTF (the
+ * skeleton's `types` module, read in src/wire.rs), and `wire_layout` in
+ * trace.bpf.c gives the compiler's sizes and offsets to the loader's tests.
+ * The enums are constants for C; as types they only serve to put the
+ * constants in BTF, so the wire structs keep fixed-width integer fields. */
 #ifndef VEXXY_TRACE_H
 #define VEXXY_TRACE_H
 
@@ -12,35 +17,45 @@
 #define SOCKADDR_BUF 128       /* holds sun_path (108); a power of two for the verifier */
 
 /* file_key.kind */
-#define KIND_OPEN 1
-#define KIND_EXEC_MAP 2
+enum file_kind {
+	KIND_OPEN = 1,
+	KIND_EXEC_MAP = 2,
+};
 
-/* event.type */
-#define EV_PATH 1       /* first sight of a file_key: its path */
-#define EV_FAILED 2     /* first sight of a failed-open name */
-#define EV_EXEC 3
-#define EV_FORK 4
-#define EV_EXIT 5
+/* event_header.type */
+enum event_kind {
+	EV_PATH = 1,    /* first sight of a file_key: its path */
+	EV_FAILED = 2,  /* first sight of a failed-open name */
+	EV_EXEC = 3,
+	EV_FORK = 4,
+	EV_EXIT = 5,
+};
 
 /* stats indices */
-#define ST_RINGBUF_LOST 0
-#define ST_FILES_FULL 1
-#define ST_FAILED_FULL 2
-#define ST_NET_FULL 3
-#define ST_PENDING_FULL 4
-#define ST_TRUNCATED 5
-#define ST_UNRESOLVED_FD 6
-#define ST_NO_TASK_STATE 7
-#define ST_COUNT 8
+enum stat_index {
+	ST_RINGBUF_LOST = 0,
+	ST_FILES_FULL = 1,
+	ST_FAILED_FULL = 2,
+	ST_NET_FULL = 3,
+	ST_PENDING_FULL = 4,
+	ST_TRUNCATED = 5,
+	ST_UNRESOLVED_FD = 6,
+	ST_NO_TASK_STATE = 7,
+	ST_COUNT = 8,
+};
 
-/* path flags */
-#define PATH_TRUNCATED 1
-#define PATH_COMPLETE 2
+/* path flags (event_header.code of EV_PATH and EV_EXEC) */
+enum path_flag {
+	PATH_TRUNCATED = 1,
+	PATH_COMPLETE = 2,
+};
 
 /* net_key.op */
-#define OP_CONNECT 1
-#define OP_BIND 2
-#define OP_ACCEPT 3
+enum net_op {
+	OP_CONNECT = 1,
+	OP_BIND = 2,
+	OP_ACCEPT = 3,
+};
 
 struct file_key {
 	__u64 dentry;

@@ -1,51 +1,53 @@
 //! `vexxy attest`, `vexxy verify`, `vexxy keygen`.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use vexxy_analyze::{AnalyzeError, ResultExt as _};
 
+use super::inputs;
 use crate::{
     cli::{AttestArgs, KeygenArgs, VerifyArgs},
-    exit::{BadInput, Exit},
+    exit::Exit,
     output,
 };
 
+/// Largest key, document or envelope read.
+const MAX_BYTES: u64 = 256 << 20;
+
 pub(crate) fn attest(args: &AttestArgs) -> Result<Exit> {
-    let pem = std::fs::read_to_string(&args.key)
-        .with_context(|| format!("reading key {}", args.key.display()))?;
+    let pem = inputs::text("--key", &args.key)?;
     let key = vexxy_attest::SigningKey::from_pem(&pem)
-        .with_context(|| format!("key {}", args.key.display()))?;
+        .doing_with(|| format!("key {}", args.key.display()))?;
     let (name, digest) = args.subject.split_once('@').ok_or_else(|| {
-        BadInput(format!(
+        AnalyzeError::bad_input(format!(
             "--subject {:?}: expected NAME@sha256:DIGEST",
             args.subject
         ))
     })?;
-    let bytes =
-        std::fs::read(&args.vex).with_context(|| format!("reading {}", args.vex.display()))?;
-    // The predicate must be a VEX document we can read; refuse anything else.
-    vexxy_vex::read_vex(&bytes, &args.vex)?;
+    let bytes = inputs::read_file("attest", &args.vex, MAX_BYTES)?;
+    // the predicate must be a VEX document we can read; refuse anything else
+    vexxy_vex::read_vex(&bytes, &args.vex).map_err(AnalyzeError::from)?;
     let predicate: serde_json::Value = serde_json::from_slice(&bytes)
-        .map_err(|e| BadInput(format!("{}: {e}", args.vex.display())))?;
+        .map_err(|e| AnalyzeError::bad_input(format!("{}: {e}", args.vex.display())))?;
     let envelope = vexxy_attest::attest(
         name,
         digest,
         vexxy_attest::OPENVEX_PREDICATE_TYPE,
         &predicate,
         &key,
-    )?;
+    )
+    .map_err(AnalyzeError::from)?;
     let text = serde_json::to_string_pretty(&envelope)?;
     output::write(args.output.as_deref(), text.as_bytes())?;
     Ok(Exit::Done)
 }
 
 pub(crate) fn verify(args: &VerifyArgs) -> Result<Exit> {
-    let pem = std::fs::read_to_string(&args.key)
-        .with_context(|| format!("reading key {}", args.key.display()))?;
+    let pem = inputs::text("--key", &args.key)?;
     let key = vexxy_attest::VerifyingKey::from_pem(&pem)
-        .with_context(|| format!("key {}", args.key.display()))?;
-    let bytes = std::fs::read(&args.envelope)
-        .with_context(|| format!("reading {}", args.envelope.display()))?;
+        .doing_with(|| format!("key {}", args.key.display()))?;
+    let bytes = inputs::read_file("verify", &args.envelope, MAX_BYTES)?;
     let statement = vexxy_attest::verify(&bytes, &key)
-        .with_context(|| format!("verifying {}", args.envelope.display()))?;
+        .doing_with(|| format!("verifying {}", args.envelope.display()))?;
     for s in &statement.subject {
         for (alg, hex) in &s.digest {
             crate::output::print(&format!(
@@ -68,13 +70,13 @@ pub(crate) fn keygen(args: &KeygenArgs) -> Result<Exit> {
     let alg: vexxy_attest::KeyAlgorithm = args
         .algorithm
         .parse()
-        .map_err(|_| BadInput(format!("unknown algorithm {}", args.algorithm)))?;
-    let pair = vexxy_attest::generate(alg)?;
+        .map_err(|_| AnalyzeError::bad_input(format!("unknown algorithm {}", args.algorithm)))?;
+    let pair = vexxy_attest::generate(alg).map_err(AnalyzeError::from)?;
     let prefix = args.out_prefix.display().to_string();
     let private = std::path::PathBuf::from(format!("{prefix}.key"));
     let public = std::path::PathBuf::from(format!("{prefix}.pub"));
     if private.exists() {
-        return Err(BadInput(format!(
+        return Err(AnalyzeError::bad_input(format!(
             "{} exists; refusing to overwrite a key",
             private.display()
         ))

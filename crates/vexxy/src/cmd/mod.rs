@@ -3,23 +3,19 @@
 mod analyze;
 mod attest;
 pub(crate) mod client;
-mod config;
-mod evidence;
 mod generate;
-mod image;
+mod inputs;
 mod run;
 mod sbom;
 mod serve;
-pub(crate) mod service_analyzer;
 mod summary;
 mod vexdocs;
 
 use anyhow::Result;
-use time::OffsetDateTime;
 
 use crate::{
     cli::{Cli, Command, VexAction},
-    exit::{BadInput, Exit},
+    exit::Exit,
 };
 
 pub(crate) fn run(cli: Cli) -> Result<Exit> {
@@ -48,27 +44,17 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
     }
 }
 
-/// The document timestamp: the flag, else `SOURCE_DATE_EPOCH`, else now.
-pub(crate) fn timestamp(flag: Option<&str>) -> Result<OffsetDateTime> {
-    use time::format_description::well_known::Rfc3339;
-    if let Some(s) = flag {
-        return OffsetDateTime::parse(s, &Rfc3339).map_err(|e| {
-            BadInput(format!(
-                "--timestamp {s:?} is not an RFC 3339 date-time: {e}"
-            ))
-            .into()
-        });
-    }
-    if let Ok(epoch) = std::env::var("SOURCE_DATE_EPOCH") {
-        let secs: i64 = epoch.trim().parse().map_err(|_| {
-            BadInput(format!(
-                "SOURCE_DATE_EPOCH {epoch:?} is not a number of seconds"
-            ))
-        })?;
-        return OffsetDateTime::from_unix_timestamp(secs)
-            .map_err(|e| BadInput(format!("SOURCE_DATE_EPOCH {epoch:?}: {e}")).into());
-    }
-    // Whole seconds keep documents tidy and stable within a second.
-    let now = OffsetDateTime::now_utc();
-    Ok(now.replace_nanosecond(0).unwrap_or(now))
+/// Runs one call of the analysis library with the CLI's caches, its
+/// progress shown as spinners (cleared before anything is printed).
+pub(crate) fn with_analysis<T>(
+    quiet: bool,
+    call: impl FnOnce(&vexxy_analyze::Context<'_>) -> Result<T, vexxy_analyze::AnalyzeError>,
+) -> Result<T> {
+    let spinners = crate::progress::Spinners::new(quiet);
+    let progress = |p: &vexxy_analyze::Progress| spinners.observe(p);
+    let ctx = vexxy_analyze::Context::new(inputs::caches()?).with_progress(&progress);
+    let result = call(&ctx);
+    drop(ctx);
+    drop(spinners);
+    Ok(result?)
 }

@@ -16,10 +16,9 @@ use std::{
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
-use vexxy_server::{Service, ServiceConfig};
+use vexxy_server::{AnalysisSettings, Pipeline, Service, ServiceConfig};
 use vexxy_store::{EvidenceStore, LocalStore, Store, Tier};
 
-use super::service_analyzer::{ServiceAnalyzer, ServiceAnalyzerOptions};
 use crate::{
     cli::{AdminArgs, AdminCommand, ServeArgs, ServiceArgs, WorkerArgs},
     exit::{BadInput, Exit},
@@ -93,7 +92,6 @@ struct Resolved {
     evidence: String,
     data_dir: PathBuf,
     config: ServiceConfig,
-    analyzer: ServiceAnalyzerOptions,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -221,47 +219,79 @@ fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
     if w.max_attempts < 1 {
         return Err(BadInput("--webhook-max-attempts must be at least 1".into()).into());
     }
-    let mut analyzer = ServiceAnalyzerOptions {
-        work_root: args
-            .work_dir
-            .clone()
-            .or(file.work_dir.clone())
-            .unwrap_or_else(|| data_dir.join("work")),
-        ..ServiceAnalyzerOptions::default()
-    };
-    let mut roots = args.allow_local_images.clone();
-    if roots.is_empty() {
-        roots = file.allow_local_images.clone().unwrap_or_default();
-    }
-    analyzer.allowed_local_roots = roots;
-    let mut insecure = args.insecure_registry.clone();
-    if insecure.is_empty() {
-        insecure = file.insecure_registry.clone().unwrap_or_default();
-    }
-    analyzer.insecure_registries = insecure;
-    if let Some(c) = args.cpus.or(file.cpus) {
-        analyzer.cpus = c;
-    }
-    if let Some(m) = args.memory.clone().or(file.memory.clone()) {
-        analyzer.memory_bytes =
-            super::run::parse_size(&m).map_err(|e| BadInput(format!("--memory {m:?}: {e}")))?;
-    }
-    if let Some(p) = args.pids.or(file.pids) {
-        analyzer.pids = p;
-    }
-    // the sandbox run may take the exercise window plus start and teardown
-    analyzer.run_timeout =
-        (config.submit.max_duration + Duration::from_secs(120)).min(Duration::from_secs(900));
-    if let Some(t) = &args.timestamp {
-        analyzer.timestamp = Some(t.clone());
-    }
+    config.analysis = analysis_settings(args, &file, &data_dir, config.submit.max_duration)?;
     Ok(Resolved {
         database_url,
         evidence,
         data_dir,
         config,
-        analyzer,
     })
+}
+
+/// How this process runs analyses: caches under the data directory (the
+/// workers of one host share them), scratch space, local-image roots,
+/// sandbox limits.
+fn analysis_settings(
+    args: &ServiceArgs,
+    file: &ConfigFile,
+    data_dir: &Path,
+    max_duration: Duration,
+) -> Result<AnalysisSettings> {
+    let mut a = AnalysisSettings {
+        caches: vexxy_analyze::Caches::at(
+            std::env::var_os("VEXXY_CACHE_DIR")
+                .filter(|d| !d.is_empty())
+                .map_or_else(|| data_dir.join("cache"), PathBuf::from),
+        ),
+        ..AnalysisSettings::default()
+    };
+    super::inputs::cache_bounds(&mut a.caches)?;
+    let work = args
+        .work_dir
+        .clone()
+        .or(file.work_dir.clone())
+        .unwrap_or_else(|| data_dir.join("work"));
+    std::fs::create_dir_all(&work)
+        .with_context(|| format!("creating the work directory {}", work.display()))?;
+    a.caches.scratch = Some(work);
+    let mut roots = args.allow_local_images.clone();
+    if roots.is_empty() {
+        roots = file.allow_local_images.clone().unwrap_or_default();
+    }
+    a.allowed_local_roots = roots
+        .iter()
+        .map(|r| {
+            std::fs::canonicalize(r).map_err(|e| {
+                BadInput(format!("allowed local image root {}: {e}", r.display())).into()
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut insecure = args.insecure_registry.clone();
+    if insecure.is_empty() {
+        insecure = file.insecure_registry.clone().unwrap_or_default();
+    }
+    a.insecure_registries = insecure;
+    if let Some(c) = args.cpus.or(file.cpus) {
+        if !(c > 0.0 && c.is_finite()) {
+            return Err(BadInput(format!("--cpus {c} is not a positive number")).into());
+        }
+        a.limits.cpus = c;
+    }
+    if let Some(m) = args.memory.clone().or(file.memory.clone()) {
+        a.limits.memory_bytes = super::inputs::parse_size("--memory", &m)?;
+    }
+    if let Some(p) = args.pids.or(file.pids) {
+        a.limits.pids = p;
+    }
+    if a.limits.memory_bytes == 0 || a.limits.pids == 0 {
+        return Err(BadInput("--memory and --pids must be above zero".into()).into());
+    }
+    // the sandbox run may take the exercise window plus start and teardown
+    a.run_timeout = (max_duration + Duration::from_secs(120)).min(vexxy_analyze::MAX_RUN_TIMEOUT);
+    if let Some(t) = &args.timestamp {
+        a.timestamp = Some(super::inputs::timestamp(Some(t))?);
+    }
+    Ok(a)
 }
 
 fn listen_addr(args: &ServeArgs) -> Result<SocketAddr> {
@@ -308,7 +338,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 fn build_service(r: &Resolved, store: Store) -> Result<Arc<Service>> {
     let evidence = open_evidence(&r.evidence)?;
-    let analyzer = ServiceAnalyzer::new(r.analyzer.clone()).context("preparing the analyzer")?;
+    let analyzer = Pipeline::new(r.config.analysis.caches.clone());
     Ok(Service::new(
         store,
         evidence,
@@ -321,9 +351,7 @@ fn check_can_analyze(workers: usize) -> Result<()> {
     if workers == 0 {
         return Ok(());
     }
-    vexxy_trace::preflight()
-        .context("this process runs workers (--workers 0 serves the API only)")?;
-    vexxy_sandbox::preflight(Path::new("runc"))
+    vexxy_analyze::preflight(Path::new("runc"))
         .context("this process runs workers (--workers 0 serves the API only)")?;
     Ok(())
 }
@@ -502,7 +530,7 @@ mod tests {
             "file beats default"
         );
         assert_eq!(r.config.queue.max_attempts, 5);
-        assert_eq!(r.analyzer.memory_bytes, 2 << 30);
+        assert_eq!(r.config.analysis.limits.memory_bytes, 2 << 30);
         assert!(r.config.submit.allow_test_scripts);
         assert_eq!(
             r.config.retention,

@@ -4,6 +4,7 @@ use std::{fmt::Write as _, time::Duration};
 
 use anyhow::Result;
 use serde_json::json;
+use vexxy_analyze::Timings;
 use vexxy_decide::{Band, Summary};
 use vexxy_model::{Product, Status};
 
@@ -19,7 +20,7 @@ pub(crate) fn print_text(
     product: &Product,
     report: &vexxy_ingest::Report,
     s: &Summary,
-    timings: &[(&str, Duration)],
+    timings: &Timings,
     to_stdout: bool,
 ) {
     let band = |b: Band| s.automated_by_band.get(&b).copied().unwrap_or(0);
@@ -61,10 +62,11 @@ pub(crate) fn print_text(
     for (j, n) in &s.by_justification {
         let _ = writeln!(t, "    {j}: {n}");
     }
-    let total: Duration = timings.iter().map(|(_, d)| *d).sum();
+    let total: Duration = timings.total();
     let parts: Vec<String> = timings
+        .phases()
         .iter()
-        .map(|(n, d)| format!("{n} {}ms", d.as_millis()))
+        .map(|(p, d)| format!("{} {}ms", p.short(), d.as_millis()))
         .collect();
     let _ = writeln!(t, "  time: {}ms ({})", total.as_millis(), parts.join(", "));
     if to_stdout {
@@ -78,7 +80,7 @@ pub(crate) fn print_json(
     product: &Product,
     report: &vexxy_ingest::Report,
     s: &Summary,
-    timings: &[(&str, Duration)],
+    timings: &Timings,
     to_stdout: bool,
 ) -> Result<()> {
     let v = json!({
@@ -97,7 +99,7 @@ pub(crate) fn print_json(
         "needs_review": s.needs_review,
         "by_status": s.by_status.iter().map(|(k, v)| (k.as_str().to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "by_justification": s.by_justification,
-        "timings_ms": timings.iter().map(|(n, d)| ((*n).to_owned(), json!(d.as_millis() as u64))).collect::<serde_json::Map<_, _>>(),
+        "timings_ms": timings.phases().iter().map(|(p, d)| (p.short().to_owned(), json!(d.as_millis() as u64))).collect::<serde_json::Map<_, _>>(),
     });
     let text = serde_json::to_string_pretty(&v)?;
     if to_stdout {

@@ -1,45 +1,25 @@
 //! `vexxy vex merge` and `vexxy vex validate`, and reading VEX files.
 
-use std::path::Path;
+use anyhow::Result;
+use vexxy_analyze::AnalyzeError;
 
-use anyhow::{Context, Result};
-use vexxy_model::VexDocument;
-
+use super::inputs;
 use crate::{
     cli::{MergeArgs, ValidateArgs},
-    exit::{BadInput, Exit},
+    exit::Exit,
     output,
 };
 
 /// Largest VEX document we read.
 const MAX_VEX_BYTES: u64 = 256 << 20;
 
-fn read_bytes(path: &Path) -> Result<Vec<u8>> {
-    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    if meta.len() > MAX_VEX_BYTES {
-        return Err(BadInput(format!(
-            "{}: {} bytes is more than the limit of {MAX_VEX_BYTES}",
-            path.display(),
-            meta.len()
-        ))
-        .into());
-    }
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-}
-
-/// Reads any VEX document (OpenVEX, CycloneDX VEX, CSAF).
-pub(crate) fn read(path: &Path) -> Result<VexDocument> {
-    let bytes = read_bytes(path)?;
-    Ok(vexxy_vex::read_vex(&bytes, path)?)
-}
-
 pub(crate) fn merge(args: &MergeArgs) -> Result<Exit> {
-    let now = super::timestamp(args.timestamp.as_deref())?;
+    let now = inputs::timestamp(args.timestamp.as_deref())?;
     let docs = args
         .files
         .iter()
-        .map(|p| read(p))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|p| inputs::vex("merge", p))
+        .collect::<Result<Vec<_>, _>>()?;
     let merged = vexxy_vex::merge(docs, &args.author, now);
     let text = vexxy_vex::write_openvex(
         &merged,
@@ -47,7 +27,8 @@ pub(crate) fn merge(args: &MergeArgs) -> Result<Exit> {
             embed_evidence: false,
             pretty: true,
         },
-    )?;
+    )
+    .map_err(AnalyzeError::from)?;
     output::write(args.output.as_deref(), text.as_bytes())?;
     eprintln!(
         "merged {} file(s) into {} statement(s)",
@@ -58,8 +39,8 @@ pub(crate) fn merge(args: &MergeArgs) -> Result<Exit> {
 }
 
 pub(crate) fn validate(args: &ValidateArgs) -> Result<Exit> {
-    let bytes = read_bytes(&args.file)?;
-    let report = vexxy_vex::validate_openvex(&bytes, &args.file)?;
+    let bytes = inputs::read_file("validate", &args.file, MAX_VEX_BYTES)?;
+    let report = vexxy_vex::validate_openvex(&bytes, &args.file).map_err(AnalyzeError::from)?;
     for note in &report.notes {
         eprintln!("note: {note}");
     }
@@ -75,7 +56,7 @@ pub(crate) fn validate(args: &ValidateArgs) -> Result<Exit> {
             p.message
         ));
     }
-    Err(BadInput(format!(
+    Err(AnalyzeError::bad_input(format!(
         "{}: {} problem(s)",
         args.file.display(),
         report.problems.len()
