@@ -328,6 +328,15 @@ mod tests {
                 ErrorKind::BadInput,
             ),
             (
+                vexxy_image::ImageError::Apply {
+                    layer: format!("sha256:{}", "a".repeat(64)).parse().unwrap(),
+                    entry: "x".repeat(300),
+                    source: std::io::Error::from_raw_os_error(36), // ENAMETOOLONG
+                }
+                .into(),
+                ErrorKind::BadInput,
+            ),
+            (
                 vexxy_image::ImageError::Io {
                     path: "/cache/blobs".into(),
                     source: std::io::Error::other("no space left on device"),

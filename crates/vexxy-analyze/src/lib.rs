@@ -140,6 +140,7 @@ pub fn analyze(
         product,
         profile,
         profile_source,
+        planned.command_override.as_ref(),
         &found,
         findings,
         &request.decide,
@@ -190,10 +191,17 @@ pub fn reevaluate(
         ctx,
         &mut timings,
     )?;
+    // an image without a command of its own (a dir: rootfs) has nothing to override
+    let command_override = if resolved.run.argv.is_empty() {
+        None
+    } else {
+        vexxy_model::CommandOverride::between(&resolved.run.argv, &request.profile.run.command)
+    };
     finish(
         product,
         request.profile.clone(),
         ProfileSource::Given,
+        command_override.as_ref(),
         &found,
         findings_of(&request.findings),
         &request.decide,
@@ -297,6 +305,7 @@ pub fn decide_static(
         inventory: inventory.as_ref(),
         facts: &facts,
         profile: None,
+        command_override: None,
     };
     let (decision, document) = render::decide(&evidence, &request.decide, ctx, &mut timings);
     Ok(StaticOutcome {
@@ -376,6 +385,7 @@ fn finish(
     product: Product,
     profile: vexxy_model::ExecutionProfile,
     profile_source: ProfileSource,
+    command_override: Option<&vexxy_model::CommandOverride>,
     found: &StaticEvidence,
     findings: &[vexxy_model::Finding],
     decide: &DecideSettings,
@@ -388,6 +398,7 @@ fn finish(
         inventory: Some(&found.inventory),
         facts: &found.facts,
         profile: Some(&profile),
+        command_override,
     };
     let (decision, document) = render::decide(&evidence, decide, ctx, &mut timings);
     let (artifacts, used_packages) = render::render_all(

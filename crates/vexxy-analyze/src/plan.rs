@@ -26,6 +26,8 @@ pub(crate) struct Planned {
     pub(crate) run_config: RunConfig,
     /// The script's content for the profile key and its name for the profile.
     pub(crate) script: Option<TestScript>,
+    /// Set when the process is not the image's own command.
+    pub(crate) command_override: Option<vexxy_model::CommandOverride>,
     _script_dir: Option<tempfile::TempDir>,
 }
 
@@ -123,10 +125,12 @@ pub(crate) fn plan(
         env: plan.process.env.clone(),
         ..RunConfig::default()
     };
+    let command_override = vexxy_model::CommandOverride::between(&base.argv, &plan.process.args);
     Ok(Planned {
         plan,
         run_config,
         script: settings.test_script.clone(),
+        command_override,
         _script_dir: script_dir,
     })
 }

@@ -18,6 +18,8 @@ pub(crate) struct Evidence<'a> {
     pub(crate) inventory: Option<&'a Inventory>,
     pub(crate) facts: &'a ReachFacts,
     pub(crate) profile: Option<&'a ExecutionProfile>,
+    /// The run started another command than the image's own.
+    pub(crate) command_override: Option<&'a vexxy_model::CommandOverride>,
 }
 
 /// Decides every finding; the document is `None` when there is nothing
@@ -36,6 +38,7 @@ pub(crate) fn decide(
         facts: evidence.facts,
         existing: &settings.existing,
         profile: evidence.profile,
+        command_override: evidence.command_override,
     };
     let outcome = vexxy_decide::decide(&inputs, &settings.policy);
     let document = (!outcome.statements.is_empty()).then(|| {

@@ -31,8 +31,8 @@ use std::collections::BTreeMap;
 
 use time::OffsetDateTime;
 use vexxy_model::{
-    Confidence, Decider, Evidence, ExecutionProfile, Finding, Inventory, Justification, Package,
-    Product, Purl, ReachFacts, Status, Verdict, VexDocument, VexStatement,
+    CommandOverride, Confidence, Decider, Evidence, ExecutionProfile, Finding, Inventory,
+    Justification, Package, Product, Purl, ReachFacts, Status, Verdict, VexDocument, VexStatement,
 };
 
 pub use runtime::{Coverage, CoverageFactors};
@@ -51,6 +51,10 @@ pub struct Inputs<'a> {
     /// A traced, exercised run of the same image, when there was one. The
     /// caller makes sure it is a run of this image.
     pub profile: Option<&'a ExecutionProfile>,
+    /// Set when that run started another command than the image's own:
+    /// runtime verdicts then say so and their `not_affected` claims are
+    /// capped at [`runtime::OVERRIDE_CAP`].
+    pub command_override: Option<&'a CommandOverride>,
 }
 
 /// Tunables of the engine.
@@ -117,7 +121,10 @@ pub fn decide(inputs: &Inputs<'_>, policy: &Policy) -> Outcome {
             },
             None => Decision {
                 finding: i,
-                verdict: gate(decide_one(inputs, &run, f), policy),
+                verdict: gate(
+                    overridden(decide_one(inputs, &run, f), inputs.command_override),
+                    policy,
+                ),
                 existing: false,
             },
         })
@@ -129,6 +136,41 @@ pub fn decide(inputs: &Inputs<'_>, policy: &Policy) -> Outcome {
         statements,
         summary,
     }
+}
+
+/// A runtime verdict from a run of another command than the image's own:
+/// it says so (notes and evidence), and a `not_affected` claim is capped,
+/// since code the image's own command would run may never have run.
+fn overridden(mut verdict: Verdict, over: Option<&CommandOverride>) -> Verdict {
+    let Some(over) = over else {
+        return verdict;
+    };
+    if !is_runtime(&verdict) {
+        return verdict;
+    }
+    let run = over.run.join(" ");
+    let image = over.image.join(" ");
+    let note = format!(
+        "the traced run started `{run}`, not the image's own `{image}`: this runtime evidence is about that command"
+    );
+    verdict.notes = if verdict.notes.is_empty() {
+        note
+    } else {
+        format!("{} ({note})", verdict.notes)
+    };
+    verdict.evidence.push(
+        Evidence::new(
+            runtime::RUNTIME,
+            vexxy_model::EvidenceSource::Runtime,
+            "the run's command was overridden",
+        )
+        .fact("run_command", run)
+        .fact("image_command", image),
+    );
+    if verdict.status() == Status::NotAffected && verdict.confidence.get() > runtime::OVERRIDE_CAP {
+        verdict.confidence = Confidence::clamped(runtime::OVERRIDE_CAP);
+    }
+    verdict
 }
 
 /// Demotes an automated verdict whose confidence is below the policy's floor.

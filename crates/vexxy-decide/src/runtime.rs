@@ -58,6 +58,10 @@ pub const NEVER_ENTERED_BASE: f64 = 0.70;
 /// (ring buffer) or aggregation entries (full map): absence of evidence is
 /// then no longer evidence of absence.
 pub const LOST_EVENTS_CAP: f64 = 0.40;
+/// Highest confidence of a runtime `not_affected` claim from a run whose
+/// command was overridden: below the default review threshold (0.6), so a
+/// person looks at it.
+pub const OVERRIDE_CAP: f64 = 0.50;
 /// "Mapped, never entered" when other requested probes failed to attach.
 pub const UPROBE_ERRORS_FACTOR: f64 = 0.90;
 

@@ -311,6 +311,7 @@ fn verdicts_per_evidence() {
             facts: &facts,
             existing: &[],
             profile: None,
+            command_override: None,
         };
         let out = decide(&inputs, &Policy::default());
         let v = &out.decisions[0].verdict;
@@ -381,6 +382,7 @@ fn existing_statements_are_respected() {
         facts: &facts,
         existing: &existing,
         profile: None,
+        command_override: None,
     };
     let out = decide(&inputs, &Policy::default());
     assert_eq!(out.decisions[0].verdict, human);
@@ -407,6 +409,7 @@ fn one_statement_per_vulnerability_joined_conservatively() {
         facts: &facts,
         existing: &[],
         profile: None,
+        command_override: None,
     };
     let out = decide(&inputs, &Policy::default());
     assert_eq!(out.statements.len(), 2);
@@ -436,6 +439,7 @@ fn without_any_evidence_everything_is_under_investigation() {
         facts: &facts,
         existing: &[],
         profile: None,
+        command_override: None,
     };
     let out = decide(&inputs, &Policy::default());
     assert!(out
@@ -462,6 +466,7 @@ fn verdicts_below_the_minimum_confidence_stay_open() {
         facts: &facts,
         existing: &[],
         profile: None,
+        command_override: None,
     };
     let out = decide(
         &inputs,
@@ -516,6 +521,7 @@ fn execute_path_claims_need_the_elf_graph_and_respect_it() {
         facts: &no_elf,
         existing: &[],
         profile: None,
+        command_override: None,
     };
     let out = decide(&inputs, &Policy::default());
     assert!(out
@@ -533,6 +539,7 @@ fn execute_path_claims_need_the_elf_graph_and_respect_it() {
         facts: &with_elf,
         existing: &[],
         profile: None,
+        command_override: None,
     };
     let out = decide(&inputs, &Policy::default());
     let curl = &out.decisions[0].verdict;
@@ -555,6 +562,7 @@ fn execute_path_claims_need_the_elf_graph_and_respect_it() {
         facts: &with_elf,
         existing: &[],
         profile: None,
+        command_override: None,
     };
     let out = decide(&inputs, &Policy::default());
     let xml = &out.decisions[1].verdict;
@@ -588,6 +596,7 @@ fn statements_pinned_to_another_digest_do_not_apply() {
         facts: &facts,
         existing: &existing,
         profile: None,
+        command_override: None,
     };
     let out = decide(&inputs, &Policy::default());
     assert!(

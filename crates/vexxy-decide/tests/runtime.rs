@@ -295,6 +295,7 @@ fn run(
         facts,
         existing: &[],
         profile,
+        command_override: None,
     };
     decide(&inputs, policy)
 }
@@ -1157,6 +1158,7 @@ fn existing_statements_win_over_runtime_evidence() {
         facts: &facts,
         existing: &existing,
         profile: Some(&profile),
+        command_override: None,
     };
     let out = decide(&inputs, &Policy::default());
     assert!(out.decisions[0].existing);
@@ -1240,4 +1242,74 @@ fn one_statement_joins_runtime_verdicts_conservatively() {
     assert_eq!(out.statements[0].verdict.status(), Status::Affected);
     assert_eq!(out.statements[1].verdict.status(), Status::NotAffected);
     assert_eq!(out.summary.by_status.get(&Status::Affected), Some(&1));
+}
+
+/// A run of another command than the image's own: the runtime claim says
+/// so in its notes and evidence, and is capped below the review threshold.
+#[test]
+fn an_overridden_command_caps_runtime_claims_and_says_so() {
+    let inv = Inventory::new(
+        InventorySource::RootFs,
+        vec![
+            pkg("app", Ecosystem::Deb, &[s("/usr/bin/app")]),
+            pkg("libunused1", Ecosystem::Deb, &[lib("libunused.so.1")]),
+        ],
+    );
+    let findings = [finding("CVE-U", "libunused1", Ecosystem::Deb)];
+    let profile = good_run();
+    let product = product();
+    let facts = ReachFacts::default();
+    let over = vexxy_model::CommandOverride::between(
+        &[s("/usr/bin/app"), s("--serve")],
+        &[s("/usr/bin/app"), s("--version")],
+    )
+    .expect("the commands differ");
+    let decide_with = |over: Option<&vexxy_model::CommandOverride>| {
+        let inputs = Inputs {
+            product: &product,
+            findings: &findings,
+            inventory: Some(&inv),
+            facts: &facts,
+            existing: &[],
+            profile: Some(&profile),
+            command_override: over,
+        };
+        decide(&inputs, &Policy::default()).decisions[0]
+            .verdict
+            .clone()
+    };
+    let plain = decide_with(None);
+    assert_eq!(plain.status(), Status::NotAffected, "{}", plain.notes);
+    assert!(plain.confidence.get() > vexxy_decide::runtime::OVERRIDE_CAP);
+    let v = decide_with(Some(&over));
+    assert_eq!(v.status(), Status::NotAffected);
+    assert!(
+        v.confidence.get() <= vexxy_decide::runtime::OVERRIDE_CAP,
+        "{}",
+        v.confidence
+    );
+    assert!(
+        v.notes.contains("/usr/bin/app --version") && v.notes.contains("/usr/bin/app --serve"),
+        "{}",
+        v.notes
+    );
+    assert!(v.evidence.iter().any(|e| e
+        .facts
+        .iter()
+        .any(|(k, val)| k == "run_command" && val == "/usr/bin/app --version")));
+    // below the default review threshold: a person looks at it
+    let out = {
+        let inputs = Inputs {
+            product: &product,
+            findings: &findings,
+            inventory: Some(&inv),
+            facts: &facts,
+            existing: &[],
+            profile: Some(&profile),
+            command_override: Some(&over),
+        };
+        decide(&inputs, &Policy::default())
+    };
+    assert_eq!(out.summary.needs_review, 1);
+    assert!(vexxy_model::CommandOverride::between(&[s("a")], &[s("a")]).is_none());
 }

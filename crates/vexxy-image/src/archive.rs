@@ -54,9 +54,9 @@ impl TarIndex {
     /// Indexes an archive file; a gzip-compressed archive is first
     /// decompressed into a temporary file inside the cache.
     pub(crate) fn open(path: &Path, cache: &BlobCache) -> Result<Self, ImageError> {
-        let arch_err = |source: io::Error| ImageError::Archive {
+        let arch_err = |cause: io::Error| ImageError::Archive {
             path: path.to_owned(),
-            source,
+            cause,
         };
         let mut file = open_regular(path).map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
@@ -86,7 +86,7 @@ impl TarIndex {
             for entry in archive.entries_with_seek().map_err(arch_err)? {
                 let entry = entry.map_err(arch_err)?;
                 if members.len() >= MAX_MEMBERS {
-                    return Err(arch_err(io::Error::other(format!(
+                    return Err(arch_err(crate::error::said(format!(
                         "more than {MAX_MEMBERS} members"
                     ))));
                 }
@@ -179,7 +179,7 @@ impl TarIndex {
         let mut buf = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         r.read_to_end(&mut buf).map_err(|e| ImageError::Archive {
             path: self.path.clone(),
-            source: e,
+            cause: e,
         })?;
         Ok(Some(buf))
     }

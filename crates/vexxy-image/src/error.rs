@@ -177,24 +177,26 @@ pub enum ImageError {
         limit: u64,
     },
     /// A layer is not a readable tar stream (bad header, truncated, bad compression).
-    #[error("layer {layer}: unreadable layer stream at entry {entry:?}: {source}")]
+    #[error(
+        "layer {layer}: unreadable layer stream at entry {entry:?}: {}",
+        without_data(cause)
+    )]
     Tar {
         /// The layer blob digest.
         layer: Digest,
         /// The last entry read (may be empty).
         entry: String,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error; shown only as [`without_data`] says, never
+        /// as a source (decoders quote the bytes they choke on).
+        cause: io::Error,
     },
     /// An archive file (`oci-archive`, `docker-archive`) is not a readable tar.
-    #[error("archive {path}: {source}")]
+    #[error("archive {path}: {}", without_data(cause))]
     Archive {
         /// The archive file.
         path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
+        /// The underlying error, shown as for [`ImageError::Tar`].
+        cause: io::Error,
     },
     /// Writing a layer entry into the target failed for a reason other than hostility.
     #[error("layer {layer}, entry {entry:?}: {source}")]
@@ -231,13 +233,12 @@ impl ImageError {
     /// True when the error is caused by the image or reference given (bad,
     /// tampered or hostile input), false when this machine failed.
     pub fn is_bad_input(&self) -> bool {
-        !matches!(
-            self,
-            Self::Io { .. }
-                | Self::NoCacheDir
-                | Self::Apply { .. }
-                | Self::NeedsRegistryPull { .. }
-        )
+        match self {
+            // an entry no Linux filesystem can hold (a name over 255 bytes)
+            Self::Apply { source, .. } => source.kind() == io::ErrorKind::InvalidFilename,
+            Self::Io { .. } | Self::NoCacheDir | Self::NeedsRegistryPull { .. } => false,
+            _ => true,
+        }
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
@@ -257,5 +258,42 @@ impl ImageError {
             what,
             message: message.to_string(),
         }
+    }
+}
+
+/// A message of ours carried inside an `io::Error`, shown as it is.
+#[derive(Debug)]
+pub(crate) struct Said(pub(crate) String);
+
+impl std::fmt::Display for Said {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Said {}
+
+/// An `io::Error` of ours, shown as it is by [`without_data`].
+pub(crate) fn said(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, Said(message.into()))
+}
+
+/// What an I/O error from reading an archive or layer says, without the
+/// data: the tar and decompression crates quote the bytes they choke on
+/// (header fields, magic), which for a file that is not an image may be a
+/// secret's content. Operating-system errors and messages of ours are kept.
+pub fn without_data(e: &io::Error) -> String {
+    if e.raw_os_error().is_some() {
+        return e.to_string();
+    }
+    if let Some(ours) = e.get_ref().and_then(|inner| inner.downcast_ref::<Said>()) {
+        return ours.0.clone();
+    }
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => "the stream ends early".to_owned(),
+        io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput | io::ErrorKind::Other => {
+            "not a valid tar stream (bad header, checksum or compression)".to_owned()
+        }
+        kind => kind.to_string(),
     }
 }

@@ -731,7 +731,7 @@ fn sniff_member(index: &TarIndex, member: &str) -> Result<crate::unpack::Compres
                 Err(e) => {
                     return Err(ImageError::Archive {
                         path: index.path.clone(),
-                        source: e,
+                        cause: e,
                     })
                 }
             }

@@ -38,7 +38,7 @@ mod source;
 mod unpack;
 
 pub use cache::{BlobCache, PutOutcome};
-pub use error::ImageError;
+pub use error::{without_data, ImageError};
 pub use image::{
     open, Image, ImageConfig, Layer, OpenOptions, DOCKER_LAYER_GZIP, DOCKER_LAYER_TAR,
 };

@@ -161,7 +161,7 @@ impl<R: Read> Read for Budget<R> {
         let n = self.inner.read(buf)?;
         if n as u64 > self.left {
             self.exceeded.set(true);
-            return Err(io::Error::other("uncompressed size limit exceeded"));
+            return Err(crate::error::said("uncompressed size limit exceeded"));
         }
         self.left -= n as u64;
         Ok(n)
@@ -459,16 +459,16 @@ impl Applier<'_> {
             return Err(ImageError::Tar {
                 layer: layer.digest.clone(),
                 entry: String::new(),
-                source: io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("media type {} announces compression but the content has no gzip or zstd header", layer.media_type),
-                ),
+                cause: crate::error::said(format!(
+                    "media type {} announces compression but the content has no gzip or zstd header",
+                    layer.media_type
+                )),
             });
         }
-        let tar_err = |entry: &str, source: io::Error| ImageError::Tar {
+        let tar_err = |entry: &str, cause: io::Error| ImageError::Tar {
             layer: layer.digest.clone(),
             entry: entry.to_owned(),
-            source,
+            cause,
         };
         let decoded: Box<dyn Read> = match sniffed {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(reader)),
@@ -735,11 +735,11 @@ impl Applier<'_> {
         Ok(())
     }
 
-    fn tar_io(&self, name: &str, source: io::Error) -> ImageError {
+    fn tar_io(&self, name: &str, cause: io::Error) -> ImageError {
         ImageError::Tar {
             layer: self.layer_digest(),
             entry: name.to_owned(),
-            source,
+            cause,
         }
     }
 

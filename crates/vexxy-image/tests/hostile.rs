@@ -680,3 +680,62 @@ fn a_non_empty_target_is_left_alone() {
     assert!(matches!(err, ImageError::BadTarget { .. }), "{err:?}");
     assert_eq!(fs::read(f.t("mine")).expect("kept"), b"mine");
 }
+
+/// A file that is not an image (an env file with a secret) named as an
+/// archive: the error says what is wrong, never what the file holds (the
+/// tar reader quotes header bytes it cannot parse).
+#[test]
+fn errors_about_non_images_never_echo_their_content() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = BlobCache::open(dir.path().join("cache")).expect("cache");
+    let marker = "SECRET_TOKEN=hunter2-do-not-echo";
+    let mut content = String::new();
+    while content.len() < 4096 {
+        content.push_str(marker);
+        content.push('\n');
+    }
+    let file = dir.path().join("secrets.env");
+    std::fs::write(&file, &content).expect("write");
+    for source in [
+        vexxy_image::ImageSource::DockerArchive { file: file.clone() },
+        vexxy_image::ImageSource::OciArchive {
+            file: file.clone(),
+            tag: None,
+        },
+    ] {
+        let err = vexxy_image::open(&source, &cache, &vexxy_image::OpenOptions::default())
+            .expect_err("not an image");
+        let mut text = err.to_string();
+        let mut cause = std::error::Error::source(&err);
+        while let Some(c) = cause {
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        assert!(
+            !text.contains("hunter2") && !text.contains("SECRET"),
+            "{source:?}: {text}"
+        );
+        assert!(text.contains("secrets.env"), "names the file: {text}");
+    }
+}
+
+/// A layer entry whose name no Linux filesystem can hold (a component over
+/// 255 bytes) is the image's fault: bad input, not a failure of ours.
+#[test]
+fn a_name_too_long_for_the_host_is_bad_input() {
+    let f = Fixture::new();
+    let long = format!("etc/{}", "n".repeat(300));
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut h = Header::new_gnu();
+    h.set_entry_type(EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(2);
+    builder
+        .append_data(&mut h, &long, &b"ok"[..])
+        .expect("append with a GNU long name");
+    let layer = f.layer(&builder.into_inner().expect("tar"));
+    let err = f
+        .unpack(vec![layer], &Limits::default())
+        .expect_err("refused");
+    assert!(err.is_bad_input(), "{err:?}");
+}

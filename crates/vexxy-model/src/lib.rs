@@ -31,9 +31,9 @@ pub use package::{Ecosystem, Package, SourcePackage};
 pub use platform::{Platform, PlatformError};
 pub use product::{Digest, DigestError, Product};
 pub use profile::{
-    ExecutedBinary, ExecutionProfile, ExerciseStats, FailedOpen, FileAccess, FunctionCalls,
-    LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, RunInfo, RunOutcome, ScriptOutcome,
-    SocketAddress, SocketOp, TracerInfo,
+    CommandOverride, ExecutedBinary, ExecutionProfile, ExerciseStats, FailedOpen, FileAccess,
+    FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, RunInfo, RunOutcome,
+    ScriptOutcome, SocketAddress, SocketOp, TracerInfo,
 };
 pub use purl::{Purl, PurlError};
 pub use verdict::{

@@ -59,6 +59,27 @@ pub struct RunInfo {
     pub outcome: RunOutcome,
 }
 
+/// The traced run started another command than the image's own (an
+/// entrypoint or command override): its runtime evidence is about that
+/// command, not necessarily about what the image runs when deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOverride {
+    /// The image's own argv (entrypoint + command).
+    pub image: Vec<String>,
+    /// The argv the run started.
+    pub run: Vec<String>,
+}
+
+impl CommandOverride {
+    /// An override when `run` differs from `image`.
+    pub fn between(image: &[String], run: &[String]) -> Option<Self> {
+        (image != run).then(|| Self {
+            image: image.to_vec(),
+            run: run.to_vec(),
+        })
+    }
+}
+
 /// How the workload's init process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RunOutcome {

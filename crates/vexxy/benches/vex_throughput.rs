@@ -143,6 +143,7 @@ fn vexxy_once(data: &Path, out: &Path, phases: &mut Phases) -> (Duration, usize,
             facts: &facts,
             existing: &[],
             profile: None,
+            command_override: None,
         };
         let outcome = vexxy_decide::decide(&inputs, &vexxy_decide::Policy::default());
         findings += report.findings.len();

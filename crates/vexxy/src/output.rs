@@ -135,8 +135,12 @@ pub(crate) fn replace_dir(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    fs::create_dir_all(parent)
-        .with_context(|| format!("creating the output directory's parent {}", parent.display()))?;
+    fs::create_dir_all(parent).with_context(|| {
+        format!(
+            "creating the output directory's parent {}",
+            parent.display()
+        )
+    })?;
     let name = dir
         .file_name()
         .with_context(|| format!("{}: not a directory name", dir.display()))?
@@ -230,7 +234,11 @@ mod tests {
                 ("profile.json".to_owned(), b"{}\n".to_vec())
             ]
         );
-        assert_eq!(fs::read_dir(t.path()).expect("list").count(), 1, "no leftovers");
+        assert_eq!(
+            fs::read_dir(t.path()).expect("list").count(),
+            1,
+            "no leftovers"
+        );
     }
 
     /// On a full filesystem the earlier outputs stay exactly as they were.

@@ -342,21 +342,43 @@ fn bad_inputs_exit_2_without_partial_output() {
         ("binary", write("binary.json", &[0u8, 159, 146, 150, 255])),
         ("sbom as scan", spdx()),
         ("missing file", dir.path().join("does-not-exist.json")),
+        ("a directory", {
+            let d = dir.path().join("a-directory.json");
+            std::fs::create_dir(&d).expect("mkdir");
+            d
+        }),
+        ("a fifo", {
+            let f = dir.path().join("a-fifo.json");
+            let made = std::process::Command::new("mkfifo").arg(&f).status();
+            assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+            f
+        }),
+        (
+            "a name too long",
+            dir.path().join(format!("{}.json", "n".repeat(300))),
+        ),
     ];
     for (name, path) in cases {
         let out = dir
             .path()
             .join(format!("{}.out.json", name.replace(' ', "-")));
+        let began = std::time::Instant::now();
         let assert = vexxy()
             .args(["vex", "--quiet", "--product", PRODUCT])
             .arg("--scan")
             .arg(&path)
             .arg("-o")
             .arg(&out)
+            .timeout(std::time::Duration::from_secs(20))
             .assert();
         let output = assert.get_output();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            began.elapsed() < std::time::Duration::from_secs(10),
+            "{name}: took {:?} (a FIFO must not block)",
+            began.elapsed()
+        );
         let file_name = path
             .file_name()
             .expect("name")

@@ -112,12 +112,16 @@ fn write_outputs(
     fail_on_undecided: bool,
     quiet: bool,
 ) -> Result<Exit> {
-    output::replace_dir(out, |dir| {
-        for (kind, bytes) in outcome.artifacts.iter() {
-            output::write_new(&dir.join(kind.file_name()), bytes)?;
-        }
-        Ok(())
-    }, |name| ArtifactKind::from_name(name).is_none())?;
+    output::replace_dir(
+        out,
+        |dir| {
+            for (kind, bytes) in outcome.artifacts.iter() {
+                output::write_new(&dir.join(kind.file_name()), bytes)?;
+            }
+            Ok(())
+        },
+        |name| ArtifactKind::from_name(name).is_none(),
+    )?;
     match findings.report() {
         Some(report) => summary::print_text(
             &outcome.product,
