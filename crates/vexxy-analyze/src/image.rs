@@ -32,7 +32,7 @@ enum Holder {
     /// A cache entry: nobody evicts it while the lease lives.
     Lease { _lease: RootfsLease },
     /// Removed when dropped.
-    Scratch { _dir: tempfile::TempDir },
+    Scratch { _dir: crate::scratch::ScratchDir },
 }
 
 /// An image ready for analysis. The rootfs stays until this is dropped.
@@ -111,6 +111,7 @@ pub fn resolve(
                 insecure_registries: request.insecure_registries.clone(),
                 credentials: request.credentials.clone(),
                 timeout: request.registry_timeout,
+                egress: request.egress.clone(),
             };
             let pulled = vexxy_registry::pull_blocking(name, &pull, cache.root())
                 .doing_with(|| format!("pulling {reference}"))?;
@@ -188,9 +189,7 @@ pub fn resolve(
             };
             std::fs::create_dir_all(&base)
                 .map_err(|e| AnalyzeError::io(format!("creating {}", base.display()), &e))?;
-            let dir = tempfile::Builder::new()
-                .prefix("vexxy-rootfs-")
-                .tempdir_in(&base)
+            let dir = crate::scratch::ScratchDir::new_in(&base, crate::scratch::ROOTFS_PREFIX)
                 .map_err(|e| {
                     AnalyzeError::io(
                         format!("creating a scratch directory in {}", base.display()),

@@ -34,6 +34,7 @@ mod plan;
 mod render;
 mod request;
 mod run_config;
+mod scratch;
 
 use std::path::Path;
 
@@ -231,6 +232,47 @@ pub fn preflight(runtime: &Path) -> Result<(), AnalyzeError> {
     vexxy_trace::preflight().doing("checking that this machine can trace")?;
     vexxy_sandbox::preflight(runtime).doing("checking that this machine can run sandboxes")?;
     Ok(())
+}
+
+/// What [`reap_leftovers`] cleaned up, and what it could not.
+#[derive(Debug, Default)]
+pub struct Leftovers {
+    /// Sandboxes torn down (their owner process was gone).
+    pub sandboxes: Vec<String>,
+    /// Scratch directories removed (no live analysis held them).
+    pub scratch: Vec<std::path::PathBuf>,
+    /// What failed; the rest was still done.
+    pub errors: Vec<AnalyzeError>,
+}
+
+/// Cleans up after analyses whose process died (`kill -9`, a crash, a
+/// lost machine's restart): tears down the sandboxes under the run state
+/// root (`/run/vexxy`) whose owner process is gone (processes, mounts,
+/// cgroups, runtime state: `vexxy_sandbox::reap_leftovers`), then removes
+/// the scratch directories of [`Caches::scratch`] (test scripts,
+/// unpacked images) that no live analysis holds. What a live process
+/// uses is never touched: a sandbox's owner record names its process, a
+/// scratch directory is locked by the analysis holding it. Without a
+/// configured scratch directory only sandboxes are reaped (the default,
+/// the system's temporary directory, is not ours alone).
+pub fn reap_leftovers(caches: &Caches) -> Leftovers {
+    let mut out = Leftovers::default();
+    match vexxy_sandbox::reap_leftovers(vexxy_run::default_state_root()) {
+        Ok(ids) => out.sandboxes = ids,
+        Err(e) => out
+            .errors
+            .push(AnalyzeError::from(e).context("reaping leftover sandboxes")),
+    }
+    if let Some(dir) = &caches.scratch {
+        match scratch::sweep(dir) {
+            Ok(paths) => out.scratch = paths,
+            Err(e) => out.errors.push(AnalyzeError::io(
+                format!("sweeping the scratch directory {}", dir.display()),
+                &e,
+            )),
+        }
+    }
+    out
 }
 
 /// The result of [`decide_static`].

@@ -28,7 +28,7 @@ pub(crate) struct Planned {
     pub(crate) script: Option<TestScript>,
     /// Set when the process is not the image's own command.
     pub(crate) command_override: Option<vexxy_model::CommandOverride>,
-    _script_dir: Option<tempfile::TempDir>,
+    _script_dir: Option<crate::scratch::ScratchDir>,
 }
 
 /// The process as it will run, with the request's overrides applied.
@@ -97,9 +97,7 @@ pub(crate) fn plan(
     plan.uprobes.clone_from(&settings.uprobes);
     let script_dir = match &settings.test_script {
         Some(script) => {
-            let dir = tempfile::Builder::new()
-                .prefix("vexxy-script-")
-                .tempdir_in(scratch)
+            let dir = crate::scratch::ScratchDir::new_in(scratch, crate::scratch::SCRIPT_PREFIX)
                 .map_err(|e| {
                     AnalyzeError::io(
                         format!(

@@ -26,6 +26,10 @@ pub struct ImageRequest {
     pub credentials: vexxy_registry::Credentials,
     /// Registry connect and read timeout (default 30 s / 120 s).
     pub registry_timeout: Option<Duration>,
+    /// The egress policy every connection of a registry pull obeys
+    /// (registry, token service, redirects, foreign layer URLs); `None`
+    /// contacts whatever the reference and the registry name.
+    pub egress: Option<vexxy_egress::EgressPolicy>,
 }
 
 impl ImageRequest {
@@ -43,6 +47,7 @@ impl ImageRequest {
             insecure_registries: Vec::new(),
             credentials: vexxy_registry::Credentials::FromDockerConfig,
             registry_timeout: None,
+            egress: None,
         })
     }
 }

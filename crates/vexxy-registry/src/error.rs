@@ -117,15 +117,27 @@ pub enum RegistryError {
     },
     /// Transport trouble talking to the registry (connection, TLS, timeout,
     /// an unreadable response).
-    #[error("request to registry {registry} for {reference} failed: {source}")]
+    #[error("request to registry {registry} for {reference} failed: {reason}")]
     Network {
         /// Registry host.
         registry: String,
         /// The image reference.
         reference: String,
-        /// The client's error.
+        /// What failed, in this crate's words (never a response body).
+        reason: String,
+    },
+    /// The egress policy refused a destination of the pull (the registry
+    /// itself, its token service, a redirect, a foreign layer URL), or
+    /// could not resolve the registry's host to check it.
+    #[error("pulling {reference} from registry {registry}: {source}")]
+    Egress {
+        /// Registry host.
+        registry: String,
+        /// The image reference.
+        reference: String,
+        /// The policy's reason.
         #[source]
-        source: OciDistributionError,
+        source: Box<vexxy_egress::EgressError>,
     },
     /// The registry answered with a server-side error.
     #[error("registry {registry} failed serving {reference}: {reason}")]
@@ -184,6 +196,7 @@ impl RegistryError {
             | Self::Unsupported { .. }
             | Self::BadManifest { .. }
             | Self::BadLayout { .. } => true,
+            Self::Egress { source, .. } => source.is_bad_input(),
             Self::Network { .. }
             | Self::Registry { .. }
             | Self::Io { .. }
@@ -204,30 +217,67 @@ impl RegistryError {
 pub(crate) struct Ctx {
     pub(crate) registry: String,
     pub(crate) reference: String,
+    /// What the egress proxy refused, when the pull runs under a policy.
+    pub(crate) egress: Option<vexxy_egress::ProxyLog>,
 }
 
 impl Ctx {
-    /// Maps an oci-client error onto this crate's error kinds.
+    /// The policy's refusal, when the proxy refused something: whatever
+    /// the client then reported is a consequence of it.
+    fn refused(&self) -> Option<RegistryError> {
+        let source = self.egress.as_ref()?.first_refusal()?;
+        Some(RegistryError::Egress {
+            registry: self.registry.clone(),
+            reference: self.reference.clone(),
+            source: Box::new(source),
+        })
+    }
+
+    /// A transport failure (the egress refusal behind it, if any).
+    pub(crate) fn network(&self, reason: String) -> RegistryError {
+        self.refused().unwrap_or_else(|| RegistryError::Network {
+            registry: self.registry.clone(),
+            reference: self.reference.clone(),
+            reason,
+        })
+    }
+
+    /// Maps an oci-client error onto this crate's error kinds. Nothing a
+    /// server sent is carried over but status codes, OCI error codes and
+    /// the host a URL names: a hostile registry (or whatever it redirects
+    /// to) cannot put text into the error.
     pub(crate) fn map(&self, err: OciDistributionError) -> RegistryError {
+        if let Some(refused) = self.refused() {
+            return refused;
+        }
         let registry = self.registry.clone();
         let reference = self.reference.clone();
         match err {
-            OciDistributionError::AuthenticationFailure(body) => RegistryError::AuthRefused {
+            OciDistributionError::AuthenticationFailure(_) => RegistryError::AuthRefused {
                 registry,
                 reference,
-                reason: format!(
-                    "the token service refused to issue a token: {}",
-                    one_line(&body)
-                ),
+                reason: "the token service refused to issue a token".into(),
             },
             OciDistributionError::UnauthorizedError { url } => RegistryError::AuthRefused {
                 registry,
                 reference,
-                reason: format!("unauthorized (http 401) for {url}; check the credentials"),
+                reason: format!(
+                    "unauthorized (http 401) from {}; check the credentials",
+                    url_host(&url)
+                ),
             },
             OciDistributionError::RegistryError { envelope, url } => {
                 let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|e| &e.code).collect();
-                let reason = format!("{} ({url})", one_line(&envelope.to_string()));
+                let names: Vec<String> = codes.iter().map(|c| code_name(c)).collect();
+                let reason = format!(
+                    "error code {} from {}",
+                    if names.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        names.join(", ")
+                    },
+                    url_host(&url)
+                );
                 if codes
                     .iter()
                     .any(|c| matches!(c, OciErrorCode::Unauthorized | OciErrorCode::Denied))
@@ -259,8 +309,8 @@ impl Ctx {
                     }
                 }
             }
-            OciDistributionError::ServerError { code, url, message } => {
-                let reason = format!("http {code} for {url}: {}", one_line(&message));
+            OciDistributionError::ServerError { code, url, .. } => {
+                let reason = format!("http {code} from {}", url_host(&url));
                 match code {
                     401 | 403 => RegistryError::AuthRefused {
                         registry,
@@ -284,24 +334,109 @@ impl Ctx {
             ) => RegistryError::ManifestDigestMismatch {
                 registry,
                 reference,
-                expected,
-                actual,
+                expected: digest_or_placeholder(&expected),
+                actual: digest_or_placeholder(&actual),
             },
             other => RegistryError::Network {
                 registry,
                 reference,
-                source: other,
+                reason: describe(&other),
             },
         }
     }
 }
 
-/// Collapses whitespace and caps length so server text fits in one line.
-fn one_line(s: &str) -> String {
-    let joined = s.split_whitespace().collect::<Vec<_>>().join(" ");
+/// `host[:port]` of a URL, without user info, path or query.
+fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() {
+        "the registry".to_owned()
+    } else {
+        host.to_ascii_lowercase()
+    }
+}
+
+/// An OCI error code as the spec spells it (`MANIFEST_UNKNOWN`).
+fn code_name(code: &OciErrorCode) -> String {
+    match serde_json::to_value(code) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "UNKNOWN".to_owned(),
+    }
+}
+
+/// A digest as given when it looks like one (`algorithm:hex`), else a
+/// placeholder: the value may come from a response header.
+fn digest_or_placeholder(d: &str) -> String {
+    let ok = d.split_once(':').is_some_and(|(alg, hex)| {
+        !alg.is_empty()
+            && alg.len() <= 32
+            && alg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b))
+            && (32..=128).contains(&hex.len())
+            && hex.bytes().all(|b| b.is_ascii_hexdigit())
+    });
+    if ok {
+        d.to_owned()
+    } else {
+        "(not a digest)".to_owned()
+    }
+}
+
+/// A transport error in words that carry nothing a server sent: the
+/// error chain's own texts, with the URLs the client quotes cut out, and
+/// fixed words for errors that would quote a response.
+pub(crate) fn describe(err: &OciDistributionError) -> String {
+    use OciDistributionError as E;
+    match err {
+        E::RequestError(_) | E::IoError(_) => chain(err),
+        E::AuthenticationFailure(_) => "the token service refused to issue a token".into(),
+        E::RegistryTokenDecodeError(_) => "the token service's answer is not a token".into(),
+        E::ManifestParsingError(_)
+        | E::VersionedParsingError(_)
+        | E::JsonError(_)
+        | E::ManifestEncodingError(_)
+        | E::ConfigConversionError(_) => "a response could not be parsed".into(),
+        E::DigestError(_) => "a digest in a response header is malformed".into(),
+        E::HeaderValueError(_) => "a response header is not text".into(),
+        E::UrlParseError(_) => "a url could not be parsed".into(),
+        E::ServerError { code, url, .. } => format!("http {code} from {}", url_host(url)),
+        E::UnauthorizedError { url } => format!("http 401 from {}", url_host(url)),
+        E::RegistryError { url, .. } => format!("an error response from {}", url_host(url)),
+        E::SpecViolationError(_) => "the registry answered outside the distribution spec".into(),
+        E::RegistryNoDigestError
+        | E::RegistryNoLocationError
+        | E::UnsupportedSchemaVersionError(_)
+        | E::ImageIndexParsingNoPlatformResolverError
+        | E::PullNoLayersError
+        | E::PushNoDataError
+        | E::PushLayerNoDataError => err.to_string().to_lowercase(),
+        _ => "an unexpected response".into(),
+    }
+}
+
+/// The texts of an error and its sources, with `for url (…)` cut out
+/// (reqwest quotes the URL, which a redirect chose), lowercase, capped.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        let text = text.split(" for url (").next().unwrap_or_default();
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text.to_lowercase())) {
+            parts.push(text.to_lowercase());
+        }
+        next = e.source();
+    }
+    let joined = parts.join(": ");
     if joined.chars().count() > 300 {
         let cut: String = joined.chars().take(300).collect();
         format!("{cut}…")
+    } else if joined.is_empty() {
+        "transport error".to_owned()
     } else {
         joined
     }
@@ -315,8 +450,11 @@ mod tests {
         Ctx {
             registry: "127.0.0.1:5000".into(),
             reference: "127.0.0.1:5000/nginx:latest".into(),
+            egress: None,
         }
     }
+
+    const BODY: &str = "SECRET-INTERNAL-BODY-4f1c";
 
     #[test]
     fn maps_client_errors_to_kinds() {
@@ -329,12 +467,15 @@ mod tests {
 
         let e = ctx().map(OciDistributionError::ServerError {
             code: 503,
-            url: "http://x/v2/".into(),
+            url: "http://user:pw@mirror.example:8443/v2/x?y=1".into(),
             message: "busy\n  now".into(),
         });
         assert!(matches!(e, RegistryError::Registry { .. }), "{e:?}");
         assert!(!e.is_bad_input());
-        assert!(e.to_string().contains("busy now"), "{e}");
+        assert!(
+            e.to_string().ends_with("http 503 from mirror.example:8443"),
+            "{e}"
+        );
 
         let e = ctx().map(OciDistributionError::ServerError {
             code: 404,
@@ -353,6 +494,87 @@ mod tests {
             matches!(e, RegistryError::Network { .. }) && !e.is_bad_input(),
             "{e:?}"
         );
+        assert!(e.to_string().ends_with("failed: reset"), "{e}");
+    }
+
+    #[test]
+    fn response_bodies_never_reach_the_message() {
+        let envelope: oci_client::errors::OciEnvelope = serde_json::from_value(
+            serde_json::json!({"errors": [{"code": "MANIFEST_UNKNOWN", "message": BODY, "detail": BODY}]}),
+        )
+        .unwrap();
+        let errors = [
+            OciDistributionError::AuthenticationFailure(BODY.into()),
+            OciDistributionError::ServerError {
+                code: 500,
+                url: "http://r/v2/".into(),
+                message: BODY.into(),
+            },
+            OciDistributionError::ServerError {
+                code: 403,
+                url: "http://r/v2/".into(),
+                message: BODY.into(),
+            },
+            OciDistributionError::RegistryError {
+                envelope,
+                url: "http://r/v2/".into(),
+            },
+            OciDistributionError::RegistryTokenDecodeError(BODY.into()),
+            OciDistributionError::ManifestParsingError(BODY.into()),
+            OciDistributionError::GenericError(Some(BODY.into())),
+            OciDistributionError::UnsupportedMediaTypeError(BODY.into()),
+            OciDistributionError::DigestError(oci_client::errors::DigestError::VerificationError {
+                expected: BODY.into(),
+                actual: format!("sha256:{}", "0".repeat(64)),
+            }),
+        ];
+        for err in errors {
+            let what = format!("{err:?}");
+            let e = ctx().map(err);
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                text.push_str(&s.to_string());
+                source = s.source();
+            }
+            assert!(!text.contains(BODY), "{what} became {text}");
+        }
+        let e = ctx().map(OciDistributionError::RegistryError {
+            envelope: serde_json::from_value(
+                serde_json::json!({"errors": [{"code": "MANIFEST_UNKNOWN", "message": BODY}]}),
+            )
+            .unwrap(),
+            url: "https://r.example/v2/a/manifests/b".into(),
+        });
+        assert!(matches!(e, RegistryError::NotFound { .. }), "{e:?}");
+        assert!(
+            e.to_string()
+                .ends_with("error code MANIFEST_UNKNOWN from r.example"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_egress_refusal_explains_what_followed() {
+        let log = vexxy_egress::ProxyLog::default();
+        let mut c = ctx();
+        c.egress = Some(log.clone());
+        let e = c.map(OciDistributionError::IoError(std::io::Error::other("x")));
+        assert!(matches!(e, RegistryError::Network { .. }), "{e:?}");
+        // a refusal the proxy logged becomes the error, whatever the client saw
+        let policy = vexxy_egress::EgressPolicy::new();
+        let refusal = policy.check_without_dns("169.254.169.254", 80).unwrap_err();
+        log.record(refusal);
+        let e = c.map(OciDistributionError::ServerError {
+            code: 403,
+            url: "http://169.254.169.254/".into(),
+            message: String::new(),
+        });
+        assert!(
+            matches!(e, RegistryError::Egress { .. }) && e.is_bad_input(),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("169.254.169.254"), "{e}");
     }
 
     #[test]
@@ -373,11 +595,5 @@ mod tests {
             let s = e.to_string();
             assert!(s.chars().next().is_some_and(|c| !c.is_uppercase()), "{s}");
         }
-    }
-
-    #[test]
-    fn long_server_text_is_capped() {
-        let s = one_line(&"word ".repeat(200));
-        assert!(s.chars().count() <= 301 && s.ends_with('…'), "{s}");
     }
 }

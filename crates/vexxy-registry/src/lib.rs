@@ -26,8 +26,18 @@
 //!   and only once every blob of the image is stored; other entries are kept.
 //! - Credentials are only sent to the registry of the reference (and its
 //!   token service); passwords never appear in `Debug` output or errors.
+//! - With an egress policy ([`PullOptions::egress`]) every connection of
+//!   the pull goes through [`vexxy_egress::EgressPolicy::connect`]: the
+//!   registry's host is checked before anything is sent, and the HTTP
+//!   client reaches the network only through an in-process
+//!   [`vexxy_egress::EgressProxy`], so redirects, token realms and foreign
+//!   layer URLs are checked too; foreign layer URLs are tried only over
+//!   HTTPS and only to hosts the policy allows; plain HTTP goes only to the
+//!   registries named insecure (no HTTPS → HTTP redirect).
 //! - No `unsafe`, no panics on registry input: every failure is a
-//!   [`RegistryError`] naming the reference, digest or registry.
+//!   [`RegistryError`] naming the reference, digest or registry, and none
+//!   carries a response body (status codes, OCI error codes and hosts
+//!   only).
 //!
 //! One layout directory should have one writer at a time: blobs are safe to
 //! share, but concurrent pulls may race on `index.json`.
@@ -61,6 +71,35 @@ pub struct PullOptions {
     /// How long to wait for a connection and for each read; default 30 s
     /// to connect, 120 s to read.
     pub timeout: Option<std::time::Duration>,
+    /// The egress policy every connection of the pull obeys (the
+    /// registry, its token service, redirects, foreign layer URLs); `None`
+    /// contacts whatever the reference and the registry name.
+    pub egress: Option<vexxy_egress::EgressPolicy>,
+}
+
+/// Checks, without DNS, that `reference` names a registry the policy lets
+/// this process contact: the host allow-list, and the deny-list for IP
+/// addresses and `localhost` names. Cheap enough for a request handler; a
+/// registry that passes is checked again, resolved, when it is pulled.
+/// Local image names are not registry references: they fail to parse.
+///
+/// # Errors
+///
+/// [`RegistryError::BadReference`] or [`RegistryError::Egress`].
+pub fn admit(
+    reference: &str,
+    policy: &vexxy_egress::EgressPolicy,
+    insecure_registries: &[String],
+) -> Result<(), RegistryError> {
+    let image = ImageRef::parse(reference)?;
+    let (host, port) = pull::endpoint(&image, insecure_registries);
+    policy
+        .check_without_dns(&host, port)
+        .map_err(|source| RegistryError::Egress {
+            registry: image.registry().to_owned(),
+            reference: image.given.clone(),
+            source: Box::new(source),
+        })
 }
 
 /// A content descriptor of a config or layer blob.

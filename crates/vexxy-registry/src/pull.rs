@@ -12,11 +12,12 @@ use oci_client::{
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
+use vexxy_egress::{EgressPolicy, EgressProxy};
 use vexxy_model::Digest;
 
 use crate::{
     auth,
-    error::Ctx,
+    error::{describe, Ctx},
     layout::Layout,
     reference::{ImageRef, Platform},
     BlobDescriptor, PullOptions, Pulled, RegistryError,
@@ -86,11 +87,20 @@ pub(crate) async fn pull(
         None => Platform::host(),
     };
     let (auth, warnings) = auth::resolve(&opts.credentials, image.registry())?;
-    let ctx = Ctx {
+    let insecure = insecure_list(&opts.insecure_registries);
+    let mut ctx = Ctx {
         registry: image.registry().to_owned(),
         reference: image.given.clone(),
+        egress: None,
     };
-    let client = client_for(opts, &ctx)?;
+    // Under a policy, the registry's host is checked before anything is
+    // sent, and the client reaches the network only through the proxy.
+    let proxy = match &opts.egress {
+        Some(policy) => Some(start_egress(&image, policy, opts, &insecure, &ctx).await?),
+        None => None,
+    };
+    ctx.egress = proxy.as_ref().map(EgressProxy::log);
+    let client = client_for(opts, insecure, proxy.as_ref(), &ctx)?;
     let layout = Layout::open(layout_dir)?;
     let result = Puller {
         client: &client,
@@ -98,18 +108,21 @@ pub(crate) async fn pull(
         ctx: &ctx,
         auth: &auth,
         layout: &layout,
+        egress: opts.egress.as_ref(),
     }
     .run(&platform)
     .await;
     layout.tidy();
+    drop(client);
+    drop(proxy);
     let mut pulled = result?;
     pulled.warnings = warnings;
     Ok(pulled)
 }
 
-fn client_for(opts: &PullOptions, ctx: &Ctx) -> Result<Client, RegistryError> {
-    let insecure: Vec<String> = opts
-        .insecure_registries
+/// The registries reached over plain HTTP, as oci-client compares them.
+fn insecure_list(given: &[String]) -> Vec<String> {
+    given
         .iter()
         .map(|r| {
             let r = r.trim();
@@ -118,7 +131,54 @@ fn client_for(opts: &PullOptions, ctx: &Ctx) -> Result<Client, RegistryError> {
                 .trim_end_matches('/')
                 .to_owned()
         })
-        .collect();
+        .collect()
+}
+
+/// The host and port the client connects to for `image`: 80 for a
+/// registry named insecure without a port, else 443.
+pub(crate) fn endpoint(image: &ImageRef, insecure_registries: &[String]) -> (String, u16) {
+    let registry = image.resolved_registry();
+    let plain = insecure_list(insecure_registries)
+        .iter()
+        .any(|r| r == registry);
+    let default = if plain { 80 } else { 443 };
+    vexxy_egress::split_authority(registry, Some(default))
+        .unwrap_or_else(|| (registry.to_owned(), default))
+}
+
+/// Checks the registry's host under the policy (resolved once, every
+/// address checked: a refused registry is never sent a byte), then starts
+/// the proxy every connection of the pull goes through.
+async fn start_egress(
+    image: &ImageRef,
+    policy: &EgressPolicy,
+    opts: &PullOptions,
+    insecure: &[String],
+    ctx: &Ctx,
+) -> Result<EgressProxy, RegistryError> {
+    let policy = policy
+        .clone()
+        .with_connect_timeout(opts.timeout.unwrap_or(Duration::from_secs(30)));
+    let (host, port) = endpoint(image, insecure);
+    let check = policy.clone();
+    let checked = tokio::task::spawn_blocking(move || check.resolve(&host, port))
+        .await
+        .map_err(|e| ctx.network(format!("checking the registry's address failed: {e}")))?;
+    checked.map_err(|source| RegistryError::Egress {
+        registry: ctx.registry.clone(),
+        reference: ctx.reference.clone(),
+        source: Box::new(source),
+    })?;
+    EgressProxy::start(policy, insecure)
+        .map_err(|e| ctx.network(format!("cannot start the egress proxy: {e}")))
+}
+
+fn client_for(
+    opts: &PullOptions,
+    insecure: Vec<String>,
+    proxy: Option<&EgressProxy>,
+    ctx: &Ctx,
+) -> Result<Client, RegistryError> {
     let protocol = if insecure.is_empty() {
         ClientProtocol::Https
     } else {
@@ -130,6 +190,10 @@ fn client_for(opts: &PullOptions, ctx: &Ctx) -> Result<Client, RegistryError> {
         connect_timeout: Some(opts.timeout.unwrap_or(Duration::from_secs(30))),
         read_timeout: Some(opts.timeout.unwrap_or(Duration::from_secs(120))),
         user_agent: concat!("vexxy-registry/", env!("CARGO_PKG_VERSION")),
+        // the same proxy for both schemes; nothing bypasses it
+        https_proxy: proxy.map(EgressProxy::url),
+        http_proxy: proxy.map(EgressProxy::url),
+        no_proxy: None,
         ..ClientConfig::default()
     };
     Client::try_from(config).map_err(|e| ctx.map(e))
@@ -141,6 +205,10 @@ struct Puller<'a> {
     ctx: &'a Ctx,
     auth: &'a RegistryAuth,
     layout: &'a Layout,
+    /// The policy foreign layer URLs must pass before they are offered to
+    /// the client (which tries them when the registry does not serve the
+    /// blob).
+    egress: Option<&'a EgressPolicy>,
 }
 
 impl Puller<'_> {
@@ -362,14 +430,40 @@ impl Puller<'_> {
             .media_type
             .clone()
             .ok_or_else(|| self.malformed(manifest, &format!("no media type for {digest}")))?;
+        let urls = self.foreign_urls(raw.urls.as_deref(), &digest);
         Ok((
             BlobDescriptor {
                 media_type,
                 digest,
                 size,
             },
-            raw.urls.clone(),
+            urls,
         ))
+    }
+
+    /// The foreign layer URLs the client may try: all of them without a
+    /// policy; under one, HTTPS URLs whose host the policy allows (the
+    /// connection itself is checked again by the proxy).
+    fn foreign_urls(&self, urls: Option<&[String]>, digest: &Digest) -> Option<Vec<String>> {
+        let urls = urls?;
+        let Some(policy) = self.egress else {
+            return Some(urls.to_vec());
+        };
+        let kept: Vec<String> = urls
+            .iter()
+            .filter(|u| {
+                let allowed = foreign_url_allowed(policy, u);
+                if !allowed {
+                    tracing::warn!(
+                        blob = %digest,
+                        "foreign layer url not tried: not https, or its host is not allowed"
+                    );
+                }
+                allowed
+            })
+            .cloned()
+            .collect();
+        (!kept.is_empty()).then_some(kept)
     }
 
     /// Streams one blob to a temporary file, verifying size and digest,
@@ -420,11 +514,10 @@ impl Puller<'_> {
                     if received == desc.size && so_far != desc.digest.hex() {
                         return Err(mismatch(format!("content hashes to sha256:{so_far}")));
                     }
-                    return Err(RegistryError::Network {
-                        registry: self.ctx.registry.clone(),
-                        reference: format!("{} (blob {digest})", self.ctx.reference),
-                        source: OciDistributionError::IoError(e),
-                    });
+                    return Err(self.ctx.network(format!(
+                        "reading blob {digest}: {}",
+                        describe(&OciDistributionError::IoError(e))
+                    )));
                 }
             };
             received += chunk.len() as u64;
@@ -464,6 +557,24 @@ impl Puller<'_> {
             reason: reason.to_lowercase(),
         }
     }
+}
+
+/// Whether a foreign layer URL may be offered to the client under
+/// `policy`: HTTPS, no user info, a host the policy allows without DNS.
+fn foreign_url_allowed(policy: &EgressPolicy, url: &str) -> bool {
+    let Some(rest) = url
+        .get(..8)
+        .filter(|s| s.eq_ignore_ascii_case("https://"))
+        .and_then(|_| url.get(8..))
+    else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    vexxy_egress::split_authority(authority, Some(443))
+        .is_some_and(|(host, port)| policy.check_without_dns(&host, port).is_ok())
 }
 
 fn descriptor_size(d: &RawDescriptor, reference: &str) -> Result<u64, RegistryError> {

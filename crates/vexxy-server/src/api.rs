@@ -17,6 +17,87 @@ pub struct SubmitLimits {
     /// Accept test scripts (they run on the host, in the sandbox's
     /// network namespace; only for trusted tenants).
     pub allow_test_scripts: bool,
+    /// Bounds on `scan_report`, checked while the body is read.
+    pub scan_report: DocumentLimits,
+    /// Bounds on `sbom`, checked while the body is read.
+    pub sbom: DocumentLimits,
+    /// Bodies larger than this (by `Content-Length`, or once this much
+    /// has arrived) are large submissions.
+    pub large_body_bytes: usize,
+    /// Large submissions read and parsed at once; more are refused with
+    /// 503 and `Retry-After`.
+    pub max_large_submits: usize,
+}
+
+/// Bounds on one submitted JSON document (scanner report or SBOM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DocumentLimits {
+    /// Largest document, in bytes as submitted.
+    pub max_bytes: usize,
+    /// Most JSON values (objects, arrays, strings, numbers, booleans,
+    /// nulls; object keys not counted) in the document.
+    pub max_values: u64,
+}
+
+/// A JSON document (scanner report or SBOM) exactly as it was submitted:
+/// its bytes are kept, never re-serialised, and no tree of it is built.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Document(Box<serde_json::value::RawValue>);
+
+impl Document {
+    /// The document's JSON text, as submitted.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Whether the document is a JSON object.
+    pub fn is_object(&self) -> bool {
+        self.json().trim_start().starts_with('{')
+    }
+
+    /// `sha256:<hex>` of the document's bytes.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        format!("sha256:{}", hex::encode(Sha256::digest(self.json())))
+    }
+}
+
+impl TryFrom<&serde_json::Value> for Document {
+    type Error = serde_json::Error;
+
+    fn try_from(value: &serde_json::Value) -> Result<Self, Self::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+}
+
+impl TryFrom<String> for Document {
+    type Error = serde_json::Error;
+
+    /// The JSON text as it is (it must be one well-formed JSON value).
+    fn try_from(json: String) -> Result<Self, Self::Error> {
+        serde_json::value::RawValue::from_string(json).map(Self)
+    }
+}
+
+impl PartialEq for Document {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
+impl Eq for Document {}
+
+impl std::fmt::Debug for Document {
+    // the length and digest: a report can be megabytes
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Document({} bytes, {})",
+            self.json().len(),
+            self.digest()
+        )
+    }
 }
 
 /// `POST /api/v1/analysis/submit`.
@@ -33,14 +114,17 @@ pub struct SubmitRequest {
     pub image_digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<SubmitConfig>,
-    /// A Grype, Trivy or OSV-Scanner JSON report of the image.
+    /// A Grype, Trivy or OSV-Scanner JSON report of the image (the
+    /// server's size and value-count limits apply; it is parsed at
+    /// submission and stored as sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub scan_report: Option<serde_json::Value>,
-    /// An SPDX, CycloneDX or Syft JSON SBOM of the image (instead of a report).
+    pub scan_report: Option<Document>,
+    /// An SPDX, CycloneDX or Syft JSON SBOM of the image (instead of a
+    /// report; limits as for `scan_report`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub sbom: Option<serde_json::Value>,
+    pub sbom: Option<Document>,
     /// Gets a signed POST when the job finishes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_url: Option<String>,
@@ -78,8 +162,11 @@ pub struct JobSpec {
     pub command: Vec<String>,
     pub test_script: Option<String>,
     pub ports: Vec<u16>,
-    pub scan_report: Option<serde_json::Value>,
-    pub sbom: Option<serde_json::Value>,
+    /// The report's bytes as submitted (parsed at submission; the worker
+    /// parses them again).
+    pub scan_report: Option<Document>,
+    /// The SBOM's bytes as submitted.
+    pub sbom: Option<Document>,
     pub callback_url: Option<String>,
 }
 
@@ -204,65 +291,42 @@ fn check_callback(raw: &str, allow_private: bool) -> Result<String, String> {
     Ok(url.to_string())
 }
 
-/// Whether an address is on the public internet: not loopback, private,
-/// link-local, shared (100.64/10), unspecified, broadcast, documentation,
-/// multicast or reserved, also when written as an IPv4-mapped, NAT64 or
-/// 6to4 IPv6 address. Webhooks go to public addresses only, unless the
-/// operator allows private ones.
+/// Whether an address is on the public internet, by the one deny-list
+/// every egress of this service uses ([`vexxy_egress::deny_reason`]:
+/// loopback, private, link-local, shared, unspecified, broadcast,
+/// documentation, multicast, reserved, also when embedded in an
+/// IPv4-mapped, IPv4-compatible, NAT64 or 6to4 IPv6 address). Webhooks go
+/// to public addresses only, unless the operator allows private ones.
 pub fn is_public(ip: std::net::IpAddr) -> bool {
-    use std::net::{IpAddr, Ipv4Addr};
-    fn v4(ip: Ipv4Addr) -> bool {
-        let o = ip.octets();
-        !(ip.is_loopback()
-            || ip.is_private()
-            || ip.is_link_local()
-            || ip.is_unspecified()
-            || ip.is_broadcast()
-            || ip.is_documentation()
-            || ip.is_multicast()
-            || o[0] == 0
-            || (o[0] == 100 && (o[1] & 0xc0) == 64)
-            || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-            || (o[0] == 198 && (o[1] & 0xfe) == 18)
-            || o[0] >= 240)
-    }
-    match ip {
-        IpAddr::V4(ip) => v4(ip),
-        IpAddr::V6(ip) => {
-            let seg = ip.segments();
-            if let Some(mapped) = ip.to_ipv4_mapped() {
-                return v4(mapped);
-            }
-            // NAT64 64:ff9b::/96 and 6to4 2002::/16 embed an IPv4 address
-            if seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0] {
-                let o = ip.octets();
-                return v4(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
-            }
-            if seg[0] == 0x2002 {
-                let o = ip.octets();
-                return v4(Ipv4Addr::new(o[2], o[3], o[4], o[5]));
-            }
-            !(ip.is_loopback()
-                || ip.is_unspecified()
-                || ip.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00
-                || (seg[0] & 0xffc0) == 0xfe80
-                || (seg[0] == 0x2001 && seg[1] == 0x0db8)
-                || ip.to_ipv4().is_some())
-        }
-    }
+    !vexxy_egress::is_denied(ip)
 }
 
 impl JobSpec {
-    /// The analysis a worker runs for this spec.
     /// What makes two requests the same analysis: everything but the
-    /// callback, with object keys sorted (the order a client wrote a
-    /// report's keys in does not make it another report).
+    /// callback, with object keys sorted, and the report or SBOM by the
+    /// SHA-256 of its bytes (hashed, never parsed into a tree here).
     pub fn dedupe_key(&self) -> String {
         use sha2::{Digest as _, Sha256};
-        let mut same = self.clone();
-        same.callback_url = None;
-        let value = serde_json::to_value(&same).unwrap_or_default();
+        let same = Self {
+            image_ref: self.image_ref.clone(),
+            image_digest: self.image_digest.clone(),
+            duration_secs: self.duration_secs,
+            environment: self.environment.clone(),
+            command: self.command.clone(),
+            test_script: self.test_script.clone(),
+            ports: self.ports.clone(),
+            scan_report: None,
+            sbom: None,
+            callback_url: None,
+        };
+        let mut value = serde_json::to_value(&same).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            for (field, doc) in [("scan_report", &self.scan_report), ("sbom", &self.sbom)] {
+                if let Some(doc) = doc {
+                    map.insert(field.to_owned(), serde_json::Value::String(doc.digest()));
+                }
+            }
+        }
         let bytes = serde_json::to_vec(&canonical(value)).unwrap_or_default();
         hex::encode(Sha256::digest(bytes))
     }
@@ -457,6 +521,7 @@ mod tests {
             max_duration: Duration::from_secs(600),
             allow_private_callbacks: false,
             allow_test_scripts: false,
+            ..crate::ServiceConfig::default().submit
         }
     }
 
@@ -543,6 +608,39 @@ mod tests {
         let c = parse(json!({"image_ref": "nginx:1", "config": {"analysis_duration": 31}}))
             .expect("ok");
         assert_ne!(a.dedupe_key(), c.dedupe_key());
+    }
+
+    #[test]
+    fn reports_are_kept_as_sent_and_keyed_by_their_bytes() {
+        let body = r#"{"image_ref": "nginx:1", "scan_report": { "matches" : [ ], "descriptor": {"name": "grype"} }}"#;
+        let raw: SubmitRequest = serde_json::from_str(body).expect("parses");
+        let spec = JobSpec::try_from((raw, &limits())).expect("ok");
+        let report = spec.scan_report.as_ref().expect("report");
+        assert_eq!(
+            report.json(),
+            r#"{ "matches" : [ ], "descriptor": {"name": "grype"} }"#,
+            "the bytes as sent"
+        );
+        let stored = serde_json::to_string(&spec).expect("encode");
+        assert!(stored.contains(report.json()), "{stored}");
+        let back: JobSpec = serde_json::from_str(&stored).expect("decode");
+        assert_eq!(back, spec);
+        assert_eq!(back.dedupe_key(), spec.dedupe_key());
+        let other = r#"{"image_ref": "nginx:1", "scan_report": {"matches": [], "descriptor": {"name": "grype"}}}"#;
+        let other = JobSpec::try_from((serde_json::from_str(other).expect("parses"), &limits()))
+            .expect("ok");
+        assert_ne!(
+            other.dedupe_key(),
+            spec.dedupe_key(),
+            "other bytes are another report"
+        );
+        // a spec without documents keeps the key it had before documents were kept as bytes
+        let plain = parse(serde_json::json!({"image_ref": "nginx:1"})).expect("ok");
+        let mut old = serde_json::to_value(&plain).expect("value");
+        old["callback_url"] = serde_json::Value::Null;
+        let bytes = serde_json::to_vec(&canonical(old)).expect("bytes");
+        use sha2::{Digest as _, Sha256};
+        assert_eq!(plain.dedupe_key(), hex::encode(Sha256::digest(bytes)));
     }
 
     #[test]

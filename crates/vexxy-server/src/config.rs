@@ -5,7 +5,43 @@ use std::time::Duration;
 
 use vexxy_store::Backoff;
 
-use crate::api::SubmitLimits;
+use crate::api::{DocumentLimits, SubmitLimits};
+
+/// A secret setting (such as the metrics token): compared in constant
+/// time, never shown by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// Whether `presented` is the secret, in time independent of where
+    /// they differ (both are hashed, the digests compared in constant time).
+    pub fn matches(&self, presented: &str) -> bool {
+        use hmac::{Hmac, Mac as _};
+        let mac = |text: &str| {
+            Hmac::<sha2::Sha256>::new_from_slice(b"vexxy secret comparison").map(|mut m| {
+                m.update(text.as_bytes());
+                m
+            })
+        };
+        match (mac(&self.0), mac(presented)) {
+            (Ok(expected), Ok(given)) => given
+                .verify_slice(&expected.finalize().into_bytes())
+                .is_ok(),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
 
 /// How the service behaves. `Default` is the embedded single-machine setup.
 #[derive(Clone, Debug)]
@@ -19,12 +55,23 @@ pub struct ServiceConfig {
     pub submit: SubmitLimits,
     /// Evidence of jobs finished longer ago than this is deleted.
     pub retention: Duration,
+    /// How often the retention sweeper runs, and how often leftovers of
+    /// dead processes (sandboxes, scratch directories) are swept.
     pub sweep_every: Duration,
+    /// Free bytes kept in reserve on the disks of a SQLite database and
+    /// a local evidence directory: below it the service is not ready
+    /// (`/readyz` 503) and refuses submissions, so that running jobs can
+    /// still store their results.
+    pub min_free_bytes: u64,
     /// Running jobs get this long to finish at shutdown; then they are
     /// cancelled and put back in the queue.
     pub shutdown_grace: Duration,
-    /// Largest request body (scanner reports can be large).
+    /// Largest request body (scanner reports can be large); a submission
+    /// is refused as soon as more arrives.
     pub max_body_bytes: usize,
+    /// `/metrics` answers only requests with `Authorization: Bearer
+    /// <token>`; without a token it is not served at all (404).
+    pub metrics_token: Option<Secret>,
     /// How analyses run: caches, local-image roots, sandbox limits.
     pub analysis: crate::job::AnalysisSettings,
 }
@@ -95,11 +142,23 @@ impl Default for ServiceConfig {
                 max_duration: Duration::from_secs(600),
                 allow_private_callbacks: false,
                 allow_test_scripts: false,
+                scan_report: DocumentLimits {
+                    max_bytes: 48 << 20,
+                    max_values: 2_000_000,
+                },
+                sbom: DocumentLimits {
+                    max_bytes: 64 << 20,
+                    max_values: 4_000_000,
+                },
+                large_body_bytes: 1 << 20,
+                max_large_submits: 2,
             },
             retention: Duration::from_secs(90 * 86_400),
             sweep_every: Duration::from_secs(3600),
+            min_free_bytes: 64 << 20,
             shutdown_grace: Duration::from_secs(60),
             max_body_bytes: 64 << 20,
+            metrics_token: None,
             analysis: crate::job::AnalysisSettings::default(),
         }
     }
@@ -124,5 +183,19 @@ mod tests {
         assert_eq!(c.queue.retries().delay(3), s(40));
         assert_eq!(c.webhooks.retries().delay(4), s(16));
         assert_eq!(c.webhooks.retries().delay(20), s(3600), "capped");
+    }
+
+    #[test]
+    fn secrets_match_exactly_and_do_not_show() {
+        let token = Secret::new("s3cret-token");
+        assert!(token.matches("s3cret-token"));
+        for wrong in ["", "s3cret-toke", "s3cret-token ", "S3CRET-TOKEN", "x"] {
+            assert!(!token.matches(wrong), "{wrong:?}");
+        }
+        let config = ServiceConfig {
+            metrics_token: Some(token),
+            ..ServiceConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("s3cret"));
     }
 }

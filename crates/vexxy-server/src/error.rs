@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 pub struct ErrorBody {
     /// Machine-readable: unauthorized, premium_required, quota_exceeded,
     /// not_found, bad_request, not_complete, already_finished, gone,
-    /// payload_too_large, unavailable, internal.
+    /// payload_too_large, unavailable, internal, command_override_forbidden.
     pub code: &'static str,
     pub message: String,
     /// Analyses used this month (429 only).
@@ -33,6 +33,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// Seconds for a `Retry-After` header (503 busy only).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -46,11 +48,17 @@ impl ApiError {
                 limit: None,
                 status: None,
             },
+            retry_after: None,
         }
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    /// The organisation may not do this (a setting of its own).
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
     }
 
     pub fn premium_required() -> Self {
@@ -116,6 +124,17 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
 
+    /// 503 with `Retry-After`: too much of something is under way.
+    pub fn busy(message: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut e = Self::unavailable(message);
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
+    pub fn payload_too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
@@ -129,6 +148,10 @@ impl From<vexxy_store::StoreError> for ApiError {
             vexxy_store::StoreError::BadDigest(d) => {
                 Self::bad_request(format!("not a digest: {d}"))
             }
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "storage unavailable");
+                crate::health::storage_unavailable(&other)
+            }
             other => {
                 tracing::error!(error = %other, "storage error");
                 Self::internal("storage error; see the server log")
@@ -137,8 +160,30 @@ impl From<vexxy_store::StoreError> for ApiError {
     }
 }
 
+impl From<crate::body::BodyError> for ApiError {
+    fn from(e: crate::body::BodyError) -> Self {
+        use crate::body::BodyError;
+        match e {
+            BodyError::TooLarge { .. }
+            | BodyError::FieldTooLarge { .. }
+            | BodyError::TooManyValues { .. } => Self::payload_too_large(e.to_string()),
+            BodyError::TooDeep { .. } => Self::unprocessable(e.to_string()),
+            BodyError::Busy { .. } => Self::busy(e.to_string(), BUSY_RETRY_AFTER_SECS),
+            BodyError::NotAnObject | BodyError::Read(_) => Self::bad_request(e.to_string()),
+        }
+    }
+}
+
+/// What a 503 for too many large submissions asks clients to wait.
+pub const BUSY_RETRY_AFTER_SECS: u64 = 5;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut res = (self.status, Json(self.body)).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }

@@ -16,7 +16,7 @@ use vexxy_analyze::{
     RunSettings, SandboxLimits, TestScript,
 };
 
-use crate::api::JobSpec;
+use crate::api::{Document, JobSpec};
 
 /// How this service runs analyses (the operator's settings).
 #[derive(Clone, Debug, PartialEq)]
@@ -31,6 +31,11 @@ pub struct AnalysisSettings {
     pub insecure_registries: Vec<String>,
     /// Registry connect and read timeout (default 30 s / 120 s).
     pub registry_timeout: Option<Duration>,
+    /// The egress policy of registry pulls (the registry, its token
+    /// service, redirects, foreign layer URLs). The service always sets
+    /// one (the default: the deny-list, no host allow-list); `None` would
+    /// contact whatever a tenant names.
+    pub egress: Option<vexxy_egress::EgressPolicy>,
     /// Sandbox limits of every run.
     pub limits: SandboxLimits,
     /// Hard limit on one traced run.
@@ -51,6 +56,7 @@ impl Default for AnalysisSettings {
             allowed_local_roots: Vec::new(),
             insecure_registries: Vec::new(),
             registry_timeout: None,
+            egress: Some(vexxy_egress::EgressPolicy::new()),
             limits: run.limits,
             run_timeout: run.timeout,
             runtime: run.runtime,
@@ -74,6 +80,8 @@ pub fn request(
         .insecure_registries
         .clone_from(&settings.insecure_registries);
     image.registry_timeout = settings.registry_timeout;
+    check_registry(&spec.image_ref, settings)?;
+    image.egress.clone_from(&settings.egress);
     let expected_digest = spec
         .image_digest
         .as_deref()
@@ -83,27 +91,7 @@ pub fn request(
                 .map_err(|e| AnalyzeError::bad_input(format!("image_digest: {e}")))
         })
         .transpose()?;
-    let findings = match (&spec.scan_report, &spec.sbom) {
-        (Some(report), _) => match parse("scan_report", report)? {
-            vexxy_ingest::Input::Report(r) => Findings::Report(r),
-            vexxy_ingest::Input::Sbom(s) => {
-                return Err(AnalyzeError::bad_input(format!(
-                    "scan_report: is an SBOM ({}), not a scanner report; submit it as sbom",
-                    s.format
-                )))
-            }
-        },
-        (None, Some(sbom)) => match parse("sbom", sbom)? {
-            vexxy_ingest::Input::Sbom(s) => Findings::Sbom(s),
-            vexxy_ingest::Input::Report(r) => {
-                return Err(AnalyzeError::bad_input(format!(
-                    "sbom: is a scanner report ({}), not an SBOM; submit it as scan_report",
-                    r.format
-                )))
-            }
-        },
-        (None, None) => Findings::None,
-    };
+    let findings = findings(spec)?;
     let run = RunSettings {
         duration: Duration::from_secs(spec.duration_secs),
         timeout: settings.run_timeout,
@@ -136,10 +124,59 @@ pub fn request(
     })
 }
 
-fn parse(field: &str, value: &serde_json::Value) -> Result<vexxy_ingest::Input, AnalyzeError> {
-    let bytes = serde_json::to_vec(value)
-        .map_err(|e| AnalyzeError::internal(format!("encoding {field}: {e}")))?;
-    Ok(vexxy_ingest::parse(&bytes, Path::new(field))?)
+/// The job's report or SBOM, parsed from the bytes that were submitted
+/// (also at submission, where a bad one is refused).
+pub fn findings(spec: &JobSpec) -> Result<Findings, AnalyzeError> {
+    Ok(match (&spec.scan_report, &spec.sbom) {
+        (Some(report), _) => match parse("scan_report", report)? {
+            vexxy_ingest::Input::Report(r) => Findings::Report(r),
+            vexxy_ingest::Input::Sbom(s) => {
+                return Err(AnalyzeError::bad_input(format!(
+                    "scan_report: is an SBOM ({}), not a scanner report; submit it as sbom",
+                    s.format
+                )))
+            }
+        },
+        (None, Some(sbom)) => match parse("sbom", sbom)? {
+            vexxy_ingest::Input::Sbom(s) => Findings::Sbom(s),
+            vexxy_ingest::Input::Report(r) => {
+                return Err(AnalyzeError::bad_input(format!(
+                    "sbom: is a scanner report ({}), not an SBOM; submit it as scan_report",
+                    r.format
+                )))
+            }
+        },
+        (None, None) => Findings::None,
+    })
+}
+
+fn parse(field: &str, doc: &Document) -> Result<vexxy_ingest::Input, AnalyzeError> {
+    Ok(vexxy_ingest::parse(
+        doc.json().as_bytes(),
+        Path::new(field),
+    )?)
+}
+
+/// Refuses, before any connection and without DNS, a registry reference
+/// whose registry the egress policy refuses by name alone: an address on
+/// the deny-list (`127.0.0.1:5000/…`, `169.254.169.254/…`), a `localhost`
+/// name, a host missing from the host allow-list. A name passing here is
+/// resolved and checked when the pull starts, and every connection again.
+/// Local image names are left to [`admit_reference`].
+pub(crate) fn check_registry(
+    reference: &str,
+    settings: &AnalysisSettings,
+) -> Result<(), AnalyzeError> {
+    let Some(policy) = &settings.egress else {
+        return Ok(());
+    };
+    match ImageRequest::parse(reference).map(|r| r.source) {
+        Ok(ImageSource::Registry { reference: name }) => {
+            vexxy_registry::admit(&name, policy, &settings.insecure_registries)
+                .map_err(AnalyzeError::from)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The reference to analyse: a registry reference as given; a local image
@@ -252,9 +289,58 @@ mod tests {
     }
 
     #[test]
+    fn registries_the_egress_policy_refuses_are_bad_input_before_any_connection() {
+        let settings = AnalysisSettings::default();
+        for refused in [
+            "127.0.0.1:5000/app:1",
+            "localhost:5000/app:1",
+            "169.254.169.254/latest/meta-data:1",
+            "10.0.0.7:5000/app:1",
+            "docker://192.168.1.1/app:1",
+        ] {
+            let e = request(&spec(refused), &settings).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadInput, "{refused}: {e}");
+            assert!(
+                e.to_string().contains("this service does not contact"),
+                "{e}"
+            );
+        }
+        assert!(request(&spec("registry.example:5000/app:1"), &settings).is_ok());
+        let r = request(&spec("nginx"), &settings).unwrap();
+        assert_eq!(
+            r.image.egress, settings.egress,
+            "the policy travels with the request"
+        );
+
+        // an operator's local registry, exempt by address
+        let local = AnalysisSettings {
+            egress: Some(
+                vexxy_egress::EgressPolicy::new()
+                    .allow_addresses(["127.0.0.2/32"])
+                    .unwrap(),
+            ),
+            ..AnalysisSettings::default()
+        };
+        assert!(request(&spec("127.0.0.2:5000/app:1"), &local).is_ok());
+        assert!(request(&spec("127.0.0.3:5000/app:1"), &local).is_err());
+        // a host allow-list
+        let listed = AnalysisSettings {
+            egress: Some(
+                vexxy_egress::EgressPolicy::new()
+                    .allow_hosts(["*.example.com"])
+                    .unwrap(),
+            ),
+            ..AnalysisSettings::default()
+        };
+        assert!(request(&spec("r.example.com/app:1"), &listed).is_ok());
+        let e = request(&spec("ghcr.io/app:1"), &listed).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadInput, "{e}");
+    }
+
+    #[test]
     fn bad_reports_are_bad_input_naming_the_field() {
         let mut s = spec("nginx");
-        s.scan_report = Some(serde_json::json!({"not": "a report"}));
+        s.scan_report = Some(Document::try_from(r#"{"not": "a report"}"#.to_owned()).unwrap());
         let e = request(&s, &AnalysisSettings::default()).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::BadInput);
         assert!(e.to_string().contains("scan_report"), "{e}");

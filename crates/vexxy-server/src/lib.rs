@@ -9,9 +9,12 @@
 
 pub mod analyzer;
 pub mod api;
+pub mod body;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod job;
+mod leftovers;
 pub mod metrics;
 pub mod routes;
 pub mod webhook;
@@ -41,6 +44,9 @@ pub struct Service {
     pub analyzer: Arc<dyn Analyzer>,
     pub config: ServiceConfig,
     pub metrics: metrics::Metrics,
+    /// Permits of large submissions being read and parsed
+    /// (`submit.max_large_submits`).
+    pub(crate) large_submits: Arc<tokio::sync::Semaphore>,
     /// Wakes idle in-process workers when a job is submitted.
     wake: tokio::sync::Notify,
     /// Jobs this process is running, so a cancel through this process
@@ -70,6 +76,12 @@ impl Service {
             store,
             evidence: Arc::new(evidence),
             analyzer,
+            large_submits: Arc::new(tokio::sync::Semaphore::new(
+                config
+                    .submit
+                    .max_large_submits
+                    .min(tokio::sync::Semaphore::MAX_PERMITS),
+            )),
             config,
             metrics: metrics::Metrics::new(),
             wake: tokio::sync::Notify::new(),
@@ -114,6 +126,16 @@ impl Service {
         }
     }
 
+    /// Large submissions being read and parsed now (each holds one of
+    /// `submit.max_large_submits` permits).
+    pub fn large_submits_in_flight(&self) -> usize {
+        self.config
+            .submit
+            .max_large_submits
+            .min(tokio::sync::Semaphore::MAX_PERMITS)
+            .saturating_sub(self.large_submits.available_permits())
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
@@ -129,10 +151,11 @@ pub enum Role {
     Worker,
 }
 
-/// The background work of a process: `workers` job workers and lease
-/// recovery; for a server also the webhook dispatcher and the retention
-/// sweeper. Stops when `stop` turns true; running jobs get the configured
-/// grace period.
+/// The background work of a process: `workers` job workers, lease
+/// recovery and the sweep of dead processes' sandboxes and scratch
+/// directories (at once, then every `sweep_every`); for a server also
+/// the webhook dispatcher and the retention sweeper. Stops when `stop`
+/// turns true; running jobs get the configured grace period.
 pub fn spawn_background(
     svc: &Arc<Service>,
     workers: usize,
@@ -146,6 +169,7 @@ pub fn spawn_background(
         set.spawn(worker::worker_loop(Arc::clone(svc), i, stop.clone()));
     }
     set.spawn(recover_loop(Arc::clone(svc), stop.clone()));
+    set.spawn(leftovers::sweep_loop(Arc::clone(svc), stop.clone()));
     if role == Role::Server {
         set.spawn(webhook::dispatch_loop(Arc::clone(svc), stop.clone()));
         set.spawn(sweep_loop(Arc::clone(svc), stop.clone()));

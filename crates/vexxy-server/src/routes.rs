@@ -6,7 +6,7 @@ use axum::{
     extract::{
         rejection::JsonRejection, FromRequest, FromRequestParts, Path, Query, Request, State,
     },
-    http::{header, request::Parts, StatusCode},
+    http::{header, request::Parts, HeaderMap, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
     routing::{delete, get, post},
@@ -29,6 +29,7 @@ use crate::{
         rfc3339, CancelResponse, JobList, JobSpec, JobStatus, ListQuery, Quota, Results,
         SubmitRequest, SubmitResponse, Summary,
     },
+    body,
     error::{ApiError, ErrorBody},
     metrics::HttpLabel,
     Service,
@@ -159,19 +160,72 @@ impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         (status = 200, description = "An identical request exists; its job is returned", body = SubmitResponse),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "No valid API key", body = ErrorBody),
-        (status = 403, description = "Premium tier required", body = ErrorBody),
-        (status = 413, description = "Body too large", body = ErrorBody),
-        (status = 422, description = "A field is invalid", body = ErrorBody),
-        (status = 429, description = "Monthly quota spent (used, limit)", body = ErrorBody),
+        (status = 403, description = "Premium tier required, or the organisation may not replace the image's command", body = ErrorBody),
+        (status = 413, description = "Body, scan_report or sbom too large (bytes or JSON values); the message names the field", body = ErrorBody),
+        (status = 422, description = "A field is invalid (also a scan_report or sbom that does not parse)", body = ErrorBody),
+        (status = 429, description = "Monthly quota spent (used, limit); checked before the body is read", body = ErrorBody),
+        (status = 503, description = "Too many large submissions being read, or the service's storage full or unavailable; retry after Retry-After seconds", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
 async fn submit(
     State(svc): State<AppState>,
     Premium(caller): Premium,
-    ApiJson(raw): ApiJson<SubmitRequest>,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    let spec = JobSpec::try_from((raw, &svc.config.submit)).map_err(ApiError::unprocessable)?;
+    // the quota before a byte of the body is read: a spent quota costs a
+    // count, not a parse (the row-locked check at insert stays the rule)
+    let window = month_window(vexxy_store::now_ms());
+    let quota = caller.org.quota();
+    let used = svc.store.usage(&caller.org.id, window.0, window.1).await?;
+    if used >= quota {
+        return Err(ApiError::quota_exceeded(used, quota));
+    }
+    // storage below its reserve takes no new work
+    crate::health::admit(&svc)?;
+    if !is_json(req.headers()) {
+        return Err(ApiError::bad_request(
+            "expected a request with `Content-Type: application/json`",
+        ));
+    }
+    let content_length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let body::ReadBody {
+        bytes,
+        permit: _permit,
+    } = body::read(
+        req.into_body(),
+        content_length,
+        svc.config.max_body_bytes,
+        &svc.config.submit,
+        &svc.large_submits,
+    )
+    .await?;
+    let spec = if bytes.len() > svc.config.submit.large_body_bytes {
+        let limits = svc.config.submit.clone();
+        tokio::task::spawn_blocking(move || decode(&bytes, &limits))
+            .await
+            .map_err(|e| ApiError::internal(format!("decoding the submission: {e}")))??
+    } else {
+        decode(&bytes, &svc.config.submit)?
+    };
+    // a registry the egress policy refuses by name alone (no DNS here) is
+    // a 422, not a job; names are checked, resolved, when the pull starts
+    crate::job::check_registry(&spec.image_ref, &svc.config.analysis)
+        .map_err(|e| ApiError::unprocessable(format!("image_ref: {e}")))?;
+    // a run of another command is evidence about that command only
+    // (docs/confidence.md); an organisation may be held to the image's own
+    if !spec.command.is_empty() && !caller.org.allow_command_override {
+        return Err(ApiError::forbidden(
+            "command_override_forbidden",
+            format!(
+                "config.command: organisation {} may not replace the image's command",
+                caller.org.name
+            ),
+        ));
+    }
     let new = NewJob {
         org_id: caller.org.id.clone(),
         dedupe_key: spec.dedupe_key(),
@@ -182,25 +236,17 @@ async fn submit(
         priority: caller.org.tier.priority(),
         max_attempts: svc.config.queue.max_attempts,
         timeout_ms: svc.config.queue.job_timeout.as_millis() as i64,
+        key_id: Some(caller.key_id.clone()),
     };
     let estimate = spec.duration_secs.div_ceil(60) + 1;
-    let window = month_window(vexxy_store::now_ms());
-    let (job, code, dedup) = match svc.store.submit(new, caller.org.quota(), window).await? {
+    let (job, code, dedup) = match svc.store.submit(new, quota, window).await? {
         Submitted::Created(job) => (job, StatusCode::ACCEPTED, false),
         Submitted::Existing(job) => (job, StatusCode::OK, true),
         Submitted::QuotaExceeded { used, limit } => {
             return Err(ApiError::quota_exceeded(used, limit))
         }
     };
-    svc.store
-        .audit(
-            Some(&caller.org.id),
-            Some(&caller.key_id),
-            "submit",
-            Some(&job.id),
-            Some(if dedup { "deduplicated" } else { "queued" }),
-        )
-        .await?;
+    // the audit log entry was committed with the job
     if !dedup {
         svc.wake_workers();
     }
@@ -212,6 +258,33 @@ async fn submit(
         deduplicated: dedup,
     };
     Ok((code, Json(body)).into_response())
+}
+
+/// `Content-Type: application/json` (or `application/…+json`).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(mime) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+    else {
+        return false;
+    };
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// A submission body, read within the limits: the checked spec, its
+/// report or SBOM parsed once (a bad one is 422 naming the field, not a
+/// failed job) and kept as the bytes that were sent.
+fn decode(bytes: &[u8], limits: &crate::api::SubmitLimits) -> Result<JobSpec, ApiError> {
+    let raw = match Json::<SubmitRequest>::from_bytes(bytes) {
+        Ok(Json(raw)) => raw,
+        Err(JsonRejection::JsonDataError(e)) => return Err(ApiError::unprocessable(e.body_text())),
+        Err(e) => return Err(ApiError::bad_request(e.body_text())),
+    };
+    let spec = JobSpec::try_from((raw, limits)).map_err(ApiError::unprocessable)?;
+    crate::job::findings(&spec).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    Ok(spec)
 }
 
 async fn owned_job(svc: &Service, caller: &Caller, id: &str) -> Result<vexxy_store::Job, ApiError> {
@@ -389,18 +462,14 @@ async fn cancel(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<CancelResponse>, ApiError> {
-    match svc.store.cancel(&caller.org.id, &id).await? {
+    // the audit log entry is committed with the cancellation
+    match svc
+        .store
+        .cancel(&caller.org.id, Some(&caller.key_id), &id)
+        .await?
+    {
         Cancelled::Cancelled(job) => {
             svc.cancel_local(&job.id);
-            svc.store
-                .audit(
-                    Some(&caller.org.id),
-                    Some(&caller.key_id),
-                    "cancel",
-                    Some(&id),
-                    None,
-                )
-                .await?;
             Ok(Json(CancelResponse {
                 job_id: job.id,
                 status: JobState::Cancelled.to_string(),
@@ -494,21 +563,47 @@ async fn healthz() -> &'static str {
 
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "Database reachable, not shutting down"), (status = 503, body = ErrorBody))
+    responses(
+        (status = 200, description = "The database and the evidence store take writes and keep their free-space reserve; not shutting down"),
+        (status = 503, description = "Shutting down, or storage full or unavailable (the message says which)", body = ErrorBody),
+    )
 )]
 async fn readyz(State(svc): State<AppState>) -> Result<&'static str, ApiError> {
     if svc.is_draining() {
         return Err(ApiError::unavailable("shutting down"));
     }
-    svc.store
-        .ping()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("database: {e}")))?;
+    crate::health::readiness(&svc).await?;
     Ok("ready\n")
 }
 
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
-async fn metrics(State(svc): State<AppState>) -> Result<Response, ApiError> {
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text format (no label names a tenant)"),
+        (status = 401, description = "No or the wrong metrics token", body = ErrorBody),
+        (status = 404, description = "The server has no metrics token configured: metrics are not served", body = ErrorBody),
+    ),
+    security(("metrics_token" = []))
+)]
+async fn metrics(State(svc): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let Some(token) = &svc.config.metrics_token else {
+        return Err(ApiError::not_found(
+            "/metrics (this server serves metrics only with --metrics-token)",
+        ));
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim);
+    if !presented.is_some_and(|p| token.matches(p)) {
+        return Err(ApiError::unauthorized(
+            "the metrics token is required (Authorization: Bearer <token>)",
+        ));
+    }
     let text = svc.metrics.render(&svc.store).await?;
     Ok((
         [(
@@ -539,6 +634,15 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some("An organisation's API key (vexxy admin create-key)"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The operator's metrics token (--metrics-token)"))
                     .build(),
             ),
         );

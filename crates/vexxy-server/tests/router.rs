@@ -279,7 +279,57 @@ both!(
     webhooks_are_signed_retried_and_recorded,
     operations_endpoints,
     priority_follows_the_tier,
+    spent_quotas_refuse_before_the_body_is_read,
+    documents_over_their_limits_are_refused_naming_the_field,
+    bad_documents_are_refused_at_submit,
+    stored_requests_keep_the_submitted_bytes,
+    large_submissions_are_capped,
+    metrics_need_the_operator_token,
+    organisations_may_be_held_to_the_image_s_command,
 );
+
+/// An organisation whose jobs may not replace the image's command: such a
+/// submission is refused (403, nothing stored), one without is accepted;
+/// the setting is the organisation's alone and audit-logged.
+async fn organisations_may_be_held_to_the_image_s_command(
+    url: Option<String>,
+    db: Option<vexxy_testkit::pg::TestDatabase>,
+) {
+    let h = Harness::new(url, db, |c| c.workers = 0).await;
+    let strict = h.key("strict", Tier::Enterprise, None).await;
+    let open = h.key("open", Tier::Enterprise, None).await;
+    let org = h.svc.store.org("strict").await.unwrap();
+    assert!(org.allow_command_override, "allowed by default");
+    h.svc
+        .store
+        .set_command_override(&org.id, false)
+        .await
+        .unwrap();
+    let with_command = json!({"image_ref": "ok/a", "config": {"command": ["sh", "-c", "true"]}});
+    let (s, v) = h.submit(&strict, with_command.clone()).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["code"], "command_override_forbidden", "{v}");
+    let (s, v, _) = h.call("GET", "/api/v1/analysis", Some(&strict), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v["items"].as_array().map(Vec::len),
+        Some(0),
+        "nothing stored: {v}"
+    );
+    let (s, v) = h.submit(&strict, json!({"image_ref": "ok/a"})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (s, v) = h.submit(&open, with_command).await;
+    assert_eq!(
+        s,
+        StatusCode::ACCEPTED,
+        "another organisation is not held: {v}"
+    );
+    let audit = h.svc.store.audit_entries(Some(&org.id)).await.unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "set_command_override"),
+        "{audit:?}"
+    );
+}
 
 async fn authentication_is_required(
     url: Option<String>,
@@ -356,11 +406,10 @@ async fn tiers_and_quotas(url: Option<String>, db: Option<vexxy_testkit::pg::Tes
         h.submit(&pro, json!({"image_ref": "ok/b"})).await.0,
         StatusCode::ACCEPTED
     );
-    // an identical request is answered from the existing job, even with the quota spent
-    assert_eq!(
-        h.submit(&pro, json!({"image_ref": "ok/b"})).await.0,
-        StatusCode::OK
-    );
+    // the quota is checked before the body is read: with it spent, even
+    // an identical request is 429 (its job is still listed)
+    let (s, v) = h.submit(&pro, json!({"image_ref": "ok/b"})).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
     let (s, v) = h.submit(&pro, json!({"image_ref": "ok/c"})).await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
     assert_eq!(
@@ -423,6 +472,13 @@ async fn bad_bodies_name_the_field(
             "scan_report",
         ),
         (json!({"config": {}}), "image_ref"),
+        // registries the egress policy refuses by name: no job, no DNS
+        (json!({"image_ref": "127.0.0.1:5000/app:1"}), "image_ref"),
+        (
+            json!({"image_ref": "169.254.169.254/latest:1"}),
+            "image_ref",
+        ),
+        (json!({"image_ref": "localhost:5000/app:1"}), "image_ref"),
     ] {
         let (s, v, _) = post(body.to_string().into_bytes()).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
@@ -856,8 +912,13 @@ async fn webhooks_are_signed_retried_and_recorded(
     assert_eq!(payload["summary"]["total"], 2);
 }
 
+const METRICS_TOKEN: &str = "metrics-token-for-tests-0123";
+
 async fn operations_endpoints(url: Option<String>, db: Option<vexxy_testkit::pg::TestDatabase>) {
-    let h = Harness::new(url, db, |_| {}).await;
+    let h = Harness::new(url, db, |c| {
+        c.metrics_token = Some(vexxy_server::config::Secret::new(METRICS_TOKEN));
+    })
+    .await;
     let key = h.key("acme", Tier::Professional, None).await;
     let (_, v) = h.submit(&key, json!({"image_ref": "ok/m"})).await;
     h.wait_for(&key, v["job_id"].as_str().unwrap(), "complete")
@@ -865,7 +926,7 @@ async fn operations_endpoints(url: Option<String>, db: Option<vexxy_testkit::pg:
     let (s, _, body) = h.call("GET", "/healthz", None, None).await;
     assert_eq!((s, body.as_slice()), (StatusCode::OK, &b"ok\n"[..]));
     assert_eq!(h.call("GET", "/readyz", None, None).await.0, StatusCode::OK);
-    let (s, _, body) = h.call("GET", "/metrics", None, None).await;
+    let (s, _, body) = h.call("GET", "/metrics", Some(METRICS_TOKEN), None).await;
     assert_eq!(s, StatusCode::OK);
     let text = String::from_utf8(body).unwrap();
     for want in [
@@ -905,6 +966,389 @@ async fn priority_follows_the_tier(
         order.push(lease.job.id);
     }
     assert_eq!(order, [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+}
+
+/// A spent quota is answered from the key and a count: the body is never
+/// read. A body that would be 400, 422 or 413 is 429, and so is a
+/// pathological one.
+async fn spent_quotas_refuse_before_the_body_is_read(
+    url: Option<String>,
+    db: Option<vexxy_testkit::pg::TestDatabase>,
+) {
+    let h = Harness::new(url, db, |c| {
+        c.workers = 0;
+        c.submit.scan_report.max_values = 100_000;
+    })
+    .await;
+    let key = h.key("spent", Tier::Professional, Some(1)).await;
+    assert_eq!(
+        h.submit(&key, json!({"image_ref": "ok/a"})).await.0,
+        StatusCode::ACCEPTED
+    );
+    let mut pathological = br#"{"image_ref":"x","scan_report":{"matches":["#.to_vec();
+    pathological.extend(b"{},".repeat(1 << 20));
+    pathological.extend(b"{}]}}");
+    let began = Instant::now();
+    for body in [
+        b"{not json".to_vec(),
+        json!({"image_ref": ""}).to_string().into_bytes(),
+        json!({"image_ref": "ok/b", "scan_report": {"not": "a report"}})
+            .to_string()
+            .into_bytes(),
+        pathological,
+    ] {
+        let (s, v, _) = h
+            .call("POST", "/api/v1/analysis/submit", Some(&key), Some(body))
+            .await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+        assert_eq!(
+            (v["used"].as_i64(), v["limit"].as_i64()),
+            (Some(1), Some(1))
+        );
+    }
+    assert!(
+        began.elapsed() < Duration::from_secs(5),
+        "refused without parsing: {:?}",
+        began.elapsed()
+    );
+    // a valid org's pathological body is refused by its limits, not parsed
+    let ok = h.key("valid", Tier::Professional, None).await;
+    let mut body = br#"{"image_ref":"x","scan_report":{"matches":["#.to_vec();
+    body.extend(b"{},".repeat(300_000));
+    body.extend(b"{}]}}");
+    let (s, v, _) = h
+        .call("POST", "/api/v1/analysis/submit", Some(&ok), Some(body))
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    assert_eq!(
+        v["message"], "scan_report: more than 100000 JSON values",
+        "{v}"
+    );
+}
+
+async fn documents_over_their_limits_are_refused_naming_the_field(
+    url: Option<String>,
+    db: Option<vexxy_testkit::pg::TestDatabase>,
+) {
+    use vexxy_server::api::DocumentLimits;
+    let h = Harness::new(url, db, |c| {
+        c.workers = 0;
+        c.submit.scan_report = DocumentLimits {
+            max_bytes: 64 << 10,
+            max_values: 1000,
+        };
+        c.submit.sbom = DocumentLimits {
+            max_bytes: 32 << 10,
+            max_values: 500,
+        };
+    })
+    .await;
+    let key = h.key("acme", Tier::Enterprise, None).await;
+    let empties = |n: usize| vec![json!({}); n];
+    for (body, status, want) in [
+        (
+            json!({"image_ref": "ok/a", "scan_report": {"matches": empties(1000)}}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "scan_report: more than 1000 JSON values",
+        ),
+        (
+            json!({"image_ref": "ok/a", "sbom": {"packages": empties(500)}}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "sbom: more than 500 JSON values",
+        ),
+        (
+            json!({"image_ref": "ok/a", "scan_report": {"x": "a".repeat(70 << 10)}}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "scan_report: larger than 65536 bytes",
+        ),
+        (
+            json!({"image_ref": "ok/a", "sbom": {"x": "a".repeat(40 << 10)}}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "sbom: larger than 32768 bytes",
+        ),
+    ] {
+        let (s, v) = h.submit(&key, body).await;
+        assert_eq!(s, status, "{want}: {v}");
+        assert_eq!(v["code"], "payload_too_large", "{v}");
+        assert!(v["message"].as_str().unwrap().contains(want), "{v}");
+    }
+    let deep = format!(
+        r#"{{"image_ref": "ok/a", "scan_report": {}{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let (s, v, _) = h
+        .call(
+            "POST",
+            "/api/v1/analysis/submit",
+            Some(&key),
+            Some(deep.into_bytes()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("scan_report: nested"),
+        "{v}"
+    );
+    // just under the limits: accepted (and parsed: an empty Grype report)
+    let (s, v) = h
+        .submit(
+            &key,
+            json!({"image_ref": "ok/a", "scan_report": {"matches": [], "descriptor": {"name": "grype", "version": "0.92.2"}, "pad": empties(990)}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let (_, list, _) = h.call("GET", "/api/v1/analysis", Some(&key), None).await;
+    assert_eq!(list["total"], 1);
+}
+
+async fn bad_documents_are_refused_at_submit(
+    url: Option<String>,
+    db: Option<vexxy_testkit::pg::TestDatabase>,
+) {
+    let h = Harness::new(url, db, |c| c.workers = 0).await;
+    let key = h.key("acme", Tier::Enterprise, None).await;
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vexxy-ingest/tests/fixtures");
+    let osv = std::fs::read_to_string(fixtures.join("osv-scanner.json")).unwrap();
+    let cyclonedx = std::fs::read_to_string(fixtures.join("cyclonedx-1.6.json")).unwrap();
+    let openvex = std::fs::read_to_string(fixtures.join("openvex.json")).unwrap();
+    for (field, doc, want) in [
+        ("scan_report", r#"{"not": "a report"}"#, "scan_report"),
+        ("scan_report", cyclonedx.as_str(), "scan_report: is an SBOM"),
+        ("sbom", osv.as_str(), "sbom: is a scanner report"),
+        ("scan_report", openvex.as_str(), "scan_report"),
+        (
+            "scan_report",
+            r#"{"matches": [{"vulnerability": {}}]}"#,
+            "scan_report",
+        ),
+    ] {
+        let body = format!(r#"{{"image_ref": "ok/a", "{field}": {doc}}}"#);
+        let (s, v, _) = h
+            .call(
+                "POST",
+                "/api/v1/analysis/submit",
+                Some(&key),
+                Some(body.into_bytes()),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field} {doc:.60}: {v}"
+        );
+        assert!(v["message"].as_str().unwrap().contains(want), "{want}: {v}");
+    }
+    let (_, list, _) = h.call("GET", "/api/v1/analysis", Some(&key), None).await;
+    assert_eq!(list["total"], 0, "no job for any of them");
+}
+
+/// The report is stored as the bytes that were sent (whitespace and key
+/// order included), and the worker's request parses those bytes.
+async fn stored_requests_keep_the_submitted_bytes(
+    url: Option<String>,
+    db: Option<vexxy_testkit::pg::TestDatabase>,
+) {
+    let h = Harness::new(url, db, |c| c.workers = 0).await;
+    let key = h.key("acme", Tier::Enterprise, None).await;
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vexxy-ingest/tests/fixtures");
+    let osv = std::fs::read_to_string(fixtures.join("osv-scanner.json")).unwrap();
+    let report = osv.trim();
+    assert!(report.contains("\n  "), "the fixture is indented");
+    let body = format!("{{\"image_ref\": \"ok/osv\",\n \"scan_report\":   {report}\n}}");
+    let (s, v, _) = h
+        .call(
+            "POST",
+            "/api/v1/analysis/submit",
+            Some(&key),
+            Some(body.clone().into_bytes()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    let lease = h.svc.store.claim("test", 60_000).await.unwrap().unwrap();
+    assert_eq!(lease.job.id, v["job_id"].as_str().unwrap());
+    let spec: vexxy_server::api::JobSpec =
+        serde_json::from_str(lease.job.request.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        spec.scan_report.as_ref().unwrap().json(),
+        report,
+        "the stored report is the submitted bytes"
+    );
+    let request =
+        vexxy_server::job::request(&spec, &vexxy_server::AnalysisSettings::default()).unwrap();
+    let vexxy_analyze::Findings::Report(parsed) = &request.findings else {
+        panic!("not a report: {:?}", request.findings);
+    };
+    assert_eq!(parsed.format, vexxy_ingest::Format::OsvScanner);
+    assert!(!parsed.findings.is_empty());
+    // the same bytes again are the same analysis; other bytes of the same
+    // report (reindented) are another
+    let (s, v, _) = h
+        .call(
+            "POST",
+            "/api/v1/analysis/submit",
+            Some(&key),
+            Some(body.into_bytes()),
+        )
+        .await;
+    assert_eq!(
+        (s, v["deduplicated"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let compact: Value = serde_json::from_str(report).unwrap();
+    let (s, _) = h
+        .submit(&key, json!({"image_ref": "ok/osv", "scan_report": compact}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+}
+
+/// Large bodies need one of `max_large_submits` permits while they are
+/// read and parsed: one more at the same time is 503 with Retry-After;
+/// small bodies are not held up.
+async fn large_submissions_are_capped(
+    url: Option<String>,
+    db: Option<vexxy_testkit::pg::TestDatabase>,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let h = Harness::new(url, db, |c| {
+        c.workers = 0;
+        c.submit.large_body_bytes = 1024;
+        c.submit.max_large_submits = 1;
+    })
+    .await;
+    let key = h.key("acme", Tier::Enterprise, None).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = h.app.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let large =
+        json!({"image_ref": "ok/large", "config": {"environment": {"PAD": "x".repeat(4096)}}})
+            .to_string();
+    // the first large body arrives slowly: half now, the rest later
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /api/v1/analysis/submit HTTP/1.1\r\nhost: test\r\nauthorization: Bearer {key}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        large.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let (first, rest) = large.as_bytes().split_at(large.len() / 2);
+    slow.write_all(first).await.unwrap();
+    // the server holds its permit while it waits for the rest
+    let began = Instant::now();
+    while h.svc.large_submits_in_flight() == 0 {
+        if began.elapsed() > Duration::from_secs(5) {
+            let mut buf = [0u8; 2048];
+            let n = tokio::time::timeout(Duration::from_secs(1), slow.read(&mut buf))
+                .await
+                .map_or(0, |r| r.unwrap_or(0));
+            panic!(
+                "the slow body never took a permit; it got {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let other =
+        json!({"image_ref": "ok/large2", "config": {"environment": {"PAD": "y".repeat(4096)}}});
+    let req = Request::post("/api/v1/analysis/submit")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Body::from(other.to_string()))
+        .unwrap();
+    let res = h.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        res.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("5")
+    );
+    let v: Value =
+        serde_json::from_slice(&res.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(v["code"], "unavailable");
+    assert!(
+        v["message"].as_str().unwrap().contains("large submissions"),
+        "{v}"
+    );
+    // a small body is not held up
+    assert_eq!(
+        h.submit(&key, json!({"image_ref": "ok/small"})).await.0,
+        StatusCode::ACCEPTED
+    );
+    // the slow one completes, and its permit is free again
+    slow.write_all(rest).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n") {
+        let n = slow.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    assert_eq!(h.svc.large_submits_in_flight(), 0);
+    let (s, v) = h.submit(&key, other).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+}
+
+/// `/metrics` is the operator's: 404 without a configured token, 401
+/// without or with the wrong one; and no label names a tenant.
+async fn metrics_need_the_operator_token(
+    url: Option<String>,
+    db: Option<vexxy_testkit::pg::TestDatabase>,
+) {
+    let off = Harness::new(url.clone(), None, |c| c.workers = 0).await;
+    let (s, v, _) = off.call("GET", "/metrics", None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    let key = off.key("someone", Tier::Professional, None).await;
+    assert_eq!(
+        off.call("GET", "/metrics", Some(&key), None).await.0,
+        StatusCode::NOT_FOUND,
+        "an API key is not a metrics token"
+    );
+    drop(off);
+    let h = Harness::new(url, db, |c| {
+        c.metrics_token = Some(vexxy_server::config::Secret::new(METRICS_TOKEN));
+    })
+    .await;
+    let mut orgs = Vec::new();
+    for name in ["tenant-alpha", "tenant-beta"] {
+        let key = h.key(name, Tier::Professional, None).await;
+        let (_, v) = h
+            .submit(&key, json!({"image_ref": format!("ok/{name}-image")}))
+            .await;
+        h.wait_for(&key, v["job_id"].as_str().unwrap(), "complete")
+            .await;
+        orgs.push((name, h.svc.store.org(name).await.unwrap().id, key));
+    }
+    let wrong = format!("{METRICS_TOKEN}x");
+    for presented in [
+        None,
+        Some("wrong"),
+        Some(wrong.as_str()),
+        Some(orgs[0].2.as_str()),
+    ] {
+        let (s, v, _) = h.call("GET", "/metrics", presented, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{presented:?}: {v}");
+        assert_eq!(v["code"], "unauthorized");
+    }
+    let (s, _, body) = h.call("GET", "/metrics", Some(METRICS_TOKEN), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = String::from_utf8(body).unwrap();
+    assert!(text.contains("vexxy_jobs{state=\"complete\"} 2"), "{text}");
+    for (name, id, _) in &orgs {
+        assert!(
+            !text.contains(name) && !text.contains(id.as_str()),
+            "{text}"
+        );
+    }
+    assert!(!text.contains("-image"), "no image references: {text}");
 }
 
 /// SIGTERM-like shutdown: the server stops, and a job still running when
@@ -1002,6 +1446,12 @@ async fn real_pipeline_failures_map_to_job_outcomes() {
         c.analysis.caches = vexxy_analyze::Caches::at(caches.path());
         c.analysis.registry_timeout = Some(Duration::from_secs(1));
         c.analysis.insecure_registries = vec![closed.to_string(), silent_addr.to_string()];
+        // the test's registries are on loopback: exempt, as an operator would
+        c.analysis.egress = Some(
+            vexxy_egress::EgressPolicy::new()
+                .allow_addresses(["127.0.0.1/32"])
+                .unwrap(),
+        );
         c.analysis.allowed_local_roots = vec![root.clone()];
     })
     .await;
@@ -1015,11 +1465,15 @@ async fn real_pipeline_failures_map_to_job_outcomes() {
             v["job_id"].as_str().unwrap().to_owned()
         }
     };
-    let cases = [
-        (
+    // a bad report never becomes a job
+    let (s, v) = h
+        .submit(
+            &key,
             json!({"image_ref": "nginx:1", "scan_report": {"not": "a report"}}),
-            1,
-        ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let cases = [
         (
             json!({"image_ref": format!("oci:{}/absent:latest", root.display())}),
             1,

@@ -14,7 +14,33 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+/// Writes an audit log entry inside the transaction of the action it records.
+pub(crate) async fn insert_audit(
+    conn: &mut sqlx::AnyConnection,
+    org_id: Option<&str>,
+    key_id: Option<&str>,
+    action: &str,
+    job_id: Option<&str>,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, org_id, key_id, action, job_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(now_ms())
+    .bind(org_id)
+    .bind(key_id)
+    .bind(action)
+    .bind(job_id)
+    .bind(detail)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 impl Store {
+    /// Records an action that is not itself a write of the store's
+    /// (fetching results, creating a key); actions that change a job
+    /// record theirs in their own transaction.
     pub async fn audit(
         &self,
         org_id: Option<&str>,
@@ -23,17 +49,9 @@ impl Store {
         job_id: Option<&str>,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit_log (at, org_id, key_id, action, job_id, detail) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(now_ms())
-        .bind(org_id)
-        .bind(key_id)
-        .bind(action)
-        .bind(job_id)
-        .bind(detail)
-        .execute(&self.pool)
-        .await?;
+        let mut w = self.writer().await?;
+        insert_audit(w.conn(), org_id, key_id, action, job_id, detail).await?;
+        w.done();
         Ok(())
     }
 

@@ -2,14 +2,29 @@
 //! sqlx's `Any` driver so one set of queries serves both; the schema
 //! differs only where the dialects do and lives in `migrations/<backend>`.
 
-use std::{path::Path, str::FromStr as _, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr as _,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
-    AnyPool,
+    pool::PoolConnection,
+    Any, AnyConnection, AnyPool, Transaction,
 };
 
-use crate::StoreError;
+use crate::{now_ms, StoreError};
+
+/// How long a request waits for a pooled connection before it is told
+/// the database is unavailable.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a SQLite writer waits for another one (`busy_timeout`, ms).
+const SQLITE_BUSY_MS: u32 = 5_000;
+/// PostgreSQL: longest statement and longest wait for a lock (ms).
+const PG_STATEMENT_TIMEOUT_MS: u32 = 30_000;
+const PG_LOCK_TIMEOUT_MS: u32 = 10_000;
 
 /// Which database engine is behind the pool.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +53,53 @@ static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// The directory of the SQLite file (for its free space); `None` for
+    /// PostgreSQL and in-memory databases.
+    sqlite_dir: Option<PathBuf>,
+    /// When this process last recorded each key's use (`last_used_at` is
+    /// written at most once a minute per key, off the request's path).
+    pub(crate) key_uses: Arc<Mutex<crate::tenants::KeyUses>>,
+}
+
+/// A pooled connection for one write (a statement or a transaction).
+/// Unless the write went through ([`Writer::done`]), the connection is
+/// closed when this is dropped instead of going back to the pool: a
+/// write that failed or was abandoned halfway (an error, a timeout) can
+/// leave its connection inside a transaction it no longer tracks
+/// (SQLite keeps the write lock after a failed `COMMIT` or `ROLLBACK`;
+/// the next transaction on it becomes a savepoint that never commits,
+/// and reads on it see writes nobody stored). A fresh connection does
+/// not carry any of that.
+pub(crate) struct Writer {
+    conn: PoolConnection<Any>,
+    done: bool,
+}
+
+impl Writer {
+    /// The connection, for a single statement.
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+
+    /// Starts a transaction on the connection.
+    pub(crate) async fn begin(&mut self) -> Result<Transaction<'_, Any>, StoreError> {
+        Ok(sqlx::Connection::begin(&mut *self.conn).await?)
+    }
+
+    /// The write was committed (or deliberately rolled back): the
+    /// connection may serve again.
+    pub(crate) fn done(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if !self.done {
+            tracing::debug!("a write failed or was abandoned: closing its database connection");
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 impl Store {
@@ -55,9 +117,10 @@ impl Store {
         let mut url = url.to_owned();
         if backend == Backend::Sqlite && !url.contains(":memory:") {
             // the file's directory on first start
-            let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-            let path = Path::new(path.split('?').next().unwrap_or(path));
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if let Some(dir) = sqlite_file(&url)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| StoreError::Io(dir.display().to_string(), e))?;
             }
@@ -78,14 +141,28 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max)
-            .acquire_timeout(Duration::from_secs(30))
+            // an unavailable database answers within seconds, not never
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            // an idle connection that broke is replaced, not handed out
+            .test_before_acquire(true)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        use sqlx::Executor as _;
-                        // writers wait for each other instead of failing
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                    let settings = match backend {
+                        // writers wait for each other (briefly) instead of failing
+                        Backend::Sqlite => [
+                            format!("PRAGMA busy_timeout = {SQLITE_BUSY_MS}"),
+                            "PRAGMA foreign_keys = ON".to_owned(),
+                        ],
+                        // no statement or lock wait holds a request for long
+                        Backend::Postgres => [
+                            format!("SET statement_timeout = {PG_STATEMENT_TIMEOUT_MS}"),
+                            format!("SET lock_timeout = {PG_LOCK_TIMEOUT_MS}"),
+                        ],
+                    };
+                    for sql in settings {
+                        sqlx::query(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut *conn)
+                            .await?;
                     }
                     Ok(())
                 })
@@ -108,7 +185,22 @@ impl Store {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Migrate(redact(&url), e.to_string()))?;
-        Ok(Self { pool, backend })
+        let sqlite_dir = (backend == Backend::Sqlite && !url.contains(":memory:"))
+            .then(|| sqlite_file(&url).parent().map(Path::to_path_buf))
+            .flatten()
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    d
+                }
+            });
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_dir,
+            key_uses: Arc::default(),
+        })
     }
 
     /// The embedded default: a SQLite file in `dir`.
@@ -121,15 +213,78 @@ impl Store {
         self.backend
     }
 
-    /// A round trip to the database (for `/readyz`).
+    /// A round trip to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 
+    /// `Err(Full)` when the disk of a SQLite file has less than
+    /// `min_free` bytes free (a statvfs, no I/O); PostgreSQL has no disk
+    /// here to look at.
+    pub fn check_space(&self, min_free: u64) -> Result<(), StoreError> {
+        if let Some(dir) = &self.sqlite_dir {
+            let free = free_space(dir)?;
+            if free < min_free {
+                return Err(StoreError::Full {
+                    path: dir.display().to_string(),
+                    free,
+                    min: min_free,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A pooled connection for one write (see [`Writer`]).
+    pub(crate) async fn writer(&self) -> Result<Writer, StoreError> {
+        Ok(Writer {
+            conn: self.pool.acquire().await?,
+            done: false,
+        })
+    }
+
+    /// Whether the database can take a write now (for `/readyz`): the
+    /// disk of a SQLite file has at least `min_free` bytes free, and a
+    /// one-row upsert into `health` commits within `timeout`.
+    pub async fn check_writable(&self, min_free: u64, timeout: Duration) -> Result<(), StoreError> {
+        self.check_space(min_free)?;
+        let probe = async {
+            let mut w = self.writer().await?;
+            sqlx::query(
+                "INSERT INTO health (id, at) VALUES ('probe', $1) \
+                 ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+            )
+            .bind(now_ms())
+            .execute(w.conn())
+            .await?;
+            w.done();
+            Ok::<_, StoreError>(())
+        };
+        tokio::time::timeout(timeout, probe).await.map_err(|_| {
+            StoreError::Unavailable(format!(
+                "the database took a write for longer than {} ms",
+                timeout.as_millis()
+            ))
+        })?
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The file a `sqlite:` URL names.
+fn sqlite_file(url: &str) -> &Path {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    Path::new(path.split('?').next().unwrap_or(path))
+}
+
+/// Bytes available to this process on the filesystem holding `path`.
+pub fn free_space(path: &Path) -> Result<u64, StoreError> {
+    let st = rustix::fs::statvfs(path)
+        .map_err(|e| StoreError::Io(path.display().to_string(), e.into()))?;
+    Ok(st.f_bavail.saturating_mul(st.f_frsize))
 }
 
 /// The URL without its password, for error messages and logs.

@@ -65,6 +65,26 @@ impl EvidenceStore {
         self.blobs().await?.list().await
     }
 
+    /// Whether a blob can be stored now (for `/readyz`): a local
+    /// directory's disk has at least `min_free` bytes free, and a small
+    /// probe object (`<prefix>health/probe`, beside the blobs, never
+    /// listed as one) is written.
+    pub async fn check_writable(&self, min_free: u64) -> Result<(), StoreError> {
+        self.check_space(min_free)?;
+        self.blobs().await?.probe().await
+    }
+
+    /// `Err(Full)` when a local directory's disk has less than
+    /// `min_free` bytes free (a statvfs, no I/O); object storage has no
+    /// free space to look at.
+    pub fn check_space(&self, min_free: u64) -> Result<(), StoreError> {
+        match self {
+            Self::Local(s) => s.check_space(min_free),
+            #[cfg(feature = "s3")]
+            Self::S3(_) => Ok(()),
+        }
+    }
+
     /// A short description for logs and `/readyz`.
     pub fn describe(&self) -> String {
         match self {
@@ -156,6 +176,16 @@ impl Blobs {
         Ok(Some(bytes.into()))
     }
 
+    /// Writes the probe object `<prefix>health/probe`.
+    async fn probe(&self) -> Result<(), StoreError> {
+        let key = self.prefix.clone().join("health").join("probe");
+        self.store
+            .put(&key, PutPayload::from_static(b"ok\n"))
+            .await
+            .map_err(|e| self.error("put", &key, e))?;
+        Ok(())
+    }
+
     async fn delete(&self, hex: &str) -> Result<(), StoreError> {
         let key = self.key(hex);
         match self.store.delete(&key).await {
@@ -205,6 +235,28 @@ impl LocalStore {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// `Err(Full)` when the directory's disk has less than `min_free`
+    /// bytes free.
+    pub fn check_space(&self, min_free: u64) -> Result<(), StoreError> {
+        // the directory itself may not exist before the first blob
+        let mut dir = self.root.as_path();
+        while !dir.exists() {
+            match dir.parent() {
+                Some(parent) => dir = parent,
+                None => break,
+            }
+        }
+        let free = crate::free_space(dir)?;
+        if free < min_free {
+            return Err(StoreError::Full {
+                path: self.root.display().to_string(),
+                free,
+                min: min_free,
+            });
+        }
+        Ok(())
     }
 
     async fn blobs(&self) -> Result<&Blobs, StoreError> {

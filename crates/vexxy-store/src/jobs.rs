@@ -15,6 +15,7 @@
 use sqlx::{any::AnyRow, Row as _};
 
 use crate::{
+    audit::insert_audit,
     model::{Artifact, Job, JobEvent, JobState},
     now_ms,
     tenants::new_id,
@@ -76,6 +77,9 @@ pub struct NewJob {
     pub priority: i64,
     pub max_attempts: i64,
     pub timeout_ms: i64,
+    /// The API key that submits it: the audit log's `submit` entry is
+    /// written in the same transaction as the job (or its dedupe).
+    pub key_id: Option<String>,
 }
 
 /// What a submission led to.
@@ -129,7 +133,8 @@ impl Store {
     /// Enqueues a job, unless the organisation has an identical one or its
     /// monthly quota is spent. Serialised per organisation (the first
     /// statement locks its row), so concurrent submits cannot overrun the
-    /// quota or duplicate a job.
+    /// quota or duplicate a job. The job (or the dedupe) and its audit
+    /// log entry are committed together.
     pub async fn submit(
         &self,
         new: NewJob,
@@ -137,7 +142,8 @@ impl Store {
         window: (i64, i64),
     ) -> Result<Submitted, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let locked = sqlx::query("UPDATE orgs SET submit_seq = submit_seq + 1 WHERE id = $1")
             .bind(&new.org_id)
             .execute(&mut *tx)
@@ -154,7 +160,17 @@ impl Store {
         .await?;
         if let Some(row) = existing {
             let job = job_from_row(&row)?;
+            insert_audit(
+                &mut tx,
+                Some(&new.org_id),
+                new.key_id.as_deref(),
+                "submit",
+                Some(&job.id),
+                Some("deduplicated"),
+            )
+            .await?;
             tx.commit().await?;
+            w.done();
             return Ok(Submitted::Existing(job));
         }
         let used: i64 = sqlx::query(
@@ -168,6 +184,7 @@ impl Store {
         .try_get("n")?;
         if used >= quota {
             tx.rollback().await?;
+            w.done();
             return Ok(Submitted::QuotaExceeded { used, limit: quota });
         }
         let id = new_id("job");
@@ -192,7 +209,17 @@ impl Store {
         .await?;
         let job = job_from_row(&row)?;
         insert_event(&mut tx, &id, JobState::Queued, None, 0, Some("submitted")).await?;
+        insert_audit(
+            &mut tx,
+            Some(&new.org_id),
+            new.key_id.as_deref(),
+            "submit",
+            Some(&id),
+            Some("queued"),
+        )
+        .await?;
         tx.commit().await?;
+        w.done();
         Ok(Submitted::Created(job))
     }
 
@@ -253,12 +280,19 @@ impl Store {
         Ok((jobs, total))
     }
 
-    /// Cancels a job that has not finished. A running job's worker sees
-    /// it at its next heartbeat (or at once, in process) and tears the
-    /// sandbox down; its later writes are refused.
-    pub async fn cancel(&self, org_id: &str, id: &str) -> Result<Cancelled, StoreError> {
+    /// Cancels a job that has not finished, with its audit log entry
+    /// (naming `key_id`) in the same transaction. A running job's worker
+    /// sees it at its next heartbeat (or at once, in process) and tears
+    /// the sandbox down; its later writes are refused.
+    pub async fn cancel(
+        &self,
+        org_id: &str,
+        key_id: Option<&str>,
+        id: &str,
+    ) -> Result<Cancelled, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET state = 'cancelled', dedupe_key = NULL, completed_at = $3, updated_at = $3, \
              lease_owner = NULL, lease_expires_at = NULL, phase = NULL \
@@ -272,6 +306,7 @@ impl Store {
         .await?;
         let Some(row) = row else {
             tx.rollback().await?;
+            w.done();
             return match self.job(Some(org_id), id).await? {
                 Some(job) => Ok(Cancelled::AlreadyFinished(job.state)),
                 None => Err(StoreError::NotFound(format!("job {id}"))),
@@ -287,7 +322,9 @@ impl Store {
             Some("cancelled by the organisation"),
         )
         .await?;
+        insert_audit(&mut tx, Some(org_id), key_id, "cancel", Some(id), None).await?;
         tx.commit().await?;
+        w.done();
         Ok(Cancelled::Cancelled(job))
     }
 
@@ -295,7 +332,8 @@ impl Store {
     /// then oldest.
     pub async fn claim(&self, worker: &str, lease_ms: i64) -> Result<Option<Lease>, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET state = 'running', lease_owner = $1, lease_token = lease_token + 1, \
              lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3), \
@@ -313,6 +351,7 @@ impl Store {
         .await?;
         let Some(row) = row else {
             tx.rollback().await?;
+            w.done();
             return Ok(None);
         };
         let job = job_from_row(&row)?;
@@ -326,6 +365,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        w.done();
         Ok(Some(Lease {
             token: job.lease_token,
             worker: worker.to_owned(),
@@ -344,7 +384,8 @@ impl Store {
         analyzing: bool,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET lease_expires_at = $1, updated_at = $2, phase = COALESCE($3, phase), \
              progress = $4, state = CASE WHEN $5 = 1 THEN 'analyzing' ELSE state END \
@@ -361,6 +402,7 @@ impl Store {
         .await?;
         if done.rows_affected() == 0 {
             tx.rollback().await?;
+            w.done();
             return Ok(false);
         }
         if analyzing {
@@ -378,6 +420,7 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        w.done();
         Ok(true)
     }
 
@@ -393,7 +436,8 @@ impl Store {
         webhook: Option<NewDelivery>,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = 'complete', progress = 100, phase = NULL, summary = $1, \
              image_digest = COALESCE(image_digest, $2), completed_at = $3, updated_at = $3, \
@@ -409,6 +453,7 @@ impl Store {
         .await?;
         if done.rows_affected() == 0 {
             tx.rollback().await?;
+            w.done();
             return Ok(false);
         }
         for a in artifacts {
@@ -438,6 +483,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        w.done();
         Ok(true)
     }
 
@@ -459,7 +505,8 @@ impl Store {
         } else {
             JobState::Failed
         };
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = $1, error = $2, run_after = $3, updated_at = $4, \
              completed_at = CASE WHEN $1 = 'failed' THEN $4 ELSE NULL END, \
@@ -477,6 +524,7 @@ impl Store {
         .await?;
         if done.rows_affected() == 0 {
             tx.rollback().await?;
+            w.done();
             return Ok(None);
         }
         if let (JobState::Failed, Some(hook)) = (state, webhook) {
@@ -492,6 +540,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        w.done();
         Ok(Some(state))
     }
 
@@ -499,7 +548,8 @@ impl Store {
     /// shutting down). `Ok(false)`: the lease was already gone.
     pub async fn release(&self, lease: &Lease, why: &str) -> Result<bool, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = 'queued', attempts = attempts - 1, run_after = $1, updated_at = $1, \
              lease_owner = NULL, lease_expires_at = NULL, phase = NULL, progress = 0 \
@@ -512,6 +562,7 @@ impl Store {
         .await?;
         if done.rows_affected() == 0 {
             tx.rollback().await?;
+            w.done();
             return Ok(false);
         }
         insert_event(
@@ -524,6 +575,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        w.done();
         Ok(true)
     }
 
@@ -539,7 +591,8 @@ impl Store {
         webhook: impl Fn(&Job) -> Option<NewDelivery>,
     ) -> Result<Vec<(String, JobState)>, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE jobs SET \
                state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END, \
@@ -586,6 +639,7 @@ impl Store {
             out.push((job.id, job.state));
         }
         tx.commit().await?;
+        w.done();
         Ok(out)
     }
 
@@ -751,6 +805,7 @@ mod tests {
             priority: 10,
             max_attempts: 5,
             timeout_ms: 60_000,
+            key_id: None,
         };
         let window = month_window(now_ms());
         let Submitted::Created(job) = store.submit(new, 10, window).await.expect("submit") else {

@@ -19,7 +19,7 @@ pub mod tenants;
 pub mod webhooks;
 
 pub use backoff::Backoff;
-pub use db::{redact, Backend, Store};
+pub use db::{free_space, redact, Backend, Store};
 pub use evidence::{EvidenceStore, LocalStore};
 pub use model::{Artifact, Caller, Job, JobEvent, JobState, Org, Tier};
 
@@ -48,6 +48,83 @@ pub enum StoreError {
     Conflict(String),
     #[error("{0}")]
     Invalid(String),
+    /// Less free space than the service keeps in reserve.
+    #[error("{path}: {free} bytes free, below the {min} bytes kept in reserve")]
+    Full { path: String, free: u64, min: u64 },
+    /// The storage did not answer in time or cannot take writes now.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// The storage cannot serve now but may later (a full disk, a locked
+    /// or unreachable database, a timeout): the request is worth
+    /// retrying, and the service answers 503 rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Full { .. } | Self::Unavailable(_) | Self::Connect(..) => true,
+            Self::Io(_, e) => io_unavailable(e),
+            Self::Db(e) => db_unavailable(e),
+            _ => false,
+        }
+    }
+
+    /// The storage is out of space (the database's disk, or the reserve).
+    pub fn is_full(&self) -> bool {
+        match self {
+            Self::Full { .. } => true,
+            Self::Io(_, e) => e.raw_os_error() == Some(28), // ENOSPC
+            Self::Db(sqlx::Error::Database(e)) => {
+                matches!(e.code().as_deref(), Some("13" | "53100"))
+            }
+            _ => false,
+        }
+    }
+}
+
+fn io_unavailable(e: &std::io::Error) -> bool {
+    // ENOSPC, EDQUOT, EIO, EROFS
+    matches!(e.raw_os_error(), Some(28 | 122 | 5 | 30))
+        || matches!(
+            e.kind(),
+            std::io::ErrorKind::TimedOut
+                | std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+        )
+}
+
+/// Errors of a database that is full, locked, gone or overloaded, as
+/// opposed to a query that is wrong.
+fn db_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(e) => {
+            let code = e.code().unwrap_or_default();
+            match code.parse::<i64>() {
+                // SQLite (extended) result codes: BUSY, LOCKED, NOMEM,
+                // READONLY, IOERR, FULL, CANTOPEN, PROTOCOL
+                Ok(n) => matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14 | 15),
+                // PostgreSQL SQLSTATEs: connection exceptions, insufficient
+                // resources (disk full, out of memory, too many
+                // connections), operator intervention (shutdown, statement
+                // or lock timeout), serialization failures
+                Err(_) => {
+                    code.starts_with("08")
+                        || code.starts_with("53")
+                        || code.starts_with("57")
+                        || matches!(code.as_ref(), "55P03" | "40001" | "40P01")
+                }
+            }
+        }
+        _ => false,
+    }
 }
 
 /// Now, in Unix milliseconds (the unit of every time column).

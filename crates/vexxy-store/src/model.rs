@@ -135,6 +135,8 @@ pub struct Org {
     /// Signs webhook callbacks (HMAC-SHA256).
     pub webhook_secret: String,
     pub created_at: i64,
+    /// Whether its jobs may replace the image's command (`command`).
+    pub allow_command_override: bool,
 }
 
 impl Org {

@@ -18,6 +18,7 @@ impl Store {
     /// Notes that a blob is (about to be) referenced. Called before the
     /// blob is written, so the sweeper leaves it alone for `grace`.
     pub async fn touch_blob(&self, digest: &str, size: i64) -> Result<(), StoreError> {
+        let mut w = self.writer().await?;
         sqlx::query(
             "INSERT INTO blobs (digest, size, last_referenced_at) VALUES ($1, $2, $3) \
              ON CONFLICT (digest) DO UPDATE SET last_referenced_at = excluded.last_referenced_at",
@@ -25,8 +26,9 @@ impl Store {
         .bind(digest)
         .bind(size)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(w.conn())
         .await?;
+        w.done();
         Ok(())
     }
 
@@ -52,7 +54,8 @@ impl Store {
         .map(|r| r.try_get("id"))
         .collect::<Result<_, _>>()?;
         for id in ids {
-            let mut tx = self.pool.begin().await?;
+            let mut w = self.writer().await?;
+            let mut tx = w.begin().await?;
             // the submitted report goes too: tenant data is not kept past retention
             let expired = sqlx::query(
                 "UPDATE jobs SET expired_at = $1, dedupe_key = NULL, request = '{}' \
@@ -65,6 +68,7 @@ impl Store {
             if expired.rows_affected() == 0 {
                 // another process' sweeper got there first
                 tx.rollback().await?;
+                w.done();
                 continue;
             }
             sqlx::query("DELETE FROM artifacts WHERE job_id = $1")
@@ -79,6 +83,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
+            w.done();
             swept.jobs_expired += 1;
         }
         let orphans: Vec<String> = sqlx::query(
@@ -96,7 +101,8 @@ impl Store {
             // touched since; the blob is deleted before the transaction
             // commits, so a writer touching the row meanwhile waits and
             // then writes the blob again
-            let mut tx = self.pool.begin().await?;
+            let mut w = self.writer().await?;
+            let mut tx = w.begin().await?;
             let gone = sqlx::query(
                 "DELETE FROM blobs WHERE digest = $1 AND last_referenced_at < $2 \
                  AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = $1)",
@@ -110,6 +116,7 @@ impl Store {
                 swept.blobs_deleted += 1;
             }
             tx.commit().await?;
+            w.done();
         }
         Ok(swept)
     }

@@ -4,6 +4,8 @@
 //! key has full entropy, so a slow password hash would add nothing), and a
 //! key is found by that hash.
 
+use std::collections::HashMap;
+
 use rand_core::{OsRng, RngCore as _};
 use sha2::{Digest as _, Sha256};
 use sqlx::Row as _;
@@ -15,6 +17,21 @@ use crate::{
 
 /// Every key starts with this, so secret scanners can recognise one.
 pub const KEY_PREFIX: &str = "vxk_";
+
+/// A key's `last_used_at` is written at most this often (ms).
+const KEY_USE_EVERY_MS: i64 = 60_000;
+/// How long writing key uses may take before it is given up.
+const KEY_USE_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The key uses of this process not yet written, and when each key's use
+/// was last noted.
+#[derive(Debug, Default)]
+pub(crate) struct KeyUses {
+    seen: HashMap<String, i64>,
+    pending: Vec<(String, i64)>,
+    /// A task is writing `pending`.
+    writing: bool,
+}
 
 fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
@@ -47,6 +64,7 @@ fn org_from_row(row: &sqlx::any::AnyRow) -> Result<Org, StoreError> {
         monthly_quota: row.try_get("monthly_quota")?,
         webhook_secret: row.try_get("webhook_secret")?,
         created_at: row.try_get("created_at")?,
+        allow_command_override: row.try_get::<i64, _>("allow_command_override")? != 0,
     })
 }
 
@@ -75,7 +93,9 @@ impl Store {
             monthly_quota,
             webhook_secret: format!("whsec_{}", random_hex(32)),
             created_at: now_ms(),
+            allow_command_override: true,
         };
+        let mut w = self.writer().await?;
         let done = sqlx::query(
             "INSERT INTO orgs (id, name, tier, monthly_quota, webhook_secret, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (name) DO NOTHING",
@@ -86,8 +106,9 @@ impl Store {
         .bind(org.monthly_quota)
         .bind(&org.webhook_secret)
         .bind(org.created_at)
-        .execute(&self.pool)
+        .execute(w.conn())
         .await?;
+        w.done();
         if done.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!(
                 "an organisation named {name:?} exists"
@@ -101,7 +122,7 @@ impl Store {
     /// The organisation with this id or (unique) name.
     pub async fn org(&self, id_or_name: &str) -> Result<Org, StoreError> {
         let row = sqlx::query(
-            "SELECT id, name, tier, monthly_quota, webhook_secret, created_at \
+            "SELECT id, name, tier, monthly_quota, webhook_secret, created_at, allow_command_override \
              FROM orgs WHERE id = $1 OR name = $1",
         )
         .bind(id_or_name)
@@ -112,15 +133,44 @@ impl Store {
     }
 
     pub async fn set_tier(&self, org_id: &str, tier: Tier) -> Result<(), StoreError> {
+        let mut w = self.writer().await?;
         let done = sqlx::query("UPDATE orgs SET tier = $1 WHERE id = $2")
             .bind(tier.as_str())
             .bind(org_id)
-            .execute(&self.pool)
+            .execute(w.conn())
             .await?;
+        w.done();
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("organisation {org_id}")));
         }
         Ok(())
+    }
+
+    /// Allows or forbids the organisation's jobs to replace the image's
+    /// command (audit-logged).
+    pub async fn set_command_override(
+        &self,
+        org_id: &str,
+        allowed: bool,
+    ) -> Result<(), StoreError> {
+        let mut w = self.writer().await?;
+        let done = sqlx::query("UPDATE orgs SET allow_command_override = $1 WHERE id = $2")
+            .bind(i64::from(allowed))
+            .bind(org_id)
+            .execute(w.conn())
+            .await?;
+        w.done();
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("organisation {org_id}")));
+        }
+        self.audit(
+            Some(org_id),
+            None,
+            "set_command_override",
+            None,
+            Some(if allowed { "allowed" } else { "forbidden" }),
+        )
+        .await
     }
 
     /// A new API key for the organisation; the secret is returned once.
@@ -131,6 +181,7 @@ impl Store {
             org_id: org.id.clone(),
             secret: format!("{KEY_PREFIX}{}", random_hex(32)),
         };
+        let mut w = self.writer().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, org_id, name, hash, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -139,20 +190,23 @@ impl Store {
         .bind(name)
         .bind(hash_key(&key.secret))
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(w.conn())
         .await?;
+        w.done();
         self.audit(Some(&org.id), Some(&key.id), "create_key", None, Some(name))
             .await?;
         Ok(key)
     }
 
     pub async fn revoke_key(&self, key_id: &str) -> Result<(), StoreError> {
+        let mut w = self.writer().await?;
         let done =
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
                 .bind(key_id)
-                .execute(&self.pool)
+                .execute(w.conn())
                 .await?;
+        w.done();
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound(format!("active key {key_id}")));
         }
@@ -172,7 +226,8 @@ impl Store {
             return Ok(None);
         }
         let row = sqlx::query(
-            "SELECT k.id AS key_id, o.id, o.name, o.tier, o.monthly_quota, o.webhook_secret, o.created_at \
+            "SELECT k.id AS key_id, o.id, o.name, o.tier, o.monthly_quota, o.webhook_secret, o.created_at, \
+             o.allow_command_override \
              FROM api_keys k JOIN orgs o ON o.id = k.org_id \
              WHERE k.hash = $1 AND k.revoked_at IS NULL",
         )
@@ -181,21 +236,85 @@ impl Store {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let key_id: String = row.try_get("key_id")?;
-        // at most one write a minute per key, not one per request
-        let now = now_ms();
-        sqlx::query(
-            "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 \
-             AND (last_used_at IS NULL OR last_used_at < $3)",
-        )
-        .bind(now)
-        .bind(&key_id)
-        .bind(now - 60_000)
-        .execute(&self.pool)
-        .await?;
+        self.note_key_use(&key_id);
         Ok(Some(Caller {
             org: org_from_row(&row)?,
             key_id,
         }))
+    }
+
+    /// Records that a key was used (`last_used_at`): at most once a
+    /// minute per key and process, in the background and one write at a
+    /// time, so that authenticating is a read and a write that fails or
+    /// waits (a full disk, a lock) fails or holds up no request. A use
+    /// whose write failed is recorded again at the key's next use a
+    /// minute later.
+    fn note_key_use(&self, key_id: &str) {
+        let now = now_ms();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        {
+            let Ok(mut uses) = self.key_uses.lock() else {
+                return;
+            };
+            if uses
+                .seen
+                .get(key_id)
+                .is_some_and(|&at| now - at < KEY_USE_EVERY_MS)
+            {
+                return;
+            }
+            uses.seen.insert(key_id.to_owned(), now);
+            uses.pending.push((key_id.to_owned(), now));
+            if uses.writing {
+                return;
+            }
+            uses.writing = true;
+        }
+        let store = self.clone();
+        runtime.spawn(async move { store.write_key_uses().await });
+    }
+
+    /// Writes the pending key uses until none are left.
+    async fn write_key_uses(&self) {
+        loop {
+            let batch = match self.key_uses.lock() {
+                Ok(mut uses) if uses.pending.is_empty() => {
+                    uses.writing = false;
+                    return;
+                }
+                Ok(mut uses) => std::mem::take(&mut uses.pending),
+                Err(_) => return,
+            };
+            let write = async {
+                let mut w = self.writer().await?;
+                let mut tx = w.begin().await?;
+                for (key_id, at) in &batch {
+                    sqlx::query(
+                        "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 \
+                         AND (last_used_at IS NULL OR last_used_at < $1)",
+                    )
+                    .bind(*at)
+                    .bind(key_id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                w.done();
+                Ok::<_, StoreError>(())
+            };
+            match tokio::time::timeout(KEY_USE_WRITE_TIMEOUT, write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(keys = batch.len(), error = %e, "recording the use of API keys failed");
+                }
+                Err(_) => tracing::warn!(
+                    keys = batch.len(),
+                    "recording the use of API keys timed out"
+                ),
+            }
+        }
     }
 
     /// Analyses the organisation submitted in the window (deduplicated
@@ -237,6 +356,52 @@ pub fn month_window(now_ms: i64) -> (i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn last_used(store: &Store, key_id: &str) -> Option<i64> {
+        sqlx::query("SELECT last_used_at FROM api_keys WHERE id = $1")
+            .bind(key_id)
+            .fetch_one(&store.pool)
+            .await
+            .and_then(|row| row.try_get("last_used_at"))
+            .expect("last_used_at")
+    }
+
+    /// Authenticating reads; the key's use is written in the background,
+    /// once a minute at most.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn key_uses_are_written_in_the_background_once_a_minute() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_sqlite_in(dir.path()).await.expect("open");
+        let org = store
+            .create_org("o", Tier::Professional, None)
+            .await
+            .expect("org");
+        let key = store.create_key(&org.id, "k").await.expect("key");
+        assert_eq!(last_used(&store, &key.id).await, None);
+        for _ in 0..3 {
+            assert!(store
+                .authenticate(&key.secret)
+                .await
+                .expect("auth")
+                .is_some());
+        }
+        let began = std::time::Instant::now();
+        let first = loop {
+            if let Some(at) = last_used(&store, &key.id).await {
+                break at;
+            }
+            assert!(
+                began.elapsed() < std::time::Duration::from_secs(10),
+                "last_used_at never written"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        store.authenticate(&key.secret).await.expect("auth");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(last_used(&store, &key.id).await, Some(first), "throttled");
+        let uses = store.key_uses.lock().expect("lock");
+        assert!(uses.pending.is_empty() && !uses.writing && uses.seen.len() == 1);
+    }
 
     #[test]
     fn month_windows() {

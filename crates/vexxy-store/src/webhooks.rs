@@ -60,6 +60,7 @@ impl Store {
         lease_ms: i64,
     ) -> Result<Option<Delivery>, StoreError> {
         let now = now_ms();
+        let mut w = self.writer().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE webhook_deliveries SET lease_owner = $1, lease_expires_at = $2 \
              WHERE id = (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $3 \
@@ -72,8 +73,9 @@ impl Store {
         .bind(owner)
         .bind(now + lease_ms)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(w.conn())
         .await?;
+        w.done();
         row.map(|r| {
             Ok(Delivery {
                 id: r.try_get("id")?,
@@ -104,7 +106,8 @@ impl Store {
         } else {
             "failed"
         };
-        let mut tx = self.pool.begin().await?;
+        let mut w = self.writer().await?;
+        let mut tx = w.begin().await?;
         // fenced by the lease: a dispatcher that stalled past it records nothing
         let done = sqlx::query(
             "UPDATE webhook_deliveries SET state = $1, attempts = $2, next_attempt_at = $3, \
@@ -123,6 +126,7 @@ impl Store {
         .await?;
         if done.rows_affected() == 0 {
             tx.rollback().await?;
+            w.done();
             tracing::warn!(delivery = %d.id, "the delivery's lease was lost; this attempt is not recorded");
             return Ok(());
         }
@@ -139,6 +143,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        w.done();
         Ok(())
     }
 

@@ -47,6 +47,7 @@ both!(
     webhook_outbox_records_attempts,
     retention_expires_evidence,
     listing_filters_and_pages,
+    writes_are_probed_for_readiness,
 );
 
 fn new_job(org: &str, key: &str) -> NewJob {
@@ -60,6 +61,7 @@ fn new_job(org: &str, key: &str) -> NewJob {
         priority: 10,
         max_attempts: 3,
         timeout_ms: 60_000,
+        key_id: Some("key_test".into()),
     }
 }
 
@@ -211,13 +213,16 @@ async fn cancel_fences_the_worker(store: Store) {
     );
     assert!(
         matches!(
-            store.cancel(&other.id, &job.id).await,
+            store.cancel(&other.id, None, &job.id).await,
             Err(vexxy_store::StoreError::NotFound(_))
         ),
         "another organisation cannot cancel it"
     );
     assert!(matches!(
-        store.cancel(&org.id, &job.id).await.unwrap(),
+        store
+            .cancel(&org.id, Some("key_test"), &job.id)
+            .await
+            .unwrap(),
         Cancelled::Cancelled(_)
     ));
     assert!(
@@ -232,7 +237,10 @@ async fn cancel_fences_the_worker(store: Store) {
         "and cannot complete"
     );
     assert!(matches!(
-        store.cancel(&org.id, &job.id).await.unwrap(),
+        store
+            .cancel(&org.id, Some("key_test"), &job.id)
+            .await
+            .unwrap(),
         Cancelled::AlreadyFinished(JobState::Cancelled)
     ));
     let states: Vec<JobState> = store
@@ -249,6 +257,23 @@ async fn cancel_fences_the_worker(store: Store) {
             JobState::Running,
             JobState::Analyzing,
             JobState::Cancelled
+        ]
+    );
+    // the submit and the cancel are in the audit log, by key
+    let audit: Vec<(String, Option<String>, Option<String>)> = store
+        .audit_entries(Some(&org.id))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.job_id.as_deref() == Some(job.id.as_str()))
+        .map(|a| (a.action, a.key_id, a.detail))
+        .collect();
+    let key = Some("key_test".to_owned());
+    assert_eq!(
+        audit,
+        [
+            ("submit".to_owned(), key.clone(), Some("queued".to_owned())),
+            ("cancel".to_owned(), key, None),
         ]
     );
     // a cancelled request can be submitted again
@@ -674,4 +699,35 @@ async fn a_job_lost_on_its_last_attempt_fails_with_its_webhook() {
         .error
         .unwrap()
         .contains("stopped heartbeating"));
+}
+
+/// The readiness probes: a write that commits, and for local disks the
+/// free space kept in reserve. The evidence probe is not a blob.
+async fn writes_are_probed_for_readiness(store: Store) {
+    let quick = std::time::Duration::from_secs(2);
+    store.check_writable(0, quick).await.unwrap();
+    store.check_writable(0, quick).await.unwrap();
+    let reserve = store.check_writable(u64::MAX, quick).await;
+    match store.backend() {
+        vexxy_store::Backend::Sqlite => {
+            let err = reserve.expect_err("no disk has that much free");
+            assert!(
+                matches!(err, vexxy_store::StoreError::Full { .. })
+                    && err.is_unavailable()
+                    && err.is_full(),
+                "{err}"
+            );
+        }
+        // no local disk to look at
+        vexxy_store::Backend::Postgres => reserve.unwrap(),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = EvidenceStore::Local(LocalStore::new(dir.path().join("evidence")));
+    evidence.check_writable(0).await.unwrap();
+    assert_eq!(evidence.list().await.unwrap(), Vec::<String>::new());
+    let err = evidence.check_writable(u64::MAX).await.unwrap_err();
+    assert!(
+        err.is_unavailable() && err.to_string().contains("evidence"),
+        "{err}"
+    );
 }

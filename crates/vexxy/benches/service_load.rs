@@ -296,9 +296,12 @@ fn jobs(agent: &ureq::Agent, base: &str, key: &str, state: Option<&str>) -> u64 
         .unwrap_or_else(|| panic!("no total in {list}"))
 }
 
+/// The operator token `/metrics` is served with (`--metrics-token`).
+const METRICS_TOKEN: &str = "service-load-bench-metrics";
+
 /// `vexxy_queue_depth` from `/metrics`.
 fn queue_depth(agent: &ureq::Agent, base: &str) -> u64 {
-    let (status, text) = get(agent, &format!("{base}/metrics"), None);
+    let (status, text) = get(agent, &format!("{base}/metrics"), Some(METRICS_TOKEN));
     assert_eq!(status, 200, "GET /metrics: {text}");
     text.lines()
         .find_map(|l| l.strip_prefix("vexxy_queue_depth "))
@@ -384,7 +387,15 @@ fn main() {
     spawn(
         &mut procs,
         "serve",
-        &["serve", "--workers", "0", "--listen", "127.0.0.1:0"],
+        &[
+            "serve",
+            "--workers",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-token",
+            METRICS_TOKEN,
+        ],
         Stdio::piped(),
     );
     let stdout = procs.children[0].1.stdout.take().expect("serve's stdout");

@@ -124,6 +124,16 @@ pub(crate) struct ServiceArgs {
     /// How long evidence of finished jobs is kept (default 90 days).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "EVIDENCE_RETENTION")]
     pub(crate) retention: Option<std::time::Duration>,
+    /// How often the retention sweeper runs and leftovers of dead
+    /// processes (sandboxes, scratch directories) are removed; the
+    /// latter also at start (default 1 h).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) sweep_every: Option<std::time::Duration>,
+    /// Free space kept in reserve on the disks of a SQLite database and
+    /// a local evidence directory: below it /readyz answers 503 and
+    /// submissions are refused (bytes, or with k/m/g suffix; default 64m).
+    #[arg(long, value_name = "SIZE", env = "VEXXY_MIN_FREE_SPACE")]
+    pub(crate) min_free_space: Option<String>,
     /// At shutdown, running jobs get this long before they are re-queued.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub(crate) shutdown_grace: Option<std::time::Duration>,
@@ -150,6 +160,17 @@ pub(crate) struct ServiceArgs {
     /// Registry (host:port) to reach over plain HTTP; repeatable.
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) insecure_registry: Vec<String>,
+    /// Host that image pulls may contact (HOST, HOST:PORT or *.SUFFIX);
+    /// repeatable. With none, any host whose addresses are public. Every
+    /// connection of a pull counts: token services and blob storage a
+    /// registry redirects to must be listed too.
+    #[arg(long, value_name = "HOST")]
+    pub(crate) registry_allow: Vec<String>,
+    /// Address or CIDR exempt from the egress deny-list (loopback, private,
+    /// link-local, …), for a local registry this operator trusts;
+    /// repeatable.
+    #[arg(long, value_name = "CIDR")]
+    pub(crate) egress_allow_address: Vec<String>,
     /// Let callback URLs point at loopback and private addresses.
     #[arg(long)]
     pub(crate) allow_private_callbacks: bool,
@@ -167,6 +188,38 @@ pub(crate) struct ServiceArgs {
     /// Scratch directory for jobs.
     #[arg(long, value_name = "DIR")]
     pub(crate) work_dir: Option<PathBuf>,
+    /// Largest request body (bytes, or with k/m/g suffix; default 64m).
+    #[arg(long, value_name = "SIZE", env = "VEXXY_MAX_BODY_BYTES")]
+    pub(crate) max_body_bytes: Option<String>,
+    /// Largest scan_report of a submission (default 48m).
+    #[arg(long, value_name = "SIZE", env = "VEXXY_MAX_REPORT_BYTES")]
+    pub(crate) max_report_bytes: Option<String>,
+    /// Most JSON values in a scan_report (default 2000000).
+    #[arg(long, value_name = "N", env = "VEXXY_MAX_REPORT_VALUES")]
+    pub(crate) max_report_values: Option<u64>,
+    /// Largest sbom of a submission (default 64m).
+    #[arg(long, value_name = "SIZE", env = "VEXXY_MAX_SBOM_BYTES")]
+    pub(crate) max_sbom_bytes: Option<String>,
+    /// Most JSON values in an sbom (default 4000000).
+    #[arg(long, value_name = "N", env = "VEXXY_MAX_SBOM_VALUES")]
+    pub(crate) max_sbom_values: Option<u64>,
+    /// Submissions with a larger body are large (default 1m).
+    #[arg(long, value_name = "SIZE", env = "VEXXY_LARGE_BODY_BYTES")]
+    pub(crate) large_body_bytes: Option<String>,
+    /// Large submissions read and parsed at once (default 2); more are
+    /// refused with 503 and Retry-After.
+    #[arg(long, value_name = "N", env = "VEXXY_MAX_LARGE_SUBMITS")]
+    pub(crate) max_large_submits: Option<usize>,
+    /// Serve /metrics to requests with `Authorization: Bearer <TOKEN>`
+    /// (at least 16 characters). Without it /metrics is not served (404).
+    /// Prefer the environment or the config file to the command line.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "VEXXY_METRICS_TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) metrics_token: Option<String>,
     /// Fixed document timestamp (RFC 3339) for reproducible output.
     #[arg(long, value_name = "RFC3339", hide = true)]
     pub(crate) timestamp: Option<String>,
@@ -224,6 +277,14 @@ pub(crate) enum AdminCommand {
     RevokeKey { key_id: String },
     /// Change an organisation's tier.
     SetTier { org: String, tier: String },
+    /// Allow or forbid an organisation's jobs to replace the image's
+    /// command (runtime evidence of another command is capped and marked,
+    /// see docs/confidence.md; forbidding refuses such jobs with 403).
+    SetCommandOverride {
+        org: String,
+        #[arg(value_parser = ["allow", "forbid"])]
+        policy: String,
+    },
 }
 
 /// Which vexxy service to talk to, and as whom.
@@ -543,6 +604,20 @@ pub(crate) struct ImageArgs {
     /// Registry (host:port) to reach over plain HTTP; repeatable.
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) insecure_registry: Vec<String>,
+    /// Egress policy of registry pulls: `none` contacts whatever the
+    /// reference and the registry name; `strict` applies the service's
+    /// policy (no loopback, private, link-local or metadata addresses,
+    /// also through redirects, token realms and foreign layer URLs).
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = EgressMode::None)]
+    pub(crate) egress_policy: EgressMode,
+    /// With `--egress-policy strict`: host pulls may contact (HOST,
+    /// HOST:PORT or *.SUFFIX); repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub(crate) registry_allow: Vec<String>,
+    /// With `--egress-policy strict`: address or CIDR exempt from the
+    /// deny-list (a local registry); repeatable.
+    #[arg(long, value_name = "CIDR")]
+    pub(crate) egress_allow_address: Vec<String>,
     /// Registry credentials USER:PASSWORD (default: the docker config file, else anonymous).
     #[arg(
         long,
@@ -551,6 +626,15 @@ pub(crate) struct ImageArgs {
         hide_env_values = true
     )]
     pub(crate) creds: Option<String>,
+}
+
+/// `--egress-policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EgressMode {
+    /// No policy: today's behaviour for one's own machine.
+    None,
+    /// The service's policy.
+    Strict,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

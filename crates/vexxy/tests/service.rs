@@ -564,3 +564,225 @@ fn cancelling_through_the_api_tears_the_sandbox_down() {
     );
     server.terminate();
 }
+
+/// Whether the process `pid` with this start time (field 22 of
+/// `/proc/<pid>/stat`) still runs (a zombie does not).
+fn process_runs(pid: u32, starttime: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let Some((_, rest)) = stat.rsplit_once(") ") else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields.first() != Some(&"Z") && fields.get(19).and_then(|s| s.parse().ok()) == Some(starttime)
+}
+
+/// The scratch directories of test scripts in `work`.
+fn script_dirs(work: &Path) -> Vec<PathBuf> {
+    vexxy_testkit_host::dir_entries(work)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("vexxy-script-"))
+        })
+        .collect()
+}
+
+/// `vexxy serve` killed with SIGKILL in the middle of a job (a test
+/// script and a traced run): its sandbox keeps running and the job's
+/// scratch directory stays. Started again on the same data directory,
+/// the server sweeps at once: within one sweep interval, and before the
+/// job runs again, the dead server's sandbox is gone (its processes,
+/// directories, mounts and cgroups) and so is the scratch directory.
+/// The job then completes exactly once, on its second attempt.
+#[test]
+fn a_killed_server_s_sandbox_and_scratch_are_swept_when_it_starts_again() {
+    if !vexxy_testkit_host::require_trace() {
+        return;
+    }
+    let Some(image) = vexxy_testkit_host::test_image_ref("nginx") else {
+        return;
+    };
+    let _serial = serial();
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let roots = vexxy_testkit_host::test_images_dir().display().to_string();
+    let db = ["--data-dir", data_dir.as_str()];
+    admin(&db, &["create-org", "acme", "--tier", "ultimate"]);
+    let key = admin(&db, &["create-key", "acme"])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // a cache of its own: no stored profile lets the job skip the run
+    let cache = data.path().join("cache").display().to_string();
+    let work = data.path().join("work");
+    let sweep_every = Duration::from_secs(5);
+    let args = [
+        "--data-dir",
+        &data_dir,
+        "--allow-local-images",
+        &roots,
+        "--allow-test-scripts",
+        "--lease",
+        "6s",
+        "--heartbeat",
+        "1s",
+        // the job waits this long after its lease ran out: the sweep is
+        // checked before it runs again
+        "--retry-backoff",
+        "30s",
+        "--sweep-every",
+        "5s",
+    ];
+    let env = [("VEXXY_CACHE_DIR", cache.as_str())];
+    let (mut first, base) = serve(&args, &env);
+    let first_pid = first.0.id();
+    let body = serde_json::json!({
+        "image_ref": image,
+        "config": {
+            "analysis_duration": 30,
+            "test_script": "#!/bin/sh\ncurl -s -o /dev/null \"$VEXXY_TARGET_URL\" || true\n",
+        },
+    });
+    let out = StdCommand::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "POST",
+            "-H",
+            &format!("authorization: Bearer {key}"),
+            "-H",
+            "content-type: application/json",
+            "--data",
+        ])
+        .arg(body.to_string())
+        .arg(format!("{base}/api/v1/analysis/submit"))
+        .output()
+        .unwrap();
+    let submitted: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = submitted["job_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{submitted}"))
+        .to_owned();
+    wait_status(&base, &key, &id, &["analyzing"], Duration::from_secs(120));
+    let began = Instant::now();
+    let sandboxes = loop {
+        let ids = sandboxes_of(&[first_pid]);
+        let inits: Vec<Value> = ids
+            .iter()
+            .filter_map(|s| {
+                std::fs::read(Path::new("/run/vexxy/sandboxes").join(s).join("init.json")).ok()
+            })
+            .filter_map(|b| serde_json::from_slice(&b).ok())
+            .collect();
+        if !ids.is_empty() && inits.len() == ids.len() {
+            break ids.into_iter().zip(inits).collect::<Vec<_>>();
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the server's sandbox never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    first.0.kill().unwrap(); // SIGKILL
+    first.0.wait().unwrap();
+
+    // what the dead server left: its sandbox, running, and the scratch
+    let init_of = |init: &Value| {
+        (
+            u32::try_from(init["pid"].as_u64().unwrap()).unwrap(),
+            init["starttime"].as_u64().unwrap(),
+        )
+    };
+    for (sandbox, init) in &sandboxes {
+        let (pid, start) = init_of(init);
+        assert!(
+            process_runs(pid, start),
+            "sandbox {sandbox}: its init {pid} should outlive the killed server"
+        );
+        assert!(
+            !vexxy_testkit_host::sandbox_leftovers(Path::new("/run/vexxy"), sandbox).is_empty()
+        );
+    }
+    let scratch = script_dirs(&work);
+    assert_eq!(
+        scratch.len(),
+        1,
+        "the job's test script directory: {scratch:?}"
+    );
+
+    let (mut second, base) = serve(&args, &env);
+    let second_pid = second.0.id();
+    let restarted = Instant::now();
+    loop {
+        let mut left: Vec<String> = sandboxes_of(&[first_pid]);
+        for (sandbox, init) in &sandboxes {
+            left.extend(vexxy_testkit_host::sandbox_leftovers(
+                Path::new("/run/vexxy"),
+                sandbox,
+            ));
+            let (pid, start) = init_of(init);
+            if process_runs(pid, start) {
+                left.push(format!("process {pid} of sandbox {sandbox}"));
+            }
+        }
+        left.extend(
+            scratch
+                .iter()
+                .filter(|d| d.exists())
+                .map(|d| d.display().to_string()),
+        );
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            restarted.elapsed() < sweep_every + Duration::from_secs(5),
+            "{:?} after the restart, the killed server left: {left:?}",
+            restarted.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!(
+        "leftovers of the killed server gone {} ms after the restart",
+        restarted.elapsed().as_millis()
+    );
+    // swept by the new server's start, not by the job's next attempt
+    let st = get(&format!("{base}/api/v1/analysis/{id}/status"), &key);
+    assert_eq!(st["attempts"], 1, "the job already ran again: {st}");
+    assert!(sandboxes_of(&[second_pid]).is_empty());
+
+    let st = wait_status(
+        &base,
+        &key,
+        &id,
+        &["complete", "failed"],
+        Duration::from_secs(240),
+    );
+    assert_eq!(st["status"], "complete", "{st}");
+    assert_eq!(st["attempts"], 2, "{st}");
+    let events = StdCommand::new("sqlite3")
+        .arg(data.path().join("vexxy.db"))
+        .arg(format!(
+            "SELECT state || ' ' || COALESCE(worker, '-') FROM job_events WHERE job_id = '{id}' ORDER BY id"
+        ))
+        .output()
+        .unwrap();
+    let events = String::from_utf8(events.stdout).unwrap();
+    let completes: Vec<&str> = events
+        .lines()
+        .filter(|l| l.starts_with("complete"))
+        .collect();
+    assert_eq!(completes.len(), 1, "exactly one completion:\n{events}");
+    assert!(
+        completes[0].contains(&format!(":{second_pid}/")),
+        "completed by the restarted server:\n{events}"
+    );
+    second.terminate();
+    let left = sandboxes_of(&[first_pid, second_pid]);
+    assert!(left.is_empty(), "sandboxes left: {left:?}");
+    let scratch = script_dirs(&work);
+    assert!(scratch.is_empty(), "scratch left: {scratch:?}");
+}

@@ -4,7 +4,7 @@
 
 use std::{path::Path, time::Instant};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use vexxy_analyze::{
     AnalysisOutcome, AnalysisRequest, ArtifactKind, Findings, ProfileSource, ReevaluateRequest,
     ResultExt as _,

@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{Map, Value};
 use vexxy_server::api::{
-    CancelResponse, JobStatus, Results, SubmitConfig, SubmitRequest, SubmitResponse,
+    CancelResponse, Document, JobStatus, Results, SubmitConfig, SubmitRequest, SubmitResponse,
 };
 
 use crate::{
@@ -382,8 +382,12 @@ pub(crate) fn submit_body(args: &SubmitArgs, uploads: Uploads) -> Result<SubmitR
         image_ref: args.image.clone(),
         image_digest: args.image_digest.clone(),
         config: Some(config),
-        scan_report: uploads.scan_report,
-        sbom: uploads.sbom,
+        scan_report: uploads
+            .scan_report
+            .as_ref()
+            .map(Document::try_from)
+            .transpose()?,
+        sbom: uploads.sbom.as_ref().map(Document::try_from).transpose()?,
         callback_url: args.callback_url.clone(),
     })
 }

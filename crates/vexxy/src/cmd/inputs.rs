@@ -15,7 +15,7 @@ use vexxy_analyze::{
 };
 use vexxy_model::{Confidence, VexDocument};
 
-use crate::cli::{DecideArgs, ImageArgs, SandboxArgs};
+use crate::cli::{DecideArgs, EgressMode, ImageArgs, SandboxArgs};
 
 /// Largest input file read (reports, SBOMs, VEX, configs).
 const MAX_INPUT_BYTES: u64 = vexxy_ingest::Limits::DEFAULT_MAX_BYTES;
@@ -160,6 +160,22 @@ pub(crate) fn image(reference: &str, args: &ImageArgs) -> Result<ImageRequest, A
     request
         .insecure_registries
         .clone_from(&args.insecure_registry);
+    request.egress = match args.egress_policy {
+        EgressMode::None
+            if args.registry_allow.is_empty() && args.egress_allow_address.is_empty() =>
+        {
+            None
+        }
+        EgressMode::None => {
+            return Err(AnalyzeError::bad_input(
+                "--registry-allow and --egress-allow-address need --egress-policy strict",
+            ))
+        }
+        EgressMode::Strict => Some(
+            egress_policy(&args.registry_allow, &args.egress_allow_address)
+                .map_err(|e| AnalyzeError::bad_input(format!("--egress-policy: {e}")))?,
+        ),
+    };
     if let Some(c) = &args.creds {
         let (user, pass) = c
             .split_once(':')
@@ -170,6 +186,19 @@ pub(crate) fn image(reference: &str, args: &ImageArgs) -> Result<ImageRequest, A
         };
     }
     Ok(request)
+}
+
+/// The egress policy of registry pulls (the service's, and the CLI's with
+/// `--egress-policy strict`): the deny-list, the hosts that may be
+/// contacted (none listed: any public host) and the addresses exempt from
+/// the deny-list.
+pub(crate) fn egress_policy(
+    hosts: &[String],
+    addresses: &[String],
+) -> Result<vexxy_egress::EgressPolicy, vexxy_egress::EgressError> {
+    vexxy_egress::EgressPolicy::new()
+        .allow_hosts(hosts)?
+        .allow_addresses(addresses)
 }
 
 /// How to run, from the sandbox flags.

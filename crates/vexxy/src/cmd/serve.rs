@@ -39,6 +39,8 @@ struct ConfigFile {
     max_attempts: Option<i64>,
     retry_backoff: Option<String>,
     retention: Option<String>,
+    sweep_every: Option<String>,
+    min_free_space: Option<String>,
     shutdown_grace: Option<String>,
     default_duration: Option<String>,
     max_duration: Option<String>,
@@ -47,11 +49,21 @@ struct ConfigFile {
     pids: Option<u64>,
     allow_local_images: Option<Vec<PathBuf>>,
     insecure_registry: Option<Vec<String>>,
+    registry_allow: Option<Vec<String>>,
+    egress_allow_address: Option<Vec<String>>,
     allow_private_callbacks: Option<bool>,
     allow_test_scripts: Option<bool>,
     webhook_max_attempts: Option<i64>,
     webhook_backoff: Option<String>,
     work_dir: Option<PathBuf>,
+    max_body_bytes: Option<String>,
+    max_report_bytes: Option<String>,
+    max_report_values: Option<u64>,
+    max_sbom_bytes: Option<String>,
+    max_sbom_values: Option<u64>,
+    large_body_bytes: Option<String>,
+    max_large_submits: Option<usize>,
+    metrics_token: Option<String>,
     /// Where it was read from, for error messages.
     #[serde(skip)]
     path: PathBuf,
@@ -175,6 +187,22 @@ fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
         (file.path.as_path(), file.retention.as_ref()),
         config.retention,
     )?;
+    config.sweep_every = duration(
+        "sweep_every",
+        args.sweep_every,
+        (file.path.as_path(), file.sweep_every.as_ref()),
+        config.sweep_every,
+    )?;
+    if config.sweep_every.is_zero() {
+        return Err(BadInput("--sweep-every must be more than 0".into()).into());
+    }
+    if let Some(text) = args
+        .min_free_space
+        .as_ref()
+        .or(file.min_free_space.as_ref())
+    {
+        config.min_free_bytes = super::inputs::parse_size("--min-free-space", text)?;
+    }
     config.shutdown_grace = duration(
         "shutdown_grace",
         args.shutdown_grace,
@@ -219,6 +247,7 @@ fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
     if w.max_attempts < 1 {
         return Err(BadInput("--webhook-max-attempts must be at least 1".into()).into());
     }
+    request_limits(args, &file, &mut config)?;
     config.analysis = analysis_settings(args, &file, &data_dir, config.submit.max_duration)?;
     Ok(Resolved {
         database_url,
@@ -226,6 +255,86 @@ fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
         data_dir,
         config,
     })
+}
+
+/// What one request may cost: body and document sizes, value counts,
+/// large submissions at once; and who may read the metrics.
+fn request_limits(args: &ServiceArgs, file: &ConfigFile, config: &mut ServiceConfig) -> Result<()> {
+    let size = |flag: &str, cli: &Option<String>, file: &Option<String>, default: usize| match cli
+        .as_ref()
+        .or(file.as_ref())
+    {
+        None => Ok(default),
+        Some(text) => {
+            let n = super::inputs::parse_size(flag, text).map_err(|e| BadInput(e.to_string()))?;
+            match usize::try_from(n) {
+                Ok(n) if n > 0 => Ok(n),
+                _ => Err(anyhow::Error::from(BadInput(format!(
+                    "{flag} {text:?} must be above zero"
+                )))),
+            }
+        }
+    };
+    let count = |flag: &str, n: Option<u64>, default: u64| match n {
+        Some(0) => Err(anyhow::Error::from(BadInput(format!(
+            "{flag} must be at least 1"
+        )))),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    };
+    config.max_body_bytes = size(
+        "--max-body-bytes",
+        &args.max_body_bytes,
+        &file.max_body_bytes,
+        config.max_body_bytes,
+    )?;
+    let s = &mut config.submit;
+    s.scan_report.max_bytes = size(
+        "--max-report-bytes",
+        &args.max_report_bytes,
+        &file.max_report_bytes,
+        s.scan_report.max_bytes,
+    )?;
+    s.scan_report.max_values = count(
+        "--max-report-values",
+        args.max_report_values.or(file.max_report_values),
+        s.scan_report.max_values,
+    )?;
+    s.sbom.max_bytes = size(
+        "--max-sbom-bytes",
+        &args.max_sbom_bytes,
+        &file.max_sbom_bytes,
+        s.sbom.max_bytes,
+    )?;
+    s.sbom.max_values = count(
+        "--max-sbom-values",
+        args.max_sbom_values.or(file.max_sbom_values),
+        s.sbom.max_values,
+    )?;
+    s.large_body_bytes = size(
+        "--large-body-bytes",
+        &args.large_body_bytes,
+        &file.large_body_bytes,
+        s.large_body_bytes,
+    )?;
+    let large = args.max_large_submits.or(file.max_large_submits);
+    s.max_large_submits = count(
+        "--max-large-submits",
+        large.map(|n| n as u64),
+        s.max_large_submits as u64,
+    )? as usize;
+    if let Some(token) = args.metrics_token.as_ref().or(file.metrics_token.as_ref()) {
+        if token.chars().count() < 16 || token.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(BadInput(
+                "--metrics-token must be at least 16 characters without spaces or control characters"
+                    .into(),
+            )
+            .into());
+        }
+        config.metrics_token = Some(vexxy_server::config::Secret::new(token.clone()));
+    }
+    Ok(())
 }
 
 /// How this process runs analyses: caches under the data directory (the
@@ -271,6 +380,20 @@ fn analysis_settings(
         insecure = file.insecure_registry.clone().unwrap_or_default();
     }
     a.insecure_registries = insecure;
+    // every pull obeys the egress policy: the deny-list always, plus the
+    // operator's host allow-list and exempt addresses
+    let mut hosts = args.registry_allow.clone();
+    if hosts.is_empty() {
+        hosts = file.registry_allow.clone().unwrap_or_default();
+    }
+    let mut addresses = args.egress_allow_address.clone();
+    if addresses.is_empty() {
+        addresses = file.egress_allow_address.clone().unwrap_or_default();
+    }
+    a.egress = Some(
+        super::inputs::egress_policy(&hosts, &addresses)
+            .map_err(|e| BadInput(format!("--registry-allow/--egress-allow-address: {e}")))?,
+    );
     if let Some(c) = args.cpus.or(file.cpus) {
         if !(c > 0.0 && c.is_finite()) {
             return Err(BadInput(format!("--cpus {c} is not a positive number")).into());
@@ -486,6 +609,19 @@ async fn admin_command(store: &Store, cmd: &AdminCommand, json: bool) -> Result<
             store.set_tier(&found.id, tier).await.map_err(bad)?;
             eprintln!("{} is now {tier}", found.name);
         }
+        AdminCommand::SetCommandOverride { org, policy } => {
+            let allowed = policy == "allow";
+            let found = store.org(org).await.map_err(bad)?;
+            store
+                .set_command_override(&found.id, allowed)
+                .await
+                .map_err(bad)?;
+            eprintln!(
+                "{} may {}replace the image's command",
+                found.name,
+                if allowed { "" } else { "not " }
+            );
+        }
     }
     Ok(Exit::Done)
 }
@@ -532,6 +668,8 @@ mod tests {
         assert_eq!(r.config.queue.max_attempts, 5);
         assert_eq!(r.config.analysis.limits.memory_bytes, 2 << 30);
         assert!(r.config.submit.allow_test_scripts);
+        assert_eq!(r.config.max_body_bytes, 64 << 20, "default");
+        assert!(r.config.metrics_token.is_none(), "metrics off by default");
         assert_eq!(
             r.config.retention,
             Duration::from_secs(90 * 86_400),
@@ -539,6 +677,104 @@ mod tests {
         );
         assert_eq!(r.database_url, format!("sqlite://{}/vexxy.db", data));
         assert_eq!(r.evidence, format!("{data}/evidence"));
+    }
+
+    #[test]
+    fn request_limits_and_the_metrics_token_come_from_flags_and_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("vexxy.toml");
+        std::fs::write(
+            &file,
+            "max_body_bytes = \"8m\"\nmax_report_values = 1000\nmax_large_submits = 4\n\
+             metrics_token = \"from-the-file-0123456789\"\n",
+        )
+        .expect("write");
+        let f = file.display().to_string();
+        let r = resolve(
+            &service_args(&[
+                "--config",
+                &f,
+                "--max-sbom-bytes",
+                "2m",
+                "--large-body-bytes",
+                "512k",
+            ]),
+            1,
+        )
+        .expect("resolves");
+        let c = &r.config;
+        assert_eq!(c.max_body_bytes, 8 << 20);
+        assert_eq!(c.submit.scan_report.max_values, 1000);
+        assert_eq!(c.submit.scan_report.max_bytes, 48 << 20, "default");
+        assert_eq!(c.submit.sbom.max_bytes, 2 << 20);
+        assert_eq!(c.submit.large_body_bytes, 512 << 10);
+        assert_eq!(c.submit.max_large_submits, 4);
+        let token = c.metrics_token.as_ref().expect("token");
+        assert!(token.matches("from-the-file-0123456789"));
+        for bad in [
+            &["--metrics-token", "short"][..],
+            &["--max-large-submits", "0"],
+            &["--max-report-values", "0"],
+            &["--max-body-bytes", "lots"],
+        ] {
+            let err = resolve(&service_args(bad), 1).err().expect("refused");
+            assert!(err.chain().any(|c| c.is::<BadInput>()), "{bad:?}: {err:#}");
+            assert!(format!("{err:#}").contains(bad[0]), "{bad:?}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn the_egress_policy_is_always_on_and_extended_by_flags_or_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().display().to_string();
+        let r = resolve(&service_args(&["--data-dir", &data]), 1).expect("resolves");
+        let policy = r.config.analysis.egress.expect("always a policy");
+        assert!(policy.allowed_hosts().is_empty() && policy.allowed_addresses().is_empty());
+        assert!(policy.check_without_dns("127.0.0.1", 5000).is_err());
+
+        let file = dir.path().join("vexxy.toml");
+        std::fs::write(
+            &file,
+            "registry_allow = [\"*.example.com\"]\negress_allow_address = [\"10.0.0.5/32\"]\n",
+        )
+        .expect("write");
+        let f = file.display().to_string();
+        let r = resolve(&service_args(&["--config", &f, "--data-dir", &data]), 1).expect("file");
+        let policy = r.config.analysis.egress.expect("policy");
+        assert!(
+            policy.check_without_dns("10.0.0.5", 5000).is_err(),
+            "not on the host list"
+        );
+        assert!(policy.check_without_dns("r.example.com", 443).is_ok());
+        let r = resolve(
+            &service_args(&[
+                "--config",
+                &f,
+                "--data-dir",
+                &data,
+                "--registry-allow",
+                "10.0.0.5:5000",
+                "--egress-allow-address",
+                "10.0.0.5",
+            ]),
+            1,
+        )
+        .expect("flags");
+        let policy = r.config.analysis.egress.expect("policy");
+        assert!(
+            policy.check_without_dns("10.0.0.5", 5000).is_ok(),
+            "flags win"
+        );
+        assert!(policy.check_without_dns("r.example.com", 443).is_err());
+
+        let err = resolve(
+            &service_args(&["--data-dir", &data, "--egress-allow-address", "10.0.0.0/40"]),
+            1,
+        )
+        .err()
+        .expect("refused");
+        assert!(err.chain().any(|c| c.is::<BadInput>()), "{err:#}");
+        assert!(format!("{err:#}").contains("10.0.0.0/40"), "{err:#}");
     }
 
     #[test]
