@@ -6,67 +6,13 @@
 //! writes again, without being reopened.
 #![allow(clippy::unwrap_used)]
 
-use std::{
-    io::Write as _,
-    path::{Path, PathBuf},
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use vexxy_store::{
     jobs::{NewJob, Submitted},
     tenants::month_window,
     JobState, Store, StoreError, Tier,
 };
-
-/// A tmpfs of `size` mounted on a temporary directory, unmounted when dropped.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "mount -t tmpfs on {}",
-            dir.path().display()
-        );
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-
-    /// Fills the file system to the last block; returns the filler file.
-    fn fill(&self) -> PathBuf {
-        let path = self.path().join("filler");
-        let mut f = std::fs::File::create(&path).unwrap();
-        let block = vec![0u8; 64 << 10];
-        while f.write_all(&block).is_ok() {}
-        let small = [0u8; 512];
-        while f.write_all(&small).is_ok() {}
-        let _ = f.sync_all();
-        assert_eq!(vexxy_store::free_space(self.path()).unwrap(), 0);
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
-    }
-}
 
 fn new_job(org: &str, key: &str, request_bytes: usize) -> NewJob {
     NewJob {
@@ -91,7 +37,7 @@ async fn a_full_disk_fails_writes_cleanly_and_they_work_again_once_freed() {
     if !vexxy_testkit::require_root("mounting a small tmpfs to fill") {
         return;
     }
-    let fs = Tmpfs::mount("16m");
+    let fs = vexxy_testkit::Tmpfs::mount("16m");
     let store = Store::open_sqlite_in(fs.path()).await.unwrap();
     let org = store
         .create_org("acme", Tier::Ultimate, None)
@@ -117,6 +63,7 @@ async fn a_full_disk_fails_writes_cleanly_and_they_work_again_once_freed() {
     store.check_writable(0, QUICK).await.unwrap();
 
     let filler = fs.fill();
+    assert_eq!(vexxy_store::free_space(fs.path()).unwrap(), 0);
     let err = store
         .check_writable(1 << 20, QUICK)
         .await

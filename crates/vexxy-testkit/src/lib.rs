@@ -16,8 +16,10 @@
 
 pub mod hooks;
 pub mod pg;
+mod tmpfs;
 
 pub use pg::{require_postgres, TestDatabase};
+pub use tmpfs::Tmpfs;
 
 use std::{
     fmt::Display,

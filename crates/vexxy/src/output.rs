@@ -247,22 +247,8 @@ mod tests {
         if !vexxy_testkit::require_root("mounting a small tmpfs") {
             return;
         }
-        let t = tempfile::tempdir().expect("tempdir");
-        let mnt = t.path().join("small");
-        fs::create_dir(&mnt).expect("mkdir");
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
-            .arg(&mnt)
-            .status()
-            .expect("mount");
-        assert!(mounted.success(), "mount tmpfs");
-        struct Unmount<'a>(&'a Path);
-        impl Drop for Unmount<'_> {
-            fn drop(&mut self) {
-                let _ = std::process::Command::new("umount").arg(self.0).status();
-            }
-        }
-        let _unmount = Unmount(&mnt);
+        let small = vexxy_testkit::Tmpfs::mount("256k");
+        let mnt = small.path();
         let out = mnt.join("out");
         fs::create_dir(&out).expect("mkdir");
         fs::write(out.join("vex.openvex.json"), vec![b'a'; 60 << 10]).expect("write");
@@ -279,7 +265,7 @@ mod tests {
         .expect_err("the disk is full");
         assert!(format!("{err:#}").contains("report.html"), "{err:#}");
         assert_eq!(tree_hash(&out), before, "the earlier outputs changed");
-        let left: Vec<_> = fs::read_dir(&mnt).expect("list").collect();
+        let left: Vec<_> = fs::read_dir(mnt).expect("list").collect();
         assert_eq!(left.len(), 1, "a temporary directory was left: {left:?}");
     }
 
@@ -288,11 +274,11 @@ mod tests {
         use std::os::unix::fs::FileTypeExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let fifo = dir.path().join("pipe");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-        if !made.is_ok_and(|s| s.success()) {
-            println!("SKIP: mkfifo unavailable");
+        if vexxy_testkit::require_program("mkfifo", "coreutils").is_none() {
             return;
         }
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", fifo.display());
         let reader = {
             let fifo = fifo.clone();
             std::thread::spawn(move || fs::read(&fifo).expect("read fifo"))

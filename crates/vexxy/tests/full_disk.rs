@@ -7,60 +7,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    path::{Path, PathBuf},
+    io::{BufRead as _, BufReader},
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::{json, Value};
-
-/// A tmpfs mounted on a temporary directory, unmounted when dropped.
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "mounting a tmpfs on {}",
-            dir.path().display()
-        );
-        Self(dir)
-    }
-
-    fn path(&self) -> &Path {
-        self.0.path()
-    }
-
-    /// Fills the file system to the last block; returns the filler.
-    fn fill(&self) -> PathBuf {
-        let path = self.path().join("filler");
-        let mut f = std::fs::File::create(&path).unwrap();
-        let block = vec![0u8; 1 << 20];
-        while f.write_all(&block).is_ok() {}
-        let small = [0u8; 512];
-        while f.write_all(&small).is_ok() {}
-        path
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
-    }
-}
 
 /// A child process killed when dropped.
 struct Proc(Child);
@@ -146,7 +99,7 @@ fn a_full_data_directory_makes_serve_unready_and_it_recovers_without_a_restart()
     if !vexxy_testkit::require_root("mounting a small tmpfs as the data directory") {
         return;
     }
-    let fs = Tmpfs::mount("48m");
+    let fs = vexxy_testkit::Tmpfs::mount("48m");
     let data = fs.path().join("data");
     admin(&data, &["create-org", "acme", "--tier", "enterprise"]);
     let key = admin(&data, &["create-key", "acme"])["key"]
