@@ -112,7 +112,10 @@ pub fn analyze(
         None
     };
     let (profile, profile_source) = match stored {
-        Some(profile) => {
+        Some(mut profile) => {
+            // the same digest and run, maybe under another name (another
+            // tenant's): the profile speaks of this request's image
+            profile.run.image.clone_from(&request.image.reference);
             tracing::info!(
                 "reusing the stored profile of this image digest and run configuration ({})",
                 store.dir().join(format!("{key}.json")).display()

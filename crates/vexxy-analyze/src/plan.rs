@@ -278,7 +278,8 @@ pub(crate) fn profile_key(
 }
 
 /// Whether a run's profile may stand in for a later run: a clean teardown,
-/// no lost events, every probe attached, and a workload that did not fail.
+/// no lost events, every probe attached, a workload that did not fail,
+/// every port it was to serve ready and a test script that passed.
 pub(crate) fn trustworthy(output: &vexxy_run::RunOutput) -> bool {
     use vexxy_model::RunOutcome;
     let failed = matches!(output.profile.run.outcome, RunOutcome::Exited(c) if c != 0)
@@ -286,10 +287,18 @@ pub(crate) fn trustworthy(output: &vexxy_run::RunOutput) -> bool {
             output.profile.run.outcome,
             RunOutcome::Signaled(_) | RunOutcome::TimedOut
         );
+    let exercise = &output.profile.exercise;
+    // every port it was to serve answered, and the test script passed
+    let exercised = exercise.ready_ports.len() >= exercise.ports.len()
+        && exercise
+            .script
+            .as_ref()
+            .is_none_or(|s| s.exit_code == Some(0));
     output.teardown.is_clean()
         && output.profile.lost.is_empty()
         && output.profile.tracer.uprobe_errors.is_empty()
         && !failed
+        && exercised
 }
 
 /// Where a request's scratch files go.

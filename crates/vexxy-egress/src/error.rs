@@ -19,7 +19,7 @@ pub enum EgressError {
     },
     /// The host is, or resolves to, an address on the deny-list that no
     /// address allow-list entry exempts.
-    #[error("{host} resolves to {address}, a {range} address this service does not contact")]
+    #[error("{host} resolves to a {range} address, which this service does not contact")]
     Denied {
         /// The host as named.
         host: String,

@@ -382,7 +382,7 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "mixed.test resolves to 127.0.0.1, a loopback address this service does not contact"
+            "mixed.test resolves to a loopback address, which this service does not contact"
         );
         let e = p.resolve("unknown.test", 80).unwrap_err();
         assert!(

@@ -80,6 +80,10 @@ pub fn request(
         .insecure_registries
         .clone_from(&settings.insecure_registries);
     image.registry_timeout = settings.registry_timeout;
+    // a tenant's pull never uses the operator's registry logins (the
+    // worker's docker config): anonymous until per-organisation
+    // credentials exist
+    image.credentials = vexxy_analyze::Credentials::Anonymous;
     check_registry(&spec.image_ref, settings)?;
     image.egress.clone_from(&settings.egress);
     let expected_digest = spec
@@ -266,6 +270,11 @@ mod tests {
         };
         let r = request(&s, &settings).unwrap();
         assert_eq!(r.image.reference, "registry.example:5000/app:1");
+        assert_eq!(
+            r.image.credentials,
+            vexxy_analyze::Credentials::Anonymous,
+            "never the operator's docker config"
+        );
         assert_eq!(r.image.insecure_registries, ["registry.example:5000"]);
         assert_eq!(r.run.duration, Duration::from_secs(90));
         assert_eq!(r.run.timeout, Duration::from_secs(600));

@@ -107,7 +107,14 @@ fn db_unavailable(e: &sqlx::Error) -> bool {
         | sqlx::Error::Io(_) => true,
         sqlx::Error::Database(e) => {
             let code = e.code().unwrap_or_default();
-            match code.parse::<i64>() {
+            // a PostgreSQL SQLSTATE has five characters (many all digits:
+            // 57014, 53100, 08006); SQLite's result codes are plain numbers
+            let sqlite = if code.len() == 5 {
+                Err(())
+            } else {
+                code.parse::<i64>().map_err(|_| ())
+            };
+            match sqlite {
                 // SQLite (extended) result codes: BUSY, LOCKED, NOMEM,
                 // READONLY, IOERR, FULL, CANTOPEN, PROTOCOL
                 Ok(n) => matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14 | 15),

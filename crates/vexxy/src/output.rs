@@ -106,26 +106,34 @@ pub(crate) fn write_new(path: &Path, content: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Replaces the directory `dir` by one `fill` writes: `fill` gets a new
-/// sibling directory; once it succeeded, the new directory takes `dir`'s
-/// place in one atomic exchange (or rename, when `dir` does not exist yet),
-/// then the entries of the old directory for which `keep` says yes are
-/// moved over and the old one is removed. On any failure before the
-/// exchange `dir` is untouched and the new directory is gone.
+/// sibling directory (with the old one's mode and owner); once it
+/// succeeded, the new directory takes `dir`'s place in one atomic exchange
+/// (or rename, when `dir` does not exist yet), then the entries of the old
+/// directory for which `keep` says yes are moved over and the old one is
+/// removed. On any failure before the exchange `dir` is untouched and the
+/// new directory is gone; a failure while moving entries over keeps the
+/// old directory (its path is in the error), never deletes it.
+///
+/// A `dir` that holds this process' working directory (`--out .`) cannot
+/// be swapped from under it: its files are then replaced one by one
+/// (each atomically), after all of them were written beside them.
 pub(crate) fn replace_dir(
     dir: &Path,
     fill: impl FnOnce(&Path) -> anyhow::Result<()>,
     keep: impl Fn(&str) -> bool,
 ) -> anyhow::Result<()> {
+    use std::os::unix::fs::{chown, MetadataExt as _, PermissionsExt as _};
+
     use rustix::fs::{renameat_with, RenameFlags, CWD};
-    let exists = match fs::symlink_metadata(dir) {
-        Ok(m) if m.is_dir() => true,
+    let old_meta = match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => Some(m),
         Ok(_) => anyhow::bail!("{}: exists and is not a directory", dir.display()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
     };
     // `--out .` and friends: the directory by its real name
     let canonical;
-    let dir = if exists {
+    let dir = if old_meta.is_some() {
         canonical = fs::canonicalize(dir).with_context(|| format!("reading {}", dir.display()))?;
         canonical.as_path()
     } else {
@@ -150,35 +158,87 @@ pub(crate) fn replace_dir(
         .prefix(&format!(".{name}.vexxy-new-"))
         .tempdir_in(parent)
         .with_context(|| format!("creating a directory beside {}", dir.display()))?;
+    // the outputs keep the directory's mode and owner (`sudo vexxy analyze
+    // --out results` must not hand a user's directory to root)
+    let mode = old_meta.as_ref().map_or(0o755, |m| m.mode() & 0o7777);
+    fs::set_permissions(new.path(), fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", new.path().display()))?;
+    if let Some(m) = &old_meta {
+        // as root this restores the owner; as anyone else it is a no-op or refused
+        let _ = chown(new.path(), Some(m.uid()), Some(m.gid()));
+    }
     fill(new.path())?;
     // the directory itself: a crash after the exchange must not lose names
     fs::File::open(new.path())
         .and_then(|d| d.sync_all())
         .with_context(|| format!("syncing {}", new.path().display()))?;
-    if !exists {
+    if old_meta.is_none() {
         let staged = new.keep();
         return fs::rename(&staged, dir).with_context(|| {
             let _ = fs::remove_dir_all(&staged);
             format!("moving the outputs into {}", dir.display())
         });
     }
+    let holds_cwd = std::env::current_dir().is_ok_and(|cwd| cwd.starts_with(dir));
+    if holds_cwd {
+        return replace_files(dir, new, &keep);
+    }
     renameat_with(CWD, new.path(), CWD, dir, RenameFlags::EXCHANGE)
         .with_context(|| format!("putting the outputs in place of {}", dir.display()))?;
     // `new` now names the old directory: carry over what is not ours, then drop it
-    for entry in fs::read_dir(new.path())
-        .with_context(|| format!("listing the earlier {}", dir.display()))?
+    let old = new.keep();
+    let carried = (|| -> anyhow::Result<()> {
+        for entry in fs::read_dir(&old)? {
+            let entry = entry?;
+            let file_name = entry.file_name();
+            if file_name.to_str().is_none_or(&keep) {
+                let to = dir.join(&file_name);
+                fs::rename(entry.path(), &to)
+                    .with_context(|| format!("keeping {} in {}", to.display(), dir.display()))?;
+            }
+        }
+        Ok(())
+    })();
+    match carried {
+        Ok(()) => fs::remove_dir_all(&old)
+            .with_context(|| format!("removing the earlier outputs of {}", dir.display())),
+        Err(e) => Err(e.context(format!(
+            "the new outputs are in {}; the earlier directory, with files not carried over, is kept at {}",
+            dir.display(),
+            old.display()
+        ))),
+    }
+}
+
+/// The in-place way of [`replace_dir`]: each staged file renamed over its
+/// namesake in `dir`, then earlier artifacts (`!keep`) this run did not
+/// write removed.
+fn replace_files(
+    dir: &Path,
+    staged: tempfile::TempDir,
+    keep: &impl Fn(&str) -> bool,
+) -> anyhow::Result<()> {
+    let mut written = std::collections::BTreeSet::new();
+    for entry in fs::read_dir(staged.path())
+        .with_context(|| format!("listing {}", staged.path().display()))?
     {
-        let entry = entry.with_context(|| format!("listing the earlier {}", dir.display()))?;
+        let entry = entry.with_context(|| format!("listing {}", staged.path().display()))?;
+        let to = dir.join(entry.file_name());
+        fs::rename(entry.path(), &to).with_context(|| format!("writing {}", to.display()))?;
+        written.insert(entry.file_name());
+    }
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let entry = entry.with_context(|| format!("listing {}", dir.display()))?;
         let file_name = entry.file_name();
-        let keep_it = file_name.to_str().is_none_or(&keep);
-        if keep_it {
-            let to = dir.join(&file_name);
-            fs::rename(entry.path(), &to)
-                .with_context(|| format!("keeping {} in {}", to.display(), dir.display()))?;
+        let ours = file_name.to_str().is_some_and(|n| !keep(n));
+        if ours && !written.contains(&file_name) {
+            fs::remove_file(entry.path())
+                .with_context(|| format!("removing the stale {}", entry.path().display()))?;
         }
     }
-    new.close()
-        .with_context(|| format!("removing the earlier outputs of {}", dir.display()))
+    staged
+        .close()
+        .with_context(|| format!("removing the staging directory of {}", dir.display()))
 }
 
 /// Prints text to stdout. A closed pipe (`vexxy … | head`) is not an error
