@@ -82,9 +82,7 @@ pub fn analyze(
     ctx.check_cancelled()?;
 
     // the process as it will run, so static analysis starts where the run does
-    let scratch = plan::scratch_dir(ctx.caches().scratch.as_deref());
-    let mut planned = plan::plan(&request.image.reference, &resolved, &request.run, &scratch)?;
-    planned.plan.cancel = ctx.cancel_flag();
+    let mut planned = plan::plan(&request.image.reference, &resolved, &request.run, ctx)?;
     let found = evidence::gather(
         resolved.rootfs(),
         &planned.run_config,
@@ -223,9 +221,7 @@ pub fn record(request: &RecordRequest, ctx: &Context<'_>) -> Result<RecordOutcom
     preflight(&request.run.runtime)?;
     let mut timings = Timings::default();
     let resolved = resolve(&request.image, Placement::Cached, ctx, &mut timings)?;
-    let scratch = plan::scratch_dir(ctx.caches().scratch.as_deref());
-    let mut planned = plan::plan(&request.image.reference, &resolved, &request.run, &scratch)?;
-    planned.plan.cancel = ctx.cancel_flag();
+    let planned = plan::plan(&request.image.reference, &resolved, &request.run, ctx)?;
     execute(&planned, ctx, &mut timings)
 }
 

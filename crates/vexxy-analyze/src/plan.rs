@@ -36,8 +36,9 @@ pub(crate) fn plan(
     reference: &str,
     resolved: &Resolved,
     settings: &RunSettings,
-    scratch: &Path,
+    ctx: &crate::Context<'_>,
 ) -> Result<Planned, AnalyzeError> {
+    let scratch = &scratch_dir(ctx.caches().scratch.as_deref());
     let base = settings.image_config.as_ref().unwrap_or(&resolved.run);
     if base.argv.is_empty() && settings.cmd.is_none() && settings.entrypoint.is_none() {
         return Err(AnalyzeError::bad_input(format!(
@@ -95,6 +96,7 @@ pub(crate) fn plan(
     plan.runtime.clone_from(&settings.runtime);
     plan.limits = settings.limits.clone();
     plan.uprobes.clone_from(&settings.uprobes);
+    plan.cancel = ctx.cancel_flag();
     let script_dir = match &settings.test_script {
         Some(script) => {
             let dir = crate::scratch::ScratchDir::new_in(scratch, crate::scratch::SCRIPT_PREFIX)
@@ -302,7 +304,7 @@ pub(crate) fn trustworthy(output: &vexxy_run::RunOutput) -> bool {
 }
 
 /// Where a request's scratch files go.
-pub(crate) fn scratch_dir(configured: Option<&Path>) -> PathBuf {
+fn scratch_dir(configured: Option<&Path>) -> PathBuf {
     configured.map_or_else(std::env::temp_dir, Path::to_path_buf)
 }
 
