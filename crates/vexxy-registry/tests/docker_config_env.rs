@@ -25,7 +25,7 @@ fn credentials_come_from_docker_config_env() {
     );
     let opts = PullOptions {
         credentials: Credentials::FromDockerConfig,
-        ..registry.options()
+        ..support::options(&registry)
     };
     let out = tempfile::tempdir().expect("tempdir");
 

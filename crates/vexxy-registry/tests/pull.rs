@@ -25,7 +25,7 @@ fn pulls_nginx_by_tag_and_by_digest_and_reuses_blobs() {
     let out = tempfile::tempdir().expect("tempdir");
     let layout = out.path().join("layout");
     let by_tag = format!("{}/nginx:latest", registry.addr);
-    let first = pull_blocking(&by_tag, &registry.options(), &layout).expect("pull by tag");
+    let first = pull_blocking(&by_tag, &support::options(&registry), &layout).expect("pull by tag");
     assert_eq!(first.reference, by_tag);
     assert_eq!(first.manifest_digest.to_string(), exp.manifest);
     assert_eq!(first.config_digest.to_string(), exp.config);
@@ -45,7 +45,7 @@ fn pulls_nginx_by_tag_and_by_digest_and_reuses_blobs() {
     assert_eq!(check_layout(&layout, &by_tag), exp.manifest);
 
     // Same layout again: every config and layer blob is reused.
-    let second = pull_blocking(&by_tag, &registry.options(), &layout).expect("second pull");
+    let second = pull_blocking(&by_tag, &support::options(&registry), &layout).expect("second pull");
     assert_eq!(second.reused_blobs, exp.layers.len() + 1);
     assert_eq!(second.fetched_bytes, 0);
     assert_eq!(second.manifest_digest, first.manifest_digest);
@@ -66,7 +66,7 @@ fn pulls_nginx_by_tag_and_by_digest_and_reuses_blobs() {
     let third = rt
         .block_on(pull(
             &format!("docker://{by_digest}"),
-            &registry.options(),
+            &support::options(&registry),
             &layout,
         ))
         .expect("pull by digest");
@@ -86,7 +86,7 @@ fn missing_images_and_plain_http_without_opt_in_are_errors() {
     let out = tempfile::tempdir().expect("tempdir");
 
     let missing_tag = format!("{}/app:nope", registry.addr);
-    let e = pull_blocking(&missing_tag, &registry.options(), out.path()).expect_err("no tag");
+    let e = pull_blocking(&missing_tag, &support::options(&registry), out.path()).expect_err("no tag");
     assert!(matches!(e, RegistryError::NotFound { .. }), "{e:?}");
     assert!(
         e.is_bad_input() && e.to_string().contains(&missing_tag),
@@ -94,7 +94,7 @@ fn missing_images_and_plain_http_without_opt_in_are_errors() {
     );
 
     let missing_digest = format!("{}/app@sha256:{}", registry.addr, "0".repeat(64));
-    let e = pull_blocking(&missing_digest, &registry.options(), out.path()).expect_err("none");
+    let e = pull_blocking(&missing_digest, &support::options(&registry), out.path()).expect_err("none");
     assert!(matches!(e, RegistryError::NotFound { .. }), "{e:?}");
 
     // Without listing the registry as insecure the client speaks TLS to a
@@ -119,7 +119,7 @@ fn picks_the_platform_from_a_multi_arch_index() {
     let reference = format!("{}/multi:latest", registry.addr);
     let out = tempfile::tempdir().expect("tempdir");
 
-    let host = pull_blocking(&reference, &registry.options(), out.path()).expect("host platform");
+    let host = pull_blocking(&reference, &support::options(&registry), out.path()).expect("host platform");
     if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         assert_eq!(host.manifest_digest.to_string(), image.manifests[1]);
     }
@@ -133,7 +133,7 @@ fn picks_the_platform_from_a_multi_arch_index() {
     for (platform, want) in [("linux/arm64", 0), ("linux/arm/v7", 2), ("linux/amd64", 1)] {
         let opts = PullOptions {
             platform: Some(platform.into()),
-            ..registry.options()
+            ..support::options(&registry)
         };
         let p = pull_blocking(&reference, &opts, out.path()).expect(platform);
         assert_eq!(
@@ -150,7 +150,7 @@ fn picks_the_platform_from_a_multi_arch_index() {
 
     let opts = PullOptions {
         platform: Some("windows/amd64".into()),
-        ..registry.options()
+        ..support::options(&registry)
     };
     let e = pull_blocking(&reference, &opts, out.path()).expect_err("no windows");
     assert!(
@@ -164,7 +164,7 @@ fn picks_the_platform_from_a_multi_arch_index() {
     );
     let opts = PullOptions {
         platform: Some("linux".into()),
-        ..registry.options()
+        ..support::options(&registry)
     };
     let e = pull_blocking(&reference, &opts, out.path()).expect_err("bad platform");
     assert!(
@@ -190,7 +190,7 @@ fn tampered_blobs_and_manifests_are_rejected_and_not_stored() {
     std::fs::write(&data, &bytes).expect("tamper");
 
     let out = tempfile::tempdir().expect("tempdir");
-    let e = pull_blocking(&reference, &registry.options(), out.path()).expect_err("tampered");
+    let e = pull_blocking(&reference, &support::options(&registry), out.path()).expect_err("tampered");
     assert!(matches!(e, RegistryError::BlobMismatch { .. }), "{e:?}");
     assert!(e.is_bad_input());
     let msg = e.to_string();
@@ -227,7 +227,7 @@ fn tampered_blobs_and_manifests_are_rejected_and_not_stored() {
     std::fs::write(&mdata, &mbytes).expect("tamper manifest");
     let by_digest = format!("{}/app@{manifest}", registry.addr);
     for r in [by_digest.as_str(), reference.as_str()] {
-        let e = pull_blocking(r, &registry.options(), out.path()).expect_err("tampered manifest");
+        let e = pull_blocking(r, &support::options(&registry), out.path()).expect_err("tampered manifest");
         assert!(
             matches!(e, RegistryError::ManifestDigestMismatch { .. }),
             "{r}: {e:?}"
@@ -248,7 +248,7 @@ fn basic_auth_refuses_anonymous_and_accepts_credentials() {
     let reference = format!("{}/private/app:latest", registry.addr);
     let out = tempfile::tempdir().expect("tempdir");
 
-    let e = pull_blocking(&reference, &registry.options(), out.path()).expect_err("anonymous");
+    let e = pull_blocking(&reference, &support::options(&registry), out.path()).expect_err("anonymous");
     assert!(matches!(e, RegistryError::AuthRefused { .. }), "{e:?}");
     assert!(e.is_bad_input());
     let msg = e.to_string();
@@ -263,7 +263,7 @@ fn basic_auth_refuses_anonymous_and_accepts_credentials() {
             user: USER.into(),
             pass: "wrong".into(),
         },
-        ..registry.options()
+        ..support::options(&registry)
     };
     let e = pull_blocking(&reference, &wrong, out.path()).expect_err("wrong password");
     assert!(matches!(e, RegistryError::AuthRefused { .. }), "{e:?}");
@@ -274,7 +274,7 @@ fn basic_auth_refuses_anonymous_and_accepts_credentials() {
             user: USER.into(),
             pass: PASS.into(),
         },
-        ..registry.options()
+        ..support::options(&registry)
     };
     let p = pull_blocking(&reference, &right, out.path()).expect("basic credentials");
     assert_eq!(p.manifest_digest.to_string(), manifest);
@@ -295,7 +295,7 @@ fn basic_auth_refuses_anonymous_and_accepts_credentials() {
     .expect("write config");
     let from_file = PullOptions {
         credentials: Credentials::DockerConfigFile(config.clone()),
-        ..registry.options()
+        ..support::options(&registry)
     };
     let fresh = tempfile::tempdir().expect("tempdir");
     let p = pull_blocking(&reference, &from_file, fresh.path()).expect("docker config");
@@ -309,14 +309,14 @@ fn bearer_token_auth_through_a_token_service() {
     let Some(bin) = tools() else { return };
     let tokens = TokenServer::start();
     let (issued, refused) = (tokens.issued.clone(), tokens.refused.clone());
-    let registry = Registry::start(&bin, Auth::Token(tokens));
+    let registry = Registry::start(&bin, tokens.auth());
     let image = synthetic(&["linux/amd64"]);
     let manifest = registry.push(image.dir.path(), "latest", "team/app", false);
     let reference = format!("{}/team/app:latest", registry.addr);
     let out = tempfile::tempdir().expect("tempdir");
 
     let refused_before = refused.load(std::sync::atomic::Ordering::Relaxed);
-    let e = pull_blocking(&reference, &registry.options(), out.path()).expect_err("anonymous");
+    let e = pull_blocking(&reference, &support::options(&registry), out.path()).expect_err("anonymous");
     assert!(matches!(e, RegistryError::AuthRefused { .. }), "{e:?}");
     assert!(e.to_string().contains("token service"), "{e}");
     assert!(refused.load(std::sync::atomic::Ordering::Relaxed) > refused_before);
@@ -326,7 +326,7 @@ fn bearer_token_auth_through_a_token_service() {
             user: USER.into(),
             pass: "nope".into(),
         },
-        ..registry.options()
+        ..support::options(&registry)
     };
     let e = pull_blocking(&reference, &wrong, out.path()).expect_err("wrong password");
     assert!(
@@ -340,7 +340,7 @@ fn bearer_token_auth_through_a_token_service() {
             user: USER.into(),
             pass: PASS.into(),
         },
-        ..registry.options()
+        ..support::options(&registry)
     };
     let p = pull_blocking(&reference, &right, out.path()).expect("bearer token pull");
     assert_eq!(p.manifest_digest.to_string(), manifest);

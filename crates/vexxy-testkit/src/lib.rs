@@ -1,7 +1,8 @@
 //! Light test support for vexxy's tests: the gates of tests that need
 //! something this machine may lack (root, a program, a built test image,
 //! PostgreSQL), the cached test images, polling, a throw-away PostgreSQL
-//! database per test (`pg`) and a webhook receiver (`hooks`).
+//! database per test (`pg`), a webhook receiver (`hooks`) and a real local
+//! OCI registry (`registry`).
 //!
 //! Nothing here builds the sandbox or the tracer: tests that run them use
 //! `vexxy-testkit-host`, which adds those gates and helpers and re-exports
@@ -16,6 +17,7 @@
 
 pub mod hooks;
 pub mod pg;
+pub mod registry;
 mod tmpfs;
 
 pub use pg::{require_postgres, TestDatabase};
