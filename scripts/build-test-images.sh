@@ -255,7 +255,24 @@ build_image_archives() {
         printf '%s\n' "$want" >"$dir/archives.stamp"
         log "$name archives: built in $((SECONDS - start)) s"
     fi
+    name_layout "$name" "$dir/oci"
     printf '%s\n' "$dir/oci" "$dir/image.oci.tar" "$dir/image.docker.tar"
+}
+
+# name_layout NAME LAYOUT : names the layout's image as a registry would
+# (`io.containerd.image.name`, as buildkit's OCI exporter writes it), so
+# VEX about it names the product `pkg:oci/NAME@…` the way scanners see the
+# image once pushed. Idempotent; index.json is replaced atomically.
+name_layout() {
+    local name=$1 layout=$2 want
+    want="docker.io/vexxy-test/$name:latest"
+    if [[ "$(jq -r '.manifests[0].annotations["io.containerd.image.name"] // ""' "$layout/index.json")" == "$want" ]]; then
+        return
+    fi
+    jq -c --arg n "$want" '.manifests |= map(if .annotations["org.opencontainers.image.ref.name"] == "latest"
+        then .annotations["io.containerd.image.name"] = $n else . end)' \
+        "$layout/index.json" >"$layout/.index.json.tmp"
+    mv "$layout/.index.json.tmp" "$layout/index.json"
 }
 
 BUILD_TMP=

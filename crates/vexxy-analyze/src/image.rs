@@ -41,6 +41,14 @@ pub struct Resolved {
     rootfs: PathBuf,
     /// The image: name, tag, digest.
     pub product: Product,
+    /// Whether the product's name is the image's repository (the caller's
+    /// `name`, the registry reference, or a name the image carries) rather
+    /// than a stand-in made from the reference.
+    pub named: bool,
+    /// The digest of the multi-platform index the image was picked from.
+    pub index_digest: Option<Digest>,
+    /// The digest of the image's config blob (its image ID).
+    pub config_digest: Option<Digest>,
     /// Its run config (empty for a `dir:` rootfs).
     pub run: RunConfig,
     _holder: Holder,
@@ -52,15 +60,39 @@ impl Resolved {
         &self.rootfs
     }
 
-    /// The product, refused without a digest: VEX about an image needs it.
+    /// The product, refused without a digest (VEX about an image needs
+    /// it) or without a repository name (scanners match the product by
+    /// the repository's last path segment).
     pub fn pinned(&self) -> Result<Product, AnalyzeError> {
-        if self.product.digest.is_none() {
+        let product = self.named_product()?;
+        if product.digest.is_none() {
             return Err(AnalyzeError::bad_input(format!(
                 "no digest known for {}: VEX about an image needs its digest; analyze an OCI layout, archive or registry image",
                 self.product.name
             )));
         }
         Ok(self.product.clone())
+    }
+
+    /// The product, refused without a repository name.
+    pub fn named_product(&self) -> Result<Product, AnalyzeError> {
+        if !self.named {
+            return Err(AnalyzeError::bad_input(format!(
+                "{} carries no repository name, and the VEX product must name the image as scanners see it: \
+                 pass --name REPOSITORY (the repository it is pushed to and scanned from, e.g. registry.example/team/app)",
+                self.product.name
+            )));
+        }
+        Ok(self.product.clone())
+    }
+
+    /// The digests a report may name this image by.
+    pub fn identity(&self) -> crate::ImageIdentity {
+        crate::ImageIdentity {
+            manifest: self.product.digest.clone(),
+            index: self.index_digest.clone(),
+            config: self.config_digest.clone(),
+        }
     }
 
     /// Refuses an image that resolved to another digest than `expected`.
@@ -84,10 +116,16 @@ pub fn resolve(
     timings: &mut Timings,
 ) -> Result<Resolved, AnalyzeError> {
     let reference = request.reference.as_str();
+    if let Some(name) = &request.name {
+        vexxy_model::check_repository(name)
+            .map_err(|e| AnalyzeError::bad_input(format!("--name: {e}")))?;
+    }
     if let ImageSource::Dir { rootfs } = &request.source {
-        let name = rootfs
-            .file_name()
-            .map_or_else(|| "rootfs".to_owned(), |n| n.to_string_lossy().into_owned());
+        let name = request.name.clone().unwrap_or_else(|| {
+            rootfs
+                .file_name()
+                .map_or_else(|| "rootfs".to_owned(), |n| n.to_string_lossy().into_owned())
+        });
         return Ok(Resolved {
             rootfs: rootfs.clone(),
             product: Product {
@@ -95,6 +133,9 @@ pub fn resolve(
                 tag: None,
                 digest: None,
             },
+            named: request.name.is_some(),
+            index_digest: None,
+            config_digest: None,
             run: RunConfig::default(),
             _holder: Holder::Caller,
         });
@@ -103,7 +144,7 @@ pub fn resolve(
     let opts = vexxy_image::OpenOptions {
         platform: request.platform.clone(),
     };
-    let (image, pulled_name) = match &request.source {
+    let (image, pulled_name, index_digest) = match &request.source {
         ImageSource::Registry { reference: name } => {
             let step = ctx.start(Phase::PullingImage);
             let pull = vexxy_registry::PullOptions {
@@ -132,14 +173,18 @@ pub fn resolve(
             };
             let image = vexxy_image::open(&layout, &cache, &opts)
                 .doing_with(|| format!("opening pulled {reference}"))?;
-            (image, Some(name.trim_start_matches("docker://").to_owned()))
+            (
+                image,
+                Some(name.trim_start_matches("docker://").to_owned()),
+                pulled.index_digest,
+            )
         }
         other => {
             let step = ctx.start(Phase::ReadingImage);
             let image = vexxy_image::open(other, &cache, &opts)
                 .doing_with(|| format!("opening {reference}"))?;
             timings.finish(ctx, step, "");
-            (image, None)
+            (image, None, None)
         }
     };
     ctx.check_cancelled()?;
@@ -204,12 +249,26 @@ pub fn resolve(
         }
     };
 
-    let name = pulled_name
-        .or_else(|| image.name.clone())
-        .unwrap_or_else(|| reference.to_owned());
+    // the caller's name first: a registry image may be scanned under
+    // another name (a mirror) than it was pulled by
+    let known = request
+        .name
+        .clone()
+        .or(pulled_name)
+        .or_else(|| image.name.clone());
+    let named = known.is_some();
+    let name = known.unwrap_or_else(|| reference.to_owned());
+    let mut product = product_named(name, image.manifest_digest.as_ref());
+    if request.name.is_some() {
+        // the image's own digest, never one a pulled reference pinned
+        product.digest.clone_from(&image.manifest_digest);
+    }
     Ok(Resolved {
         rootfs,
-        product: product_named(name, image.manifest_digest.as_ref()),
+        named,
+        index_digest,
+        config_digest: Some(image.config_digest.clone()),
+        product,
         run: RunConfig::from_image(&image.config),
         _holder: holder,
     })

@@ -25,7 +25,9 @@
 //! - A cached rootfs is held by a lease while in use: no process evicts it.
 
 mod cache;
+mod consistency;
 mod context;
+pub mod distribute;
 mod error;
 mod evidence;
 mod image;
@@ -41,6 +43,7 @@ use std::path::Path;
 use vexxy_model::{Inventory, InventorySource, Product, ReachFacts};
 
 pub use cache::{Caches, ProfileStore, DEFAULT_PROFILES_MAX_BYTES};
+pub use consistency::{ImageIdentity, ReportMismatch, VersionChange};
 pub use context::{Context, Phase, Progress, ProgressFn, Timings};
 pub use error::{AnalyzeError, Classify, ErrorKind, ResultExt};
 pub use evidence::StaticEvidence;
@@ -93,7 +96,13 @@ pub fn analyze(
     )?;
     ctx.check_cancelled()?;
 
-    let findings = findings_of(&request.findings);
+    let (findings, report_mismatch) = consistent_findings(
+        &request.findings,
+        &resolved,
+        &found.inventory,
+        request.allow_report_mismatch,
+    )?;
+    let findings = findings.as_slice();
     let root = vexxy_rootfs::RootFs::open(resolved.rootfs())
         .doing_with(|| format!("opening the rootfs {}", resolved.rootfs().display()))?;
     planned.plan.uprobes = plan::probe_plan(findings, &found.inventory, &found.facts, &root);
@@ -138,7 +147,7 @@ pub fn analyze(
         }
     };
     ctx.check_cancelled()?;
-    finish(
+    let mut outcome = finish(
         product,
         profile,
         profile_source,
@@ -148,7 +157,9 @@ pub fn analyze(
         &request.decide,
         ctx,
         timings,
-    )
+    )?;
+    outcome.report_mismatch = report_mismatch;
+    Ok(outcome)
 }
 
 /// A (new) report decided from a stored profile, without running the
@@ -193,23 +204,31 @@ pub fn reevaluate(
         ctx,
         &mut timings,
     )?;
+    let (findings, report_mismatch) = consistent_findings(
+        &request.findings,
+        &resolved,
+        &found.inventory,
+        request.allow_report_mismatch,
+    )?;
     // an image without a command of its own (a dir: rootfs) has nothing to override
     let command_override = if resolved.run.argv.is_empty() {
         None
     } else {
         vexxy_model::CommandOverride::between(&resolved.run.argv, &request.profile.run.command)
     };
-    finish(
+    let mut outcome = finish(
         product,
         request.profile.clone(),
         ProfileSource::Given,
         command_override.as_ref(),
         &found,
-        findings_of(&request.findings),
+        &findings,
         &request.decide,
         ctx,
         timings,
-    )
+    )?;
+    outcome.report_mismatch = report_mismatch;
+    Ok(outcome)
 }
 
 /// A traced run's output: the profile, the sandbox's teardown report and
@@ -283,6 +302,8 @@ pub struct StaticOutcome {
     pub decision: vexxy_decide::Outcome,
     /// The document, when there is anything to state.
     pub document: Option<vexxy_model::VexDocument>,
+    /// How the report differed from the image, when that was allowed.
+    pub report_mismatch: Option<ReportMismatch>,
     /// How long each phase took.
     pub timings: Timings,
 }
@@ -304,7 +325,7 @@ pub fn decide_static(
     };
     let product = match (&request.product, &resolved) {
         (Some(p), _) => p.clone(),
-        (None, Some(r)) => r.product.clone(),
+        (None, Some(r)) => r.named_product()?,
         (None, None) => product_of_report(&request.report)?,
     };
     if product.digest.is_none() && !request.allow_unpinned_product {
@@ -340,9 +361,18 @@ pub fn decide_static(
             "configuration rules and an entrypoint need a root filesystem or an image",
         ));
     }
+    let (findings, report_mismatch) = match (&resolved, &inventory) {
+        (Some(r), Some(inv)) => consistent_findings(
+            &Findings::Report(request.report.clone()),
+            r,
+            inv,
+            request.allow_report_mismatch,
+        )?,
+        _ => (request.report.findings.clone(), None),
+    };
     let evidence = render::Evidence {
         product: &product,
-        findings: &request.report.findings,
+        findings: &findings,
         inventory: inventory.as_ref(),
         facts: &facts,
         profile: None,
@@ -353,6 +383,7 @@ pub fn decide_static(
         product,
         decision,
         document,
+        report_mismatch,
         timings,
     })
 }
@@ -386,8 +417,41 @@ pub fn catalog_image(
     })
 }
 
-fn findings_of(findings: &Findings) -> &[vexxy_model::Finding] {
-    findings.report().map_or(&[], |r| r.findings.as_slice())
+/// The findings to decide, after checking that the report (or SBOM)
+/// describes this image: [`consistency::check`].
+fn consistent_findings(
+    findings: &Findings,
+    resolved: &Resolved,
+    inventory: &Inventory,
+    allow: bool,
+) -> Result<(Vec<vexxy_model::Finding>, Option<ReportMismatch>), AnalyzeError> {
+    let identity = resolved.identity();
+    match findings {
+        Findings::None => Ok((Vec::new(), None)),
+        Findings::Report(r) => {
+            let origin = r.target.as_ref().map_or_else(
+                || format!("the {} report", r.format),
+                |t| format!("the {} report of {t}", r.format),
+            );
+            consistency::check(
+                &origin,
+                &r.subject,
+                &identity,
+                &r.findings,
+                inventory,
+                allow,
+            )
+        }
+        Findings::Sbom(s) => {
+            let origin = s.name.as_ref().map_or_else(
+                || format!("the {} SBOM", s.format),
+                |n| format!("the {} SBOM of {n}", s.format),
+            );
+            // an SBOM is compared by the image it names; its packages are
+            // not findings (the image's own catalog is the inventory)
+            consistency::check(&origin, &s.subject, &identity, &[], inventory, allow)
+        }
+    }
 }
 
 /// The report's image name and digest as the product.
@@ -463,6 +527,7 @@ fn finish(
         decision,
         artifacts,
         used_packages,
+        report_mismatch: None,
         timings,
     })
 }

@@ -172,6 +172,9 @@ pub struct AnalysisOutcome {
     pub packages: usize,
     /// Packages whose code the run used.
     pub used_packages: usize,
+    /// How the report differed from the image, when it was made for
+    /// another one and that was allowed.
+    pub report_mismatch: Option<crate::ReportMismatch>,
     /// How long each phase took.
     pub timings: Timings,
 }

@@ -18,6 +18,11 @@ pub struct ImageRequest {
     pub reference: String,
     /// Where the image is.
     pub source: ImageSource,
+    /// The repository the image is known by where it is scanned
+    /// (`registry.example/team/app`): the VEX product's name. Needed for a
+    /// local image that carries no name of its own; a registry image is
+    /// named by its reference.
+    pub name: Option<String>,
     /// The platform to pick from a multi-platform image (default: this host's).
     pub platform: Option<Platform>,
     /// Registries (`host:port`) reached over plain HTTP.
@@ -43,6 +48,7 @@ impl ImageRequest {
         Ok(Self {
             reference: reference.to_owned(),
             source,
+            name: None,
             platform: None,
             insecure_registries: Vec::new(),
             credentials: vexxy_registry::Credentials::FromDockerConfig,
@@ -186,6 +192,11 @@ pub struct AnalysisRequest {
     /// Reuse a stored profile of the same image digest and run
     /// configuration instead of running again.
     pub reuse_profile: bool,
+    /// Decide a report made for another image (another digest, other
+    /// package versions) about this one: statements then carry the
+    /// versions installed here and the outcome lists what differed.
+    /// Without it such a report is bad input.
+    pub allow_report_mismatch: bool,
 }
 
 /// A new report decided from a stored profile, without a run.
@@ -201,6 +212,8 @@ pub struct ReevaluateRequest {
     pub findings: Findings,
     /// How to decide.
     pub decide: DecideSettings,
+    /// As [`AnalysisRequest::allow_report_mismatch`].
+    pub allow_report_mismatch: bool,
 }
 
 /// One sandboxed, exercised, traced run: the profile only.
@@ -240,6 +253,9 @@ pub struct StaticRequest {
     pub product: Option<Product>,
     /// Accept a product without a digest.
     pub allow_unpinned_product: bool,
+    /// As [`AnalysisRequest::allow_report_mismatch`] (checked when the
+    /// target is an image).
+    pub allow_report_mismatch: bool,
     /// How to decide.
     pub decide: DecideSettings,
 }

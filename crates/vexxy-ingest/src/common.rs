@@ -83,6 +83,33 @@ pub(crate) fn purl(
 }
 
 /// The digest of a repository digest `name@sha256:…` (or a bare `sha256:…`).
+/// The image digest an SBOM's image component carries: the version of a
+/// `pkg:oci`/`pkg:docker` purl, else a version that is a digest. Lenient:
+/// anything else is no digest (SBOM producers differ here).
+pub(crate) fn image_digest(purl: Option<&str>, version: Option<&str>) -> Option<Digest> {
+    let from_purl = purl.and_then(|p| {
+        let p = p.trim();
+        if !(p.starts_with("pkg:oci/") || p.starts_with("pkg:docker/")) {
+            return None;
+        }
+        let (_, v) = p.split_once('@')?;
+        let v = v.split(['?', '#']).next()?;
+        v.replacen("%3A", ":", 1)
+            .replacen("%3a", ":", 1)
+            .parse()
+            .ok()
+    });
+    from_purl.or_else(|| version.and_then(|v| v.trim().parse().ok()))
+}
+
+/// A `sha256:<hex>` digest field.
+pub(crate) fn digest(raw: &str, json_path: impl FnOnce() -> String) -> Result<Digest, FieldError> {
+    raw.parse::<Digest>().map_err(|source| FieldError::Digest {
+        json_path: json_path(),
+        source,
+    })
+}
+
 pub(crate) fn repo_digest(
     raw: &str,
     json_path: impl FnOnce() -> String,

@@ -33,6 +33,10 @@ struct RawMetadata {
 struct RawSubject {
     #[serde(default)]
     name: Option<String>,
+    #[serde(default)]
+    version: Option<String>,
+    #[serde(default)]
+    purl: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -98,12 +102,18 @@ impl TryFrom<RawDoc> for Sbom {
     type Error = FieldError;
 
     fn try_from(raw: RawDoc) -> Result<Self, FieldError> {
+        let component = raw.metadata.and_then(|m| m.component);
+        let mut subject = crate::Subject::default();
+        if let Some(d) = component
+            .as_ref()
+            .and_then(|c| common::image_digest(c.purl.as_deref(), c.version.as_deref()))
+        {
+            subject.push(d);
+        }
         let mut out = Self {
             format: Format::CycloneDx,
-            name: raw
-                .metadata
-                .and_then(|m| m.component)
-                .and_then(|c| common::non_empty(c.name)),
+            name: component.and_then(|c| common::non_empty(c.name)),
+            subject,
             serial_number: common::non_empty(raw.serial_number),
             version: raw.version,
             packages: Vec::new(),

@@ -127,6 +127,10 @@ struct RawImageTarget {
     user_input: Option<String>,
     #[serde(rename = "repoDigests", default, deserialize_with = "null_default")]
     repo_digests: Vec<String>,
+    #[serde(rename = "manifestDigest", default)]
+    manifest_digest: Option<String>,
+    #[serde(rename = "imageID", default)]
+    image_id: Option<String>,
     #[serde(default)]
     path: Option<String>,
 }
@@ -163,13 +167,23 @@ impl TryFrom<RawDoc> for Report {
                 None => name,
             })
         });
+        let mut subject = crate::Subject::default();
         let (target, target_digest) = match raw.source.and_then(|s| s.target) {
             Some(RawTarget::Path(p)) => (common::non_empty(Some(p)), None),
             Some(RawTarget::Image(t)) => {
-                let digest = t
-                    .repo_digests
-                    .first()
-                    .map(|d| common::repo_digest(d, || "source.target.repoDigests[0]".to_owned()))
+                for (i, d) in t.repo_digests.iter().enumerate() {
+                    subject.push(common::repo_digest(d, || {
+                        format!("source.target.repoDigests[{i}]")
+                    })?);
+                }
+                let digest = subject.manifest_digests.first().cloned();
+                if let Some(d) = common::non_empty(t.manifest_digest) {
+                    subject.push(common::digest(&d, || {
+                        "source.target.manifestDigest".to_owned()
+                    })?);
+                }
+                subject.image_id = common::non_empty(t.image_id)
+                    .map(|d| common::digest(&d, || "source.target.imageID".to_owned()))
                     .transpose()?;
                 (
                     common::non_empty(t.user_input).or_else(|| common::non_empty(t.path)),
@@ -196,6 +210,7 @@ impl TryFrom<RawDoc> for Report {
             tool,
             target,
             target_digest,
+            subject,
             distro,
             findings,
         })

@@ -130,10 +130,38 @@ pub struct Report {
     pub target: Option<String>,
     /// The image's repository digest, when the report records one.
     pub target_digest: Option<Digest>,
+    /// Every digest the report ties its target to.
+    pub subject: Subject,
     /// The operating system the scanner detected, e.g. `debian 12.11`.
     pub distro: Option<String>,
     /// Every finding, in document order (not deduplicated).
     pub findings: Vec<Finding>,
+}
+
+/// Which image a report or SBOM says it describes: the digests it
+/// records. Empty when it records none (a directory scan, an SBOM
+/// without an image component).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subject {
+    /// Manifest or index digests: repository digests, Grype's
+    /// `manifestDigest`, the digest in an SBOM's image purl.
+    pub manifest_digests: Vec<Digest>,
+    /// The image ID (the config blob's digest), when recorded.
+    pub image_id: Option<Digest>,
+}
+
+impl Subject {
+    /// Whether the document records any digest.
+    pub fn is_empty(&self) -> bool {
+        self.manifest_digests.is_empty() && self.image_id.is_none()
+    }
+
+    /// Adds a manifest digest once.
+    pub(crate) fn push(&mut self, digest: Digest) {
+        if !self.manifest_digests.contains(&digest) {
+            self.manifest_digests.push(digest);
+        }
+    }
 }
 
 /// The packages of one SBOM.
@@ -148,6 +176,8 @@ pub struct Sbom {
     pub serial_number: Option<String>,
     /// CycloneDX `version`; `None` for other formats.
     pub version: Option<u32>,
+    /// The image the SBOM describes, by digest.
+    pub subject: Subject,
     /// The packages, in document order; the described image itself (an SPDX
     /// `CONTAINER` package, a CycloneDX `container` component) is left out.
     pub packages: Vec<Package>,

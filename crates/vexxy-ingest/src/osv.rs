@@ -150,6 +150,7 @@ impl TryFrom<RawDoc> for Report {
             tool: Some(TOOL.to_owned()),
             target: None,
             target_digest: None,
+            subject: crate::Subject::default(),
             distro: None,
             findings,
         })

@@ -110,6 +110,7 @@ impl TryFrom<RawDoc> for Sbom {
 
         let mut packages = Vec::with_capacity(raw.packages.len());
         let mut bom_refs = BTreeMap::new();
+        let mut subject = crate::Subject::default();
         for (i, p) in raw.packages.iter().enumerate() {
             let purl_ref = p
                 .external_refs
@@ -123,6 +124,10 @@ impl TryFrom<RawDoc> for Sbom {
                 None => None,
             };
             if is_subject(p.purpose.as_deref(), purl.as_ref().map(|p| p.ty())) {
+                let locator = purl_ref.map(|(_, r)| r.reference_locator.as_str());
+                if let Some(d) = common::image_digest(locator, p.version_info.as_deref()) {
+                    subject.push(d);
+                }
                 continue;
             }
             if let (Some((_, r)), Some(_)) = (purl_ref, &purl) {
@@ -152,6 +157,7 @@ impl TryFrom<RawDoc> for Sbom {
             name: common::non_empty(raw.name),
             serial_number: None,
             version: None,
+            subject,
             packages,
             bom_refs,
         })

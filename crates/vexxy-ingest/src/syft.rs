@@ -31,6 +31,12 @@ struct RawSource {
 struct RawSourceMetadata {
     #[serde(rename = "userInput", default)]
     user_input: Option<String>,
+    #[serde(rename = "manifestDigest", default)]
+    manifest_digest: Option<String>,
+    #[serde(rename = "imageID", default)]
+    image_id: Option<String>,
+    #[serde(rename = "repoDigests", default)]
+    repo_digests: Option<Lenient<Vec<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,13 +100,26 @@ impl TryFrom<RawDoc> for Sbom {
     type Error = FieldError;
 
     fn try_from(raw: RawDoc) -> Result<Self, FieldError> {
-        let name = raw.source.and_then(|s| {
-            common::non_empty(s.name).or_else(|| {
-                s.metadata
-                    .and_then(Lenient::ok)
-                    .and_then(|m| common::non_empty(m.user_input))
-            })
-        });
+        let (source_name, metadata) = match raw.source {
+            Some(s) => (s.name, s.metadata.and_then(Lenient::ok)),
+            None => (None, None),
+        };
+        let mut subject = crate::Subject::default();
+        let mut name = common::non_empty(source_name);
+        if let Some(m) = metadata {
+            // lenient: an SBOM's description of its source is informational
+            let repo_digests = m.repo_digests.and_then(Lenient::ok).unwrap_or_default();
+            for d in &repo_digests {
+                if let Ok(d) = common::repo_digest(d, String::new) {
+                    subject.push(d);
+                }
+            }
+            if let Some(d) = m.manifest_digest.and_then(|d| d.trim().parse().ok()) {
+                subject.push(d);
+            }
+            subject.image_id = m.image_id.and_then(|d| d.trim().parse().ok());
+            name = name.or_else(|| common::non_empty(m.user_input));
+        }
         let mut packages = Vec::with_capacity(raw.artifacts.len());
         for (i, a) in raw.artifacts.into_iter().enumerate() {
             let purl = common::purl(a.purl.as_deref(), || format!("artifacts[{i}].purl"))?;
@@ -154,6 +173,7 @@ impl TryFrom<RawDoc> for Sbom {
             name,
             serial_number: None,
             version: None,
+            subject,
             packages,
             bom_refs: BTreeMap::new(),
         })

@@ -36,6 +36,8 @@ struct RawMetadata {
     os: Option<RawOs>,
     #[serde(rename = "RepoDigests", default, deserialize_with = "null_default")]
     repo_digests: Vec<String>,
+    #[serde(rename = "ImageID", default)]
+    image_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,8 +133,17 @@ impl TryFrom<RawDoc> for Report {
             Some(v) => format!("trivy {v}"),
             None => "trivy".to_owned(),
         });
+        let mut subject = crate::Subject::default();
         let (distro, target_digest) = match raw.metadata {
             Some(m) => {
+                for (i, d) in m.repo_digests.iter().enumerate() {
+                    subject.push(common::repo_digest(d, || {
+                        format!("Metadata.RepoDigests[{i}]")
+                    })?);
+                }
+                subject.image_id = common::non_empty(m.image_id.clone())
+                    .map(|d| common::digest(&d, || "Metadata.ImageID".to_owned()))
+                    .transpose()?;
                 let distro = m.os.and_then(|os| {
                     let family = common::non_empty(os.family)?;
                     Some(match common::non_empty(os.name) {
@@ -160,6 +171,7 @@ impl TryFrom<RawDoc> for Report {
             tool,
             target: common::non_empty(raw.artifact_name),
             target_digest,
+            subject,
             distro,
             findings,
         })

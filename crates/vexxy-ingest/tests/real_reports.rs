@@ -97,6 +97,32 @@ fn real_reports_have_the_documented_counts() {
 }
 
 #[test]
+fn reports_and_sboms_name_the_image_they_describe() {
+    const PLATFORM: &str =
+        "sha256:88fd35a248a561e1bff5add8ff4825bec00a9af65c83aa28b9a51f9e11c9cd6f";
+    const IMAGE_ID: &str =
+        "sha256:be69f2940aaf64fdf50c9c99420cbd57e10ee655ec7204df1c407e9af63d0cc1";
+    let digests = |s: &vexxy_ingest::Subject| -> Vec<String> {
+        s.manifest_digests.iter().map(ToString::to_string).collect()
+    };
+    let grype = report("dimpact_nginx-latest_2025-06-08_grype.json");
+    assert_eq!(digests(&grype.subject), [NGINX_DIGEST, PLATFORM]);
+    assert_eq!(
+        grype.subject.image_id.map(|d| d.to_string()).as_deref(),
+        Some(IMAGE_ID)
+    );
+    let trivy = report("dimpact_nginx-latest_2025-06-08_trivy.json");
+    assert_eq!(digests(&trivy.subject), [NGINX_DIGEST]);
+    assert_eq!(
+        trivy.subject.image_id.map(|d| d.to_string()).as_deref(),
+        Some(IMAGE_ID)
+    );
+    let spdx = sbom("dimpact_nginx-latest_2025-06-08_sbom.spdx.json");
+    assert_eq!(digests(&spdx.subject), [PLATFORM]);
+    assert!(spdx.subject.image_id.is_none());
+}
+
+#[test]
 fn grype_fields_map_to_the_model() {
     let r = report("dimpact_nginx-latest_2025-06-08_grype.json");
     let states = |s: FixState| r.findings.iter().filter(|f| f.fix_state == s).count();

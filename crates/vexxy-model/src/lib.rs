@@ -29,7 +29,7 @@ pub use finding::{Cvss, Finding, FixState, PackageRef, Severity, Vulnerability};
 pub use inventory::{Inventory, InventorySource};
 pub use package::{Ecosystem, Package, SourcePackage};
 pub use platform::{Platform, PlatformError};
-pub use product::{Digest, DigestError, Product};
+pub use product::{check_repository, Digest, DigestError, Product, RepositoryError};
 pub use profile::{
     CommandOverride, ExecutedBinary, ExecutionProfile, ExerciseStats, FailedOpen, FileAccess,
     FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, RunInfo, RunOutcome,

@@ -94,6 +94,93 @@ impl Product {
     }
 }
 
+/// Why a repository name was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid repository name {name:?}: {reason}")]
+pub struct RepositoryError {
+    /// The name as given.
+    pub name: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+/// Checks a repository name as registries accept it
+/// (`[host[:port]/]path/of/components`, lowercase components of letters,
+/// digits and single separators `.`, `_`, `__`, `-`…, no tag, no digest).
+pub fn check_repository(name: &str) -> Result<(), RepositoryError> {
+    let fail = |reason| {
+        Err(RepositoryError {
+            name: name.to_owned(),
+            reason,
+        })
+    };
+    if name.is_empty() || name.len() > 255 {
+        return fail("must be 1 to 255 characters");
+    }
+    if name.contains('@') {
+        return fail("a repository name carries no digest");
+    }
+    let mut parts: Vec<&str> = name.split('/').collect();
+    let first = parts[0];
+    if parts.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost") {
+        let (host, port) = first.split_once(':').unwrap_or((first, ""));
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        let port_ok = port.is_empty() && !first.contains(':')
+            || !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit());
+        if !host_ok || !port_ok {
+            return fail("the registry host is not host[:port]");
+        }
+        parts.remove(0);
+    }
+    for part in parts {
+        if part.contains(':') {
+            return fail("a repository name carries no tag");
+        }
+        if !component_ok(part) {
+            return fail("path components are lowercase letters and digits joined by '.', '_', '__' or dashes");
+        }
+    }
+    Ok(())
+}
+
+fn component_ok(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        let ch = b[i];
+        if ch.is_ascii_lowercase() || ch.is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        // a separator: '.', '_', '__' or a run of '-'
+        let start = i;
+        match ch {
+            b'.' => i += 1,
+            b'_' => i += if b.get(i + 1) == Some(&b'_') { 2 } else { 1 },
+            b'-' => {
+                while b.get(i) == Some(&b'-') {
+                    i += 1;
+                }
+            }
+            _ => return false,
+        }
+        if i == start
+            || !b
+                .get(i)
+                .is_some_and(|n| n.is_ascii_lowercase() || n.is_ascii_digit())
+        {
+            return false;
+        }
+    }
+    true
+}
+
 impl fmt::Display for Product {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.name)?;
@@ -112,6 +199,34 @@ mod tests {
     use super::*;
 
     const D: &str = "sha256:fb39280b7b9eba5727c884a3c7810002e69e8f961cc373b89c92f14961d903a0";
+
+    #[test]
+    fn repository_names() {
+        for ok in [
+            "nginx",
+            "library/nginx",
+            "registry.example:5000/team/app",
+            "localhost/a__b/c-d.e",
+            "127.0.0.1:5000/x",
+            "a--b",
+        ] {
+            assert!(check_repository(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Nginx",
+            "nginx:latest",
+            "nginx@sha256:x",
+            "team//app",
+            "-app",
+            "app-",
+            "a___b",
+            "host:99999999/app",
+            "a b",
+        ] {
+            assert!(check_repository(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn parses_references() {

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use oci_client::errors::{OciDistributionError, OciErrorCode};
 
-/// Everything that can go wrong while pulling an image.
+/// Everything that can go wrong while pulling an image, or attaching
+/// attestations to one and listing them.
 ///
 /// Every message is lowercase and names the reference, digest, registry or
 /// path involved. [`RegistryError::is_bad_input`] separates problems with
@@ -129,7 +130,7 @@ pub enum RegistryError {
     /// The egress policy refused a destination of the pull (the registry
     /// itself, its token service, a redirect, a foreign layer URL), or
     /// could not resolve the registry's host to check it.
-    #[error("pulling {reference} from registry {registry}: {source}")]
+    #[error("reaching registry {registry} for {reference}: {source}")]
     Egress {
         /// Registry host.
         registry: String,
@@ -167,14 +168,47 @@ pub enum RegistryError {
         #[source]
         source: std::io::Error,
     },
-    /// The async runtime for [`crate::pull_blocking`] could not start.
-    #[error("cannot start the async runtime for pulling {reference}: {source}")]
+    /// The async runtime for [`crate::pull_blocking`] (or another
+    /// `_blocking` function) could not start.
+    #[error("cannot start the async runtime for {reference}: {source}")]
     Runtime {
         /// The image reference.
         reference: String,
         /// The OS error.
         #[source]
         source: std::io::Error,
+    },
+    /// The envelope given to attach is not a DSSE JSON envelope carrying an
+    /// in-toto statement (payload type `application/vnd.in-toto+json`,
+    /// standard base64 payload, at least one signature entry), or is larger
+    /// than 16 MiB. Nothing was sent to the registry.
+    #[error("cannot attach the envelope to {reference}: {reason}")]
+    BadEnvelope {
+        /// The image reference.
+        reference: String,
+        /// What is wrong with the envelope (never its content).
+        reason: String,
+    },
+    /// The statement in the envelope is not about the manifest the
+    /// reference resolves to. Nothing was pushed.
+    #[error("the attestation is about {statement}, but {reference} resolves to {subject}")]
+    SubjectMismatch {
+        /// The image reference.
+        reference: String,
+        /// The digest the reference resolves to.
+        subject: String,
+        /// The sha256 digests the statement's subjects name, comma-separated
+        /// (`none` when it names no sha256 digest).
+        statement: String,
+    },
+    /// An option of the attach is invalid (e.g. a `created` time that is
+    /// not RFC 3339).
+    #[error("invalid attach option for {reference}: {reason}")]
+    BadAttachOption {
+        /// The image reference.
+        reference: String,
+        /// What is wrong.
+        reason: String,
     },
 }
 
@@ -195,7 +229,10 @@ impl RegistryError {
             | Self::NoMatchingPlatform { .. }
             | Self::Unsupported { .. }
             | Self::BadManifest { .. }
-            | Self::BadLayout { .. } => true,
+            | Self::BadLayout { .. }
+            | Self::BadEnvelope { .. }
+            | Self::SubjectMismatch { .. }
+            | Self::BadAttachOption { .. } => true,
             Self::Egress { source, .. } => source.is_bad_input(),
             Self::Network { .. }
             | Self::Registry { .. }
@@ -222,6 +259,51 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
+    /// The same place under another name (a tag or digest of the same
+    /// repository), for messages about it.
+    pub(crate) fn about(&self, reference: String) -> Ctx {
+        Ctx {
+            registry: self.registry.clone(),
+            reference,
+            egress: self.egress.clone(),
+        }
+    }
+
+    /// An HTTP status the registry answered a plain request with (the
+    /// egress refusal behind it, if any: the proxy answers 403 for
+    /// destinations it refuses). `url` is only used for its host.
+    pub(crate) fn status(&self, code: u16, url: &str) -> RegistryError {
+        if let Some(refused) = self.refused() {
+            return refused;
+        }
+        let registry = self.registry.clone();
+        let reference = self.reference.clone();
+        let reason = format!("http {code} from {}", url_host(url));
+        match code {
+            401 | 403 => RegistryError::AuthRefused {
+                registry,
+                reference,
+                reason,
+            },
+            404 => RegistryError::NotFound {
+                registry,
+                reference,
+                reason,
+            },
+            _ => RegistryError::Registry {
+                registry,
+                reference,
+                reason,
+            },
+        }
+    }
+
+    /// A transport failure of a plain request, in words that carry
+    /// nothing a server sent.
+    pub(crate) fn transport(&self, err: &reqwest::Error) -> RegistryError {
+        self.network(chain(err))
+    }
+
     /// The policy's refusal, when the proxy refused something: whatever
     /// the client then reported is a consequence of it.
     fn refused(&self) -> Option<RegistryError> {
@@ -368,7 +450,7 @@ fn code_name(code: &OciErrorCode) -> String {
 
 /// A digest as given when it looks like one (`algorithm:hex`), else a
 /// placeholder: the value may come from a response header.
-fn digest_or_placeholder(d: &str) -> String {
+pub(crate) fn digest_or_placeholder(d: &str) -> String {
     let ok = d.split_once(':').is_some_and(|(alg, hex)| {
         !alg.is_empty()
             && alg.len() <= 32
@@ -419,7 +501,7 @@ pub(crate) fn describe(err: &OciDistributionError) -> String {
 
 /// The texts of an error and its sources, with `for url (…)` cut out
 /// (reqwest quotes the URL, which a redirect chose), lowercase, capped.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = next {

@@ -10,6 +10,15 @@
 //! basic, or the registry token flow (`WWW-Authenticate: Bearer realm=…`),
 //! with credentials given explicitly or read from a docker `config.json`.
 //!
+//! [`attach_attestation`] (or [`attach_attestation_blocking`]) attaches a
+//! signed in-toto attestation (a DSSE JSON envelope, e.g. from
+//! `vexxy-attest`) to the manifest or index a reference resolves to, in its
+//! own repository: as an OCI 1.1 referrer (with the `sha256-<hex>`
+//! referrers tag when the registry has no referrers API) and as the first
+//! layer of cosign's `sha256-<hex>.att` image, which cosign and Trivy's
+//! `--vex oci` read. [`list_attestations`] finds them again. The layouts
+//! are described in `docs/registry.md`.
+//!
 //! # Invariants
 //!
 //! - A blob is stored only after its sha256 and size are verified against
@@ -39,23 +48,43 @@
 //!   carries a response body (status codes, OCI error codes and hosts
 //!   only).
 //!
+//! - Attaching sends nothing before the envelope parses as a DSSE envelope
+//!   of an in-toto statement, and pushes nothing before the statement is
+//!   found to name the resolved subject. It never verifies signatures and
+//!   holds no keys. The referrer for an envelope is deterministic, so
+//!   attaching the same envelope twice pushes nothing the second time.
+//!   Existing tags holding something other than what they should are
+//!   refused, never overwritten; layers of the `.att` image are dropped
+//!   only when they are the same kind of statement about the same image.
+//! - Every read of registry content is bounded (manifests 4 MiB, envelopes
+//!   16 MiB) and digest-checked; listed envelopes match their digests but
+//!   are otherwise untrusted.
+//!
 //! One layout directory should have one writer at a time: blobs are safe to
-//! share, but concurrent pulls may race on `index.json`.
+//! share, but concurrent pulls may race on `index.json`. Likewise, one
+//! attach per image at a time: attaching rewrites two tags.
 
+mod attach;
 mod auth;
+mod connect;
+mod envelope;
 mod error;
 mod layout;
 mod pull;
 mod reference;
+mod referrers;
+mod remote;
 
-use std::path::Path;
+use std::{future::Future, path::Path};
 
 use vexxy_model::Digest;
 
+pub use attach::{AttachOptions, Attached};
 pub use auth::{default_docker_config_path, Credentials};
 pub use error::RegistryError;
 pub use layout::REF_NAME_ANNOTATION;
 pub use reference::{ImageRef, Platform};
+pub use referrers::{AttestationLocation, FoundAttestation};
 
 /// How to pull.
 #[derive(Debug, Clone, Default)]
@@ -92,7 +121,7 @@ pub fn admit(
     insecure_registries: &[String],
 ) -> Result<(), RegistryError> {
     let image = ImageRef::parse(reference)?;
-    let (host, port) = pull::endpoint(&image, insecure_registries);
+    let (host, port) = connect::endpoint(&image, insecure_registries);
     policy
         .check_without_dns(&host, port)
         .map_err(|source| RegistryError::Egress {
@@ -165,6 +194,126 @@ pub fn pull_blocking(
     opts: &PullOptions,
     layout_dir: &Path,
 ) -> Result<Pulled, RegistryError> {
+    blocking(reference, || pull(reference, opts, layout_dir))
+}
+
+/// Attaches a signed attestation to the image `image` names, in its own
+/// repository, in the two places readers look:
+///
+/// - an OCI 1.1 referrer manifest (`artifactType`
+///   `application/vnd.dsse.envelope.v1+json`, the envelope as its one
+///   layer, `subject` = the image), pushed by digest; when the registry
+///   does not answer the push with `OCI-Subject` (no referrers API), the
+///   referrers tag `sha256-<hex>` is updated to list it. Every envelope
+///   attached stays there: the history.
+/// - cosign's `sha256-<hex>.att` image (what `cosign download
+///   attestation`, `cosign verify-attestation` and Trivy's `--vex oci`
+///   read), with the envelope as its first layer. Older layers of the same
+///   predicate type about the same image are dropped; every other layer
+///   (other predicate types, other tools' attestations) is kept.
+///
+/// `envelope` is a DSSE JSON envelope whose payload (type
+/// `application/vnd.in-toto+json`) is an in-toto statement with this image
+/// among its subjects: the manifest, or for a tag naming a multi-arch
+/// index, the index (`opts.platform` is not used). Its signatures are not
+/// verified here. Attaching the same envelope again pushes nothing
+/// ([`Attached::unchanged`]). The referrer's
+/// `org.opencontainers.image.created` comes from the predicate (OpenVEX
+/// `last_updated`, else `timestamp`); see [`attach_attestation_with`].
+///
+/// Pushing needs `push` access: credentials as for [`pull`], and the token
+/// flow asks for `pull,push`. Every connection obeys `opts.egress`.
+/// Concurrent attaches to the same image may race on the tags they
+/// rewrite: one writer per image at a time.
+///
+/// # Errors
+///
+/// [`RegistryError::BadEnvelope`] (before anything is sent),
+/// [`RegistryError::SubjectMismatch`] (before anything is pushed),
+/// [`RegistryError::AuthRefused`] when the registry refuses the push, and
+/// the errors of [`pull`].
+pub async fn attach_attestation(
+    image: &str,
+    envelope: &[u8],
+    opts: &PullOptions,
+) -> Result<Attached, RegistryError> {
+    attach::attach(image, envelope, opts, &AttachOptions::default()).await
+}
+
+/// [`attach_attestation`] with [`AttachOptions`] (e.g. the referrer's
+/// `created` time).
+///
+/// # Errors
+///
+/// As [`attach_attestation`], plus [`RegistryError::BadAttachOption`].
+pub async fn attach_attestation_with(
+    image: &str,
+    envelope: &[u8],
+    opts: &PullOptions,
+    attach: &AttachOptions,
+) -> Result<Attached, RegistryError> {
+    attach::attach(image, envelope, opts, attach).await
+}
+
+/// [`attach_attestation`] on a runtime built for the call, like
+/// [`pull_blocking`].
+///
+/// # Errors
+///
+/// As [`attach_attestation`], plus [`RegistryError::Runtime`].
+pub fn attach_attestation_blocking(
+    image: &str,
+    envelope: &[u8],
+    opts: &PullOptions,
+) -> Result<Attached, RegistryError> {
+    blocking(image, || attach_attestation(image, envelope, opts))
+}
+
+/// Lists the attestations attached to the image `image` names (the
+/// manifest, or the index a multi-arch tag names): first the layers of
+/// cosign's `sha256-<hex>.att` image that are DSSE envelopes, in order
+/// (the first is what cosign readers take), then those of the OCI 1.1
+/// referrers with a DSSE or in-toto `artifactType`, in the order the
+/// referrers API (when the registry answers it) or the referrers tag lists
+/// them. An envelope attached with [`attach_attestation`] appears in both.
+///
+/// Every envelope is read whole (at most 16 MiB, at most 1024 of them),
+/// and matches its digest; nothing else about it is checked: verify the
+/// signature before trusting what it says.
+///
+/// # Errors
+///
+/// As [`pull`]; [`RegistryError::Unsupported`] when an attestation tag
+/// holds something else than an image manifest (or a referrers tag
+/// something else than an index), or when there are too many.
+pub async fn list_attestations(
+    image: &str,
+    opts: &PullOptions,
+) -> Result<Vec<FoundAttestation>, RegistryError> {
+    referrers::list(image, opts).await
+}
+
+/// [`list_attestations`] on a runtime built for the call, like
+/// [`pull_blocking`].
+///
+/// # Errors
+///
+/// As [`list_attestations`], plus [`RegistryError::Runtime`].
+pub fn list_attestations_blocking(
+    image: &str,
+    opts: &PullOptions,
+) -> Result<Vec<FoundAttestation>, RegistryError> {
+    blocking(image, || list_attestations(image, opts))
+}
+
+/// Runs the future `make` returns on a current-thread runtime built for the
+/// call; from inside another runtime, on a scoped thread.
+fn blocking<T, F, Fut>(reference: &str, make: F) -> Result<T, RegistryError>
+where
+    T: Send,
+    F: FnOnce() -> Fut + Send,
+    Fut: Future<Output = Result<T, RegistryError>>,
+{
     let run = || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -173,14 +322,14 @@ pub fn pull_blocking(
                 reference: reference.to_owned(),
                 source,
             })?;
-        rt.block_on(pull(reference, opts, layout_dir))
+        rt.block_on(make())
     };
     if tokio::runtime::Handle::try_current().is_ok() {
         std::thread::scope(|s| {
             s.spawn(run).join().unwrap_or_else(|_| {
                 Err(RegistryError::Runtime {
                     reference: reference.to_owned(),
-                    source: std::io::Error::other("the pulling thread panicked"),
+                    source: std::io::Error::other("the registry thread panicked"),
                 })
             })
         })

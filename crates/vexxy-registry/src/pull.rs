@@ -1,22 +1,20 @@
 //! The pull: resolve the manifest, fetch and verify blobs, write the layout.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use futures_util::StreamExt as _;
 use oci_client::{
-    client::{ClientConfig, ClientProtocol, LayerDescriptor},
-    errors::OciDistributionError,
-    secrets::RegistryAuth,
-    Client, RegistryOperation,
+    client::LayerDescriptor, errors::OciDistributionError, secrets::RegistryAuth, Client,
+    RegistryOperation,
 };
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
-use vexxy_egress::{EgressPolicy, EgressProxy};
+use vexxy_egress::EgressPolicy;
 use vexxy_model::Digest;
 
 use crate::{
-    auth,
+    connect::Session,
     error::{describe, Ctx},
     layout::Layout,
     reference::{ImageRef, Platform},
@@ -26,15 +24,15 @@ use crate::{
 /// OCI image manifest media type.
 pub(crate) const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// OCI image index media type.
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Docker image manifest v2 schema 2 media type.
-const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+pub(crate) const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker manifest list media type.
-const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub(crate) const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Every manifest media type asked for.
-const ACCEPT: &[&str] = &[OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
+pub(crate) const ACCEPT: &[&str] = &[OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST];
 /// Largest manifest or index accepted (4 MiB, as common registries limit).
-const MAX_MANIFEST_BYTES: usize = 4 << 20;
+pub(crate) const MAX_MANIFEST_BYTES: usize = 4 << 20;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -86,117 +84,25 @@ pub(crate) async fn pull(
             })?,
         None => Platform::host(),
     };
-    let (auth, warnings) = auth::resolve(&opts.credentials, image.registry())?;
-    let insecure = insecure_list(&opts.insecure_registries);
-    let mut ctx = Ctx {
-        registry: image.registry().to_owned(),
-        reference: image.given.clone(),
-        egress: None,
-    };
-    // Under a policy, the registry's host is checked before anything is
-    // sent, and the client reaches the network only through the proxy.
-    let proxy = match &opts.egress {
-        Some(policy) => Some(start_egress(&image, policy, opts, &insecure, &ctx).await?),
-        None => None,
-    };
-    ctx.egress = proxy.as_ref().map(EgressProxy::log);
-    let client = client_for(opts, insecure, proxy.as_ref(), &ctx)?;
+    let session = Session::open(image, opts, false).await?;
     let layout = Layout::open(layout_dir)?;
     let result = Puller {
-        client: &client,
-        image: &image,
-        ctx: &ctx,
-        auth: &auth,
+        client: &session.client,
+        image: &session.image,
+        ctx: &session.ctx,
+        auth: &session.auth,
         layout: &layout,
         egress: opts.egress.as_ref(),
     }
     .run(&platform)
     .await;
     layout.tidy();
-    drop(client);
-    drop(proxy);
+    let warnings = session.warnings.clone();
+    // the clients go before the proxy they talk through
+    drop(session);
     let mut pulled = result?;
     pulled.warnings = warnings;
     Ok(pulled)
-}
-
-/// The registries reached over plain HTTP, as oci-client compares them.
-fn insecure_list(given: &[String]) -> Vec<String> {
-    given
-        .iter()
-        .map(|r| {
-            let r = r.trim();
-            r.strip_prefix("http://")
-                .unwrap_or(r)
-                .trim_end_matches('/')
-                .to_owned()
-        })
-        .collect()
-}
-
-/// The host and port the client connects to for `image`: 80 for a
-/// registry named insecure without a port, else 443.
-pub(crate) fn endpoint(image: &ImageRef, insecure_registries: &[String]) -> (String, u16) {
-    let registry = image.resolved_registry();
-    let plain = insecure_list(insecure_registries)
-        .iter()
-        .any(|r| r == registry);
-    let default = if plain { 80 } else { 443 };
-    vexxy_egress::split_authority(registry, Some(default))
-        .unwrap_or_else(|| (registry.to_owned(), default))
-}
-
-/// Checks the registry's host under the policy (resolved once, every
-/// address checked: a refused registry is never sent a byte), then starts
-/// the proxy every connection of the pull goes through.
-async fn start_egress(
-    image: &ImageRef,
-    policy: &EgressPolicy,
-    opts: &PullOptions,
-    insecure: &[String],
-    ctx: &Ctx,
-) -> Result<EgressProxy, RegistryError> {
-    let policy = policy
-        .clone()
-        .with_connect_timeout(opts.timeout.unwrap_or(Duration::from_secs(30)));
-    let (host, port) = endpoint(image, insecure);
-    let check = policy.clone();
-    let checked = tokio::task::spawn_blocking(move || check.resolve(&host, port))
-        .await
-        .map_err(|e| ctx.network(format!("checking the registry's address failed: {e}")))?;
-    checked.map_err(|source| RegistryError::Egress {
-        registry: ctx.registry.clone(),
-        reference: ctx.reference.clone(),
-        source: Box::new(source),
-    })?;
-    EgressProxy::start(policy, insecure)
-        .map_err(|e| ctx.network(format!("cannot start the egress proxy: {e}")))
-}
-
-fn client_for(
-    opts: &PullOptions,
-    insecure: Vec<String>,
-    proxy: Option<&EgressProxy>,
-    ctx: &Ctx,
-) -> Result<Client, RegistryError> {
-    let protocol = if insecure.is_empty() {
-        ClientProtocol::Https
-    } else {
-        ClientProtocol::HttpsExcept(insecure)
-    };
-    let config = ClientConfig {
-        protocol,
-        platform_resolver: None,
-        connect_timeout: Some(opts.timeout.unwrap_or(Duration::from_secs(30))),
-        read_timeout: Some(opts.timeout.unwrap_or(Duration::from_secs(120))),
-        user_agent: concat!("vexxy-registry/", env!("CARGO_PKG_VERSION")),
-        // the same proxy for both schemes; nothing bypasses it
-        https_proxy: proxy.map(EgressProxy::url),
-        http_proxy: proxy.map(EgressProxy::url),
-        no_proxy: None,
-        ..ClientConfig::default()
-    };
-    Client::try_from(config).map_err(|e| ctx.map(e))
 }
 
 struct Puller<'a> {
@@ -270,7 +176,13 @@ impl Puller<'_> {
         let mut reused_blobs = 0;
         let mut fetched_bytes = 0;
         for (desc, urls) in std::iter::once(&config).chain(layers.iter()) {
-            if self.layout.has_blob(&desc.digest, desc.size).await? {
+            // A cached blob stands in for a download only when this
+            // registry, under these credentials, serves it too: a manifest
+            // naming a digest is no proof of access to it (another
+            // tenant's private layer may be cached here).
+            if self.layout.has_blob(&desc.digest, desc.size).await?
+                && self.registry_serves(&desc.digest).await?
+            {
                 reused_blobs += 1;
             } else {
                 fetched_bytes += self.fetch_blob(desc, urls).await?;
@@ -295,6 +207,14 @@ impl Puller<'_> {
             fetched_bytes,
             warnings: Vec::new(),
         })
+    }
+
+    /// Whether the registry serves the blob to this caller (HEAD).
+    async fn registry_serves(&self, digest: &Digest) -> Result<bool, RegistryError> {
+        self.client
+            .blob_exists(self.image.oci(), &digest.to_string())
+            .await
+            .map_err(|e| self.ctx.map(e))
     }
 
     /// Fetches a manifest and checks its bytes against the expected digest

@@ -290,6 +290,39 @@ fn a_clean_pull_through_the_policy_succeeds() {
 }
 
 #[test]
+fn a_cached_blob_is_reused_only_when_this_registry_serves_it() {
+    // one tenant's pull caches the layer...
+    let dir = tempfile::tempdir().unwrap();
+    let owner = tiny(serving(image(&[]), true));
+    let first = pull_blocking(
+        &format!("{}/app:1", owner.addr()),
+        &options(policy(), &[owner.addr()]),
+        dir.path(),
+    )
+    .expect("the owner's pull");
+    assert_eq!(first.reused_blobs, 0);
+    // ...another serves a manifest naming it but not the blob itself: the
+    // cached copy must not stand in for a download it could not make
+    let other = tiny(serving(image(&[]), false));
+    let e = pull_blocking(
+        &format!("{}/app:1", other.addr()),
+        &options(policy(), &[other.addr()]),
+        dir.path(),
+    )
+    .expect_err("the layer is not this registry's to give");
+    assert!(!matches!(e, RegistryError::Egress { .. }), "{e:?}");
+    // and where the registry serves it, the cache is used
+    let again = pull_blocking(
+        &format!("{}/app:1", owner.addr()),
+        &options(policy(), &[owner.addr()]),
+        dir.path(),
+    )
+    .expect("the owner's second pull");
+    assert_eq!(again.reused_blobs, 2, "config and layer reused");
+    assert_eq!(again.fetched_bytes, 0);
+}
+
+#[test]
 fn registry_hosts_on_internal_addresses_are_refused_before_connecting() {
     let loopback = internal("127.0.0.1");
     let dir = tempfile::tempdir().unwrap();

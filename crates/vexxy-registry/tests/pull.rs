@@ -45,7 +45,8 @@ fn pulls_nginx_by_tag_and_by_digest_and_reuses_blobs() {
     assert_eq!(check_layout(&layout, &by_tag), exp.manifest);
 
     // Same layout again: every config and layer blob is reused.
-    let second = pull_blocking(&by_tag, &support::options(&registry), &layout).expect("second pull");
+    let second =
+        pull_blocking(&by_tag, &support::options(&registry), &layout).expect("second pull");
     assert_eq!(second.reused_blobs, exp.layers.len() + 1);
     assert_eq!(second.fetched_bytes, 0);
     assert_eq!(second.manifest_digest, first.manifest_digest);
@@ -86,7 +87,8 @@ fn missing_images_and_plain_http_without_opt_in_are_errors() {
     let out = tempfile::tempdir().expect("tempdir");
 
     let missing_tag = format!("{}/app:nope", registry.addr);
-    let e = pull_blocking(&missing_tag, &support::options(&registry), out.path()).expect_err("no tag");
+    let e =
+        pull_blocking(&missing_tag, &support::options(&registry), out.path()).expect_err("no tag");
     assert!(matches!(e, RegistryError::NotFound { .. }), "{e:?}");
     assert!(
         e.is_bad_input() && e.to_string().contains(&missing_tag),
@@ -94,7 +96,8 @@ fn missing_images_and_plain_http_without_opt_in_are_errors() {
     );
 
     let missing_digest = format!("{}/app@sha256:{}", registry.addr, "0".repeat(64));
-    let e = pull_blocking(&missing_digest, &support::options(&registry), out.path()).expect_err("none");
+    let e =
+        pull_blocking(&missing_digest, &support::options(&registry), out.path()).expect_err("none");
     assert!(matches!(e, RegistryError::NotFound { .. }), "{e:?}");
 
     // Without listing the registry as insecure the client speaks TLS to a
@@ -119,7 +122,8 @@ fn picks_the_platform_from_a_multi_arch_index() {
     let reference = format!("{}/multi:latest", registry.addr);
     let out = tempfile::tempdir().expect("tempdir");
 
-    let host = pull_blocking(&reference, &support::options(&registry), out.path()).expect("host platform");
+    let host =
+        pull_blocking(&reference, &support::options(&registry), out.path()).expect("host platform");
     if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         assert_eq!(host.manifest_digest.to_string(), image.manifests[1]);
     }
@@ -190,7 +194,8 @@ fn tampered_blobs_and_manifests_are_rejected_and_not_stored() {
     std::fs::write(&data, &bytes).expect("tamper");
 
     let out = tempfile::tempdir().expect("tempdir");
-    let e = pull_blocking(&reference, &support::options(&registry), out.path()).expect_err("tampered");
+    let e =
+        pull_blocking(&reference, &support::options(&registry), out.path()).expect_err("tampered");
     assert!(matches!(e, RegistryError::BlobMismatch { .. }), "{e:?}");
     assert!(e.is_bad_input());
     let msg = e.to_string();
@@ -227,7 +232,8 @@ fn tampered_blobs_and_manifests_are_rejected_and_not_stored() {
     std::fs::write(&mdata, &mbytes).expect("tamper manifest");
     let by_digest = format!("{}/app@{manifest}", registry.addr);
     for r in [by_digest.as_str(), reference.as_str()] {
-        let e = pull_blocking(r, &support::options(&registry), out.path()).expect_err("tampered manifest");
+        let e = pull_blocking(r, &support::options(&registry), out.path())
+            .expect_err("tampered manifest");
         assert!(
             matches!(e, RegistryError::ManifestDigestMismatch { .. }),
             "{r}: {e:?}"
@@ -248,7 +254,8 @@ fn basic_auth_refuses_anonymous_and_accepts_credentials() {
     let reference = format!("{}/private/app:latest", registry.addr);
     let out = tempfile::tempdir().expect("tempdir");
 
-    let e = pull_blocking(&reference, &support::options(&registry), out.path()).expect_err("anonymous");
+    let e =
+        pull_blocking(&reference, &support::options(&registry), out.path()).expect_err("anonymous");
     assert!(matches!(e, RegistryError::AuthRefused { .. }), "{e:?}");
     assert!(e.is_bad_input());
     let msg = e.to_string();
@@ -316,7 +323,8 @@ fn bearer_token_auth_through_a_token_service() {
     let out = tempfile::tempdir().expect("tempdir");
 
     let refused_before = refused.load(std::sync::atomic::Ordering::Relaxed);
-    let e = pull_blocking(&reference, &support::options(&registry), out.path()).expect_err("anonymous");
+    let e =
+        pull_blocking(&reference, &support::options(&registry), out.path()).expect_err("anonymous");
     assert!(matches!(e, RegistryError::AuthRefused { .. }), "{e:?}");
     assert!(e.to_string().contains("token service"), "{e}");
     assert!(refused.load(std::sync::atomic::Ordering::Relaxed) > refused_before);

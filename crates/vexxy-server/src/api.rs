@@ -149,6 +149,27 @@ pub struct SubmitConfig {
     /// Ports to wait for and probe (default: the image's exposed ports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ports: Option<Vec<u16>>,
+    /// The repository the image is scanned from (`registry.example/team/app`):
+    /// the VEX product's name. Needed for a local image without a name of
+    /// its own; a registry image is named by its reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_name: Option<String>,
+    /// Decide a report made for another image: statements then carry the
+    /// versions installed in this one. Without it such a job fails as bad
+    /// input naming both digests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_report_mismatch: Option<bool>,
+    /// Sign the OpenVEX document with the organisation's active signing
+    /// key as an in-toto attestation (DSSE), kept beside the results as
+    /// `vex.openvex.intoto.json`. Needs an active signing key (422
+    /// without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign: Option<bool>,
+    /// Sign as `sign` does and attach the attestation to the image in its
+    /// registry (OCI referrer and cosign `.att` tag), with the
+    /// organisation's credentials for that registry. Registry images only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach: Option<bool>,
 }
 
 /// A submission, checked and with defaults applied: what is stored and
@@ -168,6 +189,18 @@ pub struct JobSpec {
     /// The SBOM's bytes as submitted.
     pub sbom: Option<Document>,
     pub callback_url: Option<String>,
+    /// The product's repository name (`config.image_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_name: Option<String>,
+    /// `config.allow_report_mismatch`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_report_mismatch: bool,
+    /// Sign the OpenVEX document with the organisation's active key.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sign: bool,
+    /// Also attach the attestation to the image (implies `sign`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub attach: bool,
 }
 
 const MAX_SCRIPT: usize = 1 << 20;
@@ -246,6 +279,10 @@ impl TryFrom<(SubmitRequest, &SubmitLimits)> for JobSpec {
             .callback_url
             .map(|u| check_callback(&u, limits.allow_private_callbacks))
             .transpose()?;
+        let image_name = config.image_name.map(|n| n.trim().to_owned());
+        if let Some(n) = &image_name {
+            vexxy_model::check_repository(n).map_err(|e| format!("config.image_name: {e}"))?;
+        }
         Ok(Self {
             image_ref,
             image_digest: raw.image_digest,
@@ -257,6 +294,10 @@ impl TryFrom<(SubmitRequest, &SubmitLimits)> for JobSpec {
             scan_report: raw.scan_report,
             sbom: raw.sbom,
             callback_url,
+            image_name,
+            allow_report_mismatch: config.allow_report_mismatch.unwrap_or(false),
+            sign: config.sign.unwrap_or(false) || config.attach.unwrap_or(false),
+            attach: config.attach.unwrap_or(false),
         })
     }
 }
@@ -318,6 +359,10 @@ impl JobSpec {
             scan_report: None,
             sbom: None,
             callback_url: None,
+            image_name: self.image_name.clone(),
+            allow_report_mismatch: self.allow_report_mismatch,
+            sign: self.sign,
+            attach: self.attach,
         };
         let mut value = serde_json::to_value(&same).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
@@ -380,6 +425,52 @@ pub struct JobStatus {
     pub started_at: Option<String>,
     pub completed_at: Option<String>,
     pub updated_at: String,
+    /// What the job signed and attached (jobs with `sign` or `attach`,
+    /// once complete).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<Attestation>,
+}
+
+/// The attestation a job made of its OpenVEX document: an in-toto
+/// Statement (predicate type OpenVEX) about the image's manifest, in a
+/// DSSE envelope signed with the organisation's key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Attestation {
+    /// signed (stored as an artifact), attached (also in the registry) or
+    /// skipped (the analysis had no VEX document to sign).
+    pub status: String,
+    /// Why it was skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The organisation's signing key that signed (its id in
+    /// `/api/v1/signing-keys`) and that key's keyid (securesystemslib's,
+    /// as in the envelope's signature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
+    /// The statement's subject: repository name and manifest digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// sha256 of the envelope (the `vex.openvex.intoto.json` artifact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_digest: Option<String>,
+    /// Attached: the digest of the referrer manifest carrying the envelope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer_digest: Option<String>,
+    /// Attached: whether the registry serves the OCI referrers API (else
+    /// the referrers tag schema stands in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrers_api: Option<bool>,
+    /// Attached: cosign's `sha256-<hex>.att` tag and the digest of the
+    /// manifest it names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosign_tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosign_manifest_digest: Option<String>,
+    /// Attached: the registry already had this very attestation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unchanged: Option<bool>,
 }
 
 impl From<&Job> for JobStatus {
@@ -397,6 +488,10 @@ impl From<&Job> for JobStatus {
             started_at: j.started_at.map(rfc3339),
             completed_at: j.completed_at.map(rfc3339),
             updated_at: rfc3339(j.updated_at),
+            attestation: j
+                .attestation
+                .as_deref()
+                .and_then(|a| serde_json::from_str(a).ok()),
         }
     }
 }
@@ -438,8 +533,12 @@ pub struct Results {
     #[schema(value_type = Option<Object>)]
     pub vex_document: Option<serde_json::Value>,
     /// Artifact URLs by kind: vex_openvex, vex_cyclonedx, vex_csaf,
-    /// evidence, profile, sbom, report_markdown, report_html.
+    /// evidence, profile, sbom, report_markdown, report_html, and
+    /// vex_attestation for a signed job.
     pub links: BTreeMap<String, String>,
+    /// What the job signed and attached, if it was asked to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<Attestation>,
 }
 
 /// `DELETE /api/v1/analysis/{id}`.
@@ -498,6 +597,125 @@ pub struct WebhookPayload {
     /// Path of the results on this server.
     pub results_url: String,
     pub finished_at: String,
+}
+
+/// `POST /api/v1/signing-keys`: a new key pair for the organisation.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSigningKey {
+    /// `p256` (ECDSA P-256 with SHA-256, cosign's default; the default)
+    /// or `ed25519`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+}
+
+/// `POST /api/v1/signing-keys/import`: the organisation's own private key.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportSigningKey {
+    /// An unencrypted PKCS#8 PEM private key (`BEGIN PRIVATE KEY`; SEC1
+    /// `BEGIN EC PRIVATE KEY` for P-256), ECDSA P-256 or Ed25519, at most
+    /// 16 KiB. Stored sealed; never returned.
+    pub private_key_pem: String,
+}
+
+impl std::fmt::Debug for ImportSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImportSigningKey { private_key_pem: <redacted> }")
+    }
+}
+
+/// An organisation's signing key: public material only.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SigningKeyInfo {
+    /// The key's id here (`DELETE /api/v1/signing-keys/{id}`).
+    pub id: String,
+    /// ecdsa-p256 or ed25519.
+    pub algorithm: String,
+    /// The keyid in signatures (securesystemslib's: sha256 of the
+    /// canonical key JSON).
+    pub keyid: String,
+    /// SubjectPublicKeyInfo PEM: verifies the organisation's attestations
+    /// (`cosign verify-attestation --key`, `vexxy verify --key`).
+    pub public_key_pem: String,
+    pub created_at: String,
+    /// The key jobs sign with now (one at most).
+    pub active: bool,
+}
+
+impl From<&vexxy_store::org_secrets::SigningKeyRecord> for SigningKeyInfo {
+    fn from(k: &vexxy_store::org_secrets::SigningKeyRecord) -> Self {
+        Self {
+            id: k.id.clone(),
+            algorithm: k.algorithm.clone(),
+            keyid: k.keyid.clone(),
+            public_key_pem: k.public_key_pem.clone(),
+            created_at: rfc3339(k.created_at),
+            active: k.active,
+        }
+    }
+}
+
+/// `GET /api/v1/signing-keys`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SigningKeyList {
+    /// Newest first; revoked keys are not listed.
+    pub items: Vec<SigningKeyInfo>,
+}
+
+/// `PUT /api/v1/registry-credentials/{registry}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryCredentialRequest {
+    pub username: String,
+    /// The password or access token; stored sealed, never returned.
+    pub password: String,
+}
+
+impl std::fmt::Debug for RegistryCredentialRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryCredentialRequest")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An organisation's login to a registry: no password.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RegistryCredentialInfo {
+    /// `host[:port]` as image references name it (`docker.io` for Docker Hub).
+    pub registry: String,
+    pub username: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&vexxy_store::org_secrets::RegistryCredential> for RegistryCredentialInfo {
+    fn from(c: &vexxy_store::org_secrets::RegistryCredential) -> Self {
+        Self {
+            registry: c.registry.clone(),
+            username: c.username.clone(),
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.updated_at),
+        }
+    }
+}
+
+/// `GET /api/v1/registry-credentials`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RegistryCredentialList {
+    pub items: Vec<RegistryCredentialInfo>,
+}
+
+/// `GET`/`PUT /api/v1/registry-allowlist`: the registries the
+/// organisation's jobs may name. Empty: no list of its own (the
+/// operator's, if any, still applies).
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryAllowlist {
+    /// `host`, `host:port` or `*.suffix`; at most 100.
+    pub hosts: Vec<String>,
 }
 
 /// Unix milliseconds → RFC 3339 (UTC).

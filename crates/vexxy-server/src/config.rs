@@ -72,6 +72,10 @@ pub struct ServiceConfig {
     /// `/metrics` answers only requests with `Authorization: Bearer
     /// <token>`; without a token it is not served at all (404).
     pub metrics_token: Option<Secret>,
+    /// Seals organisations' private signing keys and registry passwords
+    /// at rest; without it those features are refused (503), never
+    /// stored in the clear. `Debug` shows its id only.
+    pub secret_key: Option<vexxy_store::ServerKey>,
     /// How analyses run: caches, local-image roots, sandbox limits.
     pub analysis: crate::job::AnalysisSettings,
 }
@@ -159,6 +163,7 @@ impl Default for ServiceConfig {
             shutdown_grace: Duration::from_secs(60),
             max_body_bytes: 64 << 20,
             metrics_token: None,
+            secret_key: None,
             analysis: crate::job::AnalysisSettings::default(),
         }
     }

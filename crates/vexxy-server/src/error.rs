@@ -15,7 +15,8 @@ use utoipa::ToSchema;
 pub struct ErrorBody {
     /// Machine-readable: unauthorized, premium_required, quota_exceeded,
     /// not_found, bad_request, not_complete, already_finished, gone,
-    /// payload_too_large, unavailable, internal, command_override_forbidden.
+    /// payload_too_large, unavailable, internal, command_override_forbidden,
+    /// no_secret_key.
     pub code: &'static str,
     pub message: String,
     /// Analyses used this month (429 only).
@@ -138,6 +139,27 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
+
+    /// 503: the service has no server secret key, so it stores no signing
+    /// keys or registry passwords (and signs nothing).
+    pub fn no_secret_key() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_secret_key",
+            crate::tenant::OrgSecretsError::NoServerKey.to_string(),
+        )
+    }
+}
+
+impl From<crate::tenant::OrgSecretsError> for ApiError {
+    fn from(e: crate::tenant::OrgSecretsError) -> Self {
+        use crate::tenant::OrgSecretsError;
+        match e {
+            OrgSecretsError::NoServerKey => Self::no_secret_key(),
+            OrgSecretsError::BadInput(m) => Self::unprocessable(m),
+            OrgSecretsError::Store(e) => e.into(),
+        }
+    }
 }
 
 impl From<vexxy_store::StoreError> for ApiError {
@@ -145,6 +167,9 @@ impl From<vexxy_store::StoreError> for ApiError {
         match e {
             vexxy_store::StoreError::NotFound(what) => Self::not_found(what),
             vexxy_store::StoreError::Invalid(m) => Self::unprocessable(m),
+            vexxy_store::StoreError::Secrets(e) if *e == vexxy_store::SecretsError::NoKey => {
+                Self::no_secret_key()
+            }
             vexxy_store::StoreError::BadDigest(d) => {
                 Self::bad_request(format!("not a digest: {d}"))
             }

@@ -76,13 +76,15 @@ pub fn request(
     )?)?;
     // the tenant's image is reported under the reference the tenant gave
     image.reference.clone_from(&spec.image_ref);
+    image.name.clone_from(&spec.image_name);
     image
         .insecure_registries
         .clone_from(&settings.insecure_registries);
     image.registry_timeout = settings.registry_timeout;
     // a tenant's pull never uses the operator's registry logins (the
-    // worker's docker config): anonymous until per-organisation
-    // credentials exist
+    // worker's docker config): anonymous here; the worker puts in the
+    // organisation's own login for the registry, if it has one
+    // (`tenant::pull_credentials`)
     image.credentials = vexxy_analyze::Credentials::Anonymous;
     check_registry(&spec.image_ref, settings)?;
     image.egress.clone_from(&settings.egress);
@@ -125,6 +127,7 @@ pub fn request(
         findings,
         decide: DecideSettings::at(timestamp),
         reuse_profile: true,
+        allow_report_mismatch: spec.allow_report_mismatch,
     })
 }
 
@@ -249,6 +252,10 @@ mod tests {
             scan_report: None,
             sbom: None,
             callback_url: None,
+            image_name: None,
+            allow_report_mismatch: false,
+            sign: false,
+            attach: false,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod job;
 mod leftovers;
 pub mod metrics;
 pub mod routes;
+pub mod tenant;
 pub mod webhook;
 pub mod worker;
 

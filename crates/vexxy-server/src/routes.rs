@@ -9,7 +9,7 @@ use axum::{
     http::{header, request::Parts, HeaderMap, StatusCode},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
+    routing::{delete, get, post, put},
     Json, Router,
 };
 use utoipa::{
@@ -29,10 +29,15 @@ use crate::{
         rfc3339, CancelResponse, JobList, JobSpec, JobStatus, ListQuery, Quota, Results,
         SubmitRequest, SubmitResponse, Summary,
     },
+    api::{
+        Attestation, GenerateSigningKey, ImportSigningKey, RegistryAllowlist,
+        RegistryCredentialInfo, RegistryCredentialList, RegistryCredentialRequest, SigningKeyInfo,
+        SigningKeyList,
+    },
     body,
     error::{ApiError, ErrorBody},
     metrics::HttpLabel,
-    Service,
+    tenant, Service,
 };
 
 type AppState = Arc<Service>;
@@ -48,6 +53,24 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/api/v1/analysis/{id}/artifacts/{name}", get(artifact))
         .route("/api/v1/analysis/{id}", delete(cancel))
         .route("/api/v1/quota", get(quota))
+        .route(
+            "/api/v1/signing-keys",
+            post(generate_signing_key).get(list_signing_keys),
+        )
+        .route("/api/v1/signing-keys/import", post(import_signing_key))
+        .route("/api/v1/signing-keys/{id}", delete(revoke_signing_key))
+        .route(
+            "/api/v1/registry-credentials",
+            get(list_registry_credentials),
+        )
+        .route(
+            "/api/v1/registry-credentials/{registry}",
+            put(set_registry_credential).delete(delete_registry_credential),
+        )
+        .route(
+            "/api/v1/registry-allowlist",
+            get(get_registry_allowlist).put(set_registry_allowlist),
+        )
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -215,6 +238,17 @@ async fn submit(
     // a 422, not a job; names are checked, resolved, when the pull starts
     crate::job::check_registry(&spec.image_ref, &svc.config.analysis)
         .map_err(|e| ApiError::unprocessable(format!("image_ref: {e}")))?;
+    // and the organisation's own list: a reference passes both
+    let allow = svc.store.registry_allowlist(&caller.org.id).await?;
+    tenant::check_org_allowlist(
+        &spec.image_ref,
+        &allow,
+        &svc.config.analysis.insecure_registries,
+    )
+    .map_err(|e| ApiError::unprocessable(format!("image_ref: {e}")))?;
+    if spec.sign {
+        check_can_sign(&svc, &caller, &spec).await?;
+    }
     // a run of another command is evidence about that command only
     // (docs/confidence.md); an organisation may be held to the image's own
     if !spec.command.is_empty() && !caller.org.allow_command_override {
@@ -374,7 +408,7 @@ async fn results(
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok())
         .unwrap_or_default();
-    let links = ArtifactKind::ALL
+    let mut links: std::collections::BTreeMap<String, String> = ArtifactKind::ALL
         .iter()
         .filter(|kind| artifacts.iter().any(|a| a.name == kind.file_name()))
         .map(|kind| {
@@ -384,6 +418,19 @@ async fn results(
             )
         })
         .collect();
+    if artifacts.iter().any(|a| a.name == tenant::ATTESTATION_FILE) {
+        links.insert(
+            tenant::ATTESTATION_LINK.to_owned(),
+            format!(
+                "/api/v1/analysis/{id}/artifacts/{}",
+                tenant::ATTESTATION_FILE
+            ),
+        );
+    }
+    let attestation: Option<Attestation> = job
+        .attestation
+        .as_deref()
+        .and_then(|a| serde_json::from_str(a).ok());
     svc.store
         .audit(
             Some(&caller.org.id),
@@ -401,6 +448,7 @@ async fn results(
         summary,
         vex_document,
         links,
+        attestation,
     }))
 }
 
@@ -615,6 +663,321 @@ async fn metrics(State(svc): State<AppState>, headers: HeaderMap) -> Result<Resp
         .into_response())
 }
 
+/// A job that signs needs the server's key and an active signing key of
+/// its organisation; one that attaches, an image in a registry.
+async fn check_can_sign(svc: &Service, caller: &Caller, spec: &JobSpec) -> Result<(), ApiError> {
+    if spec.attach && tenant::registry_of_reference(&spec.image_ref).is_none() {
+        return Err(ApiError::unprocessable(format!(
+            "config.attach: {:?} is not an image in a registry; an attestation can only be attached to one (sign keeps it with the results)",
+            spec.image_ref
+        )));
+    }
+    if svc.config.secret_key.is_none() {
+        return Err(ApiError::no_secret_key());
+    }
+    if svc
+        .store
+        .active_signing_key_record(&caller.org.id)
+        .await?
+        .is_none()
+    {
+        let field = if spec.attach {
+            "config.attach"
+        } else {
+            "config.sign"
+        };
+        return Err(ApiError::unprocessable(format!(
+            "{field}: organisation {} has no active signing key (POST /api/v1/signing-keys)",
+            caller.org.name
+        )));
+    }
+    Ok(())
+}
+
+/// Largest body of the signing-key, credential and allow-list endpoints.
+const SMALL_BODY_BYTES: usize = 64 << 10;
+
+/// A small JSON body (at most [`SMALL_BODY_BYTES`]): 413 past it, 422
+/// naming the field when it does not fit the type.
+#[derive(Debug)]
+pub struct SmallJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> FromRequest<AppState> for SmallJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &AppState) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::bad_request(
+                "expected a request with `Content-Type: application/json`",
+            ));
+        }
+        let too_large = || {
+            ApiError::payload_too_large(format!(
+                "request body larger than {SMALL_BODY_BYTES} bytes"
+            ))
+        };
+        if req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|n| n > SMALL_BODY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), SMALL_BODY_BYTES)
+            .await
+            .map_err(|_| too_large())?;
+        match Json::<T>::from_bytes(&bytes) {
+            Ok(Json(v)) => Ok(Self(v)),
+            // serde's messages name the field and position, never the value
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::unprocessable(e.body_text())),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/signing-keys", tag = "organization",
+    request_body = GenerateSigningKey,
+    responses(
+        (status = 201, description = "Generated; it is now the organisation's active signing key (the private key never leaves the server)", body = SigningKeyInfo),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "Unknown algorithm", body = ErrorBody),
+        (status = 503, description = "No server secret key configured (no_secret_key), or storage unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn generate_signing_key(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+    SmallJson(body): SmallJson<GenerateSigningKey>,
+) -> Result<Response, ApiError> {
+    let algorithm = tenant::parse_algorithm(body.algorithm.as_deref().unwrap_or("p256"))
+        .map_err(ApiError::unprocessable)?;
+    let record = tenant::generate_signing_key(
+        &svc.store,
+        svc.config.secret_key.as_ref(),
+        &caller.org.id,
+        algorithm,
+        Some(&caller.key_id),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(SigningKeyInfo::from(&record))).into_response())
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/signing-keys/import", tag = "organization",
+    request_body = ImportSigningKey,
+    responses(
+        (status = 201, description = "Imported; it is now the organisation's active signing key", body = SigningKeyInfo),
+        (status = 401, body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Not an unencrypted PKCS#8 (or SEC1 P-256) ECDSA P-256 or Ed25519 private key, or over 16 KiB", body = ErrorBody),
+        (status = 503, description = "No server secret key configured (no_secret_key), or storage unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn import_signing_key(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+    SmallJson(body): SmallJson<ImportSigningKey>,
+) -> Result<Response, ApiError> {
+    let pem = vexxy_store::SecretString::new(body.private_key_pem);
+    let record = tenant::import_signing_key(
+        &svc.store,
+        svc.config.secret_key.as_ref(),
+        &caller.org.id,
+        &pem,
+        Some(&caller.key_id),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(SigningKeyInfo::from(&record))).into_response())
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/signing-keys", tag = "organization",
+    responses(
+        (status = 200, description = "The organisation's keys, newest first: public keys and keyids, never a private key", body = SigningKeyList),
+        (status = 401, body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn list_signing_keys(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<SigningKeyList>, ApiError> {
+    let keys = svc.store.signing_keys(&caller.org.id).await?;
+    svc.store
+        .audit(
+            Some(&caller.org.id),
+            Some(&caller.key_id),
+            "list_signing_keys",
+            None,
+            None,
+        )
+        .await?;
+    Ok(Json(SigningKeyList {
+        items: keys.iter().map(SigningKeyInfo::from).collect(),
+    }))
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/signing-keys/{id}", tag = "organization",
+    params(("id" = String, Path, description = "The key's id")),
+    responses(
+        (status = 204, description = "Revoked: no longer listed or used, its private key erased; jobs that sign need another active key"),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such key in this organisation", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn revoke_signing_key(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    svc.store
+        .revoke_signing_key(&caller.org.id, &id, Some(&caller.key_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    put, path = "/api/v1/registry-credentials/{registry}", tag = "organization",
+    params(("registry" = String, Path, description = "host[:port] as image references name the registry (docker.io for Docker Hub)")),
+    request_body = RegistryCredentialRequest,
+    responses(
+        (status = 200, description = "Stored (replacing an earlier login for the registry); the password is sealed and never returned", body = RegistryCredentialInfo),
+        (status = 401, body = ErrorBody),
+        (status = 413, description = "Body over 64 KiB", body = ErrorBody),
+        (status = 422, description = "Not a registry host[:port], or an empty or oversized user name or password", body = ErrorBody),
+        (status = 503, description = "No server secret key configured (no_secret_key), or storage unavailable", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn set_registry_credential(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+    Path(registry): Path<String>,
+    SmallJson(body): SmallJson<RegistryCredentialRequest>,
+) -> Result<Json<RegistryCredentialInfo>, ApiError> {
+    let registry = tenant::registry_name(&registry).map_err(ApiError::unprocessable)?;
+    let Some(key) = &svc.config.secret_key else {
+        return Err(ApiError::no_secret_key());
+    };
+    let password = vexxy_store::SecretString::new(body.password);
+    let stored = svc
+        .store
+        .set_registry_credential(
+            key,
+            &caller.org.id,
+            &registry,
+            body.username.trim(),
+            &password,
+            Some(&caller.key_id),
+        )
+        .await?;
+    Ok(Json(RegistryCredentialInfo::from(&stored)))
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/registry-credentials", tag = "organization",
+    responses(
+        (status = 200, description = "The organisation's registry logins: registries and user names only", body = RegistryCredentialList),
+        (status = 401, body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn list_registry_credentials(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<RegistryCredentialList>, ApiError> {
+    let list = svc.store.registry_credentials(&caller.org.id).await?;
+    svc.store
+        .audit(
+            Some(&caller.org.id),
+            Some(&caller.key_id),
+            "list_registry_credentials",
+            None,
+            None,
+        )
+        .await?;
+    Ok(Json(RegistryCredentialList {
+        items: list.iter().map(RegistryCredentialInfo::from).collect(),
+    }))
+}
+
+#[utoipa::path(
+    delete, path = "/api/v1/registry-credentials/{registry}", tag = "organization",
+    params(("registry" = String, Path, description = "host[:port]")),
+    responses(
+        (status = 204, description = "Deleted: the organisation's pulls from this registry are anonymous"),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "The organisation has no login for this registry", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn delete_registry_credential(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+    Path(registry): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let registry = tenant::registry_name(&registry)
+        .map_err(|_| ApiError::not_found(format!("registry credential for {registry:?}")))?;
+    svc.store
+        .delete_registry_credential(&caller.org.id, &registry, Some(&caller.key_id))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/registry-allowlist", tag = "organization",
+    responses(
+        (status = 200, description = "The registries the organisation's jobs may name (empty: any the operator allows)", body = RegistryAllowlist),
+        (status = 401, body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn get_registry_allowlist(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<RegistryAllowlist>, ApiError> {
+    let hosts = svc.store.registry_allowlist(&caller.org.id).await?;
+    svc.store
+        .audit(
+            Some(&caller.org.id),
+            Some(&caller.key_id),
+            "get_registry_allowlist",
+            None,
+            None,
+        )
+        .await?;
+    Ok(Json(RegistryAllowlist { hosts }))
+}
+
+#[utoipa::path(
+    put, path = "/api/v1/registry-allowlist", tag = "organization",
+    request_body = RegistryAllowlist,
+    responses(
+        (status = 200, description = "Replaced (an empty list clears it); submissions naming another registry are refused with 422, and so are queued jobs when they start", body = RegistryAllowlist),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "An entry is not host, host:port or *.suffix, or more than 100 entries", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+async fn set_registry_allowlist(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+    SmallJson(body): SmallJson<RegistryAllowlist>,
+) -> Result<Json<RegistryAllowlist>, ApiError> {
+    let entries = tenant::allowlist_entries(&body.hosts).map_err(ApiError::unprocessable)?;
+    let hosts = svc
+        .store
+        .set_registry_allowlist(&caller.org.id, &entries, Some(&caller.key_id))
+        .await?;
+    Ok(Json(RegistryAllowlist { hosts }))
+}
+
 async fn openapi_json() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
@@ -652,15 +1015,23 @@ impl Modify for BearerAuth {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "vexxy", description = "Evidence-backed VEX for container images, as a service."),
-    paths(submit, status, results, artifact, cancel, list, quota, healthz, readyz, metrics),
+    paths(
+        submit, status, results, artifact, cancel, list, quota, generate_signing_key,
+        import_signing_key, list_signing_keys, revoke_signing_key, set_registry_credential,
+        list_registry_credentials, delete_registry_credential, get_registry_allowlist,
+        set_registry_allowlist, healthz, readyz, metrics
+    ),
     components(schemas(
         SubmitRequest, crate::api::SubmitConfig, SubmitResponse, JobStatus, Results, Summary,
-        CancelResponse, JobList, Quota, ErrorBody, crate::api::WebhookPayload
+        CancelResponse, JobList, Quota, ErrorBody, crate::api::WebhookPayload, Attestation,
+        GenerateSigningKey, ImportSigningKey, SigningKeyInfo, SigningKeyList,
+        RegistryCredentialRequest, RegistryCredentialInfo, RegistryCredentialList,
+        RegistryAllowlist
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "analysis", description = "Submit images, follow jobs, fetch VEX and evidence"),
-        (name = "organization", description = "The calling organisation"),
+        (name = "organization", description = "The calling organisation: quota, signing keys, registry credentials, registry allow-list"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -164,7 +164,7 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
             return;
         }
     };
-    let request = match crate::job::request(&spec, &svc.config.analysis) {
+    let mut request = match crate::job::request(&spec, &svc.config.analysis) {
         Ok(r) => r,
         Err(e) => {
             let transient = e.kind() != ErrorKind::BadInput;
@@ -172,6 +172,22 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
             return;
         }
     };
+    // the organisation's settings: its allow-list (again), its signing
+    // key when the job signs, its own login for the registry (else
+    // anonymous; never another's, never the operator's)
+    let org_id = lease.job.org_id.clone();
+    let credentials = match crate::tenant::admit_job(svc, &org_id, &spec).await {
+        Ok(()) => crate::tenant::pull_credentials(svc, &org_id, &spec.image_ref).await,
+        Err(e) => Err(e),
+    };
+    match credentials {
+        Ok(c) => request.image.credentials = c,
+        Err(e) => {
+            let transient = e.kind() != ErrorKind::BadInput;
+            finish_failed(svc, &lease, &e.to_string(), transient).await;
+            return;
+        }
+    }
     tracing::info!(image = %spec.image_ref, "analysis started");
     let control = JobControl::new();
     svc.register_local(&id, lease.token, &control);
@@ -217,25 +233,38 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
         result.is_none() || matches!(&result, Some(Ok(Err(e))) if e.kind() == ErrorKind::Cancelled);
     let outcome = match result {
         Some(Ok(Ok(output))) if !why.lost => {
-            match store_results(svc, &lease, &spec, output).await {
-                Ok(true) => {
-                    tracing::info!(secs = began.elapsed().as_secs_f64(), "analysis complete");
-                    "complete"
-                }
-                Ok(false) => {
-                    tracing::info!("lease lost before completion; results discarded");
-                    "discarded"
-                }
+            // sign (and attach) before anything is recorded: a job that
+            // asked for an attestation completes only with it
+            let published = match crate::tenant::publish(svc, &org_id, &spec, &output).await {
+                Ok(p) => Ok(p),
                 Err(e) => {
-                    finish_failed(
-                        svc,
-                        &lease,
-                        &format!("storing the results of job {id}: {e}"),
-                        true,
-                    )
-                    .await;
-                    "failed"
+                    tracing::warn!(retriable = e.is_retriable(), "{e}");
+                    finish_failed(svc, &lease, &e.to_string(), e.is_retriable()).await;
+                    Err(())
                 }
+            };
+            match published {
+                Err(()) => "failed",
+                Ok(published) => match store_results(svc, &lease, &spec, output, published).await {
+                    Ok(true) => {
+                        tracing::info!(secs = began.elapsed().as_secs_f64(), "analysis complete");
+                        "complete"
+                    }
+                    Ok(false) => {
+                        tracing::info!("lease lost before completion; results discarded");
+                        "discarded"
+                    }
+                    Err(e) => {
+                        finish_failed(
+                            svc,
+                            &lease,
+                            &format!("storing the results of job {id}: {e}"),
+                            true,
+                        )
+                        .await;
+                        "failed"
+                    }
+                },
             }
         }
         Some(Ok(Ok(_))) | None if why.lost => {
@@ -310,9 +339,26 @@ async fn store_results(
     lease: &Lease,
     spec: &JobSpec,
     outcome: vexxy_analyze::AnalysisOutcome,
+    published: Option<crate::tenant::Published>,
 ) -> Result<bool, vexxy_store::StoreError> {
     let summary = Summary::of(&outcome);
     let mut artifacts = Vec::new();
+    let mut attestation = None;
+    if let Some(p) = published {
+        if let Some(bytes) = p.envelope {
+            let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+            let size = bytes.len() as i64;
+            svc.store.touch_blob(&digest, size).await?;
+            svc.evidence.put(bytes).await?;
+            artifacts.push(Artifact {
+                media_type: crate::tenant::ATTESTATION_MEDIA_TYPE.to_owned(),
+                name: crate::tenant::ATTESTATION_FILE.to_owned(),
+                digest,
+                size,
+            });
+        }
+        attestation = serde_json::to_string(&p.attestation).ok();
+    }
     for (kind, bytes) in outcome.artifacts {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         let size = bytes.len() as i64;
@@ -345,7 +391,14 @@ async fn store_results(
     });
     let summary_json = serde_json::to_string(&summary).unwrap_or_else(|_| "{}".into());
     svc.store
-        .complete(lease, digest.as_deref(), &artifacts, &summary_json, webhook)
+        .complete_attested(
+            lease,
+            digest.as_deref(),
+            &artifacts,
+            &summary_json,
+            attestation.as_deref(),
+            webhook,
+        )
         .await
 }
 

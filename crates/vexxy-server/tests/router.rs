@@ -86,6 +86,7 @@ fn outcome(image_ref: &str) -> AnalysisOutcome {
         artifacts,
         packages: 0,
         used_packages: 0,
+        report_mismatch: None,
         timings: Default::default(),
     }
 }

@@ -26,13 +26,13 @@ use crate::{
 /// scanner report): status polls and listings never load it.
 const JOB_COLUMNS: &str = "id, org_id, image_ref, image_digest, callback_url, priority, \
     state, progress, phase, attempts, max_attempts, lease_owner, lease_token, timeout_ms, error, \
-    summary, created_at, started_at, completed_at, updated_at, expired_at";
+    summary, created_at, started_at, completed_at, updated_at, expired_at, attestation";
 
 /// What a worker needs: the columns and the request.
 const CLAIM_COLUMNS: &str =
     "id, org_id, image_ref, image_digest, request, callback_url, priority, \
     state, progress, phase, attempts, max_attempts, lease_owner, lease_token, timeout_ms, error, \
-    summary, created_at, started_at, completed_at, updated_at, expired_at";
+    summary, created_at, started_at, completed_at, updated_at, expired_at, attestation";
 
 fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
     let state: String = row.try_get("state")?;
@@ -60,6 +60,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
         completed_at: row.try_get("completed_at")?,
         updated_at: row.try_get("updated_at")?,
         expired_at: row.try_get("expired_at")?,
+        attestation: row.try_get("attestation")?,
     })
 }
 
@@ -435,13 +436,28 @@ impl Store {
         summary: &str,
         webhook: Option<NewDelivery>,
     ) -> Result<bool, StoreError> {
+        self.complete_attested(lease, image_digest, artifacts, summary, None, webhook)
+            .await
+    }
+
+    /// [`Store::complete`] that also records what the job attached to its
+    /// image (`attestation`, JSON), in the same transaction.
+    pub async fn complete_attested(
+        &self,
+        lease: &Lease,
+        image_digest: Option<&str>,
+        artifacts: &[Artifact],
+        summary: &str,
+        attestation: Option<&str>,
+        webhook: Option<NewDelivery>,
+    ) -> Result<bool, StoreError> {
         let now = now_ms();
         let mut w = self.writer().await?;
         let mut tx = w.begin().await?;
         let done = sqlx::query(
             "UPDATE jobs SET state = 'complete', progress = 100, phase = NULL, summary = $1, \
              image_digest = COALESCE(image_digest, $2), completed_at = $3, updated_at = $3, \
-             lease_owner = NULL, lease_expires_at = NULL, error = NULL \
+             lease_owner = NULL, lease_expires_at = NULL, error = NULL, attestation = $6 \
              WHERE id = $4 AND lease_token = $5 AND state IN ('running', 'analyzing')",
         )
         .bind(summary)
@@ -449,6 +465,7 @@ impl Store {
         .bind(now)
         .bind(&lease.job.id)
         .bind(lease.token)
+        .bind(attestation)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {

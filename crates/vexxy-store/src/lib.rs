@@ -1,7 +1,9 @@
 //! Storage for the vexxy service: the database (SQLite by default,
 //! PostgreSQL to scale out) with its migrations, the job queue with
 //! leases and fencing, tenants and keys, the audit log, the webhook
-//! outbox, retention, the content-addressed evidence store, and the
+//! outbox, retention, the content-addressed evidence store, the
+//! organisations' signing keys, registry credentials and allow-lists
+//! (secrets sealed under the server's key, [`secrets`]), and the
 //! exponential backoff of every retry.
 //!
 //! No HTTP here, and no analysis: the server and the workers call in.
@@ -12,9 +14,11 @@ mod db;
 pub mod evidence;
 pub mod jobs;
 pub mod model;
+pub mod org_secrets;
 pub mod retention;
 #[cfg(feature = "s3")]
 pub mod s3;
+pub mod secrets;
 pub mod tenants;
 pub mod webhooks;
 
@@ -22,6 +26,7 @@ pub use backoff::Backoff;
 pub use db::{free_space, redact, Backend, Store};
 pub use evidence::{EvidenceStore, LocalStore};
 pub use model::{Artifact, Caller, Job, JobEvent, JobState, Org, Tier};
+pub use secrets::{SecretString, SecretsError, ServerKey};
 
 /// What can go wrong in storage. The text names the path, id or digest.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +59,18 @@ pub enum StoreError {
     /// The storage did not answer in time or cannot take writes now.
     #[error("{0}")]
     Unavailable(String),
+    /// A tenant's secret could not be sealed or opened (no server key,
+    /// another server key, a changed value). Never carries the secret.
+    /// (Boxed: it names the organisation and keys, and every storage
+    /// result carries this type.)
+    #[error(transparent)]
+    Secrets(Box<SecretsError>),
+}
+
+impl From<SecretsError> for StoreError {
+    fn from(e: SecretsError) -> Self {
+        Self::Secrets(Box::new(e))
+    }
 }
 
 impl StoreError {

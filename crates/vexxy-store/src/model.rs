@@ -182,6 +182,9 @@ pub struct Job {
     pub updated_at: i64,
     /// Set when retention removed the job's evidence.
     pub expired_at: Option<i64>,
+    /// What the job attached to its image (JSON), when it signed and
+    /// attached its VEX.
+    pub attestation: Option<String>,
 }
 
 /// One state change of a job, for the audit trail and the crash test.

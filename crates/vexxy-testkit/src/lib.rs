@@ -19,6 +19,7 @@ pub mod hooks;
 pub mod pg;
 pub mod registry;
 mod tmpfs;
+pub mod trivy;
 
 pub use pg::{require_postgres, TestDatabase};
 pub use tmpfs::Tmpfs;

@@ -213,4 +213,3 @@ fn htpasswd_line(user: &str, pass: &str) -> String {
     assert!(out.status.success(), "htpasswd failed");
     String::from_utf8(out.stdout).expect("utf-8")
 }
-

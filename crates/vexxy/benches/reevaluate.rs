@@ -54,6 +54,8 @@ fn main() {
                 "--fresh",
                 "--duration",
                 &format!("{seconds}s"),
+                // the real report is of the official nginx image, not the test image
+                "--allow-report-mismatch",
                 "--scan",
             ])
             .arg(reports.join("dimpact_nginx-latest_2025-06-08_grype.json"))
@@ -64,7 +66,7 @@ fn main() {
         .map(|i| {
             timed(
                 Command::new(vexxy)
-                    .args(["reevaluate", "-q", "--profile"])
+                    .args(["reevaluate", "-q", "--allow-report-mismatch", "--profile"])
                     .arg(analysis.join("profile.json"))
                     .arg("--scan")
                     .arg(reports.join("dimpact_nginx-latest_2025-06-08_trivy.json"))

@@ -15,7 +15,9 @@ Exit codes:
      no OCI runtime, no overlayfs or cgroups): the message says what is missing
   5  (service client) the service reports the job failed or was cancelled
   6  (service client) the service refused the request: bad API key, tier
-     or quota (the message says which; for the quota, used and limit)";
+     or quota (the message says which; for the quota, used and limit)
+  7  (vex fetch, verify --image) no attestation attached to the image
+     verifies with the key";
 
 /// Evidence-backed VEX for container images.
 #[derive(Debug, Parser)]
@@ -46,8 +48,13 @@ pub(crate) enum Command {
     Vex(Box<VexCmd>),
     /// Sign a VEX document as an in-toto attestation in a DSSE envelope.
     Attest(AttestArgs),
-    /// Verify a DSSE envelope and print its statement's subject.
+    /// Verify a DSSE envelope, or every attestation attached to an image
+    /// (--image), and print what each is about.
     Verify(VerifyArgs),
+    /// Attach a signed attestation (a DSSE envelope, `vexxy attest`) to an
+    /// image in its registry: cosign's `.att` tag (which `trivy image --vex
+    /// oci` reads) and an OCI 1.1 referrer (which keeps the history).
+    Attach(AttachArgs),
     /// Generate a signing key pair (PEM).
     Keygen(KeygenArgs),
     /// Catalog an image's packages with the files each owns and write an SBOM.
@@ -220,6 +227,13 @@ pub(crate) struct ServiceArgs {
         hide_env_values = true
     )]
     pub(crate) metrics_token: Option<String>,
+    /// File holding the server secret key (32 random bytes as 64 hex
+    /// digits or base64, e.g. `openssl rand -hex 32`): it seals
+    /// organisations' signing keys and registry passwords at rest. Without
+    /// it (or VEXXY_SECRET_KEY holding the key itself) those features are
+    /// refused. Keep it outside the data directory and its backups.
+    #[arg(long, value_name = "FILE", env = "VEXXY_SECRET_KEY_FILE")]
+    pub(crate) secret_key_file: Option<PathBuf>,
     /// Fixed document timestamp (RFC 3339) for reproducible output.
     #[arg(long, value_name = "RFC3339", hide = true)]
     pub(crate) timestamp: Option<String>,
@@ -285,6 +299,30 @@ pub(crate) enum AdminCommand {
         #[arg(value_parser = ["allow", "forbid"])]
         policy: String,
     },
+    /// Manage an organisation's signing keys: jobs submitted with `sign`
+    /// or `attach` sign their OpenVEX with the active one (needs the
+    /// server secret key).
+    SigningKey {
+        #[command(subcommand)]
+        command: crate::cmd::admin::SigningKeyCommand,
+    },
+    /// Manage an organisation's registry logins: its jobs pull (and
+    /// attach) with them (needs the server secret key).
+    RegistryCredential {
+        #[command(subcommand)]
+        command: crate::cmd::admin::RegistryCredentialCommand,
+    },
+    /// Set the registries an organisation's jobs may name (on top of
+    /// --registry-allow); without hosts, show the list.
+    RegistryAllow {
+        org: String,
+        /// host, host:port or *.suffix.
+        #[arg(value_name = "HOST")]
+        hosts: Vec<String>,
+        /// Remove the organisation's list.
+        #[arg(long, conflicts_with = "hosts")]
+        clear: bool,
+    },
 }
 
 /// Which vexxy service to talk to, and as whom.
@@ -316,6 +354,10 @@ pub(crate) struct SubmitArgs {
     /// service's host).
     #[arg(value_name = "IMAGE")]
     pub(crate) image: String,
+    /// The repository the image is scanned from: the VEX product's name
+    /// (needed for a local image without a name of its own).
+    #[arg(long, value_name = "REPOSITORY")]
+    pub(crate) name: Option<String>,
     #[command(flatten)]
     pub(crate) server: ServerArgs,
     /// Exercise window (e.g. 30s, 2m); default: the service's (30s unless
@@ -341,6 +383,19 @@ pub(crate) struct SubmitArgs {
     /// SBOM (SPDX, CycloneDX, Syft JSON) of the image.
     #[arg(long, value_name = "FILE", conflicts_with = "scan")]
     pub(crate) sbom: Option<PathBuf>,
+    /// Decide a report (or SBOM) made for another image than this one:
+    /// statements then carry the versions installed in this image and the
+    /// summary lists what differed. Without it such a report exits 2.
+    #[arg(long)]
+    pub(crate) allow_report_mismatch: bool,
+    /// Sign the VEX document with the organisation's signing key (an
+    /// in-toto attestation kept beside the results).
+    #[arg(long)]
+    pub(crate) sign: bool,
+    /// Sign it and attach the attestation to the image in its registry
+    /// (with the organisation's registry login); registry images only.
+    #[arg(long)]
+    pub(crate) attach: bool,
     /// URL the service calls when the job finishes.
     #[arg(long, value_name = "URL")]
     pub(crate) callback_url: Option<String>,
@@ -419,6 +474,11 @@ pub(crate) struct DecideArgs {
     /// the profile, runtime SBOM and report are written.
     #[arg(long, value_name = "FILE", conflicts_with = "scan")]
     pub(crate) sbom: Option<PathBuf>,
+    /// Decide a report (or SBOM) made for another image than this one:
+    /// statements then carry the versions installed in this image and the
+    /// summary lists what differed. Without it such a report exits 2.
+    #[arg(long)]
+    pub(crate) allow_report_mismatch: bool,
     /// Extra configuration rules (TOML, see docs/rules.md); repeatable.
     #[arg(long, value_name = "FILE")]
     pub(crate) rules: Vec<PathBuf>,
@@ -598,6 +658,12 @@ pub(crate) struct SandboxArgs {
 /// How to fetch an image.
 #[derive(Debug, Args)]
 pub(crate) struct ImageArgs {
+    /// The repository the image is pushed to and scanned from
+    /// (registry.example/team/app): the VEX product's name, which scanners
+    /// match by its last path segment. Needed for a local image (OCI
+    /// layout, archive) that carries no name of its own.
+    #[arg(long, value_name = "REPOSITORY")]
+    pub(crate) name: Option<String>,
     /// Platform to pick from a multi-platform image, os/arch[/variant] (default: this host's).
     #[arg(long, value_name = "OS/ARCH")]
     pub(crate) platform: Option<String>,
@@ -686,6 +752,9 @@ pub(crate) enum VexAction {
     /// Validate an OpenVEX document against the official schema and the
     /// conventions scanners match on.
     Validate(ValidateArgs),
+    /// Find the VEX attestations attached to an image in its registry,
+    /// verify them and write the newest verified OpenVEX document.
+    Fetch(FetchArgs),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -740,6 +809,10 @@ pub(crate) struct GenerateArgs {
     /// every image of that name).
     #[arg(long)]
     pub(crate) allow_unpinned_product: bool,
+    /// With --image: decide a report made for another image (statements
+    /// carry the versions installed in the image).
+    #[arg(long)]
+    pub(crate) allow_report_mismatch: bool,
     /// Extra configuration rules (TOML, see docs/rules.md); repeatable.
     #[arg(long, value_name = "FILE")]
     pub(crate) rules: Vec<PathBuf>,
@@ -811,15 +884,85 @@ pub(crate) struct AttestArgs {
     /// Private key (PKCS#8 PEM, ECDSA P-256 or Ed25519; `vexxy keygen` makes one).
     #[arg(long, value_name = "KEY.pem")]
     pub(crate) key: PathBuf,
-    /// The image the attestation is about: NAME@sha256:DIGEST.
+    /// The image the attestation is about: NAME@sha256:DIGEST (default:
+    /// the --push repository, or the document's product, at the digest
+    /// the document's products name).
     #[arg(long, value_name = "NAME@sha256:…")]
-    pub(crate) subject: String,
+    pub(crate) subject: Option<String>,
     /// The VEX document (JSON) to attest.
     #[arg(value_name = "VEX.json")]
     pub(crate) vex: PathBuf,
-    /// Output file for the envelope (default stdout).
+    /// Output file for the envelope (default stdout, unless --push).
     #[arg(short, long, value_name = "FILE")]
     pub(crate) output: Option<PathBuf>,
+    /// Also attach the attestation to this image in its registry
+    /// (REGISTRY/REPOSITORY[:TAG]): to the digest it is about, as `vexxy
+    /// attach` does.
+    #[arg(long, value_name = "IMAGE")]
+    pub(crate) push: Option<String>,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+}
+
+/// How to reach a registry to attach or fetch attestations.
+#[derive(Debug, Args)]
+pub(crate) struct RegistryArgs {
+    /// Registry (host:port) to reach over plain HTTP; repeatable.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) insecure_registry: Vec<String>,
+    /// Registry credentials USER:PASSWORD (default: the docker config's).
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "VEXXY_REGISTRY_CREDS",
+        hide_env_values = true
+    )]
+    pub(crate) creds: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct AttachArgs {
+    /// The image: REGISTRY/REPOSITORY[:TAG|@sha256:DIGEST]. The envelope's
+    /// statement must be about the digest it resolves to.
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: String,
+    /// The DSSE envelope (`vexxy attest -o`).
+    #[arg(value_name = "ENVELOPE")]
+    pub(crate) envelope: PathBuf,
+    /// Verify the envelope with this public key before attaching it.
+    #[arg(long, value_name = "PUB.pem")]
+    pub(crate) key: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+pub(crate) struct FetchArgs {
+    /// The image: REGISTRY/REPOSITORY[:TAG|@sha256:DIGEST].
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: String,
+    /// Public key (SPKI PEM) the attestation must verify with.
+    #[arg(
+        long,
+        value_name = "PUB.pem",
+        required_unless_present = "keyless_identity"
+    )]
+    pub(crate) key: Option<PathBuf>,
+    /// Verify against a Sigstore keyless identity instead of a key (needs
+    /// Fulcio's and Rekor's roots; not available offline: refused).
+    #[arg(long, value_name = "IDENTITY")]
+    pub(crate) keyless_identity: Option<String>,
+    /// Where to write the newest verified OpenVEX document (default stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// List every attestation found and what became of it, as JSON, on stdout
+    /// (the document is then written only with -o).
+    #[arg(long)]
+    pub(crate) list: bool,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -828,11 +971,21 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "PUB.pem")]
     pub(crate) key: PathBuf,
     /// The DSSE envelope.
-    #[arg(value_name = "ENVELOPE")]
-    pub(crate) envelope: PathBuf,
+    #[arg(
+        value_name = "ENVELOPE",
+        required_unless_present = "image",
+        conflicts_with = "image"
+    )]
+    pub(crate) envelope: Option<PathBuf>,
+    /// Verify every attestation attached to this image in its registry
+    /// instead: exit 2 when any OpenVEX attestation fails, 7 when none is found.
+    #[arg(long, value_name = "IMAGE")]
+    pub(crate) image: Option<String>,
     /// Also write the verified predicate (the VEX document) to this file.
     #[arg(long, value_name = "FILE")]
     pub(crate) predicate_out: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]

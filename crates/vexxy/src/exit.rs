@@ -15,6 +15,8 @@ pub(crate) enum Exit {
     JobFailed = 5,
     /// The service refused the request (401, 403, 429).
     Refused = 6,
+    /// No attestation attached to the image verifies with the key.
+    NoAttestation = 7,
 }
 
 impl From<Exit> for ExitCode {

@@ -115,7 +115,15 @@ fn nginx_analysis_decides_most_findings_and_never_clears_mapped_libraries() {
 
     let began = Instant::now();
     let res = vexxy()
-        .args(["analyze", &img, "--duration", "30s", "--fresh", "--scan"])
+        .args([
+            "analyze",
+            &img,
+            "--duration",
+            "30s",
+            "--fresh",
+            "--allow-report-mismatch",
+            "--scan",
+        ])
         .arg(grype())
         .arg("--out")
         .arg(&dir)
@@ -201,7 +209,14 @@ fn nginx_analysis_decides_most_findings_and_never_clears_mapped_libraries() {
     let again = out.path().join("b");
     let began = Instant::now();
     let res = vexxy()
-        .args(["analyze", &img, "--duration", "30s", "--scan"])
+        .args([
+            "analyze",
+            &img,
+            "--duration",
+            "30s",
+            "--allow-report-mismatch",
+            "--scan",
+        ])
         .arg(grype())
         .arg("--out")
         .arg(&again)
@@ -239,7 +254,7 @@ fn nginx_analysis_decides_most_findings_and_never_clears_mapped_libraries() {
     let re = out.path().join("re");
     let began = Instant::now();
     let res = vexxy()
-        .args(["reevaluate", "--profile"])
+        .args(["reevaluate", "--allow-report-mismatch", "--profile"])
         .arg(dir.join("profile.json"))
         .arg("--scan")
         .arg(trivy())
@@ -295,6 +310,7 @@ fn nginx_with_image_filter_reports_function_level_evidence() {
             "--duration",
             "8s",
             "--fresh",
+            "--allow-report-mismatch",
             "--scan",
         ])
         .arg(grype())

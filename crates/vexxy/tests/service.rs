@@ -201,6 +201,7 @@ fn service_vex_equals_analyze_and_the_callback_is_signed() {
             "--duration",
             "10s",
             "--wait",
+            "--allow-report-mismatch",
             "--callback-url",
         ])
         .arg(hooks.url())
@@ -230,6 +231,7 @@ fn service_vex_equals_analyze_and_the_callback_is_signed() {
             TIMESTAMP,
             "--fresh",
             "-q",
+            "--allow-report-mismatch",
         ])
         .arg("--scan")
         .arg(grype())
@@ -372,7 +374,7 @@ fn a_killed_worker_s_job_completes_exactly_once_elsewhere() {
     let first_pid = first.0.id();
     let body = serde_json::json!({
         "image_ref": image,
-        "config": {"analysis_duration": 20},
+        "config": {"analysis_duration": 20, "allow_report_mismatch": true},
         "scan_report": serde_json::from_slice::<Value>(&std::fs::read(grype()).unwrap()).unwrap(),
         "callback_url": hooks.url(),
     });
@@ -785,4 +787,129 @@ fn a_killed_server_s_sandbox_and_scratch_are_swept_when_it_starts_again() {
     assert!(left.is_empty(), "sandboxes left: {left:?}");
     let scratch = script_dirs(&work);
     assert!(scratch.is_empty(), "scratch left: {scratch:?}");
+}
+
+/// A tenant's job on a registry image that needs a login: the worker pulls
+/// with the organisation's stored credentials (the registry refuses
+/// anonymous pulls), signs the VEX with the organisation's key and attaches
+/// it in that registry, where `vexxy vex fetch` finds and verifies it with
+/// the public key the service lists.
+#[test]
+fn a_job_signs_and_attaches_its_vex_with_the_tenant_s_key_and_login() {
+    use vexxy_testkit::registry::{self, Auth, Registry, PASS, USER};
+    if !vexxy_testkit_host::require_trace() {
+        return;
+    }
+    let Some(registry_bin) = registry::tools_and_htpasswd() else {
+        return;
+    };
+    let Some(image) = vexxy_testkit::test_image("nginx") else {
+        return;
+    };
+    let _serial = serial();
+    let registry = Registry::start(&registry_bin, Auth::Htpasswd);
+    let digest = registry.push(&image.join("oci"), "latest", "team/nginx", false);
+    let reference = format!("{}/team/nginx:latest", registry.addr);
+
+    let data = tempfile::tempdir().unwrap();
+    let secret = data.path().join("server.key");
+    std::fs::write(&secret, "11".repeat(32)).unwrap();
+    let data_dir = data.path().join("data").display().to_string();
+    let secret_arg = secret.display().to_string();
+    let db = [
+        "--data-dir",
+        data_dir.as_str(),
+        "--secret-key-file",
+        secret_arg.as_str(),
+    ];
+    admin(&db, &["create-org", "acme", "--tier", "enterprise"]);
+    let key = admin(&db, &["create-key", "acme"])["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let public = admin(&db, &["signing-key", "generate", "acme"])["public_key_pem"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let public_pem = data.path().join("acme.pub");
+    std::fs::write(&public_pem, &public).unwrap();
+    let mut set = vexxy()
+        .arg("admin")
+        .args(db)
+        .args(["registry-credential", "set", "acme", &registry.addr])
+        .args(["--username", USER, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    set.stdin
+        .take()
+        .unwrap()
+        .write_all(PASS.as_bytes())
+        .unwrap();
+    assert!(set.wait().unwrap().success());
+
+    let cache = data.path().join("cache").display().to_string();
+    let (mut server, base) = serve(
+        &[
+            "--data-dir",
+            &data_dir,
+            "--secret-key-file",
+            &secret_arg,
+            "--insecure-registry",
+            &registry.addr,
+            "--egress-allow-address",
+            "127.0.0.1/32",
+        ],
+        &[("VEXXY_CACHE_DIR", cache.as_str())],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let vex = out.path().join("job.openvex.json");
+    let submitted = vexxy()
+        .args([
+            "submit",
+            &reference,
+            "--duration",
+            "10s",
+            "--wait",
+            "--attach",
+        ])
+        .arg("--allow-report-mismatch")
+        .arg("--scan")
+        .arg(grype())
+        .arg("-o")
+        .arg(&vex)
+        .args(["--server", &base])
+        .env("VEXXY_API_KEY", &key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&submitted.stderr);
+    assert!(submitted.status.success(), "submit: {stderr}");
+    let jobs = get(&format!("{base}/api/v1/analysis"), &key);
+    let id = jobs["items"][0]["job_id"].as_str().unwrap().to_owned();
+    let status = get(&format!("{base}/api/v1/analysis/{id}/status"), &key);
+    let att = &status["attestation"];
+    assert_eq!(att["status"], "attached", "{status}");
+    assert_eq!(
+        att["cosign_tag"],
+        format!("sha256-{}.att", digest.trim_start_matches("sha256:")),
+        "{status}"
+    );
+
+    // what the registry holds verifies with the key the service lists
+    let fetched = out.path().join("fetched.json");
+    let f = vexxy()
+        .args(["vex", "fetch", &reference, "--key"])
+        .arg(&public_pem)
+        .args(["--insecure-registry", &registry.addr])
+        .args(["--creds", &format!("{USER}:{PASS}")])
+        .arg("-o")
+        .arg(&fetched)
+        .output()
+        .unwrap();
+    assert!(f.status.success(), "{}", String::from_utf8_lossy(&f.stderr));
+    let a: Value = serde_json::from_slice(&std::fs::read(&vex).unwrap()).unwrap();
+    let b: Value = serde_json::from_slice(&std::fs::read(&fetched).unwrap()).unwrap();
+    assert_eq!(a, b, "the attached document is the job's");
+    server.terminate();
 }

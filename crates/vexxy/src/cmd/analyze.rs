@@ -26,6 +26,7 @@ pub(crate) fn analyze(args: &AnalyzeArgs, quiet: bool) -> Result<Exit> {
         findings: inputs::findings(args.decide.scan.as_deref(), args.decide.sbom.as_deref())?,
         decide: inputs::decide(&args.decide)?,
         reuse_profile: !args.fresh,
+        allow_report_mismatch: args.decide.allow_report_mismatch,
     };
     if !request.run.uprobes.is_empty() {
         return Err(vexxy_analyze::AnalyzeError::bad_input(
@@ -66,6 +67,7 @@ pub(crate) fn reevaluate(args: &ReevaluateArgs, quiet: bool) -> Result<Exit> {
         image: inputs::image(&reference, &args.fetch)?,
         findings: inputs::findings(args.decide.scan.as_deref(), args.decide.sbom.as_deref())?,
         decide: inputs::decide(&args.decide)?,
+        allow_report_mismatch: args.decide.allow_report_mismatch,
     };
     let outcome = super::with_analysis(quiet, |ctx| vexxy_analyze::reevaluate(&request, ctx))?;
     write_outputs(
@@ -128,6 +130,7 @@ fn write_outputs(
             report,
             &outcome.decision.summary,
             &outcome.timings,
+            outcome.report_mismatch.as_ref(),
             false,
         ),
         None if !quiet => {

@@ -378,6 +378,16 @@ pub(crate) fn submit_body(args: &SubmitArgs, uploads: Uploads) -> Result<SubmitR
     if !args.port.is_empty() {
         config.ports = Some(args.port.clone());
     }
+    config.image_name.clone_from(&args.name);
+    if args.allow_report_mismatch {
+        config.allow_report_mismatch = Some(true);
+    }
+    if args.sign {
+        config.sign = Some(true);
+    }
+    if args.attach {
+        config.attach = Some(true);
+    }
     Ok(SubmitRequest {
         image_ref: args.image.clone(),
         image_digest: args.image_digest.clone(),

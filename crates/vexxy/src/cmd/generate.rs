@@ -73,6 +73,7 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
         run_config,
         product,
         allow_unpinned_product: args.allow_unpinned_product,
+        allow_report_mismatch: args.allow_report_mismatch,
         decide,
     };
     let outcome = super::with_analysis(quiet, |ctx| vexxy_analyze::decide_static(&request, ctx))?;
@@ -118,6 +119,7 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
             &request.report,
             s,
             &outcome.timings,
+            outcome.report_mismatch.as_ref(),
             to_stdout,
         ),
         SummaryFormat::Json => summary::print_json(
@@ -125,6 +127,7 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
             &request.report,
             s,
             &outcome.timings,
+            outcome.report_mismatch.as_ref(),
             to_stdout,
         )?,
     }

@@ -151,6 +151,7 @@ pub(crate) fn existing(paths: &[PathBuf]) -> Result<Vec<vexxy_model::VexStatemen
 /// The image and how to fetch it.
 pub(crate) fn image(reference: &str, args: &ImageArgs) -> Result<ImageRequest, AnalyzeError> {
     let mut request = ImageRequest::parse(reference)?;
+    request.name.clone_from(&args.name);
     request.platform = args
         .platform
         .as_deref()

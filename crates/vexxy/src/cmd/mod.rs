@@ -1,5 +1,6 @@
 //! One module per command. Each returns the exit code on success.
 
+pub(crate) mod admin;
 mod analyze;
 mod attest;
 pub(crate) mod client;
@@ -24,10 +25,12 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Vex(v) => match &v.action {
             Some(VexAction::Merge(a)) => vexdocs::merge(a),
             Some(VexAction::Validate(a)) => vexdocs::validate(a),
+            Some(VexAction::Fetch(a)) => attest::fetch(a),
             None => generate::run(&v.generate, quiet),
         },
         Command::Attest(a) => attest::attest(&a),
         Command::Verify(a) => attest::verify(&a),
+        Command::Attach(a) => attest::attach(&a),
         Command::Keygen(a) => attest::keygen(&a),
         Command::Sbom(a) => sbom::run(&a, quiet),
         Command::Run(a) => run::run(&a, quiet),

@@ -64,6 +64,7 @@ struct ConfigFile {
     large_body_bytes: Option<String>,
     max_large_submits: Option<usize>,
     metrics_token: Option<String>,
+    secret_key_file: Option<PathBuf>,
     /// Where it was read from, for error messages.
     #[serde(skip)]
     path: PathBuf,
@@ -248,6 +249,7 @@ fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
         return Err(BadInput("--webhook-max-attempts must be at least 1".into()).into());
     }
     request_limits(args, &file, &mut config)?;
+    config.secret_key = secret_key(args, &file)?;
     config.analysis = analysis_settings(args, &file, &data_dir, config.submit.max_duration)?;
     Ok(Resolved {
         database_url,
@@ -255,6 +257,51 @@ fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
         data_dir,
         config,
     })
+}
+
+/// The server secret key: `--secret-key-file` (or
+/// `VEXXY_SECRET_KEY_FILE`), else the key itself in `VEXXY_SECRET_KEY`,
+/// else the config file's `secret_key_file`; none at all is allowed (the
+/// features that need it are then refused).
+fn secret_key(args: &ServiceArgs, file: &ConfigFile) -> Result<Option<vexxy_store::ServerKey>> {
+    let from_env = std::env::var("VEXXY_SECRET_KEY")
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let path = match (&args.secret_key_file, from_env) {
+        (Some(path), _) => path.clone(),
+        (None, Some(text)) => {
+            let text = zeroize_on_drop(text);
+            return vexxy_store::ServerKey::parse(text.expose())
+                .map(Some)
+                .map_err(|e| BadInput(format!("VEXXY_SECRET_KEY: {e}")).into());
+        }
+        (None, None) => match &file.secret_key_file {
+            Some(path) => path.clone(),
+            None => return Ok(None),
+        },
+    };
+    let bytes = super::inputs::read_file("--secret-key-file", &path, 4096)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    "the server secret key file is readable by others than its owner (chmod 600 it)"
+                );
+            }
+        }
+    }
+    let text = zeroize_on_drop(String::from_utf8_lossy(&bytes).into_owned());
+    vexxy_store::ServerKey::parse(text.expose())
+        .map(Some)
+        .map_err(|e| BadInput(format!("--secret-key-file {}: {e}", path.display())).into())
+}
+
+/// A secret's text, wiped when dropped.
+fn zeroize_on_drop(text: String) -> vexxy_store::SecretString {
+    vexxy_store::SecretString::new(text)
 }
 
 /// What one request may cost: body and document sizes, value counts,
@@ -538,13 +585,24 @@ pub(crate) fn admin(args: &AdminArgs) -> Result<Exit> {
     let rt = runtime()?;
     rt.block_on(async {
         let store = open_store(&r.database_url).await?;
-        let result = admin_command(&store, &args.command, args.json).await;
+        let result = admin_command(
+            &store,
+            r.config.secret_key.as_ref(),
+            &args.command,
+            args.json,
+        )
+        .await;
         store.close().await;
         result
     })
 }
 
-async fn admin_command(store: &Store, cmd: &AdminCommand, json: bool) -> Result<Exit> {
+async fn admin_command(
+    store: &Store,
+    secret_key: Option<&vexxy_store::ServerKey>,
+    cmd: &AdminCommand,
+    json: bool,
+) -> Result<Exit> {
     let bad = |e: vexxy_store::StoreError| -> anyhow::Error {
         match e {
             vexxy_store::StoreError::NotFound(_)
@@ -621,6 +679,15 @@ async fn admin_command(store: &Store, cmd: &AdminCommand, json: bool) -> Result<
                 found.name,
                 if allowed { "" } else { "not " }
             );
+        }
+        AdminCommand::SigningKey { command } => {
+            super::admin::signing_key(store, secret_key, command, json).await?;
+        }
+        AdminCommand::RegistryCredential { command } => {
+            super::admin::registry_credential(store, secret_key, command, json).await?;
+        }
+        AdminCommand::RegistryAllow { org, hosts, clear } => {
+            super::admin::registry_allow(store, org, hosts, *clear, json).await?;
         }
     }
     Ok(Exit::Done)
@@ -775,6 +842,50 @@ mod tests {
         .expect("refused");
         assert!(err.chain().any(|c| c.is::<BadInput>()), "{err:#}");
         assert!(format!("{err:#}").contains("10.0.0.0/40"), "{err:#}");
+    }
+
+    #[test]
+    fn the_server_secret_key_comes_from_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().display().to_string();
+        let hex_key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let key_file = dir.path().join("secret.key");
+        std::fs::write(&key_file, format!("{hex_key}\n")).expect("write");
+        let f = key_file.display().to_string();
+        let r = resolve(
+            &service_args(&["--data-dir", &data, "--secret-key-file", &f]),
+            1,
+        )
+        .expect("resolves");
+        let key = r.config.secret_key.clone().expect("a key");
+        assert_eq!(key, vexxy_store::ServerKey::parse(hex_key).expect("parses"));
+        assert!(
+            !format!("{:?}", r.config).contains("00112233"),
+            "never shown"
+        );
+        // the config file names it too
+        let toml = dir.path().join("vexxy.toml");
+        std::fs::write(&toml, format!("secret_key_file = {f:?}\n")).expect("write");
+        let t = toml.display().to_string();
+        if std::env::var_os("VEXXY_SECRET_KEY").is_none() {
+            let r = resolve(&service_args(&["--data-dir", &data, "--config", &t]), 1)
+                .expect("resolves");
+            assert!(r.config.secret_key.is_some());
+        }
+        // a bad key names the file, not the key
+        std::fs::write(&key_file, "not-a-key-0123").expect("write");
+        let err = resolve(
+            &service_args(&["--data-dir", &data, "--secret-key-file", &f]),
+            1,
+        )
+        .err()
+        .expect("refused");
+        let msg = format!("{err:#}");
+        assert!(err.chain().any(|c| c.is::<BadInput>()), "{msg}");
+        assert!(
+            msg.contains("secret.key") && !msg.contains("not-a-key"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::{fmt::Write as _, time::Duration};
 
 use anyhow::Result;
 use serde_json::json;
-use vexxy_analyze::Timings;
+use vexxy_analyze::{ReportMismatch, Timings};
 use vexxy_decide::{Band, Summary};
 use vexxy_model::{Product, Status};
 
@@ -21,6 +21,7 @@ pub(crate) fn print_text(
     report: &vexxy_ingest::Report,
     s: &Summary,
     timings: &Timings,
+    mismatch: Option<&ReportMismatch>,
     to_stdout: bool,
 ) {
     let band = |b: Band| s.automated_by_band.get(&b).copied().unwrap_or(0);
@@ -62,6 +63,28 @@ pub(crate) fn print_text(
     for (j, n) in &s.by_justification {
         let _ = writeln!(t, "    {j}: {n}");
     }
+    if let Some(m) = mismatch {
+        let theirs = m
+            .report_digests
+            .first()
+            .or(m.report_image_id.as_ref())
+            .map_or_else(|| "no digest".to_owned(), ToString::to_string);
+        let _ = writeln!(
+            t,
+            "  report made for another image ({theirs}): statements carry this image's versions"
+        );
+        for c in &m.changed_versions {
+            let _ = writeln!(
+                t,
+                "    {} {} → installed {}",
+                c.package, c.reported, c.installed
+            );
+        }
+        if !m.not_installed.is_empty() {
+            let names: Vec<&str> = m.not_installed.iter().map(String::as_str).collect();
+            let _ = writeln!(t, "    not installed here: {}", names.join(", "));
+        }
+    }
     let total: Duration = timings.total();
     let parts: Vec<String> = timings
         .phases()
@@ -81,6 +104,7 @@ pub(crate) fn print_json(
     report: &vexxy_ingest::Report,
     s: &Summary,
     timings: &Timings,
+    mismatch: Option<&ReportMismatch>,
     to_stdout: bool,
 ) -> Result<()> {
     let v = json!({
@@ -99,6 +123,15 @@ pub(crate) fn print_json(
         "needs_review": s.needs_review,
         "by_status": s.by_status.iter().map(|(k, v)| (k.as_str().to_owned(), json!(v))).collect::<serde_json::Map<_, _>>(),
         "by_justification": s.by_justification,
+        "report_mismatch": mismatch.map(|m| json!({
+            "report_digests": m.report_digests.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "report_image_id": m.report_image_id.as_ref().map(ToString::to_string),
+            "image_digest": m.image_digest.as_ref().map(ToString::to_string),
+            "changed_versions": m.changed_versions.iter().map(|c| json!({
+                "package": c.package, "reported": c.reported, "installed": c.installed,
+            })).collect::<Vec<_>>(),
+            "not_installed": m.not_installed,
+        })),
         "timings_ms": timings.phases().iter().map(|(p, d)| (p.short().to_owned(), json!(d.as_millis() as u64))).collect::<serde_json::Map<_, _>>(),
     });
     let text = serde_json::to_string_pretty(&v)?;
