@@ -42,6 +42,30 @@ impl Caches {
         }
     }
 
+    /// The caches of one tenant, under `tenants/<tenant>` with the same
+    /// bounds (each tenant's caches are bounded on their own): a tenant
+    /// reuses only blobs, unpacked images and profiles its own pulls and
+    /// runs made, so knowing another tenant's digests gains nothing.
+    /// Characters other than ASCII letters, digits, `-` and `_` in the id
+    /// become `_`.
+    #[must_use]
+    pub fn for_tenant(&self, tenant: &str) -> Self {
+        let safe: String = tenant
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        Self {
+            root: self.root.join("tenants").join(safe),
+            ..self.clone()
+        }
+    }
+
     /// The default location: `$VEXXY_CACHE_DIR`, else
     /// `$XDG_CACHE_HOME/vexxy`, else `~/.cache/vexxy`.
     pub fn default_location() -> Result<Self, AnalyzeError> {
@@ -187,6 +211,21 @@ mod tests {
         let mut p = ExecutionProfile::default();
         p.run.image = image.to_owned();
         p
+    }
+
+    #[test]
+    fn tenants_have_caches_of_their_own() {
+        let all = Caches::at("/var/cache/vexxy");
+        let a = all.for_tenant("org-a");
+        let b = all.for_tenant("org-b");
+        assert_ne!(a.root(), b.root());
+        assert_eq!(a.root(), Path::new("/var/cache/vexxy/tenants/org-a"));
+        assert_eq!(
+            all.for_tenant("../../etc").root(),
+            Path::new("/var/cache/vexxy/tenants/______etc"),
+            "an id never leaves the tenants directory"
+        );
+        assert_eq!(a.rootfs_max_bytes, all.rootfs_max_bytes);
     }
 
     #[test]

@@ -57,10 +57,19 @@ pub struct VersionChange {
 /// How many differing packages an error message names.
 const NAMED_IN_ERRORS: usize = 5;
 
+/// What a document lists to compare: (name, version, ecosystem).
+pub(crate) type Listed<'a> = (&'a str, &'a str, &'a Ecosystem);
+
 /// Compares the report with the image. Without `allow`, a report of
 /// another image is bad input naming both sides; with it, the findings
 /// come back with this image's installed versions and the mismatch is
 /// described. A matching report returns its findings unchanged.
+///
+/// The digests decide when both sides have some; otherwise (a report
+/// naming none, a `dir:` rootfs without any) the versions of the OS
+/// packages (deb, rpm, apk) both list do: scanners print those exactly
+/// as the package database has them, while language ecosystems differ in
+/// spelling (`go1.22.1`, `v1.22.1`, `1.22.1`).
 pub(crate) fn check(
     origin: &str,
     subject: &Subject,
@@ -69,18 +78,20 @@ pub(crate) fn check(
     inventory: &Inventory,
     allow: bool,
 ) -> Result<(Vec<Finding>, Option<ReportMismatch>), AnalyzeError> {
-    let (changed, not_installed) = differences(findings, inventory);
-    let same_image = if subject.is_empty() {
-        changed.is_empty()
-    } else {
-        subject
-            .manifest_digests
-            .iter()
-            .any(|d| image.manifest.as_ref() == Some(d) || image.index.as_ref() == Some(d))
-            || subject
-                .image_id
-                .as_ref()
-                .is_some_and(|id| image.config.as_ref() == Some(id))
+    let listed: Vec<Listed<'_>> = findings
+        .iter()
+        .map(|f| {
+            (
+                f.package.name.as_str(),
+                f.package.version.as_str(),
+                &f.package.ecosystem,
+            )
+        })
+        .collect();
+    let (changed, not_installed) = differences(&listed, inventory);
+    let same_image = match digests_match(subject, image) {
+        Some(same) => same,
+        None => changed.is_empty(),
     };
     if same_image {
         return Ok((findings.to_vec(), None));
@@ -110,6 +121,57 @@ pub(crate) fn check(
         })
         .collect();
     Ok((adjusted, Some(mismatch)))
+}
+
+/// Compares an SBOM with the image: its digests when they match, else its
+/// OS packages' versions (an SBOM's image digest may be one its tool made
+/// up for a local image, so a differing digest alone proves nothing).
+pub(crate) fn check_sbom(
+    origin: &str,
+    subject: &Subject,
+    image: &ImageIdentity,
+    packages: &[Listed<'_>],
+    inventory: &Inventory,
+    allow: bool,
+) -> Result<Option<ReportMismatch>, AnalyzeError> {
+    if digests_match(subject, image) == Some(true) {
+        return Ok(None);
+    }
+    let (changed, not_installed) = differences(packages, inventory);
+    if changed.is_empty() {
+        return Ok(None);
+    }
+    let mismatch = ReportMismatch {
+        report_digests: subject.manifest_digests.clone(),
+        report_image_id: subject.image_id.clone(),
+        image_digest: image.manifest.clone(),
+        changed_versions: changed.values().cloned().collect(),
+        not_installed,
+    };
+    if allow {
+        Ok(Some(mismatch))
+    } else {
+        Err(AnalyzeError::bad_input(refusal(origin, &mismatch, image)))
+    }
+}
+
+/// Whether the document's digests name this image; `None` when either
+/// side has none to compare.
+fn digests_match(subject: &Subject, image: &ImageIdentity) -> Option<bool> {
+    let ours = [&image.manifest, &image.index, &image.config];
+    if subject.is_empty() || ours.iter().all(|d| d.is_none()) {
+        return None;
+    }
+    Some(
+        subject
+            .manifest_digests
+            .iter()
+            .any(|d| image.manifest.as_ref() == Some(d) || image.index.as_ref() == Some(d))
+            || subject
+                .image_id
+                .as_ref()
+                .is_some_and(|id| image.config.as_ref() == Some(id)),
+    )
 }
 
 fn refusal(origin: &str, m: &ReportMismatch, image: &ImageIdentity) -> String {
@@ -148,10 +210,10 @@ fn refusal(origin: &str, m: &ReportMismatch, image: &ImageIdentity) -> String {
 
 type Key = (String, String, String);
 
-/// Findings' packages at versions the image does not hold, keyed by
-/// (ecosystem, name, reported version); and names not installed at all.
+/// Listed OS packages at versions the image does not hold, keyed by
+/// (ecosystem, name, listed version); and names not installed at all.
 fn differences(
-    findings: &[Finding],
+    listed: &[Listed<'_>],
     inventory: &Inventory,
 ) -> (BTreeMap<Key, VersionChange>, BTreeSet<String>) {
     let covered: BTreeSet<String> = inventory
@@ -161,33 +223,37 @@ fn differences(
         .collect();
     let mut changed = BTreeMap::new();
     let mut missing = BTreeSet::new();
-    for f in findings {
-        let r = &f.package;
-        let eco = ecosystem_key(&r.ecosystem);
-        if !covered.contains(&eco) {
+    for &(name, version, ecosystem) in listed {
+        let eco = ecosystem_key(ecosystem);
+        if !is_os(ecosystem) || !covered.contains(&eco) {
             continue;
         }
         let installed: Vec<&str> = inventory
-            .by_name(&r.name)
-            .filter(|p| p.ecosystem == r.ecosystem)
+            .by_name(name)
+            .filter(|p| &p.ecosystem == ecosystem)
             .map(|p| p.version.as_str())
             .collect();
         if installed.is_empty() {
-            missing.insert(r.name.clone());
+            missing.insert(name.to_owned());
             continue;
         }
-        if installed.iter().any(|v| same_version(v, &r.version)) {
+        if installed.iter().any(|v| same_version(v, version)) {
             continue;
         }
         changed
-            .entry((eco, r.name.clone(), r.version.clone()))
+            .entry((eco, name.to_owned(), version.to_owned()))
             .or_insert_with(|| VersionChange {
-                package: r.name.clone(),
-                reported: r.version.clone(),
+                package: name.to_owned(),
+                reported: version.to_owned(),
                 installed: installed[0].to_owned(),
             });
     }
     (changed, missing)
+}
+
+/// OS package managers' ecosystems, whose versions scanners print verbatim.
+fn is_os(e: &Ecosystem) -> bool {
+    matches!(e, Ecosystem::Deb | Ecosystem::Rpm | Ecosystem::Apk)
 }
 
 fn ecosystem_key(e: &Ecosystem) -> String {
@@ -362,6 +428,48 @@ mod tests {
             msg.contains("libc6 2.36-9+deb12u4 (installed 2.36-9+deb12u10)"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn language_versions_and_digestless_images_do_not_refuse_by_themselves() {
+        let mut go = finding("stdlib", "1.22.1");
+        go.package.ecosystem = Ecosystem::Go;
+        let mut inv_pkgs = vec![Package::new("stdlib", "go1.22.1", Ecosystem::Go)];
+        inv_pkgs.push(Package::new("libc6", "2.36-9+deb12u10", Ecosystem::Deb));
+        let inv = Inventory::new(vexxy_model::InventorySource::RootFs, inv_pkgs);
+        let none = Subject::default();
+        assert!(check("r.json", &none, &image(), &[go], &inv, false).is_ok());
+        // a rootfs has no digests: the versions decide, not the report's digest
+        let rootfs = ImageIdentity::default();
+        let subject = Subject {
+            manifest_digests: vec![digest('f')],
+            image_id: None,
+        };
+        let same = [finding("libc6", "2.36-9+deb12u10")];
+        assert!(check("r.json", &subject, &rootfs, &same, &inv, false).is_ok());
+        let other = [finding("libc6", "2.36-9+deb12u4")];
+        assert!(check("r.json", &subject, &rootfs, &other, &inv, false).is_err());
+    }
+
+    #[test]
+    fn an_sbom_with_another_digest_but_these_versions_passes() {
+        let inv = inventory(&[("libc6", "2.36-9+deb12u10")]);
+        let subject = Subject {
+            manifest_digests: vec![digest('f')],
+            image_id: None,
+        };
+        let deb = Ecosystem::Deb;
+        let same: [Listed<'_>; 1] = [("libc6", "2.36-9+deb12u10", &deb)];
+        assert!(check_sbom("s.json", &subject, &image(), &same, &inv, false)
+            .unwrap()
+            .is_none());
+        let other: [Listed<'_>; 1] = [("libc6", "2.36-9+deb12u4", &deb)];
+        let msg = check_sbom("s.json", &subject, &image(), &other, &inv, false)
+            .expect_err("other versions")
+            .to_string();
+        assert!(msg.contains(&digest('f').to_string()), "{msg}");
+        let allowed = check_sbom("s.json", &subject, &image(), &other, &inv, true).unwrap();
+        assert_eq!(allowed.map(|m| m.changed_versions.len()), Some(1));
     }
 
     #[test]

@@ -48,12 +48,18 @@ pub struct Signed {
 /// attest --type openvex` makes).
 pub fn sign_vex(request: &SignRequest<'_>) -> Result<Signed, AnalyzeError> {
     let doc = vexxy_vex::read_vex(request.document, std::path::Path::new("the VEX document"))?;
+    let predicate: serde_json::Value = serde_json::from_slice(request.document)
+        .map_err(|e| AnalyzeError::bad_input(format!("the VEX document: {e}")))?;
+    if !is_openvex_document(&predicate) {
+        return Err(AnalyzeError::bad_input(
+            "only OpenVEX documents are attested with the OpenVEX predicate type, which scanners read as such; \
+             write OpenVEX (vexxy vex --format openvex)",
+        ));
+    }
     let subject = match request.subject_digest {
         Some(d) => d.clone(),
         None => single_product_digest(&doc)?,
     };
-    let predicate: serde_json::Value = serde_json::from_slice(request.document)
-        .map_err(|e| AnalyzeError::bad_input(format!("the VEX document: {e}")))?;
     let envelope = vexxy_attest::attest(
         request.subject_name,
         &subject.to_string(),
@@ -219,6 +225,13 @@ fn check(
     f: &FoundAttestation,
     key: &vexxy_attest::VerifyingKey,
 ) -> Result<(time::OffsetDateTime, serde_json::Value), Refusal> {
+    // other attestations (provenance, SBOMs) by other signers are not ours
+    // to judge: sorted out by their claimed type before any signature
+    if let Some(claimed) = claimed_predicate_type(&f.envelope) {
+        if !is_openvex(&claimed) {
+            return Err(Refusal::NotVex(claimed));
+        }
+    }
     let statement =
         vexxy_attest::verify(&f.envelope, key).map_err(|e| Refusal::Signature(e.to_string()))?;
     if !is_openvex(&statement.predicate_type) {
@@ -232,11 +245,35 @@ fn check(
     if !about_subject {
         return Err(Refusal::OtherSubject);
     }
+    if !is_openvex_document(&statement.predicate) {
+        return Err(Refusal::BadDocument(
+            "the predicate is not an OpenVEX document".to_owned(),
+        ));
+    }
     let bytes = serde_json::to_vec(&statement.predicate)
         .map_err(|e| Refusal::BadDocument(e.to_string()))?;
     let doc = vexxy_vex::read_vex(&bytes, std::path::Path::new("the attested document"))
         .map_err(|e| Refusal::BadDocument(e.to_string()))?;
     Ok((doc.timestamp, statement.predicate))
+}
+
+/// The predicate type an envelope's payload claims, read without
+/// verifying anything (for sorting only, never for trust).
+fn claimed_predicate_type(envelope: &[u8]) -> Option<String> {
+    let envelope = vexxy_attest::Envelope::from_json(envelope).ok()?;
+    let statement: serde_json::Value = serde_json::from_slice(&envelope.payload).ok()?;
+    statement
+        .get("predicateType")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+}
+
+/// Whether a JSON document is OpenVEX (its `@context`), not CycloneDX or
+/// CSAF, which the VEX reader also accepts.
+fn is_openvex_document(doc: &serde_json::Value) -> bool {
+    doc.get("@context")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|c| c.starts_with("https://openvex.dev/ns"))
 }
 
 /// The predicate types OpenVEX attestations carry: cosign's `openvex`
@@ -257,4 +294,149 @@ pub fn pinned_reference(image: &str, digest: &Digest) -> Result<String, AnalyzeE
         parsed.registry(),
         parsed.repository()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use vexxy_attest::{KeyAlgorithm, SigningKey};
+
+    use super::*;
+
+    const HEX_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const HEX_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    fn digest(hex: &str) -> Digest {
+        format!("sha256:{hex}").parse().unwrap()
+    }
+
+    fn openvex(timestamp: &str) -> serde_json::Value {
+        serde_json::json!({
+            "@context": "https://openvex.dev/ns/v0.2.0",
+            "@id": format!("https://example.test/vex/{timestamp}"),
+            "author": "test",
+            "timestamp": timestamp,
+            "version": 1,
+            "statements": [{
+                "vulnerability": {"name": "CVE-2024-0001"},
+                "products": [{"@id": format!("pkg:oci/app@sha256:{HEX_A}")}],
+                "status": "not_affected",
+                "justification": "vulnerable_code_not_present"
+            }]
+        })
+    }
+
+    fn found(envelope: Vec<u8>, n: u8) -> FoundAttestation {
+        FoundAttestation {
+            subject: digest(HEX_A),
+            location: AttestationLocation::CosignTag {
+                tag: format!("sha256-{HEX_A}.att"),
+                layer: usize::from(n),
+            },
+            digest: Digest::from_sha256_bytes(&[n; 32]),
+            predicate_type: None,
+            created: None,
+            envelope,
+        }
+    }
+
+    fn sign(
+        key: &SigningKey,
+        subject: &str,
+        predicate_type: &str,
+        doc: &serde_json::Value,
+    ) -> Vec<u8> {
+        let env = vexxy_attest::attest(
+            "app",
+            &format!("sha256:{subject}"),
+            predicate_type,
+            doc,
+            key,
+        )
+        .unwrap();
+        serde_json::to_vec(&env).unwrap()
+    }
+
+    #[test]
+    fn only_verified_openvex_about_the_image_is_used_and_the_newest_wins() {
+        #![allow(clippy::unwrap_used)]
+        let ours = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let theirs = SigningKey::generate(KeyAlgorithm::EcdsaP256).unwrap();
+        let t = vexxy_attest::OPENVEX_PREDICATE_TYPE;
+        let older = sign(&ours, HEX_A, t, &openvex("2026-01-01T00:00:00Z"));
+        let newer = sign(&ours, HEX_A, t, &openvex("2026-02-01T00:00:00Z"));
+        let forged = sign(&theirs, HEX_A, t, &openvex("2026-03-01T00:00:00Z"));
+        let elsewhere = sign(&ours, HEX_B, t, &openvex("2026-04-01T00:00:00Z"));
+        let provenance = sign(
+            &theirs,
+            HEX_A,
+            "https://slsa.dev/provenance/v1",
+            &serde_json::json!({"buildType": "x"}),
+        );
+        let cyclonedx = sign(
+            &ours,
+            HEX_A,
+            t,
+            &serde_json::json!({"bomFormat": "CycloneDX", "specVersion": "1.6", "vulnerabilities": []}),
+        );
+        let d = judge(
+            vec![
+                found(provenance, 0),
+                found(forged, 1),
+                found(older, 2),
+                found(newer.clone(), 3),
+                found(elsewhere, 4),
+                found(cyclonedx, 5),
+                found(newer, 3), // the same envelope again (also a referrer)
+            ],
+            &ours.verifying_key(),
+        );
+        assert_eq!(d.candidates.len(), 6, "deduplicated by envelope digest");
+        assert!(matches!(d.candidates[0].refused, Some(Refusal::NotVex(_))));
+        assert!(matches!(
+            d.candidates[1].refused,
+            Some(Refusal::Signature(_))
+        ));
+        assert!(d.candidates[2].refused.is_none());
+        assert!(matches!(
+            d.candidates[4].refused,
+            Some(Refusal::OtherSubject)
+        ));
+        assert!(matches!(
+            d.candidates[5].refused,
+            Some(Refusal::BadDocument(_))
+        ));
+        assert_eq!(d.chosen, Some(3), "the newest verified document");
+        assert_eq!(
+            d.refused().count(),
+            3,
+            "another signer's provenance is no refusal; the forged, misplaced and non-OpenVEX ones are"
+        );
+    }
+
+    #[test]
+    fn only_openvex_is_signed_as_openvex() {
+        #![allow(clippy::unwrap_used)]
+        let key = SigningKey::generate(KeyAlgorithm::Ed25519).unwrap();
+        let doc = serde_json::to_vec(&openvex("2026-01-01T00:00:00Z")).unwrap();
+        let signed = sign_vex(&SignRequest {
+            document: &doc,
+            subject_name: "registry.example/app",
+            subject_digest: None,
+            key: &key,
+        })
+        .unwrap();
+        assert_eq!(
+            signed.subject,
+            digest(HEX_A),
+            "the document's product digest"
+        );
+        let csaf = br#"{"document": {"category": "csaf_vex"}}"#;
+        assert!(sign_vex(&SignRequest {
+            document: csaf,
+            subject_name: "app",
+            subject_digest: Some(&digest(HEX_A)),
+            key: &key,
+        })
+        .is_err());
+    }
 }

@@ -447,9 +447,16 @@ fn consistent_findings(
                 || format!("the {} SBOM", s.format),
                 |n| format!("the {} SBOM of {n}", s.format),
             );
-            // an SBOM is compared by the image it names; its packages are
-            // not findings (the image's own catalog is the inventory)
-            consistency::check(&origin, &s.subject, &identity, &[], inventory, allow)
+            // an SBOM's packages are not findings (the image's own catalog
+            // is the inventory): it is only checked to be of this image
+            let listed: Vec<consistency::Listed<'_>> = s
+                .packages
+                .iter()
+                .map(|p| (p.name.as_str(), p.version.as_str(), &p.ecosystem))
+                .collect();
+            let mismatch =
+                consistency::check_sbom(&origin, &s.subject, &identity, &listed, inventory, allow)?;
+            Ok((Vec::new(), mismatch))
         }
     }
 }

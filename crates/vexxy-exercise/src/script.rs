@@ -50,11 +50,26 @@ pub fn run_script(
     run_script_captured(target, script, env, deadline).map(|run| run.outcome)
 }
 
+/// Variables of this process a script never sees: the service's secrets
+/// (its key for sealing organisations' keys and registry logins, its
+/// database URL, which may carry a password, and cloud credentials).
+const WITHHELD_ENV: &[&str] = &[
+    "VEXXY_SECRET_KEY",
+    "VEXXY_SECRET_KEY_FILE",
+    "VEXXY_METRICS_TOKEN",
+    "VEXXY_API_KEY",
+    "VEXXY_REGISTRY_CREDS",
+    "DATABASE_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+];
+
 /// [`run_script`], also returning the tail of the script's output.
 ///
 /// The script runs on the host (its mount namespace, its tools) in the
 /// target's network namespace, with stdin closed and the environment of this
-/// process plus `VEXXY_TARGET_HOST` (the target's address),
+/// process (less [`WITHHELD_ENV`]) plus `VEXXY_TARGET_HOST` (the target's address),
 /// `VEXXY_TARGET_PORTS` (its ports, comma-separated), `VEXXY_TARGET_URL`
 /// (`http://host:first-port/`, when there is a port) and then `env`.
 ///
@@ -70,6 +85,9 @@ pub fn run_script_captured(
 ) -> Result<ScriptRun, ExerciseError> {
     check_script(script)?;
     let mut command = command(target.netns.as_deref(), script);
+    for name in WITHHELD_ENV {
+        command.env_remove(name);
+    }
     command
         .envs(target_env(target))
         .envs(env.iter().map(|(k, v)| (k, v)))

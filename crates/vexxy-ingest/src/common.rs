@@ -102,14 +102,6 @@ pub(crate) fn image_digest(purl: Option<&str>, version: Option<&str>) -> Option<
     from_purl.or_else(|| version.and_then(|v| v.trim().parse().ok()))
 }
 
-/// A `sha256:<hex>` digest field.
-pub(crate) fn digest(raw: &str, json_path: impl FnOnce() -> String) -> Result<Digest, FieldError> {
-    raw.parse::<Digest>().map_err(|source| FieldError::Digest {
-        json_path: json_path(),
-        source,
-    })
-}
-
 pub(crate) fn repo_digest(
     raw: &str,
     json_path: impl FnOnce() -> String,

@@ -171,20 +171,25 @@ impl TryFrom<RawDoc> for Report {
         let (target, target_digest) = match raw.source.and_then(|s| s.target) {
             Some(RawTarget::Path(p)) => (common::non_empty(Some(p)), None),
             Some(RawTarget::Image(t)) => {
-                for (i, d) in t.repo_digests.iter().enumerate() {
-                    subject.push(common::repo_digest(d, || {
-                        format!("source.target.repoDigests[{i}]")
-                    })?);
-                }
-                let digest = subject.manifest_digests.first().cloned();
-                if let Some(d) = common::non_empty(t.manifest_digest) {
-                    subject.push(common::digest(&d, || {
-                        "source.target.manifestDigest".to_owned()
-                    })?);
-                }
-                subject.image_id = common::non_empty(t.image_id)
-                    .map(|d| common::digest(&d, || "source.target.imageID".to_owned()))
+                // the first repository digest is the target's (strict, as
+                // before); the rest only help recognise the image
+                let digest = t
+                    .repo_digests
+                    .first()
+                    .map(|d| common::repo_digest(d, || "source.target.repoDigests[0]".to_owned()))
                     .transpose()?;
+                if let Some(d) = &digest {
+                    subject.push(d.clone());
+                }
+                for d in t.repo_digests.iter().skip(1) {
+                    if let Ok(d) = common::repo_digest(d, String::new) {
+                        subject.push(d);
+                    }
+                }
+                if let Some(d) = common::non_empty(t.manifest_digest).and_then(|d| d.parse().ok()) {
+                    subject.push(d);
+                }
+                subject.image_id = common::non_empty(t.image_id).and_then(|d| d.parse().ok());
                 (
                     common::non_empty(t.user_input).or_else(|| common::non_empty(t.path)),
                     digest,

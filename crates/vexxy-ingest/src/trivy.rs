@@ -136,14 +136,15 @@ impl TryFrom<RawDoc> for Report {
         let mut subject = crate::Subject::default();
         let (distro, target_digest) = match raw.metadata {
             Some(m) => {
-                for (i, d) in m.repo_digests.iter().enumerate() {
-                    subject.push(common::repo_digest(d, || {
-                        format!("Metadata.RepoDigests[{i}]")
-                    })?);
+                // beyond the first (the target's, strict as before), digests
+                // only help recognise the image: a malformed one is left out
+                for d in m.repo_digests.iter().skip(1) {
+                    if let Ok(d) = common::repo_digest(d, String::new) {
+                        subject.push(d);
+                    }
                 }
-                subject.image_id = common::non_empty(m.image_id.clone())
-                    .map(|d| common::digest(&d, || "Metadata.ImageID".to_owned()))
-                    .transpose()?;
+                subject.image_id =
+                    common::non_empty(m.image_id.clone()).and_then(|d| d.parse().ok());
                 let distro = m.os.and_then(|os| {
                     let family = common::non_empty(os.family)?;
                     Some(match common::non_empty(os.name) {
@@ -156,6 +157,12 @@ impl TryFrom<RawDoc> for Report {
                     .first()
                     .map(|d| common::repo_digest(d, || "Metadata.RepoDigests[0]".to_owned()))
                     .transpose()?;
+                if let Some(d) = digest
+                    .as_ref()
+                    .filter(|d| !subject.manifest_digests.contains(d))
+                {
+                    subject.manifest_digests.insert(0, d.clone());
+                }
                 (distro, digest)
             }
             None => (None, None),

@@ -503,13 +503,19 @@ pub(crate) async fn attach(
         if size > MAX_ENVELOPE_BYTES as u64 {
             continue;
         }
-        let blob = session
+        // a layer that cannot be read is kept, never a reason to fail
+        let Ok(blob) = session
             .fetch_blob(&actx, &digest, size, MAX_ENVELOPE_BYTES)
-            .await?;
+            .await
+        else {
+            continue;
+        };
         // not ours to replace unless it is the same kind of statement about
-        // the same image
+        // the same image by the same signer (another party's OpenVEX stays)
         if envelope::parse(&blob).is_ok_and(|other| {
-            other.predicate_type == env.predicate_type && other.is_about(&subject.digest)
+            other.predicate_type == env.predicate_type
+                && other.is_about(&subject.digest)
+                && other.same_signer(&env)
         }) {
             dropped.push(i);
         }
@@ -559,6 +565,7 @@ mod tests {
 
     fn env(n: u8, predicate_type: &str) -> Envelope {
         Envelope {
+            keyids: vec!["k".into()],
             digest: digest(n),
             size: 100 + u64::from(n),
             predicate_type: predicate_type.into(),

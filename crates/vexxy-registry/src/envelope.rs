@@ -28,9 +28,17 @@ pub(crate) struct Envelope {
     /// A time the predicate says it was made (OpenVEX `last_updated`, else
     /// `timestamp`), when it is RFC 3339.
     pub(crate) created: Option<String>,
+    /// The non-empty `keyid`s of its signatures (hints of who signed:
+    /// unverified, used only to leave other signers' attestations alone).
+    pub(crate) keyids: Vec<String>,
 }
 
 impl Envelope {
+    /// Whether `other` names a signer this envelope names too.
+    pub(crate) fn same_signer(&self, other: &Envelope) -> bool {
+        self.keyids.iter().any(|k| other.keyids.contains(k))
+    }
+
     /// Whether one of the statement's subjects is `digest`.
     pub(crate) fn is_about(&self, digest: &Digest) -> bool {
         self.subjects.iter().any(|s| s == digest.hex())
@@ -117,6 +125,15 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Envelope, String> {
             ))
         }
         None => return Err("the envelope has no payload".into()),
+    };
+    let keyids: Vec<String> = match envelope.get("signatures") {
+        Some(Value::Array(sigs)) => sigs
+            .iter()
+            .filter_map(|s| s.get("keyid").and_then(Value::as_str))
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
     };
     match envelope.get("signatures") {
         Some(Value::Array(sigs))
@@ -205,6 +222,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Envelope, String> {
         predicate_type,
         subjects: hexes,
         created,
+        keyids,
     })
 }
 

@@ -177,9 +177,8 @@ impl Puller<'_> {
         let mut fetched_bytes = 0;
         for (desc, urls) in std::iter::once(&config).chain(layers.iter()) {
             // A cached blob stands in for a download only when this
-            // registry, under these credentials, serves it too: a manifest
-            // naming a digest is no proof of access to it (another
-            // tenant's private layer may be cached here).
+            // registry, under these credentials, says it serves it too: a
+            // manifest naming a digest is no proof of access to it.
             if self.layout.has_blob(&desc.digest, desc.size).await?
                 && self.registry_serves(&desc.digest).await?
             {
@@ -209,12 +208,18 @@ impl Puller<'_> {
         })
     }
 
-    /// Whether the registry serves the blob to this caller (HEAD).
+    /// Whether the registry says it serves the blob to this caller (HEAD).
+    /// Any answer but yes (a refusal, a redirect HEAD cannot follow, an
+    /// error) means: download it. A registry can say yes falsely; the
+    /// service therefore keeps each tenant's blobs apart
+    /// (`vexxy_analyze::Caches::for_tenant`), and this check keeps an
+    /// honest registry's access rules for a shared cache.
     async fn registry_serves(&self, digest: &Digest) -> Result<bool, RegistryError> {
-        self.client
+        Ok(self
+            .client
             .blob_exists(self.image.oci(), &digest.to_string())
             .await
-            .map_err(|e| self.ctx.map(e))
+            .unwrap_or(false))
     }
 
     /// Fetches a manifest and checks its bytes against the expected digest

@@ -24,11 +24,26 @@ use vexxy_analyze::{
 pub struct JobControl {
     cancel: Arc<AtomicBool>,
     phase: Arc<Mutex<Option<Phase>>>,
+    tenant: Option<Arc<str>>,
 }
 
 impl JobControl {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The control of a job of this tenant (organisation): its analysis
+    /// uses that tenant's caches only.
+    pub fn for_tenant(tenant: &str) -> Self {
+        Self {
+            tenant: Some(Arc::from(tenant)),
+            ..Self::default()
+        }
+    }
+
+    /// The tenant whose job this is, when known.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
     }
 
     /// The flag the analysis watches: once set, the run stops and tears down.
@@ -107,7 +122,12 @@ impl Analyzer for Pipeline {
                 control.set_phase(*phase);
             }
         };
-        let ctx = control.context(self.caches.clone(), &progress);
+        // one tenant's cached blobs, rootfs and profiles never serve another
+        let caches = match control.tenant() {
+            Some(t) => self.caches.for_tenant(t),
+            None => self.caches.clone(),
+        };
+        let ctx = control.context(caches, &progress);
         let outcome =
             std::panic::catch_unwind(AssertUnwindSafe(|| vexxy_analyze::analyze(request, &ctx)));
         let result = outcome.unwrap_or_else(|panic| {

@@ -25,6 +25,9 @@ use crate::{
     Service,
 };
 
+/// Longest a job's signing and attaching may take after its analysis.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// How long an analysis may ignore a cancellation (timeout, shutdown,
 /// lost lease) before the worker stops waiting for it: it records the
 /// outcome and moves on, and the blocking thread's late result is dropped.
@@ -189,7 +192,7 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
         }
     }
     tracing::info!(image = %spec.image_ref, "analysis started");
-    let control = JobControl::new();
+    let control = JobControl::for_tenant(&org_id);
     svc.register_local(&id, lease.token, &control);
     svc.metrics.worker_busy(1);
     let began = Instant::now();
@@ -235,11 +238,38 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
         Some(Ok(Ok(output))) if !why.lost => {
             // sign (and attach) before anything is recorded: a job that
             // asked for an attestation completes only with it
-            let published = match crate::tenant::publish(svc, &org_id, &spec, &output).await {
-                Ok(p) => Ok(p),
-                Err(e) => {
+            // bounded: a registry the tenant names must not hold a worker
+            // (and its lease) for ever; a job cancelled meanwhile pushes
+            // nothing
+            let publishing = async {
+                if control.is_cancelled() {
+                    return None;
+                }
+                tokio::time::timeout(
+                    PUBLISH_TIMEOUT,
+                    crate::tenant::publish(svc, &org_id, &spec, &output),
+                )
+                .await
+                .ok()
+            };
+            let published = match publishing.await {
+                Some(Ok(p)) => Ok(p),
+                Some(Err(e)) => {
                     tracing::warn!(retriable = e.is_retriable(), "{e}");
                     finish_failed(svc, &lease, &e.to_string(), e.is_retriable()).await;
+                    Err(())
+                }
+                None if control.is_cancelled() => {
+                    tracing::info!("cancelled before signing and attaching; results discarded");
+                    Err(())
+                }
+                None => {
+                    let what = format!(
+                        "signing and attaching the VEX of job {id} took longer than {} s",
+                        PUBLISH_TIMEOUT.as_secs()
+                    );
+                    tracing::warn!("{what}");
+                    finish_failed(svc, &lease, &what, true).await;
                     Err(())
                 }
             };

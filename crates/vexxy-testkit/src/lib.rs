@@ -113,10 +113,16 @@ pub fn require_program(program: &str, hint: &str) -> Option<PathBuf> {
 /// as `scripts/build-test-images.sh` computes it (an empty variable counts
 /// as unset). The one place tests find the test images.
 pub fn test_images_dir() -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(d) = var("VEXXY_TEST_IMAGES") {
-        return PathBuf::from(d);
+    match std::env::var_os("VEXXY_TEST_IMAGES").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => cache_dir().join("test-images"),
     }
+}
+
+/// `${VEXXY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vexxy}` (an empty
+/// variable counts as unset): where the scripts keep test images and tools.
+pub fn cache_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     var("VEXXY_CACHE_DIR")
         .map(PathBuf::from)
         .or_else(|| {
@@ -126,7 +132,6 @@ pub fn test_images_dir() -> PathBuf {
                 .map(|c| c.join("vexxy"))
         })
         .expect("HOME or XDG_CACHE_HOME must be set")
-        .join("test-images")
 }
 
 /// The directory of a test image built with its archives (`rootfs/`,

@@ -41,17 +41,7 @@ pub const DEBIAN_GOPATH: &str = "/usr/share/gocode";
 /// `${VEXXY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vexxy}/tools`, where
 /// `scripts/ensure-deps.sh` puts Trivy and where the DB writer is compiled.
 pub fn tools_dir() -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    var("VEXXY_CACHE_DIR")
-        .map(PathBuf::from)
-        .or_else(|| {
-            var("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".cache")))
-                .map(|c| c.join("vexxy"))
-        })
-        .expect("HOME or XDG_CACHE_HOME must be set")
-        .join("tools")
+    crate::cache_dir().join("tools")
 }
 
 /// Where the Trivy binary is expected: `VEXXY_TRIVY`, else

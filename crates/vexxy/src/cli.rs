@@ -667,9 +667,8 @@ pub(crate) struct ImageArgs {
     /// Platform to pick from a multi-platform image, os/arch[/variant] (default: this host's).
     #[arg(long, value_name = "OS/ARCH")]
     pub(crate) platform: Option<String>,
-    /// Registry (host:port) to reach over plain HTTP; repeatable.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub(crate) insecure_registry: Vec<String>,
+    #[command(flatten)]
+    pub(crate) registry: RegistryArgs,
     /// Egress policy of registry pulls: `none` contacts whatever the
     /// reference and the registry name; `strict` applies the service's
     /// policy (no loopback, private, link-local or metadata addresses,
@@ -684,14 +683,6 @@ pub(crate) struct ImageArgs {
     /// deny-list (a local registry); repeatable.
     #[arg(long, value_name = "CIDR")]
     pub(crate) egress_allow_address: Vec<String>,
-    /// Registry credentials USER:PASSWORD (default: the docker config file, else anonymous).
-    #[arg(
-        long,
-        value_name = "USER:PASSWORD",
-        env = "VEXXY_REGISTRY_CREDS",
-        hide_env_values = true
-    )]
-    pub(crate) creds: Option<String>,
 }
 
 /// `--egress-policy`.
@@ -904,13 +895,14 @@ pub(crate) struct AttestArgs {
     pub(crate) registry: RegistryArgs,
 }
 
-/// How to reach a registry to attach or fetch attestations.
+/// How to reach a registry: to pull, attach or fetch attestations.
 #[derive(Debug, Args)]
 pub(crate) struct RegistryArgs {
     /// Registry (host:port) to reach over plain HTTP; repeatable.
     #[arg(long, value_name = "HOST:PORT")]
     pub(crate) insecure_registry: Vec<String>,
-    /// Registry credentials USER:PASSWORD (default: the docker config's).
+    /// Registry credentials USER:PASSWORD (default: the docker config
+    /// file's, else anonymous).
     #[arg(
         long,
         value_name = "USER:PASSWORD",

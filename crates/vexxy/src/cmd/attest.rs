@@ -109,21 +109,9 @@ fn repository_of(image: &str) -> Result<String, AnalyzeError> {
 /// Pull options for attaching and fetching: the CLI user's own registry
 /// logins (the docker config) unless --creds says otherwise.
 fn registry_options(args: &RegistryArgs) -> Result<distribute::RegistryOptions, AnalyzeError> {
-    let credentials = match &args.creds {
-        Some(c) => {
-            let (user, pass) = c
-                .split_once(':')
-                .ok_or_else(|| AnalyzeError::bad_input("--creds: expected USER:PASSWORD"))?;
-            distribute::Credentials::Basic {
-                user: user.to_owned(),
-                pass: pass.to_owned(),
-            }
-        }
-        None => distribute::Credentials::FromDockerConfig,
-    };
     Ok(distribute::RegistryOptions {
         insecure_registries: args.insecure_registry.clone(),
-        credentials,
+        credentials: inputs::credentials(args)?,
         ..Default::default()
     })
 }

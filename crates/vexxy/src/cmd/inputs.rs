@@ -15,7 +15,7 @@ use vexxy_analyze::{
 };
 use vexxy_model::{Confidence, VexDocument};
 
-use crate::cli::{DecideArgs, EgressMode, ImageArgs, SandboxArgs};
+use crate::cli::{DecideArgs, EgressMode, ImageArgs, RegistryArgs, SandboxArgs};
 
 /// Largest input file read (reports, SBOMs, VEX, configs).
 const MAX_INPUT_BYTES: u64 = vexxy_ingest::Limits::DEFAULT_MAX_BYTES;
@@ -160,7 +160,7 @@ pub(crate) fn image(reference: &str, args: &ImageArgs) -> Result<ImageRequest, A
         .map_err(|e| AnalyzeError::bad_input(format!("--platform: {e}")))?;
     request
         .insecure_registries
-        .clone_from(&args.insecure_registry);
+        .clone_from(&args.registry.insecure_registry);
     request.egress = match args.egress_policy {
         EgressMode::None
             if args.registry_allow.is_empty() && args.egress_allow_address.is_empty() =>
@@ -177,16 +177,24 @@ pub(crate) fn image(reference: &str, args: &ImageArgs) -> Result<ImageRequest, A
                 .map_err(|e| AnalyzeError::bad_input(format!("--egress-policy: {e}")))?,
         ),
     };
-    if let Some(c) = &args.creds {
-        let (user, pass) = c
-            .split_once(':')
-            .ok_or_else(|| AnalyzeError::bad_input("--creds: expected USER:PASSWORD"))?;
-        request.credentials = vexxy_analyze::Credentials::Basic {
-            user: user.to_owned(),
-            pass: pass.to_owned(),
-        };
-    }
+    request.credentials = credentials(&args.registry)?;
     Ok(request)
+}
+
+/// Registry credentials: `--creds USER:PASSWORD`, else the docker config's.
+pub(crate) fn credentials(args: &RegistryArgs) -> Result<vexxy_analyze::Credentials, AnalyzeError> {
+    Ok(match &args.creds {
+        Some(c) => {
+            let (user, pass) = c
+                .split_once(':')
+                .ok_or_else(|| AnalyzeError::bad_input("--creds: expected USER:PASSWORD"))?;
+            vexxy_analyze::Credentials::Basic {
+                user: user.to_owned(),
+                pass: pass.to_owned(),
+            }
+        }
+        None => vexxy_analyze::Credentials::FromDockerConfig,
+    })
 }
 
 /// The egress policy of registry pulls (the service's, and the CLI's with
