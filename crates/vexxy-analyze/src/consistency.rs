@@ -7,7 +7,10 @@
 //! image ID equal to its config digest); a report that records none is
 //! compared by package versions. Pure: no I/O.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    borrow::Cow,
+    collections::{BTreeMap, BTreeSet},
+};
 
 use vexxy_ingest::Subject;
 use vexxy_model::{Digest, Ecosystem, Finding, Inventory};
@@ -70,14 +73,14 @@ pub(crate) type Listed<'a> = (&'a str, &'a str, &'a Ecosystem);
 /// packages (deb, rpm, apk) both list do: scanners print those exactly
 /// as the package database has them, while language ecosystems differ in
 /// spelling (`go1.22.1`, `v1.22.1`, `1.22.1`).
-pub(crate) fn check(
+pub(crate) fn check<'f>(
     origin: &str,
     subject: &Subject,
     image: &ImageIdentity,
-    findings: &[Finding],
+    findings: &'f [Finding],
     inventory: &Inventory,
     allow: bool,
-) -> Result<(Vec<Finding>, Option<ReportMismatch>), AnalyzeError> {
+) -> Result<(Cow<'f, [Finding]>, Option<ReportMismatch>), AnalyzeError> {
     let listed: Vec<Listed<'_>> = findings
         .iter()
         .map(|f| {
@@ -94,7 +97,7 @@ pub(crate) fn check(
         None => changed.is_empty(),
     };
     if same_image {
-        return Ok((findings.to_vec(), None));
+        return Ok((Cow::Borrowed(findings), None));
     }
     let mismatch = ReportMismatch {
         report_digests: subject.manifest_digests.clone(),
@@ -120,7 +123,7 @@ pub(crate) fn check(
             }
         })
         .collect();
-    Ok((adjusted, Some(mismatch)))
+    Ok((Cow::Owned(adjusted), Some(mismatch)))
 }
 
 /// Compares an SBOM with the image: its digests when they match, else its
@@ -353,7 +356,7 @@ mod tests {
         ] {
             let (out, mismatch) =
                 check("r.json", &subject, &image(), &findings, &inv, false).expect("same image");
-            assert_eq!(out, findings);
+            assert_eq!(&*out, &findings[..]);
             assert!(mismatch.is_none());
         }
     }

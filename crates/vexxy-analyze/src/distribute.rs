@@ -283,17 +283,19 @@ fn is_openvex(predicate_type: &str) -> bool {
         || predicate_type.starts_with("https://openvex.dev/ns/")
 }
 
+/// The repository an image reference names (`registry/path`), the name
+/// an attestation's statement gives its subject.
+pub fn repository_of(image: &str) -> Result<String, AnalyzeError> {
+    let parsed =
+        vexxy_registry::ImageRef::parse(image).doing_with(|| format!("reading {image}"))?;
+    Ok(format!("{}/{}", parsed.registry(), parsed.repository()))
+}
+
 /// The image's manifest digest as a `repository@digest` reference, so an
 /// attestation is attached to exactly the attested digest even when the
 /// tag has moved on.
 pub fn pinned_reference(image: &str, digest: &Digest) -> Result<String, AnalyzeError> {
-    let parsed =
-        vexxy_registry::ImageRef::parse(image).doing_with(|| format!("reading {image}"))?;
-    Ok(format!(
-        "{}/{}@{digest}",
-        parsed.registry(),
-        parsed.repository()
-    ))
+    Ok(format!("{}@{digest}", repository_of(image)?))
 }
 
 #[cfg(test)]
@@ -388,7 +390,7 @@ mod tests {
                 found(cyclonedx, 5),
                 found(newer, 3), // the same envelope again (also a referrer)
             ],
-            &ours.verifying_key(),
+            ours.verifying_key(),
         );
         assert_eq!(d.candidates.len(), 6, "deduplicated by envelope digest");
         assert!(matches!(d.candidates[0].refused, Some(Refusal::NotVex(_))));

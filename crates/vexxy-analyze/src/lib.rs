@@ -38,7 +38,7 @@ mod request;
 mod run_config;
 mod scratch;
 
-use std::path::Path;
+use std::{borrow::Cow, path::Path};
 
 use vexxy_model::{Inventory, InventorySource, Product, ReachFacts};
 
@@ -102,7 +102,7 @@ pub fn analyze(
         &found.inventory,
         request.allow_report_mismatch,
     )?;
-    let findings = findings.as_slice();
+    let findings = &*findings;
     let root = vexxy_rootfs::RootFs::open(resolved.rootfs())
         .doing_with(|| format!("opening the rootfs {}", resolved.rootfs().display()))?;
     planned.plan.uprobes = plan::probe_plan(findings, &found.inventory, &found.facts, &root);
@@ -362,13 +362,10 @@ pub fn decide_static(
         ));
     }
     let (findings, report_mismatch) = match (&resolved, &inventory) {
-        (Some(r), Some(inv)) => consistent_findings(
-            &Findings::Report(request.report.clone()),
-            r,
-            inv,
-            request.allow_report_mismatch,
-        )?,
-        _ => (request.report.findings.clone(), None),
+        (Some(r), Some(inv)) => {
+            consistent_report(&request.report, r, inv, request.allow_report_mismatch)?
+        }
+        _ => (Cow::Borrowed(request.report.findings.as_slice()), None),
     };
     let evidence = render::Evidence {
         product: &product,
@@ -418,30 +415,17 @@ pub fn catalog_image(
 }
 
 /// The findings to decide, after checking that the report (or SBOM)
-/// describes this image: [`consistency::check`].
-fn consistent_findings(
-    findings: &Findings,
+/// describes this image: [`consistency::check`]. Borrowed unless the
+/// versions were rewritten.
+fn consistent_findings<'f>(
+    findings: &'f Findings,
     resolved: &Resolved,
     inventory: &Inventory,
     allow: bool,
-) -> Result<(Vec<vexxy_model::Finding>, Option<ReportMismatch>), AnalyzeError> {
-    let identity = resolved.identity();
+) -> Result<(Cow<'f, [vexxy_model::Finding]>, Option<ReportMismatch>), AnalyzeError> {
     match findings {
-        Findings::None => Ok((Vec::new(), None)),
-        Findings::Report(r) => {
-            let origin = r.target.as_ref().map_or_else(
-                || format!("the {} report", r.format),
-                |t| format!("the {} report of {t}", r.format),
-            );
-            consistency::check(
-                &origin,
-                &r.subject,
-                &identity,
-                &r.findings,
-                inventory,
-                allow,
-            )
-        }
+        Findings::None => Ok((Cow::Borrowed(&[]), None)),
+        Findings::Report(r) => consistent_report(r, resolved, inventory, allow),
         Findings::Sbom(s) => {
             let origin = s.name.as_ref().map_or_else(
                 || format!("the {} SBOM", s.format),
@@ -454,11 +438,33 @@ fn consistent_findings(
                 .iter()
                 .map(|p| (p.name.as_str(), p.version.as_str(), &p.ecosystem))
                 .collect();
+            let identity = resolved.identity();
             let mismatch =
                 consistency::check_sbom(&origin, &s.subject, &identity, &listed, inventory, allow)?;
-            Ok((Vec::new(), mismatch))
+            Ok((Cow::Borrowed(&[]), mismatch))
         }
     }
+}
+
+/// [`consistent_findings`] of a scanner report.
+fn consistent_report<'f>(
+    r: &'f vexxy_ingest::Report,
+    resolved: &Resolved,
+    inventory: &Inventory,
+    allow: bool,
+) -> Result<(Cow<'f, [vexxy_model::Finding]>, Option<ReportMismatch>), AnalyzeError> {
+    let origin = r.target.as_ref().map_or_else(
+        || format!("the {} report", r.format),
+        |t| format!("the {} report of {t}", r.format),
+    );
+    consistency::check(
+        &origin,
+        &r.subject,
+        &resolved.identity(),
+        &r.findings,
+        inventory,
+        allow,
+    )
 }
 
 /// The report's image name and digest as the product.

@@ -441,15 +441,9 @@ pub(crate) async fn publish(
         ..Attestation::default()
     };
     if spec.attach {
-        let attached = attach(
-            svc,
-            org_id,
-            spec,
-            &signed.subject.to_string(),
-            &signed.envelope,
-        )
-        .await
-        .map_err(PublishError::Attach)?;
+        let attached = attach(svc, org_id, spec, &signed.subject, &signed.envelope)
+            .await
+            .map_err(PublishError::Attach)?;
         attestation.status = "attached".into();
         attestation.referrer_digest = Some(attached.referrer.to_string());
         attestation.referrers_api = Some(attached.referrers_api);
@@ -475,7 +469,7 @@ async fn attach(
     svc: &Service,
     org_id: &str,
     spec: &JobSpec,
-    digest: &str,
+    digest: &vexxy_model::Digest,
     envelope: &[u8],
 ) -> Result<vexxy_registry::Attached, AnalyzeError> {
     use vexxy_analyze::ResultExt as _;
@@ -485,8 +479,7 @@ async fn attach(
             spec.image_ref
         ))
     })?;
-    let image = vexxy_registry::ImageRef::parse(&name).doing("attaching the attestation")?;
-    let pinned = format!("{}/{}@{digest}", image.registry(), image.repository());
+    let pinned = vexxy_analyze::distribute::pinned_reference(&name, digest)?;
     let credentials = pull_credentials(svc, org_id, &spec.image_ref)
         .await
         .doing("attaching the attestation")?;

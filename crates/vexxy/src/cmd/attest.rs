@@ -36,7 +36,7 @@ pub(crate) fn attest(args: &AttestArgs) -> Result<Exit> {
         }
         None => {
             let name = match &args.push {
-                Some(image) => repository_of(image)?,
+                Some(image) => distribute::repository_of(image)?,
                 None => doc
                     .statements
                     .first()
@@ -98,12 +98,6 @@ fn print_attached(image: &str, a: &distribute::Attached) {
         att = a.cosign_manifest,
         referrer = a.referrer,
     ));
-}
-
-/// The repository of a registry reference, as the statement subject's name.
-fn repository_of(image: &str) -> Result<String, AnalyzeError> {
-    let r = distribute::ImageRef::parse(image).map_err(AnalyzeError::from)?;
-    Ok(format!("{}/{}", r.registry(), r.repository()))
 }
 
 /// Pull options for attaching and fetching: the CLI user's own registry
