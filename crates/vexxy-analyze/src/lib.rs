@@ -534,6 +534,7 @@ fn finish(
     )?;
     Ok(AnalysisOutcome {
         packages: found.inventory.packages().len(),
+        findings: findings.to_vec(),
         product,
         profile,
         profile_source,

@@ -164,6 +164,10 @@ pub struct AnalysisOutcome {
     pub profile: ExecutionProfile,
     /// Where it came from.
     pub profile_source: ProfileSource,
+    /// The findings decided (after any version rewrite the report check
+    /// allowed), in the order of [`vexxy_decide::Outcome::decisions`]
+    /// (each decision's `finding` indexes this list).
+    pub findings: Vec<vexxy_model::Finding>,
     /// Every decision, the statements and the triage summary.
     pub decision: vexxy_decide::Outcome,
     /// The rendered outputs.

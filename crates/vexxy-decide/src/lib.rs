@@ -129,7 +129,7 @@ pub fn decide(inputs: &Inputs<'_>, policy: &Policy) -> Outcome {
             },
         })
         .collect();
-    let statements = aggregate(inputs, &decisions);
+    let statements = statements(inputs.product, inputs.findings, &decisions);
     let summary = Summary::of(&decisions, statements.len(), policy);
     Outcome {
         decisions,
@@ -207,6 +207,7 @@ pub fn document(
         author: author.to_owned(),
         role: None,
         timestamp,
+        last_updated: None,
         version: 1,
         tooling: Some(tooling.to_owned()),
         statements,
@@ -448,13 +449,26 @@ pub fn action_statement(f: &Finding) -> String {
 /// so their verdicts are joined conservatively: the most severe status wins
 /// (affected > under_investigation > fixed > not_affected), and among
 /// not_affected verdicts the least confident one speaks for all.
-fn aggregate(inputs: &Inputs<'_>, decisions: &[Decision]) -> Vec<VexStatement> {
-    let mut by_vuln: BTreeMap<String, Vec<&Decision>> = BTreeMap::new();
+///
+/// [`decide`] builds [`Outcome::statements`] with it; callers that change
+/// some decisions afterwards (a human review) fold them the same way. Each
+/// decision names its finding by index into `findings`; a decision whose
+/// index is out of range is skipped. Statements come sorted by
+/// vulnerability id, each about `product`, without a timestamp.
+pub fn statements(
+    product: &Product,
+    findings: &[Finding],
+    decisions: &[Decision],
+) -> Vec<VexStatement> {
+    let mut by_vuln: BTreeMap<String, Vec<(&Finding, &Decision)>> = BTreeMap::new();
     for d in decisions {
+        let Some(f) = findings.get(d.finding) else {
+            continue;
+        };
         by_vuln
-            .entry(inputs.findings[d.finding].vulnerability.id.clone())
+            .entry(f.vulnerability.id.clone())
             .or_default()
-            .push(d);
+            .push((f, d));
     }
     by_vuln
         .into_iter()
@@ -465,19 +479,16 @@ fn aggregate(inputs: &Inputs<'_>, decisions: &[Decision]) -> Vec<VexStatement> {
                 Status::Fixed => 1,
                 Status::NotAffected => 0,
             };
-            let lead = ds
-                .iter()
-                .max_by(|a, b| {
-                    rank(a.verdict.status())
-                        .cmp(&rank(b.verdict.status()))
-                        .then(
-                            b.verdict
-                                .confidence
-                                .get()
-                                .total_cmp(&a.verdict.confidence.get()),
-                        )
-                })
-                .copied();
+            let lead = ds.iter().map(|(_, d)| *d).max_by(|a, b| {
+                rank(a.verdict.status())
+                    .cmp(&rank(b.verdict.status()))
+                    .then(
+                        b.verdict
+                            .confidence
+                            .get()
+                            .total_cmp(&a.verdict.confidence.get()),
+                    )
+            });
             let lead = lead.map_or_else(
                 || Verdict::under_investigation(Decider::automated("vexxy")),
                 |d| d.verdict.clone(),
@@ -488,8 +499,7 @@ fn aggregate(inputs: &Inputs<'_>, decisions: &[Decision]) -> Vec<VexStatement> {
             let mut description = None;
             let mut notes: Vec<String> = Vec::new();
             let mut evidence: Vec<Evidence> = Vec::new();
-            for d in &ds {
-                let f = &inputs.findings[d.finding];
+            for (f, d) in &ds {
                 if let Some(p) = subcomponent(f) {
                     if !subcomponents.contains(&p) {
                         subcomponents.push(p);
@@ -518,7 +528,7 @@ fn aggregate(inputs: &Inputs<'_>, decisions: &[Decision]) -> Vec<VexStatement> {
                 vulnerability_id: id,
                 aliases,
                 description,
-                product: inputs.product.clone(),
+                product: product.clone(),
                 subcomponents,
                 verdict,
                 timestamp: None,

@@ -604,3 +604,36 @@ fn statements_pinned_to_another_digest_do_not_apply() {
         "a statement about one digest says nothing about an unpinned run"
     );
 }
+
+#[test]
+fn statements_fold_decisions_as_decide_does() {
+    let findings = vec![
+        finding("CVE-K", "linux-libc-dev", Ecosystem::Deb),
+        finding("CVE-KNOWN", "libc6", Ecosystem::Deb),
+        finding("CVE-KNOWN", "libc-bin", Ecosystem::Deb),
+        finding("CVE-A", "libgnutls30", Ecosystem::Deb),
+    ];
+    let inv = inventory();
+    let facts = facts();
+    let product = product();
+    let inputs = Inputs {
+        product: &product,
+        findings: &findings,
+        inventory: Some(&inv),
+        facts: &facts,
+        existing: &[],
+        profile: None,
+        command_override: None,
+    };
+    let outcome = decide(&inputs, &Policy::default());
+    assert_eq!(
+        vexxy_decide::statements(&product, &findings, &outcome.decisions),
+        outcome.statements
+    );
+    // a decision naming no finding is skipped, not a panic
+    let mut stray = outcome.decisions.clone();
+    stray[0].finding = 99;
+    let folded = vexxy_decide::statements(&product, &findings, &stray);
+    assert!(folded.iter().all(|s| s.vulnerability_id != "CVE-K"));
+    assert_eq!(folded.len(), outcome.statements.len() - 1);
+}

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use vexxy_model::{Cvss, Finding, FixState, PackageRef, Severity, Vulnerability};
 
 use crate::{
-    common::{self, null_default},
+    common::{self, null_default, Lenient},
     error::FieldError,
     Format, IngestError, Report,
 };
@@ -50,6 +50,20 @@ struct RawVulnerability {
     cvss: Vec<RawCvss>,
     #[serde(default)]
     fix: Option<RawFix>,
+    /// EPSS scores (grype 0.87+), one per CVE the record names. Lenient: an
+    /// enrichment whose shape is not worth refusing a report over.
+    #[serde(default)]
+    epss: Option<Lenient<Vec<RawEpss>>>,
+    /// CISA KEV entries (grype 0.87+); any entry means known exploited.
+    #[serde(rename = "knownExploited", default)]
+    known_exploited: Option<Lenient<Vec<serde::de::IgnoredAny>>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawEpss {
+    #[serde(default)]
+    cve: Option<String>,
+    epss: f64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,6 +270,12 @@ fn finding(m: RawMatch, index: usize, tool: Option<&str>) -> Result<Finding, Fie
         }
     }
 
+    let epss = epss_of(v.epss.and_then(Lenient::ok).unwrap_or_default(), &id);
+    let known_exploited = v
+        .known_exploited
+        .and_then(Lenient::ok)
+        .is_some_and(|k| !k.is_empty());
+
     let (fixed_versions, fix_state) = match v.fix {
         Some(f) => {
             let mut versions = Vec::new();
@@ -279,6 +299,8 @@ fn finding(m: RawMatch, index: usize, tool: Option<&str>) -> Result<Finding, Fie
             description,
             data_source: common::non_empty(v.data_source),
             urls,
+            epss,
+            known_exploited,
         },
         package: PackageRef {
             name: a.name,
@@ -295,6 +317,22 @@ fn finding(m: RawMatch, index: usize, tool: Option<&str>) -> Result<Finding, Fie
         fix_state,
         reported_by: tool.map(str::to_owned),
     })
+}
+
+/// The EPSS score of the finding's id, else the first one given; scores
+/// outside `0..=1` are dropped.
+fn epss_of(scores: Vec<RawEpss>, id: &str) -> Option<f64> {
+    let valid = |e: &RawEpss| e.epss.is_finite() && (0.0..=1.0).contains(&e.epss);
+    let pick = scores
+        .iter()
+        .filter(|e| valid(e))
+        .find(|e| {
+            e.cve
+                .as_deref()
+                .is_some_and(|c| c.trim().eq_ignore_ascii_case(id))
+        })
+        .or_else(|| scores.iter().find(|e| valid(e)));
+    pick.map(|e| e.epss)
 }
 
 fn cvss_of(c: RawCvss) -> Cvss {
@@ -315,5 +353,68 @@ fn fix_state(state: Option<&str>) -> FixState {
         Some("not-fixed") => FixState::NotFixed,
         Some("wont-fix") => FixState::WontFix,
         _ => FixState::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn one(vulnerability: &str) -> Finding {
+        let doc = format!(
+            r#"{{"matches":[{{"vulnerability":{vulnerability},"artifact":{{"name":"zlib1g","version":"1"}}}}]}}"#
+        );
+        let mut r = parse(doc.as_bytes(), Path::new("grype.json")).unwrap();
+        r.findings.remove(0)
+    }
+
+    #[test]
+    fn epss_is_the_findings_own_else_the_first() {
+        let cases = [
+            // (vulnerability object, epss, known exploited)
+            (r#"{"id":"CVE-1"}"#, None, false),
+            (
+                r#"{"id":"CVE-1","epss":null,"knownExploited":null}"#,
+                None,
+                false,
+            ),
+            (
+                r#"{"id":"CVE-1","epss":[],"knownExploited":[]}"#,
+                None,
+                false,
+            ),
+            (
+                r#"{"id":"DSA-1","epss":[{"cve":"CVE-2","epss":0.2},{"cve":"CVE-3","epss":0.3}]}"#,
+                Some(0.2),
+                false,
+            ),
+            (
+                r#"{"id":"CVE-3","epss":[{"cve":"CVE-2","epss":0.2},{"cve":"cve-3","epss":0.3,"percentile":0.9,"date":"2025-06-07"}]}"#,
+                Some(0.3),
+                false,
+            ),
+            // out of range scores are dropped, a malformed array ignored
+            (
+                r#"{"id":"CVE-1","epss":[{"cve":"CVE-1","epss":7.0},{"cve":"CVE-9","epss":0.5}]}"#,
+                Some(0.5),
+                false,
+            ),
+            (
+                r#"{"id":"CVE-1","epss":"high","knownExploited":{"x":1}}"#,
+                None,
+                false,
+            ),
+            (
+                r#"{"id":"CVE-1","knownExploited":[{"cve":"CVE-1"}]}"#,
+                None,
+                true,
+            ),
+        ];
+        for (v, epss, kev) in cases {
+            let f = one(v);
+            assert_eq!(f.vulnerability.epss, epss, "{v}");
+            assert_eq!(f.vulnerability.known_exploited, kev, "{v}");
+        }
     }
 }

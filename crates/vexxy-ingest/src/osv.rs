@@ -244,6 +244,8 @@ fn finding(
             cvss,
             description,
             urls,
+            epss: None,
+            known_exploited: false,
         },
         package: PackageRef {
             name: info.name.clone(),

@@ -228,6 +228,8 @@ fn finding(
             description: common::non_empty(v.description).or_else(|| common::non_empty(v.title)),
             data_source,
             urls,
+            epss: None,
+            known_exploited: false,
         },
         package: PackageRef {
             name: v.pkg_name,

@@ -174,6 +174,36 @@ fn grype_fields_map_to_the_model() {
 }
 
 #[test]
+fn grype_epss_and_known_exploited_map_to_the_model() {
+    let r = report("dimpact_nginx-latest_2025-06-08_grype.json");
+    let rapid_reset = r
+        .findings
+        .iter()
+        .find(|f| f.vulnerability.id == "CVE-2023-44487" && f.package.name == "nginx")
+        .expect("CVE-2023-44487 on nginx");
+    assert_eq!(rapid_reset.vulnerability.epss, Some(0.9443));
+    assert!(rapid_reset.vulnerability.known_exploited);
+    // Every match of this report carries an EPSS score; only one is in KEV.
+    assert!(r.findings.iter().all(|f| f
+        .vulnerability
+        .epss
+        .is_some_and(|e| (0.0..=1.0).contains(&e))));
+    let kev: Vec<_> = r
+        .findings
+        .iter()
+        .filter(|f| f.vulnerability.known_exploited)
+        .map(|f| f.vulnerability.id.as_str())
+        .collect();
+    assert_eq!(kev, ["CVE-2023-44487"]);
+    // Trivy's report has neither.
+    let trivy = report("dimpact_nginx-latest_2025-06-08_trivy.json");
+    assert!(trivy
+        .findings
+        .iter()
+        .all(|f| f.vulnerability.epss.is_none() && !f.vulnerability.known_exploited));
+}
+
+#[test]
 fn trivy_fields_map_to_the_model() {
     let r = report("dimpact_nginx-latest_2025-06-08_trivy.json");
     let states = |s: FixState| r.findings.iter().filter(|f| f.fix_state == s).count();

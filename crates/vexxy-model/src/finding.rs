@@ -58,6 +58,11 @@ pub struct Vulnerability {
     /// Where the scanner's record came from (a URL or database name).
     pub data_source: Option<String>,
     pub urls: Vec<String>,
+    /// The EPSS probability of exploitation in the next 30 days
+    /// (`0.0..=1.0`), when the report gives one.
+    pub epss: Option<f64>,
+    /// Whether the vulnerability is on a known-exploited list (CISA KEV).
+    pub known_exploited: bool,
 }
 
 /// Whether the scanner knows of a fix.

@@ -24,7 +24,10 @@ pub struct VexDocument {
     pub id: Option<String>,
     pub author: String,
     pub role: Option<String>,
+    /// When the document was first issued.
     pub timestamp: OffsetDateTime,
+    /// When this version of the document was issued, if it is not the first.
+    pub last_updated: Option<OffsetDateTime>,
     pub version: u32,
     pub tooling: Option<String>,
     pub statements: Vec<VexStatement>,

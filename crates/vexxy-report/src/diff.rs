@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::io::Read as _;
 use std::path::Path;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use time::{format_description::well_known::Rfc3339, UtcOffset};
 use vexxy_model::{Justification, Product, Purl, Status, VexDocument};
 
@@ -27,7 +27,7 @@ pub const OPENVEX_FILE: &str = "vex.openvex.json";
 pub const MAX_VEX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// What identifies a verdict across two analyses.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct DiffKey {
     /// The vulnerability id as the statement names it.
     pub vulnerability: String,
@@ -38,15 +38,17 @@ pub struct DiffKey {
 }
 
 /// One side's verdict for a key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerdictState {
     /// `not_affected`, `affected`, `fixed` or `under_investigation`.
-    #[serde(serialize_with = "status_str")]
+    #[serde(serialize_with = "status_str", deserialize_with = "status_from_str")]
     pub status: Status,
     /// The justification of a `not_affected` verdict.
     #[serde(
         serialize_with = "justification_str",
-        skip_serializing_if = "Option::is_none"
+        deserialize_with = "justification_from_str",
+        skip_serializing_if = "Option::is_none",
+        default
     )]
     pub justification: Option<Justification>,
     /// Package versions the statements name, sorted; empty when none does
@@ -65,14 +67,37 @@ fn justification_str<S: Serializer>(j: &Option<Justification>, ser: S) -> Result
     }
 }
 
+/// The inverse of [`status_str`]: a diff read back (from the service's
+/// `/api/v1/compare`) renders exactly as the one written.
+fn status_from_str<'de, D: Deserializer<'de>>(de: D) -> Result<Status, D::Error> {
+    let s = String::deserialize(de)?;
+    Status::from_openvex(&s)
+        .ok_or_else(|| serde::de::Error::custom(format!("status: {s:?} is not an OpenVEX status")))
+}
+
+/// The inverse of [`justification_str`].
+fn justification_from_str<'de, D: Deserializer<'de>>(
+    de: D,
+) -> Result<Option<Justification>, D::Error> {
+    Option::<String>::deserialize(de)?
+        .map(|s| {
+            Justification::from_openvex(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "justification: {s:?} is not an OpenVEX justification"
+                ))
+            })
+        })
+        .transpose()
+}
+
 /// Where one side came from.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SideInfo {
     /// The file read, when read from disk.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub origin: Option<String>,
     /// The document's `@id`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub document_id: Option<String>,
     /// The document's author.
     pub author: String,
@@ -225,7 +250,7 @@ pub fn read_side(dir: &Path) -> Result<DiffSide, ReportError> {
 }
 
 /// A key present on one side only.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiffEntry {
     #[serde(flatten)]
     pub key: DiffKey,
@@ -234,7 +259,7 @@ pub struct DiffEntry {
 }
 
 /// A key whose verdict or versions differ.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerdictChange {
     #[serde(flatten)]
     pub key: DiffKey,
@@ -249,8 +274,10 @@ pub struct VerdictChange {
 }
 
 /// What changed between two analyses, sorted by vulnerability id then
-/// package.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+/// package. It reads back from its JSON ([`VerdictDiff::to_json`]) as it
+/// was, so a client renders a diff the service computed exactly as
+/// `vexxy diff` renders its own.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VerdictDiff {
     pub old: SideInfo,
     pub new: SideInfo,

@@ -48,6 +48,7 @@ fn doc(id: &str, timestamp: time::OffsetDateTime, statements: Vec<VexStatement>)
         author: "vexxy".to_owned(),
         role: None,
         timestamp,
+        last_updated: None,
         version: 1,
         tooling: Some("vexxy 0.1.0".to_owned()),
         statements,

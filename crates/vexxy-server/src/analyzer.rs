@@ -16,6 +16,7 @@ use std::{
 
 use vexxy_analyze::{
     AnalysisOutcome, AnalysisRequest, AnalyzeError, Caches, Context, Phase, Progress,
+    ReevaluateRequest,
 };
 
 /// What a running analysis reports back and how it is told to stop.
@@ -97,6 +98,20 @@ pub trait Analyzer: Send + Sync + 'static {
         request: &AnalysisRequest,
         control: &JobControl,
     ) -> Result<AnalysisOutcome, AnalyzeError>;
+
+    /// Decides a new report against a stored execution profile, without
+    /// running the image (a re-decision job). Analyzers that cannot
+    /// refuse it as an internal error.
+    fn reevaluate(
+        &self,
+        request: &ReevaluateRequest,
+        control: &JobControl,
+    ) -> Result<AnalysisOutcome, AnalyzeError> {
+        let _ = (request, control);
+        Err(AnalyzeError::internal(
+            "this analyzer does not decide from stored profiles",
+        ))
+    }
 }
 
 /// The real pipeline: [`vexxy_analyze::analyze`] with these caches.
@@ -117,6 +132,32 @@ impl Analyzer for Pipeline {
         request: &AnalysisRequest,
         control: &JobControl,
     ) -> Result<AnalysisOutcome, AnalyzeError> {
+        self.guarded(&request.image.reference, control, |ctx| {
+            vexxy_analyze::analyze(request, ctx)
+        })
+    }
+
+    fn reevaluate(
+        &self,
+        request: &ReevaluateRequest,
+        control: &JobControl,
+    ) -> Result<AnalysisOutcome, AnalyzeError> {
+        self.guarded(&request.image.reference, control, |ctx| {
+            vexxy_analyze::reevaluate(request, ctx)
+        })
+    }
+}
+
+impl Pipeline {
+    /// Runs `work` with the job's context (its tenant's caches, its cancel
+    /// flag, phases reported to `control`), a panic turned into an
+    /// internal error, and a cancellation winning over any result.
+    fn guarded(
+        &self,
+        reference: &str,
+        control: &JobControl,
+        work: impl FnOnce(&Context<'_>) -> Result<AnalysisOutcome, AnalyzeError>,
+    ) -> Result<AnalysisOutcome, AnalyzeError> {
         let progress = |p: &Progress| {
             if let Progress::Started(phase) = p {
                 control.set_phase(*phase);
@@ -128,8 +169,7 @@ impl Analyzer for Pipeline {
             None => self.caches.clone(),
         };
         let ctx = control.context(caches, &progress);
-        let outcome =
-            std::panic::catch_unwind(AssertUnwindSafe(|| vexxy_analyze::analyze(request, &ctx)));
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| work(&ctx)));
         let result = outcome.unwrap_or_else(|panic| {
             let what = panic
                 .downcast_ref::<&str>()
@@ -138,8 +178,7 @@ impl Analyzer for Pipeline {
                 .unwrap_or_else(|| "no message".to_owned());
             tracing::error!("the analysis panicked: {what}");
             Err(AnalyzeError::internal(format!(
-                "the analysis of {} panicked: {what}",
-                request.image.reference
+                "the analysis of {reference} panicked: {what}"
             )))
         });
         // a job cancelled meanwhile is cancelled, whatever came of it

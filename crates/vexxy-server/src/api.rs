@@ -201,6 +201,16 @@ pub struct JobSpec {
     /// Also attach the attestation to the image (implies `sign`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub attach: bool,
+    /// A re-decision: decide from the execution profile stored by this
+    /// (complete) job instead of running the image (`POST
+    /// /api/v1/images/{digest}/reports`). Never set by a submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reevaluate_from: Option<String>,
+    /// A scheduled re-run of an earlier analysis (when it was scheduled,
+    /// Unix ms): runs the image again rather than reuse a stored profile.
+    /// Never set by a submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun: Option<i64>,
 }
 
 const MAX_SCRIPT: usize = 1 << 20;
@@ -298,6 +308,8 @@ impl TryFrom<(SubmitRequest, &SubmitLimits)> for JobSpec {
             allow_report_mismatch: config.allow_report_mismatch.unwrap_or(false),
             sign: config.sign.unwrap_or(false) || config.attach.unwrap_or(false),
             attach: config.attach.unwrap_or(false),
+            reevaluate_from: None,
+            rerun: None,
         })
     }
 }
@@ -363,6 +375,8 @@ impl JobSpec {
             allow_report_mismatch: self.allow_report_mismatch,
             sign: self.sign,
             attach: self.attach,
+            reevaluate_from: self.reevaluate_from.clone(),
+            rerun: self.rerun,
         };
         let mut value = serde_json::to_value(&same).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
@@ -597,6 +611,10 @@ pub struct WebhookPayload {
     /// Path of the results on this server.
     pub results_url: String,
     pub finished_at: String,
+    /// What the analysis changed in the image's stored statements (new,
+    /// gone and re-decided findings), when it completed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<crate::api_review::Changes>,
 }
 
 /// `POST /api/v1/signing-keys`: a new key pair for the organisation.

@@ -16,7 +16,7 @@ pub struct ErrorBody {
     /// Machine-readable: unauthorized, premium_required, quota_exceeded,
     /// not_found, bad_request, not_complete, already_finished, gone,
     /// payload_too_large, unavailable, internal, command_override_forbidden,
-    /// no_secret_key.
+    /// no_secret_key, version_conflict, no_profile.
     pub code: &'static str,
     pub message: String,
     /// Analyses used this month (429 only).
@@ -117,6 +117,12 @@ impl ApiError {
         e
     }
 
+    /// 409 for a request that conflicts with the resource's state (a
+    /// statement changed since the caller read it: `version_conflict`).
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
     pub fn gone(message: impl Into<String>) -> Self {
         Self::new(StatusCode::GONE, "gone", message)
     }
@@ -167,6 +173,7 @@ impl From<vexxy_store::StoreError> for ApiError {
         match e {
             vexxy_store::StoreError::NotFound(what) => Self::not_found(what),
             vexxy_store::StoreError::Invalid(m) => Self::unprocessable(m),
+            vexxy_store::StoreError::Conflict(m) => Self::conflict("version_conflict", m),
             vexxy_store::StoreError::Secrets(e) if *e == vexxy_store::SecretsError::NoKey => {
                 Self::no_secret_key()
             }

@@ -13,7 +13,7 @@ use std::{
 
 use vexxy_analyze::{
     AnalysisRequest, AnalyzeError, Caches, DecideSettings, Findings, ImageRequest, ImageSource,
-    RunSettings, SandboxLimits, TestScript,
+    ReevaluateRequest, RunSettings, SandboxLimits, TestScript,
 };
 
 use crate::api::{Document, JobSpec};
@@ -65,11 +65,11 @@ impl Default for AnalysisSettings {
     }
 }
 
-/// The request a job stands for.
-pub fn request(
+/// The image a job names, admitted and fetched as the service fetches.
+fn image_request(
     spec: &JobSpec,
     settings: &AnalysisSettings,
-) -> Result<AnalysisRequest, AnalyzeError> {
+) -> Result<ImageRequest, AnalyzeError> {
     let mut image = ImageRequest::parse(&admit_reference(
         &spec.image_ref,
         &settings.allowed_local_roots,
@@ -88,6 +88,23 @@ pub fn request(
     image.credentials = vexxy_analyze::Credentials::Anonymous;
     check_registry(&spec.image_ref, settings)?;
     image.egress.clone_from(&settings.egress);
+    Ok(image)
+}
+
+/// The timestamp of a job's documents.
+fn timestamp(settings: &AnalysisSettings) -> time::OffsetDateTime {
+    settings.timestamp.unwrap_or_else(|| {
+        let now = time::OffsetDateTime::now_utc();
+        now.replace_nanosecond(0).unwrap_or(now)
+    })
+}
+
+/// The request a job stands for.
+pub fn request(
+    spec: &JobSpec,
+    settings: &AnalysisSettings,
+) -> Result<AnalysisRequest, AnalyzeError> {
+    let image = image_request(spec, settings)?;
     let expected_digest = spec
         .image_digest
         .as_deref()
@@ -116,17 +133,34 @@ pub fn request(
         runtime: settings.runtime.clone(),
         ..RunSettings::default()
     };
-    let timestamp = settings.timestamp.unwrap_or_else(|| {
-        let now = time::OffsetDateTime::now_utc();
-        now.replace_nanosecond(0).unwrap_or(now)
-    });
+    let timestamp = timestamp(settings);
     Ok(AnalysisRequest {
         image,
         expected_digest,
         run,
         findings,
         decide: DecideSettings::at(timestamp),
-        reuse_profile: true,
+        // a scheduled re-run runs the image again
+        reuse_profile: spec.rerun.is_none(),
+        allow_report_mismatch: spec.allow_report_mismatch,
+    })
+}
+
+/// The request of a re-decision (`spec.reevaluate_from`): the job's
+/// report decided against `profile`, the execution profile an earlier
+/// analysis of the image stored, without running the image.
+pub fn reevaluate_request(
+    spec: &JobSpec,
+    settings: &AnalysisSettings,
+    profile: vexxy_model::ExecutionProfile,
+    profile_origin: String,
+) -> Result<ReevaluateRequest, AnalyzeError> {
+    Ok(ReevaluateRequest {
+        profile,
+        profile_origin,
+        image: image_request(spec, settings)?,
+        findings: findings(spec)?,
+        decide: DecideSettings::at(timestamp(settings)),
         allow_report_mismatch: spec.allow_report_mismatch,
     })
 }
@@ -256,6 +290,8 @@ mod tests {
             allow_report_mismatch: false,
             sign: false,
             attach: false,
+            reevaluate_from: None,
+            rerun: None,
         }
     }
 
@@ -302,6 +338,9 @@ mod tests {
             time::macros::datetime!(2026-01-01 0:00 UTC)
         );
         assert!(r.reuse_profile);
+        // a scheduled re-run runs the image again
+        s.rerun = Some(1);
+        assert!(!request(&s, &settings).unwrap().reuse_profile);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 pub mod analyzer;
 pub mod api;
+pub mod api_review;
 pub mod body;
 pub mod config;
 pub mod error;
@@ -16,7 +17,9 @@ pub mod health;
 pub mod job;
 mod leftovers;
 pub mod metrics;
+pub mod review;
 pub mod routes;
+pub mod routes_review;
 pub mod tenant;
 pub mod webhook;
 pub mod worker;
@@ -54,6 +57,12 @@ pub struct Service {
     /// reaches the sandbox at once (others learn at their next heartbeat).
     local: Mutex<HashMap<(String, i64), JobControl>>,
     draining: AtomicBool,
+    /// Held while an image's VEX is issued: its version number is taken
+    /// before the document is written (the store refuses a duplicate).
+    pub(crate) issuing: tokio::sync::Mutex<()>,
+    /// Held while a re-issued VEX is attached to its image in the
+    /// registry (one at a time per process, in the background).
+    pub(crate) attaching: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Service {
@@ -88,6 +97,8 @@ impl Service {
             wake: tokio::sync::Notify::new(),
             local: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
+            issuing: tokio::sync::Mutex::new(()),
+            attaching: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -174,6 +185,7 @@ pub fn spawn_background(
     if role == Role::Server {
         set.spawn(webhook::dispatch_loop(Arc::clone(svc), stop.clone()));
         set.spawn(sweep_loop(Arc::clone(svc), stop.clone()));
+        set.spawn(review::rerun_loop(Arc::clone(svc), stop.clone()));
     }
     set
 }

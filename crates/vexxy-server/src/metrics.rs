@@ -39,6 +39,11 @@ pub struct Metrics {
     pub worker_utilisation: Gauge<f64, AtomicU64>,
     pub webhook_deliveries: Family<OutcomeLabel, Counter>,
     pub http_requests: Family<HttpLabel, Counter>,
+    /// Statements waiting for a person (every organisation; no label
+    /// names a tenant: each organisation's own is its dashboard's).
+    pub review_backlog: Gauge,
+    /// Images with a current VEX / images seen (every organisation).
+    pub vex_coverage: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -88,8 +93,22 @@ impl Metrics {
             "HTTP requests served",
             http_requests.clone(),
         );
+        let review_backlog = Gauge::default();
+        registry.register(
+            "review_backlog",
+            "Statements in the review queue (every organisation)",
+            review_backlog.clone(),
+        );
+        let vex_coverage = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "vex_coverage_ratio",
+            "Images with a current VEX / images seen (every organisation)",
+            vex_coverage.clone(),
+        );
         Self {
             registry,
+            review_backlog,
+            vex_coverage,
             jobs,
             queue_depth,
             job_duration,
@@ -124,6 +143,18 @@ impl Metrics {
                 self.queue_depth.set(n);
             }
         }
+        let (mut backlog, mut seen, mut with_vex) = (0, 0, 0);
+        for (_, b, s, v) in store.review_gauges(vexxy_store::now_ms()).await? {
+            backlog += b;
+            seen += s;
+            with_vex += v;
+        }
+        self.review_backlog.set(backlog);
+        self.vex_coverage.set(if seen > 0 {
+            with_vex as f64 / seen as f64
+        } else {
+            0.0
+        });
         let mut out = String::new();
         encode(&mut out, &self.registry)
             .map_err(|e| vexxy_store::StoreError::Invalid(e.to_string()))?;

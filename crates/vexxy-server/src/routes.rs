@@ -37,7 +37,7 @@ use crate::{
     body,
     error::{ApiError, ErrorBody},
     metrics::HttpLabel,
-    tenant, Service,
+    routes_review as rr, tenant, Service,
 };
 
 type AppState = Arc<Service>;
@@ -71,6 +71,34 @@ pub fn router(service: Arc<Service>) -> Router {
             "/api/v1/registry-allowlist",
             get(get_registry_allowlist).put(set_registry_allowlist),
         )
+        .route("/api/v1/statements", get(rr::list_statements))
+        .route("/api/v1/statements/{id}", get(rr::statement_detail))
+        .route("/api/v1/statements/{id}/decisions", post(rr::post_decision))
+        .route("/api/v1/statements/{id}/assignee", put(rr::set_assignee))
+        .route("/api/v1/review/queue", get(rr::review_queue))
+        .route("/api/v1/review/decisions", post(rr::bulk_decisions))
+        .route(
+            "/api/v1/review/settings",
+            get(rr::get_settings).put(rr::put_settings),
+        )
+        .route("/api/v1/images", get(rr::list_images))
+        .route("/api/v1/images/{digest}", get(rr::image_detail))
+        .route("/api/v1/images/{digest}/vex", get(rr::current_vex))
+        .route("/api/v1/images/{digest}/vex/history", get(rr::vex_history))
+        .route(
+            "/api/v1/images/{digest}/vex/{version}",
+            get(rr::vex_version),
+        )
+        .route(
+            "/api/v1/images/{digest}/vex/{version}/envelope",
+            get(rr::vex_envelope),
+        )
+        .route("/api/v1/images/{digest}/reports", post(rr::post_report))
+        .route("/api/v1/reports", post(rr::post_report_any))
+        .route("/api/v1/dashboard", get(rr::dashboard))
+        .route("/api/v1/compliance", get(rr::compliance))
+        .route("/api/v1/compare", get(rr::compare))
+        .route("/api/v1/audit", get(rr::audit))
         .route("/api/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -1019,20 +1047,37 @@ impl Modify for BearerAuth {
         submit, status, results, artifact, cancel, list, quota, generate_signing_key,
         import_signing_key, list_signing_keys, revoke_signing_key, set_registry_credential,
         list_registry_credentials, delete_registry_credential, get_registry_allowlist,
-        set_registry_allowlist, healthz, readyz, metrics
+        set_registry_allowlist, healthz, readyz, metrics,
+        rr::list_statements, rr::review_queue, rr::statement_detail, rr::post_decision,
+        rr::bulk_decisions, rr::set_assignee, rr::get_settings, rr::put_settings,
+        rr::list_images, rr::image_detail, rr::current_vex, rr::vex_history, rr::vex_version,
+        rr::vex_envelope, rr::post_report, rr::post_report_any, rr::dashboard, rr::compliance, rr::compare, rr::audit
     ),
     components(schemas(
         SubmitRequest, crate::api::SubmitConfig, SubmitResponse, JobStatus, Results, Summary,
         CancelResponse, JobList, Quota, ErrorBody, crate::api::WebhookPayload, Attestation,
         GenerateSigningKey, ImportSigningKey, SigningKeyInfo, SigningKeyList,
         RegistryCredentialRequest, RegistryCredentialInfo, RegistryCredentialList,
-        RegistryAllowlist
+        RegistryAllowlist, crate::api_review::StatementQuery, crate::api_review::DecisionInfo,
+        crate::api_review::StatementInfo, crate::api_review::StatementList,
+        crate::api_review::StatementDetail, crate::api_review::DecisionRequest,
+        crate::api_review::DecisionResponse, crate::api_review::BulkDecisionRequest,
+        crate::api_review::BulkDecisionResponse, crate::api_review::AssignRequest,
+        crate::api_review::VexVersionInfo, crate::api_review::VexHistory,
+        crate::api_review::ImageInfo, crate::api_review::ImageList, crate::api_review::WeekInfo,
+        crate::api_review::Dashboard, crate::api_review::ComplianceRow,
+        crate::api_review::Compliance, crate::api_review::ReviewSettings,
+        crate::api_review::ReevaluateResponse, crate::api_review::Changes,
+        crate::api_review::AuditEntryInfo, crate::api_review::AuditList
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "analysis", description = "Submit images, follow jobs, fetch VEX and evidence"),
         (name = "organization", description = "The calling organisation: quota, signing keys, registry credentials, registry allow-list"),
         (name = "operations", description = "Health, readiness, metrics"),
+        (name = "review", description = "Stored statements, the review queue, decisions with who, when and why"),
+        (name = "images", description = "Analysed images, their current VEX and its history, new reports re-decided without a run"),
+        (name = "insights", description = "Dashboard, per-repository compliance, image comparison, audit log"),
     )
 )]
 struct ApiDoc;

@@ -441,7 +441,7 @@ pub(crate) async fn publish(
         ..Attestation::default()
     };
     if spec.attach {
-        let attached = attach(svc, org_id, spec, &signed.subject, &signed.envelope)
+        let attached = attach_envelope(svc, org_id, spec, &signed.subject, &signed.envelope)
             .await
             .map_err(PublishError::Attach)?;
         attestation.status = "attached".into();
@@ -465,7 +465,7 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// Attaches `envelope` to the image `spec` names, pinned by `digest`, with
 /// the organisation's login (else anonymously) on a blocking thread.
-async fn attach(
+pub(crate) async fn attach_envelope(
     svc: &Service,
     org_id: &str,
     spec: &JobSpec,

@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tracing::Instrument as _;
 use vexxy_store::{
-    jobs::{Lease, NewDelivery},
+    jobs::{Completion, Lease, NewDelivery},
     Artifact,
 };
 
@@ -167,8 +167,8 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
             return;
         }
     };
-    let mut request = match crate::job::request(&spec, &svc.config.analysis) {
-        Ok(r) => r,
+    let mut work = match work(svc, &lease.job, &spec).await {
+        Ok(w) => w,
         Err(e) => {
             let transient = e.kind() != ErrorKind::BadInput;
             finish_failed(svc, &lease, &e.to_string(), transient).await;
@@ -184,7 +184,7 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
         Err(e) => Err(e),
     };
     match credentials {
-        Ok(c) => request.image.credentials = c,
+        Ok(c) => work.image_mut().credentials = c,
         Err(e) => {
             let transient = e.kind() != ErrorKind::BadInput;
             finish_failed(svc, &lease, &e.to_string(), transient).await;
@@ -211,7 +211,10 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
     ));
     let analyzer = Arc::clone(&svc.analyzer);
     let c = control.clone();
-    let mut handle = tokio::task::spawn_blocking(move || analyzer.analyze(&request, &c));
+    let mut handle = tokio::task::spawn_blocking(move || match &work {
+        Work::Analyze(request) => analyzer.analyze(request, &c),
+        Work::Reevaluate(request) => analyzer.reevaluate(request, &c),
+    });
     let result = loop {
         tokio::select! {
             r = &mut handle => break Some(r),
@@ -361,17 +364,87 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
         .observe(began.elapsed().as_secs_f64());
 }
 
+/// What a job asks of the analyzer.
+enum Work {
+    /// Fetch, run, trace and decide.
+    Analyze(Box<vexxy_analyze::AnalysisRequest>),
+    /// Decide a new report against a stored execution profile.
+    Reevaluate(Box<vexxy_analyze::ReevaluateRequest>),
+}
+
+impl Work {
+    fn image_mut(&mut self) -> &mut vexxy_analyze::ImageRequest {
+        match self {
+            Self::Analyze(r) => &mut r.image,
+            Self::Reevaluate(r) => &mut r.image,
+        }
+    }
+}
+
+/// The typed work a stored job stands for. A re-decision reads the
+/// execution profile its source job stored (the same organisation's).
+async fn work(
+    svc: &Service,
+    job: &vexxy_store::Job,
+    spec: &JobSpec,
+) -> Result<Work, vexxy_analyze::AnalyzeError> {
+    use vexxy_analyze::AnalyzeError;
+    let Some(source) = &spec.reevaluate_from else {
+        return crate::job::request(spec, &svc.config.analysis).map(|r| Work::Analyze(Box::new(r)));
+    };
+    let owned = svc
+        .store
+        .job(Some(&job.org_id), source)
+        .await
+        .map_err(|e| AnalyzeError::transient(format!("reading job {source}: {e}")))?;
+    if owned.is_none() {
+        return Err(AnalyzeError::bad_input(format!(
+            "job {source}, whose profile this re-decision uses, does not exist"
+        )));
+    }
+    let name = vexxy_analyze::ArtifactKind::Profile.file_name();
+    let artifact = svc
+        .store
+        .artifacts(source)
+        .await
+        .map_err(|e| AnalyzeError::transient(format!("reading the artifacts of job {source}: {e}")))?
+        .into_iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| {
+            AnalyzeError::bad_input(format!(
+                "job {source} has no stored execution profile (it passed retention, or the job never ran the image)"
+            ))
+        })?;
+    let bytes = svc
+        .evidence
+        .get(&artifact.digest)
+        .await
+        .map_err(|e| AnalyzeError::transient(format!("reading {name} of job {source}: {e}")))?
+        .ok_or_else(|| {
+            AnalyzeError::bad_input(format!("the {name} of job {source} is no longer stored"))
+        })?;
+    let origin = format!("job {source} {name}");
+    let profile = vexxy_profile::parse(&bytes, &origin)
+        .map_err(|e| AnalyzeError::internal(format!("{origin}: {e}")))?;
+    crate::job::reevaluate_request(spec, &svc.config.analysis, profile, origin)
+        .map(|r| Work::Reevaluate(Box::new(r)))
+}
+
 /// Stores every file, then completes the job (fenced). `Ok(false)`: the
 /// lease was lost meanwhile and nothing was recorded (the blobs stay for
 /// the sweeper).
 async fn store_results(
-    svc: &Service,
+    svc: &Arc<Service>,
     lease: &Lease,
     spec: &JobSpec,
     outcome: vexxy_analyze::AnalysisOutcome,
     published: Option<crate::tenant::Published>,
 ) -> Result<bool, vexxy_store::StoreError> {
     let summary = Summary::of(&outcome);
+    // the image's statements, stored with the completion; what they
+    // change is told in the webhook
+    let rules = crate::review::settings(&svc.store.review_settings(&lease.job.org_id).await?);
+    let record = crate::review::analysis_record(&lease.job, spec, &outcome, &rules);
     let mut artifacts = Vec::new();
     let mut attestation = None;
     if let Some(p) = published {
@@ -408,6 +481,10 @@ async fn store_results(
         .as_ref()
         .map(ToString::to_string)
         .or_else(|| spec.image_digest.clone());
+    let changes = match &record {
+        Some(r) => Some(changes(svc.store.preview_changes(r).await?)),
+        None => None,
+    };
     let webhook = spec.callback_url.as_ref().map(|url| NewDelivery {
         url: url.clone(),
         payload: payload(
@@ -417,19 +494,65 @@ async fn store_results(
             digest.clone(),
             Some(summary.clone()),
             None,
+            changes.clone(),
         ),
     });
     let summary_json = serde_json::to_string(&summary).unwrap_or_else(|_| "{}".into());
-    svc.store
-        .complete_attested(
+    let image = record.as_ref().map(|r| r.image_digest.clone());
+    let done = svc
+        .store
+        .complete_job(
             lease,
-            digest.as_deref(),
-            &artifacts,
-            &summary_json,
-            attestation.as_deref(),
-            webhook,
+            Completion {
+                image_digest: digest.as_deref(),
+                artifacts: &artifacts,
+                summary: &summary_json,
+                attestation: attestation.as_deref(),
+                webhook,
+                analysis: record,
+            },
         )
-        .await
+        .await?;
+    if !done.is_done() {
+        return Ok(false);
+    }
+    // the image's current VEX, re-issued from its rows and the human
+    // decisions about them (a failure here leaves the job complete and
+    // the statements stored: the next decision or analysis issues it)
+    if let Some(image) = image {
+        let cause = if spec.reevaluate_from.is_some() {
+            crate::review::Cause::Reevaluation
+        } else {
+            crate::review::Cause::Analysis
+        };
+        let issued = crate::review::reissue(
+            svc,
+            &lease.job.org_id,
+            &image,
+            cause,
+            Some(&lease.job.id),
+            "vexxy",
+        )
+        .await;
+        match issued {
+            Ok(Some(v)) => {
+                tracing::info!(image = %image, version = v.version, "issued the image's VEX")
+            }
+            Ok(None) => tracing::info!(image = %image, "no finding present: no VEX issued"),
+            Err(e) => tracing::error!(image = %image, error = %e, "issuing the image's VEX failed"),
+        }
+    }
+    Ok(true)
+}
+
+fn changes(c: vexxy_store::review::ChangeSet) -> crate::api_review::Changes {
+    crate::api_review::Changes {
+        added: c.added,
+        removed: c.removed,
+        changed: c.changed,
+        kept_decisions: c.kept_decisions,
+        offered: c.offered,
+    }
 }
 
 async fn finish_failed(svc: &Service, lease: &Lease, error: &str, transient: bool) {
@@ -457,6 +580,7 @@ fn payload(
     image_digest: Option<String>,
     summary: Option<Summary>,
     error: Option<&str>,
+    changes: Option<crate::api_review::Changes>,
 ) -> String {
     let body = WebhookPayload {
         event: format!(
@@ -475,6 +599,7 @@ fn payload(
         error: error.map(str::to_owned),
         results_url: format!("/api/v1/analysis/{}/results", job.id),
         finished_at: rfc3339(vexxy_store::now_ms()),
+        changes,
     };
     serde_json::to_string(&body).unwrap_or_else(|_| "{}".into())
 }
@@ -492,6 +617,7 @@ pub(crate) fn failure_webhook(job: &vexxy_store::Job) -> Option<NewDelivery> {
             spec.image_digest.clone(),
             None,
             job.error.as_deref(),
+            None,
         ),
     })
 }

@@ -69,6 +69,7 @@ fn outcome(image_ref: &str) -> AnalysisOutcome {
         product: product.clone(),
         profile: Default::default(),
         profile_source: ProfileSource::Given,
+        findings: Vec::new(),
         decision: vexxy_decide::Outcome {
             decisions: Vec::new(),
             statements: vec![

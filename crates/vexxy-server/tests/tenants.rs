@@ -82,6 +82,7 @@ impl Analyzer for Pulling {
             },
             profile: Default::default(),
             profile_source: ProfileSource::Given,
+            findings: Vec::new(),
             decision: vexxy_decide::Outcome {
                 decisions: Vec::new(),
                 statements: Vec::new(),

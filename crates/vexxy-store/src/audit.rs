@@ -55,6 +55,32 @@ impl Store {
         Ok(())
     }
 
+    /// A page of the organisation's entries, newest first, and their
+    /// total (`limit` is capped at 1000).
+    pub async fn org_audit(
+        &self,
+        org_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<AuditEntry>, i64), StoreError> {
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_log WHERE org_id = $1")
+            .bind(org_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        let rows = sqlx::query(
+            "SELECT at, org_id, key_id, action, job_id, detail FROM audit_log \
+             WHERE org_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
+        )
+        .bind(org_id)
+        .bind(limit.clamp(1, 1000))
+        .bind(offset.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        let entries = rows.iter().map(entry_from_row).collect::<Result<_, _>>()?;
+        Ok((entries, total))
+    }
+
     /// The organisation's entries, oldest first (all when `org_id` is None).
     pub async fn audit_entries(&self, org_id: Option<&str>) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(
@@ -64,17 +90,17 @@ impl Store {
         .bind(org_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    at: r.try_get("at")?,
-                    org_id: r.try_get("org_id")?,
-                    key_id: r.try_get("key_id")?,
-                    action: r.try_get("action")?,
-                    job_id: r.try_get("job_id")?,
-                    detail: r.try_get("detail")?,
-                })
-            })
-            .collect()
+        rows.iter().map(entry_from_row).collect()
     }
+}
+
+fn entry_from_row(r: &sqlx::any::AnyRow) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        at: r.try_get("at")?,
+        org_id: r.try_get("org_id")?,
+        key_id: r.try_get("key_id")?,
+        action: r.try_get("action")?,
+        job_id: r.try_get("job_id")?,
+        detail: r.try_get("detail")?,
+    })
 }

@@ -43,6 +43,17 @@ impl Backend {
             Self::Sqlite => "",
         }
     }
+
+    /// `FOR UPDATE` where the engine has it: a read that a write in the
+    /// same transaction depends on waits for concurrent writers of the
+    /// row and then sees their result. A SQLite write transaction
+    /// (`BEGIN IMMEDIATE`) already holds the database's write lock.
+    pub(crate) fn for_update(self) -> &'static str {
+        match self {
+            Self::Postgres => " FOR UPDATE",
+            Self::Sqlite => "",
+        }
+    }
 }
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -84,6 +95,24 @@ impl Writer {
     /// Starts a transaction on the connection.
     pub(crate) async fn begin(&mut self) -> Result<Transaction<'_, Any>, StoreError> {
         Ok(sqlx::Connection::begin(&mut *self.conn).await?)
+    }
+
+    /// Starts a transaction that reads before it writes. On SQLite it
+    /// takes the write lock at once (`BEGIN IMMEDIATE`, waiting
+    /// `busy_timeout` for it): a deferred transaction that read a
+    /// snapshot another writer has since changed cannot upgrade to a
+    /// writer (`SQLITE_BUSY_SNAPSHOT`, no wait). PostgreSQL needs no
+    /// such thing: its conditional `UPDATE`s see the newest row.
+    pub(crate) async fn begin_write(
+        &mut self,
+        backend: Backend,
+    ) -> Result<Transaction<'_, Any>, StoreError> {
+        Ok(match backend {
+            Backend::Sqlite => {
+                sqlx::Connection::begin_with(&mut *self.conn, "BEGIN IMMEDIATE").await?
+            }
+            Backend::Postgres => sqlx::Connection::begin(&mut *self.conn).await?,
+        })
     }
 
     /// The write was committed (or deliberately rolled back): the

@@ -9,7 +9,8 @@
 //!   cancelled) can no longer change the job, so a job completes once;
 //! - a lease that expires puts the job back to `queued` (or `failed` when
 //!   it used up its attempts): a job whose worker died is picked up again;
-//! - results are stored (blobs and `artifacts` rows) in the same
+//! - results are stored (blobs and `artifacts` rows, and the image's
+//!   statements when the job brings an analysis record) in the same
 //!   transaction that marks the job complete and queues its webhook.
 
 use sqlx::{any::AnyRow, Row as _};
@@ -18,6 +19,7 @@ use crate::{
     audit::insert_audit,
     model::{Artifact, Job, JobEvent, JobState},
     now_ms,
+    review::{record_analysis_tx, AnalysisRecord, ChangeSet},
     tenants::new_id,
     Backoff, Store, StoreError,
 };
@@ -117,6 +119,47 @@ pub struct Lease {
 pub struct NewDelivery {
     pub url: String,
     pub payload: String,
+}
+
+/// What completing a job stores ([`Store::complete_job`]).
+#[derive(Clone, Debug)]
+pub struct Completion<'a> {
+    /// The analysed manifest's digest (kept if the job had one).
+    pub image_digest: Option<&'a str>,
+    pub artifacts: &'a [Artifact],
+    /// Verdict counts (JSON).
+    pub summary: &'a str,
+    /// What the job attached to its image (JSON).
+    pub attestation: Option<&'a str>,
+    pub webhook: Option<NewDelivery>,
+    /// The image's statements, per finding.
+    pub analysis: Option<AnalysisRecord>,
+}
+
+/// What [`Store::complete_job`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum Completed {
+    /// The job is complete; with an analysis, what recording it changed.
+    Done(Option<ChangeSet>),
+    /// The lease was lost (cancelled, expired and re-claimed): nothing
+    /// was written.
+    LeaseLost,
+}
+
+impl Completed {
+    pub fn is_done(&self) -> bool {
+        matches!(self, Self::Done(_))
+    }
+
+    /// What the analysis changed (`None` without one, or when the lease
+    /// was lost).
+    pub fn changes(&self) -> Option<&ChangeSet> {
+        match self {
+            Self::Done(changes) => changes.as_ref(),
+            Self::LeaseLost => None,
+        }
+    }
 }
 
 /// Filters for listing jobs.
@@ -240,6 +283,23 @@ impl Store {
             }
             None => Ok(None),
         }
+    }
+
+    /// The request a job was submitted with (JSON; `{}` once retention
+    /// expired the job), if the job exists and (when `org_id` is given)
+    /// belongs to that organisation: to repeat or re-decide it.
+    pub async fn job_request(
+        &self,
+        org_id: Option<&str>,
+        id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT request FROM jobs WHERE id = $1 AND ($2 IS NULL OR org_id = $2)")
+                .bind(id)
+                .bind(org_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| r.try_get("request")).transpose()?)
     }
 
     /// A page of the organisation's jobs, newest first, and the total.
@@ -451,29 +511,75 @@ impl Store {
         attestation: Option<&str>,
         webhook: Option<NewDelivery>,
     ) -> Result<bool, StoreError> {
+        let done = self
+            .complete_job(
+                lease,
+                Completion {
+                    image_digest,
+                    artifacts,
+                    summary,
+                    attestation,
+                    webhook,
+                    analysis: None,
+                },
+            )
+            .await?;
+        Ok(done.is_done())
+    }
+
+    /// Completes the job under its lease: the job's state, its artifacts
+    /// (blobs already stored), its webhook and, with `analysis`, the
+    /// image's statements ([`crate::review`]) in one transaction. A lost
+    /// lease writes nothing ([`Completed::LeaseLost`]). The analysis must
+    /// be the job's own (its organisation, its id).
+    pub async fn complete_job(
+        &self,
+        lease: &Lease,
+        completion: Completion<'_>,
+    ) -> Result<Completed, StoreError> {
+        if let Some(rec) = &completion.analysis {
+            if rec.org_id != lease.job.org_id || rec.job_id != lease.job.id {
+                return Err(StoreError::Invalid(format!(
+                    "job {}: the analysis record is of job {} of organisation {}",
+                    lease.job.id, rec.job_id, rec.org_id
+                )));
+            }
+            if completion
+                .image_digest
+                .is_some_and(|d| d != rec.image_digest)
+            {
+                return Err(StoreError::Invalid(format!(
+                    "job {}: the analysis record is of image {}, the job of {}",
+                    lease.job.id,
+                    rec.image_digest,
+                    completion.image_digest.unwrap_or_default()
+                )));
+            }
+        }
         let now = now_ms();
         let mut w = self.writer().await?;
         let mut tx = w.begin().await?;
+        // the first statement writes: SQLite's write lock is taken here
         let done = sqlx::query(
             "UPDATE jobs SET state = 'complete', progress = 100, phase = NULL, summary = $1, \
              image_digest = COALESCE(image_digest, $2), completed_at = $3, updated_at = $3, \
              lease_owner = NULL, lease_expires_at = NULL, error = NULL, attestation = $6 \
              WHERE id = $4 AND lease_token = $5 AND state IN ('running', 'analyzing')",
         )
-        .bind(summary)
-        .bind(image_digest)
+        .bind(completion.summary)
+        .bind(completion.image_digest)
         .bind(now)
         .bind(&lease.job.id)
         .bind(lease.token)
-        .bind(attestation)
+        .bind(completion.attestation)
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             tx.rollback().await?;
             w.done();
-            return Ok(false);
+            return Ok(Completed::LeaseLost);
         }
-        for a in artifacts {
+        for a in completion.artifacts {
             sqlx::query(
                 "INSERT INTO artifacts (job_id, name, digest, size, media_type, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
@@ -487,8 +593,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        if let Some(hook) = webhook {
-            insert_delivery(&mut tx, &lease.job.id, &lease.job.org_id, &hook, now).await?;
+        if let Some(hook) = &completion.webhook {
+            insert_delivery(&mut tx, &lease.job.id, &lease.job.org_id, hook, now).await?;
         }
         insert_event(
             &mut tx,
@@ -499,9 +605,13 @@ impl Store {
             None,
         )
         .await?;
+        let changes = match &completion.analysis {
+            Some(rec) => Some(record_analysis_tx(&mut tx, rec, now).await?),
+            None => None,
+        };
         tx.commit().await?;
         w.done();
-        Ok(true)
+        Ok(Completed::Done(changes))
     }
 
     /// Records a failed attempt: back to `queued` after `backoff_ms` when
@@ -777,7 +887,7 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '%' | '_' | '\\') {

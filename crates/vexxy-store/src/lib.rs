@@ -3,8 +3,9 @@
 //! leases and fencing, tenants and keys, the audit log, the webhook
 //! outbox, retention, the content-addressed evidence store, the
 //! organisations' signing keys, registry credentials and allow-lists
-//! (secrets sealed under the server's key, [`secrets`]), and the
-//! exponential backoff of every retry.
+//! (secrets sealed under the server's key, [`secrets`]), the human review
+//! loop (statements per finding, decisions, images and their VEX
+//! versions, [`review`]), and the exponential backoff of every retry.
 //!
 //! No HTTP here, and no analysis: the server and the workers call in.
 
@@ -16,6 +17,7 @@ pub mod jobs;
 pub mod model;
 pub mod org_secrets;
 pub mod retention;
+pub mod review;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod secrets;

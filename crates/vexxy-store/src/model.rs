@@ -151,6 +151,18 @@ impl Org {
 pub struct Caller {
     pub org: Org,
     pub key_id: String,
+    /// The key's name.
+    pub key_name: String,
+    /// Who the key belongs to, when its creator said.
+    pub owner: Option<String>,
+}
+
+impl Caller {
+    /// The name decisions and audit details give the caller: the key's
+    /// owner, else the key's name.
+    pub fn who(&self) -> &str {
+        self.owner.as_deref().unwrap_or(&self.key_name)
+    }
 }
 
 /// A job as stored.

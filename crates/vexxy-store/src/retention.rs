@@ -1,7 +1,9 @@
 //! Evidence retention. Jobs finished longer ago than the retention period
 //! lose their artifacts (the job row, its events and the audit log stay);
-//! blobs that no artifact names any more, and that nobody referenced
-//! within a grace period, are deleted from the evidence store.
+//! blobs that no artifact and no VEX version (`vex_versions`: an image's
+//! issued documents and envelopes, kept as long as their rows) names any
+//! more, and that nobody referenced within a grace period, are deleted
+//! from the evidence store.
 
 use sqlx::Row as _;
 
@@ -88,7 +90,10 @@ impl Store {
         }
         let orphans: Vec<String> = sqlx::query(
             "SELECT digest FROM blobs b WHERE last_referenced_at < $1 \
-             AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = b.digest) LIMIT 10000",
+             AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = b.digest) \
+             AND NOT EXISTS (SELECT 1 FROM vex_versions v WHERE v.document_digest = b.digest) \
+             AND NOT EXISTS (SELECT 1 FROM vex_versions v WHERE v.envelope_digest = b.digest) \
+             LIMIT 10000",
         )
         .bind(now - grace_ms)
         .fetch_all(&self.pool)
@@ -105,7 +110,9 @@ impl Store {
             let mut tx = w.begin().await?;
             let gone = sqlx::query(
                 "DELETE FROM blobs WHERE digest = $1 AND last_referenced_at < $2 \
-                 AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = $1)",
+                 AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = $1) \
+                 AND NOT EXISTS (SELECT 1 FROM vex_versions v WHERE v.document_digest = $1) \
+                 AND NOT EXISTS (SELECT 1 FROM vex_versions v WHERE v.envelope_digest = $1)",
             )
             .bind(&digest)
             .bind(now - grace_ms)

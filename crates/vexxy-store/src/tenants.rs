@@ -18,6 +18,9 @@ use crate::{
 /// Every key starts with this, so secret scanners can recognise one.
 pub const KEY_PREFIX: &str = "vxk_";
 
+/// Longest owner of a key.
+pub const MAX_OWNER_CHARS: usize = 200;
+
 /// A key's `last_used_at` is written at most this often (ms).
 const KEY_USE_EVERY_MS: i64 = 60_000;
 /// How long writing key uses may take before it is given up.
@@ -175,6 +178,28 @@ impl Store {
 
     /// A new API key for the organisation; the secret is returned once.
     pub async fn create_key(&self, org_id: &str, name: &str) -> Result<NewKey, StoreError> {
+        self.create_key_for(org_id, name, None).await
+    }
+
+    /// [`Store::create_key`] naming who the key belongs to (`owner`: a
+    /// person's name or address, at most 200 characters), the name its
+    /// decisions carry.
+    pub async fn create_key_for(
+        &self,
+        org_id: &str,
+        name: &str,
+        owner: Option<&str>,
+    ) -> Result<NewKey, StoreError> {
+        if let Some(owner) = owner {
+            if owner.trim().is_empty()
+                || owner.chars().count() > MAX_OWNER_CHARS
+                || owner.chars().any(char::is_control)
+            {
+                return Err(StoreError::Invalid(format!(
+                    "key owner {owner:?} must be 1..={MAX_OWNER_CHARS} characters without control characters"
+                )));
+            }
+        }
         let org = self.org(org_id).await?;
         let key = NewKey {
             id: new_id("key"),
@@ -183,13 +208,15 @@ impl Store {
         };
         let mut w = self.writer().await?;
         sqlx::query(
-            "INSERT INTO api_keys (id, org_id, name, hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO api_keys (id, org_id, name, hash, created_at, owner) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&key.id)
         .bind(&key.org_id)
         .bind(name)
         .bind(hash_key(&key.secret))
         .bind(now_ms())
+        .bind(owner)
         .execute(w.conn())
         .await?;
         w.done();
@@ -226,7 +253,7 @@ impl Store {
             return Ok(None);
         }
         let row = sqlx::query(
-            "SELECT k.id AS key_id, o.id, o.name, o.tier, o.monthly_quota, o.webhook_secret, o.created_at, \
+            "SELECT k.id AS key_id, k.name AS key_name, k.owner AS key_owner, o.id, o.name, o.tier, o.monthly_quota, o.webhook_secret, o.created_at, \
              o.allow_command_override \
              FROM api_keys k JOIN orgs o ON o.id = k.org_id \
              WHERE k.hash = $1 AND k.revoked_at IS NULL",
@@ -240,6 +267,8 @@ impl Store {
         Ok(Some(Caller {
             org: org_from_row(&row)?,
             key_id,
+            key_name: row.try_get("key_name")?,
+            owner: row.try_get("key_owner")?,
         }))
     }
 

@@ -996,6 +996,7 @@ impl TryFrom<RawCsaf> for VexDocument {
             author,
             role: None,
             timestamp,
+            last_updated: None,
             version,
             tooling,
             statements,

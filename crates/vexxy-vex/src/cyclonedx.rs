@@ -774,6 +774,7 @@ impl TryFrom<RawBom> for VexDocument {
             author: ctx.author,
             role: None,
             timestamp,
+            last_updated: None,
             version: bom.version.unwrap_or(1),
             tooling: (!tools.is_empty()).then(|| tools.join(", ")),
             statements,

@@ -71,6 +71,7 @@ pub fn merge(docs: Vec<VexDocument>, author: &str, now: OffsetDateTime) -> VexDo
         author: author.to_owned(),
         role: None,
         timestamp: now,
+        last_updated: None,
         version: 1,
         tooling: Some(format!("vexxy {VEXXY_VERSION}")),
         statements,

@@ -35,6 +35,8 @@ struct OutDocument<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     role: Option<&'a str>,
     timestamp: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_updated: Option<String>,
     version: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     tooling: Option<&'a str>,
@@ -168,6 +170,7 @@ pub fn write_openvex(doc: &VexDocument, opts: &OpenVexOptions) -> Result<String,
         author: &doc.author,
         role: doc.role.as_deref(),
         timestamp: rfc3339(doc.timestamp)?,
+        last_updated: doc.last_updated.map(rfc3339).transpose()?,
         version: doc.version,
         tooling: doc.tooling.as_deref(),
         statements,
@@ -191,6 +194,8 @@ pub(crate) struct RawDocument {
     #[serde(default)]
     role: Option<String>,
     timestamp: String,
+    #[serde(default)]
+    last_updated: Option<String>,
     #[serde(default)]
     version: Option<RawVersion>,
     #[serde(default)]
@@ -368,6 +373,7 @@ impl TryFrom<RawDocument> for VexDocument {
 
     fn try_from(raw: RawDocument) -> Result<Self, Self::Error> {
         let timestamp = parse_time(&raw.timestamp, "/timestamp")?;
+        let last_updated = parse_opt_time(raw.last_updated.as_deref(), "/last_updated")?;
         let version = match raw.version {
             None => 1,
             Some(RawVersion::Number(n)) => n,
@@ -442,6 +448,7 @@ impl TryFrom<RawDocument> for VexDocument {
             author: raw.author,
             role: raw.role,
             timestamp,
+            last_updated,
             version,
             tooling: raw.tooling,
             statements,

@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXIT_CODES: &str = "\
 Exit codes:
   0  done
-  1  done, but findings remain undecided (only with --fail-on-undecided)
+  1  done, but findings remain undecided (only with --fail-on-undecided),
+     or a verdict got worse (diff, compare with --fail-on-regression)
   2  bad input: a file that does not parse, an unknown format, a bad flag,
      a document that fails validation, an envelope that fails verification
   3  internal error
@@ -18,6 +19,33 @@ Exit codes:
      or quota (the message says which; for the quota, used and limit)
   7  (vex fetch, verify --image) no attestation attached to the image
      verifies with the key";
+
+/// Exit codes of the commands that read and decide through the service
+/// (`review`, `report`, `images`).
+const SERVICE_EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  2  bad request: a bad flag; the service knows no such statement or image
+     (404); the statement changed since --expected-version (409
+     version_conflict); the service refuses the decision (422; the message
+     names the field: a missing reason, a status and justification OpenVEX
+     forbids together …); `review bulk` without --yes
+  3  the service cannot be reached, fails (5xx) or answers something this
+     client cannot read
+  6  the service refused the request: API key (401), tier (403) or quota
+     (429)";
+
+/// Exit codes of `compare`.
+const COMPARE_EXIT_CODES: &str = "\
+Exit codes:
+  0  done
+  1  a verdict got worse (only with --fail-on-regression)
+  2  bad request: an IMAGE that names no sha256 digest; the service has no
+     VEX for an image (404)
+  3  the service cannot be reached, fails (5xx) or answers something this
+     client cannot read
+  6  the service refused the request: API key (401), tier (403) or quota
+     (429)";
 
 /// Evidence-backed VEX for container images.
 #[derive(Debug, Parser)]
@@ -88,6 +116,18 @@ pub(crate) enum Command {
     Worker(Box<WorkerArgs>),
     /// Manage the service's organisations and API keys.
     Admin(Box<AdminArgs>),
+    /// Review the service's statements (one per image × vulnerability ×
+    /// package): list them and the review queue, show one with its
+    /// evidence, approve, override, revert, assign, decide in bulk; the
+    /// organisation's review settings.
+    Review(Box<ReviewArgs>),
+    /// The service's reports: compliance per repository, the dashboard.
+    Report(ReportArgs),
+    /// Compare the current VEX of two images the service analysed:
+    /// findings and verdicts added, removed and changed (as `vexxy diff`).
+    Compare(CompareArgs),
+    /// The images the service analysed, their current VEX and its history.
+    Images(ImagesArgs),
 }
 
 /// Where the service keeps its state and how it runs jobs (`serve`,
@@ -286,6 +326,11 @@ pub(crate) enum AdminCommand {
         /// A label for the key.
         #[arg(long, default_value = "default")]
         name: String,
+        /// Who the key belongs to (a person's address or name): review
+        /// decisions made with the key are recorded as theirs (else as the
+        /// key's name).
+        #[arg(long, value_name = "EMAIL")]
+        owner: Option<String>,
     },
     /// Revoke an API key by its id.
     RevokeKey { key_id: String },
@@ -988,4 +1033,527 @@ pub(crate) struct KeygenArgs {
     /// Writes PREFIX.key (mode 0600) and PREFIX.pub.
     #[arg(long, value_name = "PREFIX", default_value = "vexxy")]
     pub(crate) out_prefix: PathBuf,
+}
+
+/// OpenVEX statuses.
+const STATUSES: [&str; 4] = ["not_affected", "affected", "fixed", "under_investigation"];
+/// OpenVEX justifications.
+const JUSTIFICATIONS: [&str; 5] = [
+    "component_not_present",
+    "vulnerable_code_not_present",
+    "vulnerable_code_not_in_execute_path",
+    "vulnerable_code_cannot_be_controlled_by_adversary",
+    "inline_mitigations_already_exist",
+];
+/// Severities as the service stores them.
+const SEVERITIES: [&str; 6] = ["unknown", "negligible", "low", "medium", "high", "critical"];
+/// Why a statement needs a person.
+const REVIEW_REASONS: [&str; 4] = [
+    "under_investigation",
+    "affected_no_fix",
+    "low_confidence",
+    "four_eyes",
+];
+
+/// A number within 0..=1 (a confidence, a threshold).
+fn unit_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not within 0..=1"))
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct ReviewArgs {
+    #[command(subcommand)]
+    pub(crate) command: ReviewCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReviewCommand {
+    /// List statements as a table (id, image, vulnerability, package,
+    /// severity, status, confidence, review reason); with --queue, the
+    /// review queue (what needs a person, riskiest first).
+    List(ReviewListArgs),
+    /// Show one statement: its verdicts, the evidence they rest on, every
+    /// decision about it and a decision offered from another digest.
+    Show(ReviewShowArgs),
+    /// Confirm the automated verdict.
+    Approve(ApproveArgs),
+    /// Replace the automated verdict with another (OpenVEX rules apply:
+    /// not_affected needs --justification or --impact-statement, affected
+    /// an --action-statement).
+    Override(OverrideArgs),
+    /// Withdraw the decision in force: the automated verdict applies again.
+    Revert(RevertArgs),
+    /// Take the decision offered from another digest of the repository
+    /// whose evidence for the package is unchanged.
+    AcceptOffer(AcceptOfferArgs),
+    /// Assign the statement to a reviewer, or unassign it (--clear).
+    Assign(AssignArgs),
+    /// Decide every statement a filter selects (at most 1000; all or
+    /// nothing). Without --yes, only says how many match.
+    Bulk(BulkArgs),
+    /// Show the organisation's review settings, or change those given.
+    Settings(SettingsArgs),
+}
+
+/// Which statements (`review list`, `review bulk`); every filter given
+/// must hold.
+#[derive(Debug, Default, Args)]
+pub(crate) struct StatementFilterArgs {
+    /// Repository (the image name without tag or digest), exact.
+    #[arg(long, value_name = "REPOSITORY")]
+    pub(crate) repository: Option<String>,
+    /// Image: sha256:DIGEST or REPOSITORY@sha256:DIGEST.
+    #[arg(long, value_name = "IMAGE")]
+    pub(crate) image: Option<String>,
+    /// Vulnerability id (CVE-…, GHSA-…), exact.
+    #[arg(long, value_name = "ID")]
+    pub(crate) vulnerability: Option<String>,
+    /// Part of the package (name, or purl: pkg:deb/debian/libssl3@…).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) package: Option<String>,
+    /// Effective status (a human decision wins over the automated verdict).
+    #[arg(long, value_name = "STATUS", value_parser = STATUSES)]
+    pub(crate) status: Option<String>,
+    /// Severity.
+    #[arg(long, value_name = "SEVERITY", value_parser = SEVERITIES)]
+    pub(crate) severity: Option<String>,
+    /// Automated confidence at least this.
+    #[arg(long, value_name = "0..1", value_parser = unit_interval)]
+    pub(crate) min_confidence: Option<f64>,
+    /// Automated confidence at most this.
+    #[arg(long, value_name = "0..1", value_parser = unit_interval)]
+    pub(crate) max_confidence: Option<f64>,
+    /// Why the statement needs a person.
+    #[arg(long, value_name = "REASON", value_parser = REVIEW_REASONS)]
+    pub(crate) review_reason: Option<String>,
+    /// Assigned reviewer.
+    #[arg(long, value_name = "USER")]
+    pub(crate) assignee: Option<String>,
+    /// Also statements a later analysis of their image no longer reports.
+    #[arg(long)]
+    pub(crate) include_absent: bool,
+}
+
+/// `review list --sort`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StatementSort {
+    /// Known exploited first, then severity, EPSS, lowest confidence.
+    Risk,
+    /// Oldest first.
+    Age,
+    /// By vulnerability id.
+    Vulnerability,
+}
+
+impl StatementSort {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Risk => "risk",
+            Self::Age => "age",
+            Self::Vulnerability => "vulnerability",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct ReviewListArgs {
+    #[command(flatten)]
+    pub(crate) filter: StatementFilterArgs,
+    /// The review queue only: statements that need a person (undecided
+    /// with a review reason, or whose decision expired); riskiest first.
+    #[arg(long)]
+    pub(crate) queue: bool,
+    /// Order (default: risk for --queue, else age).
+    #[arg(long, value_enum)]
+    pub(crate) sort: Option<StatementSort>,
+    /// At most this many (the service's default 100, at most 1000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub(crate) limit: Option<i64>,
+    /// Skip this many.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub(crate) offset: Option<i64>,
+    /// Print the service's answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct ReviewShowArgs {
+    /// The statement id (`vexxy review list` shows it).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    /// Print the service's answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+/// What every decision on one statement carries.
+#[derive(Debug, Args)]
+pub(crate) struct DecisionArgs {
+    /// The statement id (`vexxy review list` shows it).
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    /// Why (mandatory; recorded with the decision and written into the
+    /// VEX statement's notes).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) reason: String,
+    /// The statement version you reviewed (`review show`): if it changed
+    /// since, the decision is refused (exit 2) instead of recorded.
+    #[arg(long, value_name = "V")]
+    pub(crate) expected_version: Option<i64>,
+    /// Print the service's answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+/// How long a decision holds.
+#[derive(Debug, Default, Args)]
+pub(crate) struct ExpiryArgs {
+    /// The statement returns to the review queue after this many days
+    /// (1–3650; default: the decision does not expire).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub(crate) expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct ApproveArgs {
+    #[command(flatten)]
+    pub(crate) decision: DecisionArgs,
+    #[command(flatten)]
+    pub(crate) expiry: ExpiryArgs,
+}
+
+/// The verdict of an override of one statement.
+#[derive(Debug, Args)]
+pub(crate) struct VerdictArgs {
+    /// The new status.
+    #[arg(long, value_name = "STATUS", value_parser = STATUSES, visible_alias = "new-status")]
+    pub(crate) status: String,
+    /// With not_affected: the OpenVEX justification.
+    #[arg(long, value_name = "JUSTIFICATION", value_parser = JUSTIFICATIONS, conflicts_with = "impact_statement")]
+    pub(crate) justification: Option<String>,
+    /// With not_affected: why, in words, instead of a justification.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) impact_statement: Option<String>,
+    /// With affected: what to do about it.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) action_statement: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct OverrideArgs {
+    #[command(flatten)]
+    pub(crate) verdict: VerdictArgs,
+    #[command(flatten)]
+    pub(crate) decision: DecisionArgs,
+    #[command(flatten)]
+    pub(crate) expiry: ExpiryArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct RevertArgs {
+    #[command(flatten)]
+    pub(crate) decision: DecisionArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct AcceptOfferArgs {
+    #[command(flatten)]
+    pub(crate) decision: DecisionArgs,
+    #[command(flatten)]
+    pub(crate) expiry: ExpiryArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["to", "clear"])))]
+pub(crate) struct AssignArgs {
+    /// The statement id.
+    #[arg(value_name = "ID")]
+    pub(crate) id: String,
+    /// The reviewer.
+    #[arg(long, value_name = "USER")]
+    pub(crate) to: Option<String>,
+    /// Unassign.
+    #[arg(long)]
+    pub(crate) clear: bool,
+    /// The statement version you saw; if it changed since, exit 2.
+    #[arg(long, value_name = "V")]
+    pub(crate) expected_version: Option<i64>,
+    /// Print the service's answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct BulkArgs {
+    #[command(subcommand)]
+    pub(crate) action: BulkAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BulkAction {
+    /// Confirm the automated verdict of every statement selected.
+    Approve(BulkApproveArgs),
+    /// Give every statement selected the verdict --new-status says.
+    Override(BulkOverrideArgs),
+    /// Withdraw the decisions in force on the statements selected.
+    Revert(BulkRevertArgs),
+}
+
+/// What every bulk decision carries.
+#[derive(Debug, Args)]
+pub(crate) struct BulkCommonArgs {
+    #[command(flatten)]
+    pub(crate) filter: StatementFilterArgs,
+    /// Why (mandatory; recorded with every decision).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) reason: String,
+    /// Decide. Without it the command only prints how many statements
+    /// the filter selects and exits 2.
+    #[arg(long)]
+    pub(crate) yes: bool,
+    /// Print the service's answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct BulkApproveArgs {
+    #[command(flatten)]
+    pub(crate) common: BulkCommonArgs,
+    #[command(flatten)]
+    pub(crate) expiry: ExpiryArgs,
+}
+
+/// The verdict of a bulk override (`--status` selects statements there).
+#[derive(Debug, Args)]
+pub(crate) struct BulkVerdictArgs {
+    /// The new status.
+    #[arg(long, value_name = "STATUS", value_parser = STATUSES)]
+    pub(crate) new_status: String,
+    /// With not_affected: the OpenVEX justification.
+    #[arg(long, value_name = "JUSTIFICATION", value_parser = JUSTIFICATIONS, conflicts_with = "impact_statement")]
+    pub(crate) justification: Option<String>,
+    /// With not_affected: why, in words, instead of a justification.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) impact_statement: Option<String>,
+    /// With affected: what to do about it.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) action_statement: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct BulkOverrideArgs {
+    #[command(flatten)]
+    pub(crate) verdict: BulkVerdictArgs,
+    #[command(flatten)]
+    pub(crate) common: BulkCommonArgs,
+    #[command(flatten)]
+    pub(crate) expiry: ExpiryArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct BulkRevertArgs {
+    #[command(flatten)]
+    pub(crate) common: BulkCommonArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct SettingsArgs {
+    /// Automated not_affected verdicts below this confidence need a person.
+    #[arg(long, value_name = "0..1", value_parser = unit_interval)]
+    pub(crate) review_below: Option<f64>,
+    /// Critical and high not_affected claims need a person (true or false).
+    #[arg(long, value_name = "BOOL", value_parser = clap::builder::BoolValueParser::new())]
+    pub(crate) four_eyes: Option<bool>,
+    /// Run images again whose last sandbox run is older than this many days.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) rerun_after_days: Option<u32>,
+    /// Never run images again for their age.
+    #[arg(long, conflicts_with = "rerun_after_days")]
+    pub(crate) no_rerun: bool,
+    /// Print the settings as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct ReportArgs {
+    #[command(subcommand)]
+    pub(crate) command: ReportCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// Per repository (its most recently analysed image): findings,
+    /// not_affected, needing a fix, under investigation, unreviewed.
+    Compliance(ComplianceArgs),
+    /// The organisation at a glance: VEX coverage, noise reduction,
+    /// backlog, time to decision, the last 12 weeks.
+    Dashboard(DashboardArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ComplianceFormat {
+    /// A table for people.
+    Table,
+    /// CSV (RFC 4180) as the service writes it, for spreadsheets.
+    Csv,
+    /// The service's JSON.
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct ComplianceArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ComplianceFormat::Table)]
+    pub(crate) format: ComplianceFormat,
+    /// Output file (default stdout); written atomically.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct DashboardArgs {
+    /// Print the service's answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = COMPARE_EXIT_CODES)]
+pub(crate) struct CompareArgs {
+    /// The earlier image: sha256:DIGEST or REPOSITORY@sha256:DIGEST.
+    #[arg(value_name = "IMAGE_A")]
+    pub(crate) image_a: String,
+    /// The later image.
+    #[arg(value_name = "IMAGE_B")]
+    pub(crate) image_b: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub(crate) format: DiffFormat,
+    /// Exit with 1 when a verdict got worse (e.g. not_affected → affected).
+    #[arg(long)]
+    pub(crate) fail_on_regression: bool,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct ImagesArgs {
+    #[command(subcommand)]
+    pub(crate) command: ImagesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImagesCommand {
+    /// List the analysed images, most recently analysed first.
+    List(ImagesListArgs),
+    /// Show one image: its analyses, VEX version and finding counts.
+    Show(ImageShowArgs),
+    /// Write an image's current VEX document (or an earlier version, its
+    /// DSSE envelope, or the list of versions).
+    Vex(ImageVexArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct ImagesListArgs {
+    /// Repository, exact.
+    #[arg(long, value_name = "REPOSITORY")]
+    pub(crate) repository: Option<String>,
+    /// Part of the repository or reference.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) search: Option<String>,
+    /// At most this many (the service's default 100, at most 1000).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..=1000))]
+    pub(crate) limit: Option<i64>,
+    /// Skip this many.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(0..))]
+    pub(crate) offset: Option<i64>,
+    /// Print the service's answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct ImageShowArgs {
+    /// The image: sha256:DIGEST or REPOSITORY@sha256:DIGEST.
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: String,
+    /// Print the service's answer as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = SERVICE_EXIT_CODES)]
+pub(crate) struct ImageVexArgs {
+    /// The image: sha256:DIGEST or REPOSITORY@sha256:DIGEST.
+    #[arg(value_name = "IMAGE")]
+    pub(crate) image: String,
+    /// This version of the document instead of the current one.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+    pub(crate) version: Option<i64>,
+    /// The version's DSSE envelope (in-toto attestation) instead of the
+    /// document (default: the current version's).
+    #[arg(long)]
+    pub(crate) envelope: bool,
+    /// List the versions issued (newest first) instead.
+    #[arg(long, conflicts_with_all = ["version", "envelope", "output"])]
+    pub(crate) history: bool,
+    /// With --history: print the service's answer as JSON.
+    #[arg(long, requires = "history")]
+    pub(crate) json: bool,
+    /// Output file (default stdout); written atomically.
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
 }

@@ -10,24 +10,22 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
+    io::Write as _,
     path::{Path, PathBuf},
-    process::{Child, Command as StdCommand, Stdio},
+    process::{Command as StdCommand, Stdio},
     time::{Duration, Instant},
 };
 
-use assert_cmd::cargo::CommandCargoExt as _;
 use serde_json::Value;
+
+mod common;
+use common::{admin, serve, vexxy, Proc};
 
 const TIMESTAMP: &str = "2026-01-01T00:00:00Z";
 
 fn grype() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/testdata/scanner-reports/dimpact_nginx-latest_2025-06-08_grype.json")
-}
-
-fn vexxy() -> StdCommand {
-    StdCommand::cargo_bin("vexxy").unwrap()
 }
 
 /// The tests of this file run one at a time: each is a traced analysis on
@@ -41,76 +39,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// The sandboxes that the vexxy processes `pids` own (nobody else's).
 fn sandboxes_of(pids: &[u32]) -> Vec<String> {
     vexxy_testkit_host::sandboxes_owned_by(Path::new("/run/vexxy"), pids)
-}
-
-/// A child process killed when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Proc {
-    fn terminate(&mut self) {
-        let _ = StdCommand::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let began = Instant::now();
-        while began.elapsed() < Duration::from_secs(30) {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "process {} did not stop within 30 s of SIGTERM",
-            self.0.id()
-        );
-    }
-}
-
-/// `vexxy serve` with `args`; returns it and its base URL.
-fn serve(args: &[&str], env: &[(&str, &str)]) -> (Proc, String) {
-    let mut cmd = vexxy();
-    cmd.arg("serve")
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("serve said {line:?}"))
-        .to_owned();
-    (Proc(child), url)
-}
-
-fn admin(db: &[&str], args: &[&str]) -> Value {
-    let out = vexxy()
-        .arg("admin")
-        .arg("--json")
-        .args(db)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "admin {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Checks the signature the way a receiver in another language would:

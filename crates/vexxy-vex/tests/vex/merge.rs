@@ -44,6 +44,7 @@ fn doc(i: usize, ts: OffsetDateTime, items: &[S]) -> VexDocument {
         author: format!("doc {i}"),
         role: None,
         timestamp: ts,
+        last_updated: None,
         version: 1,
         tooling: None,
         statements,

@@ -147,3 +147,36 @@ fn openvex_round_trip_keeps_document_fields_and_ids() {
     );
     assert_eq!(affected.timestamp, sample().statements[0].timestamp);
 }
+
+#[test]
+fn openvex_last_updated_is_written_only_when_set_and_reads_back() {
+    let mut doc = sample();
+    let plain = write_openvex(&doc, &OpenVexOptions::default()).expect("openvex");
+    assert!(!plain.contains("last_updated"), "{plain}");
+    assert_eq!(
+        read_vex(plain.as_bytes(), Path::new("x.json"))
+            .expect("read")
+            .last_updated,
+        None
+    );
+
+    doc.version = 3;
+    doc.last_updated = Some(time::macros::datetime!(2026-02-03 04:05:06.5 +01:00));
+    let text = write_openvex(&doc, &OpenVexOptions::default()).expect("openvex");
+    // RFC 3339 in UTC, right after the first-issued timestamp.
+    assert!(
+        text.contains(
+            r#""timestamp":"2026-01-02T03:04:05Z","last_updated":"2026-02-03T03:05:06.5Z","version":3"#
+        ),
+        "{text}"
+    );
+    let report = vexxy_vex::validate_openvex(text.as_bytes(), Path::new("x.json")).expect("json");
+    assert!(report.is_valid(), "{:?}", report.problems);
+    let back = read_vex(text.as_bytes(), Path::new("x.json")).expect("read");
+    assert_eq!(back.last_updated, doc.last_updated);
+    assert_eq!((back.timestamp, back.version), (doc.timestamp, 3));
+
+    let bad = text.replace("2026-02-03T03:05:06.5Z", "yesterday");
+    let err = read_vex(bad.as_bytes(), Path::new("x.json")).expect_err("bad time");
+    assert!(err.to_string().contains("/last_updated"), "{err}");
+}

@@ -205,6 +205,7 @@ pub(crate) fn sample() -> VexDocument {
         author: "vexxy tests".into(),
         role: Some("Document Creator".into()),
         timestamp: datetime!(2026-01-02 03:04:05 UTC),
+        last_updated: None,
         version: 1,
         tooling: Some("vexxy 0.1.0".into()),
         statements: s,

@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// Largest JSON answer read (results carry the VEX document).
-const MAX_JSON_BYTES: u64 = 256 << 20;
+pub(crate) const MAX_JSON_BYTES: u64 = 256 << 20;
 /// Largest artifact downloaded.
 const MAX_ARTIFACT_BYTES: u64 = 2 << 30;
 /// Largest report, SBOM or script sent.
@@ -134,14 +134,14 @@ pub(crate) fn api_error(what: &str, status: u16, body: &[u8]) -> ApiError {
 
 /// A connection to the service.
 #[derive(Debug)]
-struct Client {
+pub(crate) struct Client {
     agent: ureq::Agent,
     base: String,
     key: String,
 }
 
 impl Client {
-    fn new(args: &ServerArgs) -> Result<Self> {
+    pub(crate) fn new(args: &ServerArgs) -> Result<Self> {
         let base = args.server.trim().trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(BadInput(format!(
@@ -176,8 +176,8 @@ impl Client {
     }
 
     /// One request; `(status, body)` whatever the status, transport
-    /// failures as [`ApiError::Transport`].
-    fn request(
+    /// failures as [`ApiError::Transport`]. A body goes with POST and PUT.
+    pub(crate) fn request(
         &self,
         what: &str,
         method: &str,
@@ -196,6 +196,13 @@ impl Client {
             ("POST", Some(body)) => self
                 .agent
                 .post(&url)
+                .header("Authorization", &auth)
+                .header("Content-Type", "application/json")
+                .header("Accept", "application/json")
+                .send(body),
+            ("PUT", Some(body)) => self
+                .agent
+                .put(&url)
                 .header("Authorization", &auth)
                 .header("Content-Type", "application/json")
                 .header("Accept", "application/json")
@@ -221,7 +228,7 @@ impl Client {
 
     /// The answer (one of the server's wire types) with one of the `ok`
     /// statuses, else the error it stands for. `body` is sent as JSON.
-    fn json<T: DeserializeOwned>(
+    pub(crate) fn json<T: DeserializeOwned>(
         &self,
         what: &str,
         method: &str,
@@ -269,11 +276,11 @@ impl Client {
 }
 
 /// No request body (GET, DELETE).
-const NO_BODY: Option<&()> = None;
+pub(crate) const NO_BODY: Option<&()> = None;
 
 /// A job id as one URL path segment (ids are plain, but a stray `/` or
 /// `?` must not change which resource is asked for).
-fn path_segment(id: &str) -> String {
+pub(crate) fn path_segment(id: &str) -> String {
     let mut out = String::with_capacity(id.len());
     // `.` and `..` would be resolved away as path segments
     let dots_only = id.bytes().all(|b| b == b'.');
@@ -542,7 +549,7 @@ fn summary_line(id: &str, results: &Results) -> String {
     )
 }
 
-fn pretty(v: &impl Serialize) -> Result<String> {
+pub(crate) fn pretty(v: &impl Serialize) -> Result<String> {
     serde_json::to_string_pretty(v).context("encoding JSON")
 }
 

@@ -5,7 +5,9 @@ mod analyze;
 mod attest;
 pub(crate) mod client;
 mod generate;
+mod images;
 mod inputs;
+mod review;
 mod run;
 mod sbom;
 mod serve;
@@ -44,6 +46,10 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Serve(a) => serve::serve(&a),
         Command::Worker(a) => serve::worker(&a),
         Command::Admin(a) => serve::admin(&a),
+        Command::Review(a) => review::run(&a.command),
+        Command::Report(a) => images::report(&a.command),
+        Command::Compare(a) => images::compare(&a),
+        Command::Images(a) => images::run(&a.command),
     }
 }
 

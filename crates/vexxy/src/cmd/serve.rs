@@ -642,12 +642,15 @@ async fn admin_command(
                 );
             }
         }
-        AdminCommand::CreateKey { org, name } => {
-            let key = store.create_key(org, name).await.map_err(bad)?;
+        AdminCommand::CreateKey { org, name, owner } => {
+            let key = store
+                .create_key_for(org, name, owner.as_deref())
+                .await
+                .map_err(bad)?;
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"id": key.id, "org_id": key.org_id, "key": key.secret})
+                    serde_json::json!({"id": key.id, "org_id": key.org_id, "key": key.secret, "owner": owner})
                 );
             } else {
                 eprintln!(
