@@ -333,7 +333,11 @@ async fn issue_once(
             version,
         )
         .await?;
-    if let (Some(envelope), Some(run)) = (signed, image.last_run_job.as_deref()) {
+    // what the registry holds: a job that attaches pushes its own
+    // (automated) document; the issued one replaces it there when it says
+    // more — a human decision, or after a decision changed it
+    let says_more = cause == Cause::Decision || !humans.is_empty();
+    if let (true, Some(envelope), Some(run)) = (says_more, signed, image.last_run_job.as_deref()) {
         spawn_attach(svc, org_id, digest, row.version, run, envelope);
     }
     Ok(Some(row))

@@ -839,5 +839,60 @@ fn a_job_signs_and_attaches_its_vex_with_the_tenant_s_key_and_login() {
     let a: Value = serde_json::from_slice(&std::fs::read(&vex).unwrap()).unwrap();
     let b: Value = serde_json::from_slice(&std::fs::read(&fetched).unwrap()).unwrap();
     assert_eq!(a, b, "the attached document is the job's");
+
+    // a reviewer's decision re-issues the image's VEX, and the registry
+    // gets it (in the background): `vex fetch` finds the decision
+    let list = get(&format!("{base}/api/v1/statements?limit=1"), &key);
+    let statement = list["statements"][0]["id"].as_str().unwrap().to_owned();
+    let vulnerability = list["statements"][0]["vulnerability_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let decided = StdCommand::new("curl")
+        .args(["-sS", "-f", "-X", "POST"])
+        .args(["-H", &format!("authorization: Bearer {key}")])
+        .args(["-H", "content-type: application/json"])
+        .args([
+            "--data",
+            r#"{"action":"override","status":"affected","action_statement":"upgrade","reason":"the registry must carry this"}"#,
+        ])
+        .arg(format!("{base}/api/v1/statements/{statement}/decisions"))
+        .output()
+        .unwrap();
+    assert!(
+        decided.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decided.stderr)
+    );
+    let began = Instant::now();
+    loop {
+        let f = vexxy()
+            .args(["vex", "fetch", &reference, "--key"])
+            .arg(&public_pem)
+            .args(["--insecure-registry", &registry.addr])
+            .args(["--creds", &format!("{USER}:{PASS}")])
+            .arg("-o")
+            .arg(&fetched)
+            .output()
+            .unwrap();
+        assert!(f.status.success(), "{}", String::from_utf8_lossy(&f.stderr));
+        let doc: Value = serde_json::from_slice(&std::fs::read(&fetched).unwrap()).unwrap();
+        let carries = doc["statements"].as_array().unwrap().iter().any(|st| {
+            st["vulnerability"]["name"] == vulnerability.as_str()
+                && st["status"] == "affected"
+                && st["status_notes"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("the registry must carry this"))
+        });
+        if carries {
+            assert_eq!(doc["version"], 2, "{doc}");
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the re-issued VEX never reached the registry: {doc}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     server.terminate();
 }
