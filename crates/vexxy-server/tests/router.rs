@@ -110,7 +110,11 @@ impl Analyzer for Scripted {
             "flaky" => Ok(outcome(image_ref)),
             _ => {
                 control.set_phase(Phase::Run(RunPhase::Observing));
-                while !control.is_cancelled() {
+                // until cancelled; bounded, so that a job a test leaves
+                // running (its cancel raced its start) cannot hold the
+                // runtime's blocking pool, and the test, for ever
+                let began = std::time::Instant::now();
+                while !control.is_cancelled() && began.elapsed() < Duration::from_secs(30) {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 self.cancelled.fetch_add(1, Ordering::SeqCst);
