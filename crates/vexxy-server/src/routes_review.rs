@@ -509,12 +509,7 @@ pub(crate) async fn vex_version(
     Authed(caller): Authed,
     Path((digest, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let digest = digest_param(&digest)?;
-    let v = version
-        .parse::<i64>()
-        .map_err(|_| ApiError::not_found(format!("version {version:?} of image {digest}")))?;
-    let (v, bytes) = version_blob(&svc, &caller.org.id, &digest, Some(v), false).await?;
-    Ok(json_bytes(v, "application/json", bytes))
+    numbered(&svc, &caller.org.id, &digest, &version, false).await
 }
 
 #[utoipa::path(
@@ -535,12 +530,28 @@ pub(crate) async fn vex_envelope(
     Authed(caller): Authed,
     Path((digest, version)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let digest = digest_param(&digest)?;
+    numbered(&svc, &caller.org.id, &digest, &version, true).await
+}
+
+/// One numbered version of an image's VEX: its document, or its envelope.
+async fn numbered(
+    svc: &Service,
+    org: &str,
+    digest: &str,
+    version: &str,
+    envelope: bool,
+) -> Result<Response, ApiError> {
+    let digest = digest_param(digest)?;
     let v = version
         .parse::<i64>()
         .map_err(|_| ApiError::not_found(format!("version {version:?} of image {digest}")))?;
-    let (v, bytes) = version_blob(&svc, &caller.org.id, &digest, Some(v), true).await?;
-    Ok(json_bytes(v, crate::tenant::ATTESTATION_MEDIA_TYPE, bytes))
+    let (v, bytes) = version_blob(svc, org, &digest, Some(v), envelope).await?;
+    let media = if envelope {
+        crate::tenant::ATTESTATION_MEDIA_TYPE
+    } else {
+        "application/json"
+    };
+    Ok(json_bytes(v, media, bytes))
 }
 
 #[utoipa::path(

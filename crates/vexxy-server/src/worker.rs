@@ -12,7 +12,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 use tracing::Instrument as _;
 use vexxy_store::{
-    jobs::{Completion, Lease, NewDelivery},
+    jobs::{Completion, Lease, NewDelivery, WebhookFor},
     Artifact,
 };
 
@@ -481,21 +481,22 @@ async fn store_results(
         .as_ref()
         .map(ToString::to_string)
         .or_else(|| spec.image_digest.clone());
-    let changes = match &record {
-        Some(r) => Some(changes(svc.store.preview_changes(r).await?)),
-        None => None,
-    };
-    let webhook = spec.callback_url.as_ref().map(|url| NewDelivery {
-        url: url.clone(),
-        payload: payload(
-            &lease.job,
-            spec,
-            "complete",
-            digest.clone(),
-            Some(summary.clone()),
-            None,
-            changes.clone(),
-        ),
+    // the callback is built in the completing transaction, from what
+    // recording the statements changed there
+    let webhook = spec.callback_url.as_ref().map(|url| -> WebhookFor<'_> {
+        let (job, digest, summary) = (&lease.job, digest.clone(), summary.clone());
+        Box::new(move |changed| NewDelivery {
+            url: url.clone(),
+            payload: payload(
+                job,
+                spec,
+                "complete",
+                digest,
+                Some(summary),
+                None,
+                changed.cloned().map(changes),
+            ),
+        })
     });
     let summary_json = serde_json::to_string(&summary).unwrap_or_else(|_| "{}".into());
     let image = record.as_ref().map(|r| r.image_digest.clone());

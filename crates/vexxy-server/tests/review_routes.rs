@@ -44,7 +44,7 @@ use vexxy_model::{
 use vexxy_review::{ReviewSettings, StatementRecord};
 use vexxy_server::{Analyzer, JobControl, Service, ServiceConfig};
 use vexxy_store::{
-    review::{AnalysisRecord, Effect, NewDecision, NewStatement},
+    review::{AnalysisRecord, Effect, NewDecision},
     EvidenceStore, LocalStore, ServerKey, Store, Tier,
 };
 
@@ -841,34 +841,7 @@ fn vex_statement<'a>(doc: &'a Value, vulnerability: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("{vulnerability} not in {doc}"))
 }
 
-/// What the worker stores for a record (as `vexxy_server::review` does):
-/// for analyses recorded straight into the store.
-fn new_statement(r: &StatementRecord, rules: &ReviewSettings) -> NewStatement {
-    NewStatement {
-        vulnerability_id: r.vulnerability_id.clone(),
-        package_key: r.package_key.clone(),
-        package_name: r.package.name.clone(),
-        package_version: r.package.version.clone(),
-        package_purl: r.package.purl.as_ref().map(ToString::to_string),
-        severity: r.severity.as_str().to_owned(),
-        severity_rank: r.severity_rank(),
-        epss: r.epss,
-        kev: r.known_exploited,
-        fix_state: match r.fix_state {
-            FixState::Fixed => "fixed",
-            FixState::NotFixed => "not_fixed",
-            FixState::WontFix => "wont_fix",
-            FixState::Unknown => "unknown",
-        }
-        .to_owned(),
-        auto_status: r.verdict.status().as_str().to_owned(),
-        auto_justification: r.verdict.justification().map(|j| j.as_str().to_owned()),
-        auto_confidence: r.verdict.confidence.rounded(),
-        record: r.to_json(),
-        evidence_fingerprint: r.evidence_fingerprint.clone(),
-        review_reason: r.review_reason(rules).map(|x| x.as_str().to_owned()),
-    }
-}
+use vexxy_server::review::new_statement;
 
 /// The records the scripted analysis of `reference` stores.
 fn records_of(reference: &str) -> Vec<StatementRecord> {

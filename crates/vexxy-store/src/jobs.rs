@@ -122,7 +122,6 @@ pub struct NewDelivery {
 }
 
 /// What completing a job stores ([`Store::complete_job`]).
-#[derive(Clone, Debug)]
 pub struct Completion<'a> {
     /// The analysed manifest's digest (kept if the job had one).
     pub image_digest: Option<&'a str>,
@@ -131,10 +130,27 @@ pub struct Completion<'a> {
     pub summary: &'a str,
     /// What the job attached to its image (JSON).
     pub attestation: Option<&'a str>,
-    pub webhook: Option<NewDelivery>,
+    /// The callback, built inside the completing transaction from what
+    /// recording the analysis changed (`None` without an analysis).
+    pub webhook: Option<WebhookFor<'a>>,
     /// The image's statements, per finding.
     pub analysis: Option<AnalysisRecord>,
 }
+
+impl std::fmt::Debug for Completion<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Completion")
+            .field("image_digest", &self.image_digest)
+            .field("artifacts", &self.artifacts)
+            .field("webhook", &self.webhook.is_some())
+            .field("analysis", &self.analysis)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a completed job's callback from what recording its analysis
+/// changed, so the callback tells exactly what was committed.
+pub type WebhookFor<'a> = Box<dyn FnOnce(Option<&ChangeSet>) -> NewDelivery + Send + 'a>;
 
 /// What [`Store::complete_job`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -519,7 +535,7 @@ impl Store {
                     artifacts,
                     summary,
                     attestation,
-                    webhook,
+                    webhook: webhook.map(|d| -> WebhookFor<'_> { Box::new(move |_| d) }),
                     analysis: None,
                 },
             )
@@ -593,8 +609,13 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        if let Some(hook) = &completion.webhook {
-            insert_delivery(&mut tx, &lease.job.id, &lease.job.org_id, hook, now).await?;
+        let changes = match &completion.analysis {
+            Some(rec) => Some(record_analysis_tx(&mut tx, rec, now).await?),
+            None => None,
+        };
+        if let Some(build) = completion.webhook {
+            let hook = build(changes.as_ref());
+            insert_delivery(&mut tx, &lease.job.id, &lease.job.org_id, &hook, now).await?;
         }
         insert_event(
             &mut tx,
@@ -605,10 +626,6 @@ impl Store {
             None,
         )
         .await?;
-        let changes = match &completion.analysis {
-            Some(rec) => Some(record_analysis_tx(&mut tx, rec, now).await?),
-            None => None,
-        };
         tx.commit().await?;
         w.done();
         Ok(Completed::Done(changes))

@@ -26,7 +26,7 @@ use vexxy_model::{
 };
 use vexxy_review::{Issue, ReviewSettings, StatementRecord};
 use vexxy_store::{
-    review::{AnalysisRecord, NewStatement, NewVexVersion},
+    review::{AnalysisRecord, NewVexVersion},
     EvidenceStore, LocalStore, Store,
 };
 
@@ -228,33 +228,7 @@ fn record(s: &Seed) -> StatementRecord {
     StatementRecord::of(&finding, verdict)
 }
 
-/// A record as the service stores it (`vexxy_server::review::new_statement`).
-fn new_statement(r: &StatementRecord, rules: &ReviewSettings) -> NewStatement {
-    NewStatement {
-        vulnerability_id: r.vulnerability_id.clone(),
-        package_key: r.package_key.clone(),
-        package_name: r.package.name.clone(),
-        package_version: r.package.version.clone(),
-        package_purl: r.package.purl.as_ref().map(ToString::to_string),
-        severity: r.severity.as_str().to_owned(),
-        severity_rank: r.severity_rank(),
-        epss: r.epss,
-        kev: r.known_exploited,
-        fix_state: match r.fix_state {
-            FixState::Fixed => "fixed",
-            FixState::NotFixed => "not_fixed",
-            FixState::WontFix => "wont_fix",
-            FixState::Unknown => "unknown",
-        }
-        .to_owned(),
-        auto_status: r.verdict.status().as_str().to_owned(),
-        auto_justification: r.verdict.justification().map(|j| j.as_str().to_owned()),
-        auto_confidence: r.verdict.confidence.rounded(),
-        record: r.to_json(),
-        evidence_fingerprint: r.evidence_fingerprint.clone(),
-        review_reason: r.review_reason(rules).map(|x| x.as_str().to_owned()),
-    }
-}
+use vexxy_server::review::new_statement;
 
 /// Records an analysis of `image` and issues its first VEX, as a worker
 /// completing the job would.
