@@ -17,6 +17,7 @@ pub mod health;
 pub mod job;
 mod leftovers;
 pub mod metrics;
+pub mod queries;
 pub mod review;
 pub mod routes;
 pub mod routes_review;
@@ -237,17 +238,19 @@ async fn sweep_loop(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Serves the API on `listener` with the background work, until
-/// `shutdown` resolves; then stops taking requests and jobs, lets running
-/// jobs finish within the grace period (re-queueing the rest) and returns.
+/// Serves `app` (the API's [`router`], merged with whatever else the
+/// caller serves beside it, e.g. the web UI) on `listener` with the
+/// background work, until `shutdown` resolves; then stops taking requests
+/// and jobs, lets running jobs finish within the grace period
+/// (re-queueing the rest) and returns.
 pub async fn serve(
     svc: Arc<Service>,
+    app: axum::Router,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut background = spawn_background(&svc, svc.config.workers, Role::Server, &stop_rx);
-    let app = router(Arc::clone(&svc));
     let draining = Arc::clone(&svc);
     let mut http_stop = stop_rx.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {

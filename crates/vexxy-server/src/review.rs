@@ -645,7 +645,7 @@ pub async fn rerun_due(svc: &Arc<Service>) -> Result<usize, ApiError> {
 // ------------------------------------------------------------ decisions
 
 /// A statement row as the API shows it.
-pub(crate) fn statement_info(row: &StatementRow) -> crate::api_review::StatementInfo {
+pub fn statement_info(row: &StatementRow) -> crate::api_review::StatementInfo {
     use crate::api::rfc3339;
     crate::api_review::StatementInfo {
         id: row.id.clone(),
@@ -679,7 +679,7 @@ pub(crate) fn statement_info(row: &StatementRow) -> crate::api_review::Statement
     }
 }
 
-pub(crate) fn decision_info(d: &DecisionRow) -> crate::api_review::DecisionInfo {
+pub fn decision_info(d: &DecisionRow) -> crate::api_review::DecisionInfo {
     use crate::api::rfc3339;
     crate::api_review::DecisionInfo {
         id: d.id.clone(),
@@ -841,7 +841,7 @@ async fn plan_decision(
 }
 
 /// Records a decision about one statement and re-issues its image's VEX.
-pub(crate) async fn decide(
+pub async fn decide(
     svc: &Arc<Service>,
     caller: &vexxy_store::Caller,
     statement_id: &str,
@@ -893,7 +893,7 @@ async fn reissue_after_decision(
 pub const MAX_BULK: i64 = 1000;
 
 /// One decision on every statement a filter selects, all or nothing.
-pub(crate) async fn decide_bulk(
+pub async fn decide_bulk(
     svc: &Arc<Service>,
     caller: &vexxy_store::Caller,
     req: crate::api_review::BulkDecisionRequest,
@@ -908,13 +908,7 @@ pub(crate) async fn decide_bulk(
         expires_in_days: req.expires_in_days,
         expected_version: None,
     };
-    let input = vexxy_review::DecisionInput::try_from(raw)
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    if input.action == vexxy_review::DecisionAction::AcceptOffer {
-        return Err(ApiError::unprocessable(
-            "action: accept_offer is decided one statement at a time",
-        ));
-    }
+    let input = bulk_input(raw)?;
     let now = vexxy_store::now_ms();
     let org = &caller.org.id;
     let mut filter = statement_filter(&req.filter, false)?;
@@ -926,12 +920,76 @@ pub(crate) async fn decide_bulk(
             "filter: selects {total} statements; a bulk decision takes at most {MAX_BULK}"
         )));
     }
+    decide_rows(svc, caller, &rows, &input, now).await
+}
+
+/// One decision on the statements named (each at the version the caller
+/// saw, when given), all or nothing: the web UI's selection.
+pub async fn decide_selected(
+    svc: &Arc<Service>,
+    caller: &vexxy_store::Caller,
+    selected: &[(String, Option<i64>)],
+    raw: vexxy_review::RawDecision,
+) -> Result<crate::api_review::BulkDecisionResponse, ApiError> {
+    let input = bulk_input(raw)?;
+    if selected.is_empty() {
+        return Err(ApiError::unprocessable(
+            "ids: select at least one statement",
+        ));
+    }
+    if selected.len() > MAX_BULK as usize {
+        return Err(ApiError::unprocessable(format!(
+            "ids: {} statements selected; a bulk decision takes at most {MAX_BULK}",
+            selected.len()
+        )));
+    }
+    let now = vexxy_store::now_ms();
+    let org = &caller.org.id;
+    let mut rows = Vec::with_capacity(selected.len());
+    for (id, seen) in selected {
+        let row = svc
+            .store
+            .statement(org, id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("statement {id}")))?;
+        if seen.is_some_and(|v| v != row.version) {
+            return Err(ApiError::conflict(
+                "version_conflict",
+                format!("statement {id} changed since it was shown; nothing was recorded"),
+            ));
+        }
+        rows.push(row);
+    }
+    decide_rows(svc, caller, &rows, &input, now).await
+}
+
+fn bulk_input(raw: vexxy_review::RawDecision) -> Result<vexxy_review::DecisionInput, ApiError> {
+    let input = vexxy_review::DecisionInput::try_from(raw)
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    if input.action == vexxy_review::DecisionAction::AcceptOffer {
+        return Err(ApiError::unprocessable(
+            "action: accept_offer is decided one statement at a time",
+        ));
+    }
+    Ok(input)
+}
+
+/// Records one decision on each of `rows` (at the version read), all or
+/// nothing, then re-issues the VEX of every image touched.
+async fn decide_rows(
+    svc: &Arc<Service>,
+    caller: &vexxy_store::Caller,
+    rows: &[StatementRow],
+    input: &vexxy_review::DecisionInput,
+    now: i64,
+) -> Result<crate::api_review::BulkDecisionResponse, ApiError> {
+    let org = &caller.org.id;
     let mut items = Vec::with_capacity(rows.len());
-    for row in &rows {
+    for row in rows {
         if input.action == vexxy_review::DecisionAction::Revert && row.decision_id.is_none() {
             continue;
         }
-        let (new, effect) = plan_decision(svc, caller, row, &input, now).await?;
+        let (new, effect) = plan_decision(svc, caller, row, input, now).await?;
         items.push((row.id.clone(), Some(row.version), new, effect));
     }
     svc.store.decide_many(org, &items, now).await?;
@@ -957,7 +1015,7 @@ pub(crate) async fn decide_bulk(
 }
 
 /// A query's filter as the store takes it; `queue` selects the review queue.
-pub(crate) fn statement_filter(
+pub fn statement_filter(
     q: &crate::api_review::StatementQuery,
     queue: bool,
 ) -> Result<StatementFilter, ApiError> {

@@ -17,7 +17,7 @@ use utoipa::{
     Modify, OpenApi,
 };
 use vexxy_store::{
-    jobs::{Cancelled, JobFilter, NewJob, Submitted},
+    jobs::{Cancelled, JobFilter},
     tenants::month_window,
     Caller, JobState,
 };
@@ -224,16 +224,9 @@ async fn submit(
     Premium(caller): Premium,
     req: Request,
 ) -> Result<Response, ApiError> {
-    // the quota before a byte of the body is read: a spent quota costs a
-    // count, not a parse (the row-locked check at insert stays the rule)
-    let window = month_window(vexxy_store::now_ms());
-    let quota = caller.org.quota();
-    let used = svc.store.usage(&caller.org.id, window.0, window.1).await?;
-    if used >= quota {
-        return Err(ApiError::quota_exceeded(used, quota));
-    }
-    // storage below its reserve takes no new work
-    crate::health::admit(&svc)?;
+    // the quota before a byte of the body is read; storage below its
+    // reserve takes no new work
+    crate::queries::admit_submission(&svc, &caller).await?;
     if !is_json(req.headers()) {
         return Err(ApiError::bad_request(
             "expected a request with `Content-Type: application/json`",
@@ -262,62 +255,19 @@ async fn submit(
     } else {
         decode(&bytes, &svc.config.submit)?
     };
-    // a registry the egress policy refuses by name alone (no DNS here) is
-    // a 422, not a job; names are checked, resolved, when the pull starts
-    crate::job::check_registry(&spec.image_ref, &svc.config.analysis)
-        .map_err(|e| ApiError::unprocessable(format!("image_ref: {e}")))?;
-    // and the organisation's own list: a reference passes both
-    let allow = svc.store.registry_allowlist(&caller.org.id).await?;
-    tenant::check_org_allowlist(
-        &spec.image_ref,
-        &allow,
-        &svc.config.analysis.insecure_registries,
-    )
-    .map_err(|e| ApiError::unprocessable(format!("image_ref: {e}")))?;
-    if spec.sign {
-        check_can_sign(&svc, &caller, &spec).await?;
-    }
-    // a run of another command is evidence about that command only
-    // (docs/confidence.md); an organisation may be held to the image's own
-    if !spec.command.is_empty() && !caller.org.allow_command_override {
-        return Err(ApiError::forbidden(
-            "command_override_forbidden",
-            format!(
-                "config.command: organisation {} may not replace the image's command",
-                caller.org.name
-            ),
-        ));
-    }
-    let new = NewJob {
-        org_id: caller.org.id.clone(),
-        dedupe_key: spec.dedupe_key(),
-        image_ref: spec.image_ref.clone(),
-        image_digest: spec.image_digest.clone(),
-        request: serde_json::to_string(&spec).map_err(|e| ApiError::internal(e.to_string()))?,
-        callback_url: spec.callback_url.clone(),
-        priority: caller.org.tier.priority(),
-        max_attempts: svc.config.queue.max_attempts,
-        timeout_ms: svc.config.queue.job_timeout.as_millis() as i64,
-        key_id: Some(caller.key_id.clone()),
-    };
     let estimate = spec.duration_secs.div_ceil(60) + 1;
-    let (job, code, dedup) = match svc.store.submit(new, quota, window).await? {
-        Submitted::Created(job) => (job, StatusCode::ACCEPTED, false),
-        Submitted::Existing(job) => (job, StatusCode::OK, true),
-        Submitted::QuotaExceeded { used, limit } => {
-            return Err(ApiError::quota_exceeded(used, limit))
-        }
+    let (job, created) = crate::queries::submit(&svc, &caller, &spec).await?;
+    let code = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
     };
-    // the audit log entry was committed with the job
-    if !dedup {
-        svc.wake_workers();
-    }
     let body = SubmitResponse {
         job_id: job.id.clone(),
         status: job.state.to_string(),
         estimated_duration_minutes: estimate,
         created_at: rfc3339(job.created_at),
-        deduplicated: dedup,
+        deduplicated: !created,
     };
     Ok((code, Json(body)).into_response())
 }
@@ -344,44 +294,10 @@ fn decode(bytes: &[u8], limits: &crate::api::SubmitLimits) -> Result<JobSpec, Ap
         Err(JsonRejection::JsonDataError(e)) => return Err(ApiError::unprocessable(e.body_text())),
         Err(e) => return Err(ApiError::bad_request(e.body_text())),
     };
-    let spec = JobSpec::try_from((raw, limits)).map_err(ApiError::unprocessable)?;
-    crate::job::findings(&spec).map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    Ok(spec)
+    crate::queries::check_submission(raw, limits)
 }
 
-async fn owned_job(svc: &Service, caller: &Caller, id: &str) -> Result<vexxy_store::Job, ApiError> {
-    svc.store
-        .job(Some(&caller.org.id), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("job {id}")))
-}
-
-/// A complete job of the caller's with its artifacts (409 while not
-/// complete, 410 once retention removed its evidence).
-async fn completed(
-    svc: &Service,
-    caller: &Caller,
-    id: &str,
-) -> Result<(vexxy_store::Job, Vec<vexxy_store::Artifact>), ApiError> {
-    let job = owned_job(svc, caller, id).await?;
-    if job.state != JobState::Complete {
-        return Err(ApiError::not_complete(id, job.state.as_str()));
-    }
-    if job.expired_at.is_some() {
-        return Err(ApiError::gone(format!(
-            "the evidence of job {id} passed its retention period"
-        )));
-    }
-    let artifacts = svc.store.artifacts(id).await?;
-    Ok((job, artifacts))
-}
-
-/// An artifact's bytes from the evidence store (checked against its digest).
-async fn blob(svc: &Service, id: &str, a: &vexxy_store::Artifact) -> Result<Vec<u8>, ApiError> {
-    svc.evidence.get(&a.digest).await?.ok_or_else(|| {
-        ApiError::internal(format!("evidence blob {} of job {id} is missing", a.digest))
-    })
-}
+use crate::queries::{artifact_bytes as blob, completed};
 
 #[utoipa::path(
     get, path = "/api/v1/analysis/{id}/status", tag = "analysis",
@@ -398,8 +314,7 @@ async fn status(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<JobStatus>, ApiError> {
-    let job = owned_job(&svc, &caller, &id).await?;
-    Ok(Json(JobStatus::from(&job)))
+    Ok(Json(crate::queries::job_status(&svc, &caller, &id).await?))
 }
 
 #[utoipa::path(
@@ -497,21 +412,7 @@ async fn artifact(
     Authed(caller): Authed,
     Path((id, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (_, artifacts) = completed(&svc, &caller, &id).await?;
-    let a = artifacts
-        .iter()
-        .find(|a| a.name == name)
-        .ok_or_else(|| ApiError::not_found(format!("artifact {name} of job {id}")))?;
-    let bytes = blob(&svc, &id, a).await?;
-    svc.store
-        .audit(
-            Some(&caller.org.id),
-            Some(&caller.key_id),
-            "fetch_artifact",
-            Some(&id),
-            Some(&name),
-        )
-        .await?;
+    let (a, bytes) = crate::queries::artifact(&svc, &caller, &id, &name).await?;
     Ok((
         [
             (header::CONTENT_TYPE, a.media_type.clone()),
@@ -693,7 +594,11 @@ async fn metrics(State(svc): State<AppState>, headers: HeaderMap) -> Result<Resp
 
 /// A job that signs needs the server's key and an active signing key of
 /// its organisation; one that attaches, an image in a registry.
-async fn check_can_sign(svc: &Service, caller: &Caller, spec: &JobSpec) -> Result<(), ApiError> {
+pub(crate) async fn check_can_sign(
+    svc: &Service,
+    caller: &Caller,
+    spec: &JobSpec,
+) -> Result<(), ApiError> {
     if spec.attach && tenant::registry_of_reference(&spec.image_ref).is_none() {
         return Err(ApiError::unprocessable(format!(
             "config.attach: {:?} is not an image in a registry; an attestation can only be attached to one (sign keeps it with the results)",

@@ -20,7 +20,6 @@ use crate::{
         BulkDecisionResponse, CompareQuery, Compliance, ComplianceRow, Dashboard, DecisionRequest,
         DecisionResponse, FormatQuery, ImageInfo, ImageList, ImageQuery, ReevaluateResponse,
         ReviewSettings, StatementDetail, StatementInfo, StatementList, StatementQuery, VexHistory,
-        WeekInfo,
     },
     error::{ApiError, ErrorBody},
     review,
@@ -48,77 +47,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for ApiQuery<T> {
     }
 }
 
-fn image_info(i: &vexxy_store::review::ImageRow) -> ImageInfo {
-    ImageInfo {
-        digest: i.digest.clone(),
-        repository: i.repository.clone(),
-        reference: i.reference.clone(),
-        first_seen_at: rfc3339(i.first_seen_at),
-        last_analysed_at: rfc3339(i.last_analysed_at),
-        last_analysis_id: i.last_analysis_job.clone(),
-        last_run_id: i.last_run_job.clone(),
-        last_run_at: i.last_run_at.map(rfc3339),
-        vex_version: i.vex_version,
-        findings: i.findings,
-        not_affected: i.not_affected,
-        affected: i.affected,
-        under_investigation: i.under_investigation,
-        unreviewed: i.unreviewed,
-    }
-}
-
-/// A verdict's evidence as the API shows it: provider, source, what was
-/// (not) observed, about what, and the further facts.
-fn evidence_json(evidence: &[vexxy_model::Evidence]) -> serde_json::Value {
-    serde_json::Value::Array(
-        evidence
-            .iter()
-            .map(|e| {
-                serde_json::json!({
-                    "provider": e.provider,
-                    "source": e.source.to_string(),
-                    "observation": e.observation,
-                    "subject": e.subject,
-                    "facts": e.facts.iter().map(|(k, v)| serde_json::json!({"key": k, "value": v})).collect::<Vec<_>>(),
-                })
-            })
-            .collect(),
-    )
-}
-
-/// An image digest from a path: `sha256:<64 lowercase hex>`, else 404 (no
-/// such image can exist).
-fn digest_param(d: &str) -> Result<String, ApiError> {
-    let hex = d.strip_prefix("sha256:").unwrap_or("");
-    if hex.len() == 64
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    {
-        Ok(d.to_owned())
-    } else {
-        Err(ApiError::not_found(format!("image {d}")))
-    }
-}
-
-async fn list(
-    svc: &Service,
-    org: &str,
-    q: &StatementQuery,
-    queue: bool,
-) -> Result<StatementList, ApiError> {
-    let filter = review::statement_filter(q, queue)?;
-    let (rows, total) = svc
-        .store
-        .statements(org, &filter, vexxy_store::now_ms())
-        .await?;
-    Ok(StatementList {
-        statements: rows.iter().map(review::statement_info).collect(),
-        total,
-        limit: filter.limit.unwrap_or(100),
-        offset: filter.offset.unwrap_or(0),
-    })
-}
+use crate::queries::{self as q, digest_param};
 
 #[utoipa::path(
     get, path = "/api/v1/statements", tag = "review",
@@ -133,9 +62,11 @@ async fn list(
 pub(crate) async fn list_statements(
     State(svc): State<AppState>,
     Authed(caller): Authed,
-    ApiQuery(q): ApiQuery<StatementQuery>,
+    ApiQuery(query): ApiQuery<StatementQuery>,
 ) -> Result<Json<StatementList>, ApiError> {
-    Ok(Json(list(&svc, &caller.org.id, &q, false).await?))
+    Ok(Json(
+        q::statements(&svc, &caller.org.id, &query, false).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -151,9 +82,11 @@ pub(crate) async fn list_statements(
 pub(crate) async fn review_queue(
     State(svc): State<AppState>,
     Authed(caller): Authed,
-    ApiQuery(q): ApiQuery<StatementQuery>,
+    ApiQuery(query): ApiQuery<StatementQuery>,
 ) -> Result<Json<StatementList>, ApiError> {
-    Ok(Json(list(&svc, &caller.org.id, &q, true).await?))
+    Ok(Json(
+        q::statements(&svc, &caller.org.id, &query, true).await?,
+    ))
 }
 
 #[utoipa::path(
@@ -171,29 +104,7 @@ pub(crate) async fn statement_detail(
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<Json<StatementDetail>, ApiError> {
-    let org = &caller.org.id;
-    let row = svc
-        .store
-        .statement(org, &id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("statement {id}")))?;
-    let record = vexxy_review::StatementRecord::from_json(&row.record)
-        .map_err(|e| ApiError::internal(format!("statement {id}: {e}")))?;
-    let decisions = svc.store.decisions(org, &id).await?;
-    let offered = match &row.offered_decision_id {
-        Some(d) => svc.store.decision(org, d).await?,
-        None => None,
-    };
-    Ok(Json(StatementDetail {
-        statement: review::statement_info(&row),
-        aliases: record.aliases.clone(),
-        description: record.description.clone(),
-        fixed_versions: record.fixed_versions.clone(),
-        notes: record.verdict.notes.clone(),
-        evidence: evidence_json(&record.verdict.evidence),
-        decisions: decisions.iter().map(review::decision_info).collect(),
-        offered_decision: offered.as_ref().map(review::decision_info),
-    }))
+    Ok(Json(q::statement_detail(&svc, &caller.org.id, &id).await?))
 }
 
 #[utoipa::path(
@@ -336,30 +247,9 @@ pub(crate) async fn put_settings(
 pub(crate) async fn list_images(
     State(svc): State<AppState>,
     Authed(caller): Authed,
-    ApiQuery(q): ApiQuery<ImageQuery>,
+    ApiQuery(query): ApiQuery<ImageQuery>,
 ) -> Result<Json<ImageList>, ApiError> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::unprocessable("limit: must be within 1..=1000"));
-    }
-    let offset = q.offset.unwrap_or(0).max(0);
-    let (rows, total) = svc
-        .store
-        .images(
-            &caller.org.id,
-            q.repository.as_deref(),
-            q.search.as_deref(),
-            limit,
-            offset,
-            vexxy_store::now_ms(),
-        )
-        .await?;
-    Ok(Json(ImageList {
-        images: rows.iter().map(image_info).collect(),
-        total,
-        limit,
-        offset,
-    }))
+    Ok(Json(q::images(&svc, &caller.org.id, &query).await?))
 }
 
 #[utoipa::path(
@@ -373,60 +263,8 @@ pub(crate) async fn image_detail(
     Authed(caller): Authed,
     Path(digest): Path<String>,
 ) -> Result<Json<ImageInfo>, ApiError> {
-    let digest = digest_param(&digest)?;
-    let row = svc
-        .store
-        .image(&caller.org.id, &digest, vexxy_store::now_ms())
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("image {digest}")))?;
-    Ok(Json(image_info(&row)))
-}
-
-async fn version_blob(
-    svc: &Service,
-    org: &str,
-    digest: &str,
-    version: Option<i64>,
-    envelope: bool,
-) -> Result<(i64, Vec<u8>), ApiError> {
-    let row = match version {
-        Some(v) => svc.store.vex_version(org, digest, v).await?,
-        None => {
-            // the current version, while the image's latest analysis has
-            // findings it applies to
-            let image = svc
-                .store
-                .image(org, digest, vexxy_store::now_ms())
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("image {digest}")))?;
-            if image.findings == 0 {
-                return Err(ApiError::not_found(format!(
-                    "a current VEX of image {digest} (its latest analysis has no findings)"
-                )));
-            }
-            svc.store
-                .vex_version(org, digest, image.vex_version)
-                .await?
-        }
-    };
-    let row = row.ok_or_else(|| match version {
-        Some(v) => ApiError::not_found(format!("version {v} of the VEX of image {digest}")),
-        None => ApiError::not_found(format!("a VEX of image {digest}")),
-    })?;
-    let blob = if envelope {
-        row.envelope_digest.clone().ok_or_else(|| {
-            ApiError::not_found(format!(
-                "a signed envelope of version {} of the VEX of image {digest} (the organisation had no signing key)",
-                row.version
-            ))
-        })?
-    } else {
-        row.document_digest.clone()
-    };
-    let bytes = svc.evidence.get(&blob).await?.ok_or_else(|| {
-        ApiError::internal(format!("evidence blob {blob} of image {digest} is missing"))
-    })?;
-    Ok((row.version, bytes))
+    let row = q::image(&svc, &caller.org.id, &digest).await?;
+    Ok(Json(q::image_info(&row)))
 }
 
 fn json_bytes(version: i64, media: &'static str, bytes: Vec<u8>) -> Response {
@@ -459,7 +297,7 @@ pub(crate) async fn current_vex(
     Path(digest): Path<String>,
 ) -> Result<Response, ApiError> {
     let digest = digest_param(&digest)?;
-    let (v, bytes) = version_blob(&svc, &caller.org.id, &digest, None, false).await?;
+    let (v, bytes) = q::vex_blob(&svc, &caller.org.id, &digest, None, false).await?;
     Ok(json_bytes(v, "application/json", bytes))
 }
 
@@ -474,21 +312,7 @@ pub(crate) async fn vex_history(
     Authed(caller): Authed,
     Path(digest): Path<String>,
 ) -> Result<Json<VexHistory>, ApiError> {
-    let digest = digest_param(&digest)?;
-    let org = &caller.org.id;
-    if svc
-        .store
-        .image(org, &digest, vexxy_store::now_ms())
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::not_found(format!("image {digest}")));
-    }
-    let versions = svc.store.vex_versions(org, &digest).await?;
-    Ok(Json(VexHistory {
-        image_digest: digest,
-        versions: versions.iter().map(review::vex_version_info).collect(),
-    }))
+    Ok(Json(q::vex_history(&svc, &caller.org.id, &digest).await?))
 }
 
 #[utoipa::path(
@@ -545,7 +369,7 @@ async fn numbered(
     let v = version
         .parse::<i64>()
         .map_err(|_| ApiError::not_found(format!("version {version:?} of image {digest}")))?;
-    let (v, bytes) = version_blob(svc, org, &digest, Some(v), envelope).await?;
+    let (v, bytes) = q::vex_blob(svc, org, &digest, Some(v), envelope).await?;
     let media = if envelope {
         crate::tenant::ATTESTATION_MEDIA_TYPE
     } else {
@@ -707,32 +531,7 @@ pub(crate) async fn dashboard(
     State(svc): State<AppState>,
     Authed(caller): Authed,
 ) -> Result<Json<Dashboard>, ApiError> {
-    let now = vexxy_store::now_ms();
-    let d = svc.store.dashboard(&caller.org.id, now).await?;
-    let ratio = |a: i64, b: i64| if b > 0 { a as f64 / b as f64 } else { 0.0 };
-    Ok(Json(Dashboard {
-        images_seen: d.images_seen,
-        images_analysed: d.images_analysed,
-        images_with_vex: d.images_with_vex,
-        vex_coverage: ratio(d.images_with_vex, d.images_seen),
-        findings: d.findings,
-        by_status: d.by_status.into_iter().collect(),
-        noise_reduction: ratio(d.not_affected, d.findings),
-        backlog: d.backlog,
-        backlog_oldest_age_secs: d.oldest_backlog_at.map(|t| (now - t).max(0) / 1000),
-        decisions: d.decisions,
-        mean_time_to_decision_secs: d.mean_time_to_decision_ms.map(|ms| ms as f64 / 1000.0),
-        weekly: d
-            .weekly
-            .iter()
-            .map(|w| WeekInfo {
-                week_start: rfc3339(w.week_start),
-                analyses: w.analyses,
-                new_findings: w.new_findings,
-                decisions: w.decisions,
-            })
-            .collect(),
-    }))
+    Ok(Json(q::dashboard(&svc, &caller.org.id).await?))
 }
 
 #[utoipa::path(
@@ -748,25 +547,10 @@ pub(crate) async fn dashboard(
 pub(crate) async fn compliance(
     State(svc): State<AppState>,
     Authed(caller): Authed,
-    ApiQuery(q): ApiQuery<FormatQuery>,
+    ApiQuery(format): ApiQuery<FormatQuery>,
 ) -> Result<Response, ApiError> {
-    let rows: Vec<ComplianceRow> = svc
-        .store
-        .compliance(&caller.org.id, vexxy_store::now_ms())
-        .await?
-        .into_iter()
-        .map(|r| ComplianceRow {
-            repository: r.repository,
-            image_digest: r.image_digest,
-            images: r.images,
-            total: r.total,
-            not_affected: r.not_affected,
-            needs_fix: r.needs_fix,
-            under_investigation: r.under_investigation,
-            unreviewed: r.unreviewed,
-        })
-        .collect();
-    match q.format.as_deref() {
+    let rows = q::compliance(&svc, &caller.org.id).await?;
+    match format.format.as_deref() {
         None | Some("json") => Ok(Json(Compliance { repositories: rows }).into_response()),
         Some("csv") => Ok((
             [
@@ -836,15 +620,9 @@ pub fn compliance_csv(rows: &[ComplianceRow]) -> String {
 pub(crate) async fn compare(
     State(svc): State<AppState>,
     Authed(caller): Authed,
-    ApiQuery(q): ApiQuery<CompareQuery>,
+    ApiQuery(query): ApiQuery<CompareQuery>,
 ) -> Result<Response, ApiError> {
-    let org = &caller.org.id;
-    let a = digest_param(&q.a)?;
-    let b = digest_param(&q.b)?;
-    let (_, old) = version_blob(&svc, org, &a, None, false).await?;
-    let (_, new) = version_blob(&svc, org, &b, None, false).await?;
-    let diff = vexxy_review::compare(&old, &new)
-        .map_err(|e| ApiError::internal(format!("comparing {a} with {b}: {e}")))?;
+    let diff = q::compare(&svc, &caller.org.id, &query.a, &query.b).await?;
     Ok(Json(diff).into_response())
 }
 

@@ -1379,9 +1379,15 @@ async fn shutdown_requeues_running_jobs() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(vexxy_server::serve(svc.clone(), listener, async move {
-        let _ = rx.await;
-    }));
+    let app = vexxy_server::router(svc.clone());
+    let server = tokio::spawn(vexxy_server::serve(
+        svc.clone(),
+        app,
+        listener,
+        async move {
+            let _ = rx.await;
+        },
+    ));
     let app = vexxy_server::router(svc.clone());
     let req = Request::post("/api/v1/analysis/submit")
         .header("authorization", format!("Bearer {key}"))

@@ -5,7 +5,8 @@
 //! organisations' signing keys, registry credentials and allow-lists
 //! (secrets sealed under the server's key, [`secrets`]), the human review
 //! loop (statements per finding, decisions, images and their VEX
-//! versions, [`review`]), and the exponential backoff of every retry.
+//! versions, [`review`]), the web UI's sign-in sessions ([`sessions`]),
+//! and the exponential backoff of every retry.
 //!
 //! No HTTP here, and no analysis: the server and the workers call in.
 
@@ -21,6 +22,7 @@ pub mod review;
 #[cfg(feature = "s3")]
 pub mod s3;
 pub mod secrets;
+pub mod sessions;
 pub mod tenants;
 pub mod webhooks;
 
@@ -29,6 +31,7 @@ pub use db::{free_space, redact, Backend, Store};
 pub use evidence::{EvidenceStore, LocalStore};
 pub use model::{Artifact, Caller, Job, JobEvent, JobState, Org, Tier};
 pub use secrets::{SecretString, SecretsError, ServerKey};
+pub use sessions::WebSession;
 
 /// What can go wrong in storage. The text names the path, id or digest.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! blobs that no artifact and no VEX version (`vex_versions`: an image's
 //! issued documents and envelopes, kept as long as their rows) names any
 //! more, and that nobody referenced within a grace period, are deleted
-//! from the evidence store.
+//! from the evidence store. Expired web sign-in sessions go too.
 
 use sqlx::Row as _;
 
@@ -14,6 +14,8 @@ use crate::{evidence::EvidenceStore, now_ms, Store, StoreError};
 pub struct Swept {
     pub jobs_expired: usize,
     pub blobs_deleted: usize,
+    /// Expired web sign-in sessions deleted ([`Store::sweep_web_sessions`]).
+    pub sessions_expired: u64,
 }
 
 impl Store {
@@ -34,8 +36,9 @@ impl Store {
         Ok(())
     }
 
-    /// Expires jobs finished before `now - retention_ms` and deletes blobs
-    /// unreferenced for longer than `grace_ms`.
+    /// Expires jobs finished before `now - retention_ms`, deletes blobs
+    /// unreferenced for longer than `grace_ms` and deletes expired web
+    /// sign-in sessions.
     pub async fn sweep(
         &self,
         evidence: &EvidenceStore,
@@ -88,6 +91,7 @@ impl Store {
             w.done();
             swept.jobs_expired += 1;
         }
+        swept.sessions_expired = self.sweep_web_sessions(now).await?;
         let orphans: Vec<String> = sqlx::query(
             "SELECT digest FROM blobs b WHERE last_referenced_at < $1 \
              AND NOT EXISTS (SELECT 1 FROM artifacts a WHERE a.digest = b.digest) \

@@ -36,7 +36,7 @@ pub(crate) struct KeyUses {
     writing: bool,
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     OsRng.fill_bytes(&mut buf);
     hex::encode(buf)
@@ -46,7 +46,7 @@ pub(crate) fn new_id(kind: &str) -> String {
     format!("{kind}_{}", uuid::Uuid::new_v4().simple())
 }
 
-fn hash_key(key: &str) -> String {
+pub(crate) fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
@@ -68,6 +68,22 @@ fn org_from_row(row: &sqlx::any::AnyRow) -> Result<Org, StoreError> {
         webhook_secret: row.try_get("webhook_secret")?,
         created_at: row.try_get("created_at")?,
         allow_command_override: row.try_get::<i64, _>("allow_command_override")? != 0,
+    })
+}
+
+/// The columns [`caller_from_row`] reads: the key's (`k`, an `api_keys`
+/// row) and its organisation's (`o`). Every way of calling in (a key, a
+/// web session) selects these, joined the same way.
+pub(crate) const CALLER_COLUMNS: &str = "k.id AS key_id, k.name AS key_name, k.owner AS key_owner, \
+     o.id, o.name, o.tier, o.monthly_quota, o.webhook_secret, o.created_at, o.allow_command_override";
+
+/// The caller of a row with [`CALLER_COLUMNS`].
+pub(crate) fn caller_from_row(row: &sqlx::any::AnyRow) -> Result<Caller, StoreError> {
+    Ok(Caller {
+        org: org_from_row(row)?,
+        key_id: row.try_get("key_id")?,
+        key_name: row.try_get("key_name")?,
+        owner: row.try_get("key_owner")?,
     })
 }
 
@@ -252,24 +268,18 @@ impl Store {
         if !presented.starts_with(KEY_PREFIX) || presented.len() > 200 {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT k.id AS key_id, k.name AS key_name, k.owner AS key_owner, o.id, o.name, o.tier, o.monthly_quota, o.webhook_secret, o.created_at, \
-             o.allow_command_override \
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CALLER_COLUMNS} \
              FROM api_keys k JOIN orgs o ON o.id = k.org_id \
-             WHERE k.hash = $1 AND k.revoked_at IS NULL",
-        )
+             WHERE k.hash = $1 AND k.revoked_at IS NULL"
+        )))
         .bind(hash_key(presented))
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let key_id: String = row.try_get("key_id")?;
-        self.note_key_use(&key_id);
-        Ok(Some(Caller {
-            org: org_from_row(&row)?,
-            key_id,
-            key_name: row.try_get("key_name")?,
-            owner: row.try_get("key_owner")?,
-        }))
+        let caller = caller_from_row(&row)?;
+        self.note_key_use(&caller.key_id);
+        Ok(Some(caller))
     }
 
     /// Records that a key was used (`last_used_at`): at most once a
@@ -278,7 +288,7 @@ impl Store {
     /// waits (a full disk, a lock) fails or holds up no request. A use
     /// whose write failed is recorded again at the key's next use a
     /// minute later.
-    fn note_key_use(&self, key_id: &str) {
+    pub(crate) fn note_key_use(&self, key_id: &str) {
         let now = now_ms();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;

@@ -549,7 +549,8 @@ async fn retention_expires_evidence(store: Store) {
         swept,
         Swept {
             jobs_expired: 1,
-            blobs_deleted: 1
+            blobs_deleted: 1,
+            sessions_expired: 0,
         }
     );
     assert!(evidence.get(&digest).await.unwrap().is_none());

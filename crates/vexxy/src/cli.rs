@@ -285,6 +285,10 @@ pub(crate) struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", env = "VEXXY_LISTEN")]
     pub(crate) listen: Option<String>,
+    /// Mark the web UI's cookies `Secure`: set it when browsers reach the
+    /// service over HTTPS (a TLS-terminating proxy in front).
+    #[arg(long, env = "VEXXY_SECURE_COOKIES")]
+    pub(crate) secure_cookies: bool,
     #[command(flatten)]
     pub(crate) service: ServiceArgs,
 }
