@@ -30,6 +30,10 @@ command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 # program built in GOPATH mode against Debian's bbolt (scripts/trivy-db).
 command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
 [ -d /usr/share/gocode/src/go.etcd.io/bbolt ] || need_apt+=(golang-github-coreos-bbolt-dev)
+# The web UI's browser test (ui-tests/) drives Debian's Chromium from node
+# with playwright-core.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 if ((${#need_apt[@]})); then
   echo "ensure-deps: installing ${need_apt[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive
@@ -80,4 +84,12 @@ PY
   chmod 755 "$trivy_dir/trivy.partial"
   mv "$trivy_dir/trivy.partial" "$trivy_dir/trivy"
   [[ "$(trivy_version)" == 0.59.1 ]] || { echo "ensure-deps: $trivy_dir/trivy is not trivy 0.59.1" >&2; exit 1; }
+fi
+
+# The browser test's packages (playwright-core, axe-core), exactly as
+# ui-tests/package-lock.json pins them.
+ui_tests="$(cd "$(dirname "$0")/.." && pwd)/ui-tests"
+if [[ ! -d "$ui_tests/node_modules/playwright-core" ]]; then
+  echo "ensure-deps: installing the browser test's packages with npm ci in $ui_tests" >&2
+  npm ci --prefix "$ui_tests" --no-audit --no-fund --loglevel=error >/dev/null
 fi

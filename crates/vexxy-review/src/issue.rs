@@ -209,10 +209,24 @@ fn document_id(author: &str, product: &Product) -> String {
 /// any format `vexxy_vex::read_vex` reads), keyed as `vexxy diff` keys
 /// them: vulnerability × package without version.
 pub fn compare(old: &[u8], new: &[u8]) -> Result<vexxy_report::VerdictDiff, ReviewError> {
+    compare_counting(old, new).map(|(diff, _)| diff)
+}
+
+/// [`compare`], with how many keys both documents give the same verdict.
+pub fn compare_counting(
+    old: &[u8],
+    new: &[u8],
+) -> Result<(vexxy_report::VerdictDiff, usize), ReviewError> {
     let side = |bytes: &[u8], which: &'static str| {
         read_vex(bytes, Path::new(which))
             .map(|doc| vexxy_report::DiffSide::from_document(&doc))
             .map_err(|source| ReviewError::Vex { which, source })
     };
-    Ok(vexxy_report::diff(&side(old, "old")?, &side(new, "new")?))
+    let (old, new) = (side(old, "old")?, side(new, "new")?);
+    let diff = vexxy_report::diff(&old, &new);
+    let unchanged = new
+        .verdicts
+        .len()
+        .saturating_sub(diff.added.len() + diff.changed.len());
+    Ok((diff, unchanged))
 }

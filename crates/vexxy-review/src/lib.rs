@@ -46,7 +46,7 @@ pub use decision::{
     effective, human_notes, DecisionAction, DecisionInput, HumanStatement, RawDecision,
     MAX_TEXT_CHARS,
 };
-pub use issue::{compare, issue, Issue, TOOL};
+pub use issue::{compare, compare_counting, issue, Issue, TOOL};
 pub use record::{package_key, StatementRecord};
 pub use settings::{ReviewReason, ReviewSettings};
 

@@ -289,9 +289,19 @@ pub async fn compare(
     a: &str,
     b: &str,
 ) -> Result<vexxy_report::VerdictDiff, ApiError> {
+    compare_counting(svc, org, a, b).await.map(|(diff, _)| diff)
+}
+
+/// [`compare`], with how many findings keep their verdict.
+pub async fn compare_counting(
+    svc: &Service,
+    org: &str,
+    a: &str,
+    b: &str,
+) -> Result<(vexxy_report::VerdictDiff, usize), ApiError> {
     let (_, old) = vex_blob(svc, org, a, None, false).await?;
     let (_, new) = vex_blob(svc, org, b, None, false).await?;
-    vexxy_review::compare(&old, &new)
+    vexxy_review::compare_counting(&old, &new)
         .map_err(|e| ApiError::internal(format!("comparing {a} with {b}: {e}")))
 }
 

@@ -50,6 +50,7 @@ struct Page {
     a: String,
     b: String,
     compared: bool,
+    unchanged: usize,
     added: Vec<Line>,
     removed: Vec<Line>,
     changed: Vec<Line>,
@@ -101,13 +102,16 @@ pub(crate) async fn page(
         a: pick.a.clone(),
         b: pick.b.clone(),
         compared: false,
+        unchanged: 0,
         added: Vec::new(),
         removed: Vec::new(),
         changed: Vec::new(),
     };
     if !pick.a.is_empty() && !pick.b.is_empty() {
-        let diff = queries::compare(&web.svc, org, &pick.a, &pick.b).await?;
+        let (diff, unchanged) =
+            queries::compare_counting(&web.svc, org, &pick.a, &pick.b).await?;
         page.compared = true;
+        page.unchanged = unchanged;
         page.added = diff
             .added
             .iter()

@@ -101,6 +101,7 @@ struct Page {
     back: String,
     rows: Vec<Row>,
     total: i64,
+    limit: i64,
     prev: Option<String>,
     next: Option<String>,
     error: Option<String>,
@@ -197,6 +198,7 @@ async fn show(
         f,
         rows,
         total,
+        limit,
         error,
         bulk,
     };
