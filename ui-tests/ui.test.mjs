@@ -696,6 +696,7 @@ async function run() {
     note(`statuses seen: ${seen.join(' -> ')}`);
     assert.equal(status, 'complete', `the job ended ${status}: ${await page.locator('main').innerText()}`);
     assert.equal(await page.evaluate(() => window.__sameDocument === true), true, 'the job page reloaded itself instead of updating');
+    await screenshots(page, 'job-done');
     assert.equal(pathOf(page), jobPath);
     assert.ok(seen.length > 1, `the page never showed the job before it was complete (seen: ${seen.join(' -> ')})`);
     const link = page.locator('a#job-image');

@@ -280,6 +280,19 @@ pub struct ReadBody {
 /// arrives. A body announced (`content_length`) or found larger than
 /// `limits.large_body_bytes` takes a permit of `large` first, or is
 /// refused with [`BodyError::Busy`].
+/// One of the few permits a large submission holds while it is read,
+/// parsed and stored; none free is [`BodyError::Busy`] (503).
+pub fn large_permit(
+    large: &Arc<Semaphore>,
+    limits: &SubmitLimits,
+) -> Result<tokio::sync::OwnedSemaphorePermit, BodyError> {
+    Arc::clone(large)
+        .try_acquire_owned()
+        .map_err(|_| BodyError::Busy {
+            limit: limits.max_large_submits,
+        })
+}
+
 pub async fn read(
     body: Body,
     content_length: Option<u64>,
@@ -291,13 +304,7 @@ pub async fn read(
     if content_length.is_some_and(|n| n > max_bytes as u64) {
         return Err(too_large);
     }
-    let take = || {
-        Arc::clone(large)
-            .try_acquire_owned()
-            .map_err(|_| BodyError::Busy {
-                limit: limits.max_large_submits,
-            })
-    };
+    let take = || large_permit(large, limits);
     let mut permit = None;
     if content_length.is_some_and(|n| n > limits.large_body_bytes as u64) {
         permit = Some(take()?);

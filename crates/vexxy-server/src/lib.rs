@@ -40,7 +40,7 @@ use vexxy_store::{EvidenceStore, Store};
 pub use analyzer::{Analyzer, JobControl, Pipeline};
 pub use config::{QueueConfig, ServiceConfig, WebhookConfig};
 pub use job::AnalysisSettings;
-pub use routes::{openapi_document, router};
+pub use routes::{app, openapi_document, router};
 
 /// One service process: its stores, its analyzer, what it is running.
 pub struct Service {
@@ -137,6 +137,14 @@ impl Service {
             tracing::info!(job = id, "cancelling the running analysis");
             c.cancel();
         }
+    }
+
+    /// One of the few permits a large submission holds while it is read,
+    /// parsed and stored (none free: 503 with `Retry-After`).
+    pub fn large_submit_permit(
+        &self,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, error::ApiError> {
+        body::large_permit(&self.large_submits, &self.config.submit).map_err(Into::into)
     }
 
     /// Large submissions being read and parsed now (each holds one of
@@ -239,7 +247,7 @@ async fn sweep_loop(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Serves `app` (the API's [`router`], merged with whatever else the
+/// Serves `app` (the API's [`router`], or [`app`] with whatever else the
 /// caller serves beside it, e.g. the web UI) on `listener` with the
 /// background work, until `shutdown` resolves; then stops taking requests
 /// and jobs, lets running jobs finish within the grace period

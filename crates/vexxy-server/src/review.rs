@@ -945,8 +945,11 @@ pub async fn decide_selected(
     }
     let now = vexxy_store::now_ms();
     let org = &caller.org.id;
-    let mut rows = Vec::with_capacity(selected.len());
+    let mut rows: Vec<StatementRow> = Vec::with_capacity(selected.len());
     for (id, seen) in selected {
+        if rows.iter().any(|r| &r.id == id) {
+            continue; // selected twice: decided once
+        }
         let row = svc
             .store
             .statement(org, id)

@@ -44,6 +44,13 @@ type AppState = Arc<Service>;
 
 /// Every route of the service.
 pub fn router(service: Arc<Service>) -> Router {
+    app(service, Router::new())
+}
+
+/// The service's routes with `extra` beside them (the web UI), under the
+/// layers every answer passes: request counting and tracing. Unknown
+/// paths are the API's 404.
+pub fn app(service: Arc<Service>, extra: Router) -> Router {
     let limit = service.config.max_body_bytes;
     Router::new()
         .route("/api/v1/analysis/submit", post(submit))
@@ -103,14 +110,12 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(
-            Arc::clone(&service),
-            count_requests,
-        ))
+        .with_state(Arc::clone(&service))
+        .merge(extra)
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(middleware::from_fn_with_state(service, count_requests))
         .layer(tower_http::trace::TraceLayer::new_for_http())
-        .with_state(service)
 }
 
 async fn count_requests(State(svc): State<AppState>, req: Request, next: Next) -> Response {

@@ -14,6 +14,8 @@ use vexxy_server::error::ApiError;
 pub(crate) struct WebError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds for `Retry-After` (the service busy, or its storage).
+    pub retry_after: Option<u64>,
 }
 
 impl WebError {
@@ -21,6 +23,7 @@ impl WebError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -31,7 +34,11 @@ impl WebError {
 
 impl From<ApiError> for WebError {
     fn from(e: ApiError) -> Self {
-        Self::new(e.status, e.body.message)
+        Self {
+            status: e.status,
+            message: e.body.message,
+            retry_after: e.retry_after,
+        }
     }
 }
 
@@ -57,10 +64,15 @@ impl IntoResponse for WebError {
             status: self.status.as_u16(),
             message: &self.message,
         };
-        match page.render() {
+        let mut res = match page.render() {
             Ok(html) => (self.status, Html(html)).into_response(),
             Err(_) => (self.status, self.message).into_response(),
+        };
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
+        res
     }
 }
 

@@ -37,6 +37,11 @@ pub use session::{LOGIN_COOKIE, SESSION_COOKIE};
 /// from this origin, no inline code, no framing, forms post here only.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// Largest body of a plain form (sign-in, sign-out, a decision).
+const FORM_LIMIT: usize = 64 * 1024;
+/// Largest body of a bulk decision (up to 1000 `id@version` selections).
+const BULK_LIMIT: usize = 512 * 1024;
+
 /// How the UI's cookies are set.
 #[derive(Clone, Debug)]
 pub struct WebConfig {
@@ -46,6 +51,27 @@ pub struct WebConfig {
     pub secure_cookies: bool,
     /// How long a sign-in lasts.
     pub session_ttl: Duration,
+}
+
+impl WebConfig {
+    /// The session cookie's name: `__Host-` prefixed when cookies are
+    /// `Secure`, so no sibling domain can plant or shadow it.
+    pub fn session_cookie(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-vexxy_session"
+        } else {
+            SESSION_COOKIE
+        }
+    }
+
+    /// The sign-in form's cookie's name (prefixed as the session's).
+    pub fn login_cookie(&self) -> &'static str {
+        if self.secure_cookies {
+            "__Host-vexxy_login"
+        } else {
+            LOGIN_COOKIE
+        }
+    }
 }
 
 impl Default for WebConfig {
@@ -74,7 +100,9 @@ pub fn router(svc: Arc<Service>) -> Router {
 /// Every page and asset of the UI (no fallback: merged beside the API,
 /// whose fallback answers unknown paths).
 pub fn router_with(svc: Arc<Service>, config: WebConfig) -> Router {
-    let limit = svc.config.max_body_bytes;
+    // a page's body is small; only a submission carries a report, and
+    // it is bounded as the API bounds one
+    let submit_limit = svc.config.max_body_bytes;
     let state = Arc::new(Web { svc, config });
     Router::new()
         .route("/", get(pages::dashboard::page))
@@ -90,10 +118,15 @@ pub fn router_with(svc: Arc<Service>, config: WebConfig) -> Router {
         .route("/statements/{id}", get(pages::statement::page))
         .route("/statements/{id}/decide", post(pages::statement::decide))
         .route("/review", get(pages::review::page))
-        .route("/review/bulk", post(pages::review::bulk))
+        .route(
+            "/review/bulk",
+            post(pages::review::bulk).layer(DefaultBodyLimit::max(BULK_LIMIT)),
+        )
         .route(
             "/submit",
-            get(pages::submit::page).post(pages::submit::submit),
+            get(pages::submit::page)
+                .post(pages::submit::submit)
+                .layer(DefaultBodyLimit::max(submit_limit)),
         )
         .route("/jobs/{id}", get(pages::submit::job_page))
         .route("/jobs/{id}/status.json", get(pages::submit::job_status))
@@ -104,7 +137,7 @@ pub fn router_with(svc: Arc<Service>, config: WebConfig) -> Router {
         .route("/compare", get(pages::compare::page))
         .route("/static/app.css", get(app_css))
         .route("/static/app.js", get(app_js))
-        .layer(DefaultBodyLimit::max(limit))
+        .layer(DefaultBodyLimit::max(FORM_LIMIT))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }
@@ -113,10 +146,9 @@ pub fn router_with(svc: Arc<Service>, config: WebConfig) -> Router {
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    // a download sets its own, stricter policy
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

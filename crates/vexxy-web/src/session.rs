@@ -79,6 +79,39 @@ pub(crate) fn local_path(next: Option<&str>) -> String {
     }
 }
 
+/// Refuses a form another site posted: by the browser's `Sec-Fetch-Site`
+/// when it sends one (every current browser does; a proxy rewriting
+/// `Host` does not change it), else by `Origin` against `Host`. A request
+/// with neither (not a browser's form post) passes to the token check.
+pub(crate) fn same_origin(headers: &HeaderMap) -> Result<(), WebError> {
+    let refuse = || WebError::forbidden("the form was posted from another site");
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return match site.to_str() {
+            Ok("same-origin" | "none") => Ok(()),
+            _ => Err(refuse()),
+        };
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().map_err(|_| refuse())?;
+    let Some(origin_host) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        // `null` (a sandboxed or privacy-sensitive context) and anything else
+        return Err(refuse());
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if host.is_empty() || !origin_host.eq_ignore_ascii_case(host) {
+        return Err(refuse());
+    }
+    Ok(())
+}
+
 /// A signed-in caller: the organisation, the key it signed in with, and
 /// the session's CSRF token. Not signed in: a redirect to the sign-in
 /// page that comes back here.
@@ -93,21 +126,7 @@ impl Signed {
     /// Refuses a form whose CSRF token is not the session's, or that
     /// another origin posted.
     pub(crate) fn check(&self, headers: &HeaderMap, token: &str) -> Result<(), WebError> {
-        if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-            let host = headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            let origin_host = origin
-                .strip_prefix("http://")
-                .or_else(|| origin.strip_prefix("https://"))
-                .unwrap_or("");
-            if origin_host != host {
-                return Err(WebError::forbidden(
-                    "the form was posted from another origin",
-                ));
-            }
-        }
+        same_origin(headers)?;
         if same(token, &self.csrf) {
             Ok(())
         } else {
@@ -122,7 +141,24 @@ impl FromRequestParts<AppState> for Signed {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, web: &AppState) -> Result<Self, Response> {
+        // a script's JSON request gets a JSON answer, not the sign-in page
+        let wants_json = parts.uri.path().ends_with(".json")
+            || parts
+                .headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|a| a.starts_with("application/json"));
         let to_login = || {
+            if wants_json {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    axum::Json(serde_json::json!({
+                        "code": "unauthorized",
+                        "message": "not signed in (the session ended)",
+                    })),
+                )
+                    .into_response();
+            }
             let next = if parts.method == Method::GET {
                 parts
                     .uri
@@ -137,7 +173,7 @@ impl FromRequestParts<AppState> for Signed {
                 .finish();
             Redirect::to(&format!("/login?{query}")).into_response()
         };
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let Some(token) = cookie(&parts.headers, web.config.session_cookie()) else {
             return Err(to_login());
         };
         match web
@@ -174,18 +210,24 @@ pub(crate) struct LoginQuery {
 /// `GET /login`: the sign-in form, with a fresh CSRF cookie.
 pub(crate) async fn login_page(
     State(web): State<AppState>,
+    headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Result<Response, WebError> {
-    login_form(&web, q.next.as_deref(), None, StatusCode::OK)
+    login_form(&web, &headers, q.next.as_deref(), None, StatusCode::OK)
 }
 
+/// The sign-in form. A well-formed sign-in cookie already present is
+/// kept, so that a page polling in another tab cannot expire this form.
 fn login_form(
     web: &crate::Web,
+    headers: &HeaderMap,
     next: Option<&str>,
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let csrf = random_hex();
+    let csrf = cookie(headers, web.config.login_cookie())
+        .filter(|c| c.len() == 64 && c.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .map_or_else(random_hex, str::to_owned);
     let next = local_path(next);
     let page = render(&LoginPage {
         title: "Sign in",
@@ -197,7 +239,7 @@ fn login_form(
         status,
         [(
             header::SET_COOKIE,
-            set_cookie(web, LOGIN_COOKIE, &csrf, 3600),
+            set_cookie(web, web.config.login_cookie(), &csrf, 3600),
         )],
         page,
     )
@@ -218,10 +260,11 @@ pub(crate) async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, WebError> {
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
-    if expected.is_empty() || !same(expected, &form.csrf) {
+    let expected = cookie(&headers, web.config.login_cookie()).unwrap_or("");
+    if expected.is_empty() || !same(expected, &form.csrf) || same_origin(&headers).is_err() {
         return login_form(
             &web,
+            &headers,
             form.next.as_deref(),
             Some("The sign-in form expired; please try again."),
             StatusCode::FORBIDDEN,
@@ -240,18 +283,26 @@ pub(crate) async fn login(
     let Some((token, _)) = made else {
         return login_form(
             &web,
+            &headers,
             form.next.as_deref(),
             Some("That API key is not valid."),
             StatusCode::UNAUTHORIZED,
         );
     };
+    // signing in again ends the session this browser had
+    if let Some(old) = cookie(&headers, web.config.session_cookie()) {
+        web.svc.store.end_web_session(old).await?;
+    }
     let mut res = Redirect::to(&local_path(form.next.as_deref())).into_response();
     let h = res.headers_mut();
     h.append(
         header::SET_COOKIE,
-        set_cookie(&web, SESSION_COOKIE, &token, ttl.as_secs()),
+        set_cookie(&web, web.config.session_cookie(), &token, ttl.as_secs()),
     );
-    h.append(header::SET_COOKIE, set_cookie(&web, LOGIN_COOKIE, "", 0));
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(&web, web.config.login_cookie(), "", 0),
+    );
     Ok(res)
 }
 
@@ -271,8 +322,10 @@ pub(crate) async fn logout(
     signed.check(&headers, &form.csrf)?;
     web.svc.store.end_web_session(&signed.token).await?;
     let mut res = Redirect::to("/login").into_response();
-    res.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(&web, SESSION_COOKIE, "", 0));
+    res.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&web, web.config.session_cookie(), "", 0),
+    );
     Ok(res)
 }
 
@@ -303,6 +356,46 @@ mod tests {
         );
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie(&h, "missing"), None);
+    }
+
+    #[test]
+    fn forms_from_other_sites_are_refused() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, HeaderValue::from_static(v));
+            }
+            h
+        };
+        for (headers, ok) in [
+            (h(&[("sec-fetch-site", "same-origin")]), true),
+            (h(&[("sec-fetch-site", "none")]), true),
+            (h(&[("sec-fetch-site", "cross-site")]), false),
+            (h(&[("sec-fetch-site", "same-site")]), false),
+            // behind a proxy that rewrites Host, the browser's word counts
+            (
+                h(&[
+                    ("sec-fetch-site", "same-origin"),
+                    ("origin", "https://vexxy.example"),
+                    ("host", "127.0.0.1:8080"),
+                ]),
+                true,
+            ),
+            (
+                h(&[("origin", "http://vexxy.test"), ("host", "vexxy.test")]),
+                true,
+            ),
+            (
+                h(&[("origin", "http://evil.test"), ("host", "vexxy.test")]),
+                false,
+            ),
+            (h(&[("origin", "null"), ("host", "vexxy.test")]), false),
+            (h(&[("origin", "null")]), false),
+            (h(&[("origin", "http://vexxy.test")]), false),
+            (h(&[]), true),
+        ] {
+            assert_eq!(same_origin(&headers).is_ok(), ok, "{headers:?}");
+        }
     }
 
     #[test]

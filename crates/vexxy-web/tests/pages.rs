@@ -460,7 +460,43 @@ async fn signing_in_and_out(h: Harness) {
     )
     .await;
     assert_eq!(r.location(), "/");
+    // a sign-in body is small: a large one is refused unread
+    let big = format!("api_key={}&_csrf={csrf}", "a".repeat(1 << 20));
+    let r = send(
+        &h.app,
+        Request::post("/login")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, format!("vexxy_login={csrf}"))
+            .body(Body::from(big))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // a script's JSON request is told, not redirected
+    let r = get(&h.app, "/jobs/job_x/status.json", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.body.contains("unauthorized"), "{}", r.body);
     let session = sign_in(&h.app, &a.key).await;
+    // signing in again ends the browser's earlier session
+    let again = {
+        let page = get(&h.app, "/login", None).await;
+        let login = page.cookie("vexxy_login").unwrap();
+        let r = post_form(
+            &h.app,
+            "/login",
+            Some(&session),
+            &format!("vexxy_login={login}"),
+            &[("api_key", &a.key), ("_csrf", &login)],
+            None,
+        )
+        .await;
+        r.cookie("vexxy_session").unwrap()
+    };
+    assert_eq!(
+        get(&h.app, "/", Some(&session)).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let session = again;
     let dash = get(&h.app, "/", Some(&session)).await;
     assert_eq!(dash.status, StatusCode::OK);
     assert_eq!(dash.text("#org-name"), "acme");
@@ -797,10 +833,41 @@ async fn a_decision_from_the_form_reissues_the_vex(h: Harness) {
         .to_str()
         .unwrap()
         .starts_with("attachment"));
+    // a download keeps its own sandboxing policy, never the pages'
+    assert_eq!(
+        dl.headers[header::CONTENT_SECURITY_POLICY],
+        "sandbox; default-src 'none'"
+    );
+    assert_eq!(dl.headers[header::CONTENT_TYPE], "application/json");
     // the same form again, at the old version: 409, said on the page
     let r = send_form(form("again"), None).await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(!r.text(".error").is_empty());
+    // refused for another reason, the page keeps the version the reviewer
+    // saw: fixing the reason cannot quietly overwrite the newer decision
+    let r = send_form(form(""), None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        r.attr("#decision input[name=expected_version]", "value"),
+        Some(version.clone())
+    );
+    // a form another site posted is refused whatever its token
+    let fields = form("x");
+    let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&f)
+        .finish();
+    let r = send(
+        &h.app,
+        Request::post(format!("/statements/{id}/decide"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::COOKIE, format!("vexxy_session={session}"))
+            .header("sec-fetch-site", "cross-site")
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
 async fn the_queue_approves_rows_all_or_nothing(h: Harness) {
@@ -839,6 +906,41 @@ async fn the_queue_approves_rows_all_or_nothing(h: Harness) {
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     let (_, d) = api(&h.app, "/api/v1/dashboard", &a.key).await;
     assert_eq!(d["decisions"], 0);
+    // a version that is not one: 422, nothing recorded
+    let garbage = format!("{}@x", ids[0].split('@').next().unwrap());
+    let r = post_form(
+        &h.app,
+        "/review/bulk",
+        Some(&session),
+        "",
+        &[
+            ("_csrf", &csrf),
+            ("ids", &garbage),
+            ("action", "approve"),
+            ("reason", "ok"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    // the same row selected twice is decided once
+    let r = post_form(
+        &h.app,
+        "/review/bulk",
+        Some(&session),
+        "",
+        &[
+            ("_csrf", &csrf),
+            ("ids", &ids[1]),
+            ("ids", &ids[1]),
+            ("action", "approve"),
+            ("reason", "twice"),
+        ],
+        Some("http://vexxy.test"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    assert!(r.location().contains("done=1&"), "{}", r.location());
     // approve one row with its own button
     let r = post_form(
         &h.app,
@@ -856,7 +958,7 @@ async fn the_queue_approves_rows_all_or_nothing(h: Harness) {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert!(r.location().contains("done=1&images=1"), "{}", r.location());
     let (_, d) = api(&h.app, "/api/v1/dashboard", &a.key).await;
-    assert_eq!(d["decisions"], 1);
+    assert_eq!(d["decisions"], 2);
     let (_, vex) = api(&h.app, &format!("/api/v1/images/{digest}/vex"), &a.key).await;
     assert!(vex["version"].as_i64().unwrap() >= 1);
 }
@@ -905,7 +1007,8 @@ async fn a_submission_is_checked_like_the_api_s(h: Harness) {
     // a real report: queued, on to the job's page
     let grype = json!({
         "matches": [{
-            "vulnerability": {"id": "CVE-2024-1", "severity": "High", "fix": {"versions": [], "state": "not-fixed"}},
+            // larger than a page's body limit: a submission takes the API's
+            "vulnerability": {"id": "CVE-2024-1", "severity": "High", "description": "a".repeat(200_000), "fix": {"versions": [], "state": "not-fixed"}},
             "artifact": {"name": "zlib1g", "version": "1:1.2.13.dfsg-1", "type": "deb", "purl": "pkg:deb/debian/zlib1g@1:1.2.13.dfsg-1?arch=amd64"}
         }],
         "descriptor": {"name": "grype", "version": "0.92.2"}

@@ -31,7 +31,7 @@ use common::{admin, serve};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The pages the script photographs, each at 1280 and 390 px.
-const PAGES: [&str; 9] = [
+const PAGES: [&str; 10] = [
     "login",
     "dashboard",
     "images",
@@ -40,6 +40,7 @@ const PAGES: [&str; 9] = [
     "review",
     "submit",
     "job",
+    "job-done",
     "compare",
 ];
 /// The markup the XSS case puts into a stored statement's description.

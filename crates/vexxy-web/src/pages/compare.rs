@@ -108,8 +108,7 @@ pub(crate) async fn page(
         changed: Vec::new(),
     };
     if !pick.a.is_empty() && !pick.b.is_empty() {
-        let (diff, unchanged) =
-            queries::compare_counting(&web.svc, org, &pick.a, &pick.b).await?;
+        let (diff, unchanged) = queries::compare_counting(&web.svc, org, &pick.a, &pick.b).await?;
         page.compared = true;
         page.unchanged = unchanged;
         page.added = diff

@@ -475,11 +475,18 @@ fn runtime_components(bytes: &[u8]) -> Vec<Component> {
 
 fn attachment(media: &str, file: &str, bytes: Vec<u8>) -> Response {
     // a download, never a page of this origin: attacker-shaped content
-    // (reports, SBOMs) cannot run here
-    let media = if media.starts_with("text/html") {
-        "application/octet-stream"
-    } else {
+    // (reports, SBOMs) cannot run here; only inert types keep their name
+    let lower = media.to_ascii_lowercase();
+    let essence = lower.split(';').next().unwrap_or("").trim();
+    let media = if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+        || essence == "text/csv"
+        || essence == "text/markdown"
+        || essence == "text/plain"
+    {
         media
+    } else {
+        "application/octet-stream"
     };
     let safe: String = file
         .chars()

@@ -250,16 +250,35 @@ pub(crate) async fn bulk(
     signed.check(&headers, &csrf)?;
     let filters: Filters = serde_urlencoded_filters(&back);
     // `id@version`: the version the reviewer saw
-    let parse = |s: &str| match s.rsplit_once('@') {
-        Some((id, v)) => (id.to_owned(), v.parse::<i64>().ok()),
-        None => (s.to_owned(), None),
+    let parse = |s: &str| -> Result<(String, Option<i64>), String> {
+        match s.rsplit_once('@') {
+            Some((id, v)) => v
+                .parse::<i64>()
+                .map(|v| (id.to_owned(), Some(v)))
+                .map_err(|_| format!("ids: {id}: the version shown is not a number")),
+            None => Ok((s.to_owned(), None)),
+        }
     };
-    let (action, targets): (String, Vec<(String, Option<i64>)>) = match &one {
-        Some(row) => ("approve".to_owned(), vec![parse(row)]),
+    let (action, targets) = match &one {
+        Some(row) => ("approve".to_owned(), parse(row).map(|t| vec![t])),
         None => (
             fields.action.clone(),
             selected.iter().map(|s| parse(s)).collect(),
         ),
+    };
+    let targets = match targets {
+        Ok(t) => t,
+        Err(message) => {
+            return show(
+                &web,
+                &signed,
+                filters,
+                Some(message),
+                fields,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
     };
     let opt = |s: &str| {
         let s = s.trim();
@@ -285,6 +304,8 @@ pub(crate) async fn bulk(
     };
     match vexxy_server::review::decide_selected(&web.svc, &signed.caller, &targets, raw).await {
         Ok(done) => {
+            // back to the filters as parsed, never the posted text
+            let back = filters.encode(filters.offset);
             let sep = if back.is_empty() { "" } else { "&" };
             Ok(Redirect::to(&format!(
                 "/review?{back}{sep}done={}&images={}",

@@ -198,9 +198,16 @@ async fn show(
         evidence,
         decisions: s.decisions.iter().map(decision_view).collect(),
         offered: s.offered_decision.as_ref().map(decision_view),
-        form: DecisionForm {
-            expected_version: s.statement.version.to_string(),
-            ..form
+        // the version the reviewer saw stays what the form sends: a
+        // decision refused for another reason must not quietly move on to
+        // a version someone else's decision made
+        form: if form.expected_version.trim().is_empty() {
+            DecisionForm {
+                expected_version: s.statement.version.to_string(),
+                ..form
+            }
+        } else {
+            form
         },
         error,
         s,

@@ -549,7 +549,7 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<Exit> {
         // one line on stdout for scripts: where to reach the service
         println!("listening on http://{local}");
         // the API and the web UI on one listener, one origin
-        let app = vexxy_server::router(svc.clone()).merge(vexxy_web::router_with(
+        let app = vexxy_server::app(svc.clone(), vexxy_web::router_with(
             svc.clone(),
             vexxy_web::WebConfig {
                 secure_cookies: args.secure_cookies,
