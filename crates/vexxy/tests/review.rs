@@ -15,78 +15,17 @@
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
-    process::{Command as StdCommand, Stdio},
     time::{Duration, Instant},
 };
 
 use serde_json::{json, Value};
 
 mod common;
-use common::{admin, serve, vexxy};
+use common::{admin, call, get, post, serve, vexxy, wait_complete};
 
 fn grype() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/testdata/scanner-reports/dimpact_nginx-latest_2025-06-08_grype.json")
-}
-
-/// `curl` with the key: (HTTP status, body).
-fn call(method: &str, url: &str, key: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
-    let mut cmd = StdCommand::new("curl");
-    cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}"])
-        .args(["-H", &format!("authorization: Bearer {key}")]);
-    if body.is_some() {
-        cmd.args([
-            "-H",
-            "content-type: application/json",
-            "--data-binary",
-            "@-",
-        ]);
-    }
-    cmd.arg(url).stdin(Stdio::piped()).stdout(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(b) = body {
-            stdin.write_all(b).unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = out.stdout;
-    let split = text.iter().rposition(|b| *b == b'\n').unwrap();
-    let code = std::str::from_utf8(&text[split + 1..])
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    (code, text[..split].to_vec())
-}
-
-fn get(url: &str, key: &str) -> Value {
-    let (code, body) = call("GET", url, key, None);
-    assert_eq!(code, 200, "GET {url}: {}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).unwrap()
-}
-
-fn post(url: &str, key: &str, body: &Value) -> (u16, Value) {
-    let (code, out) = call("POST", url, key, Some(&serde_json::to_vec(body).unwrap()));
-    (code, serde_json::from_slice(&out).unwrap_or(Value::Null))
-}
-
-fn wait_complete(base: &str, key: &str, id: &str, limit: Duration) -> Value {
-    let began = Instant::now();
-    loop {
-        let st = get(&format!("{base}/api/v1/analysis/{id}/status"), key);
-        if st["status"] == "complete" {
-            return st;
-        }
-        assert!(
-            !matches!(st["status"].as_str(), Some("failed" | "cancelled")),
-            "job {id}: {st}"
-        );
-        assert!(began.elapsed() < limit, "job {id} not complete: {st}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Waits until the image's VEX is at `version` (it is issued right after

@@ -1,10 +1,10 @@
 //! What the binary's service tests share: the `vexxy` binary, a child
 //! process killed when dropped, `vexxy serve` on a free port, and `vexxy
-//! admin --json`.
+//! admin --json`, and the API called with curl.
 #![allow(dead_code, clippy::unwrap_used)]
 
 use std::{
-    io::{BufRead as _, BufReader},
+    io::{BufRead as _, BufReader, Write as _},
     process::{Child, Command as StdCommand, Stdio},
     time::{Duration, Instant},
 };
@@ -84,4 +84,63 @@ pub(crate) fn admin(db: &[&str], args: &[&str]) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `curl` with the key: (HTTP status, body).
+pub(crate) fn call(method: &str, url: &str, key: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+    let mut cmd = StdCommand::new("curl");
+    cmd.args(["-sS", "-X", method, "-w", "\n%{http_code}"])
+        .args(["-H", &format!("authorization: Bearer {key}")]);
+    if body.is_some() {
+        cmd.args([
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            "@-",
+        ]);
+    }
+    cmd.arg(url).stdin(Stdio::piped()).stdout(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        if let Some(b) = body {
+            stdin.write_all(b).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = out.stdout;
+    let split = text.iter().rposition(|b| *b == b'\n').unwrap();
+    let code = std::str::from_utf8(&text[split + 1..])
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    (code, text[..split].to_vec())
+}
+
+pub(crate) fn get(url: &str, key: &str) -> Value {
+    let (code, body) = call("GET", url, key, None);
+    assert_eq!(code, 200, "GET {url}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+pub(crate) fn post(url: &str, key: &str, body: &Value) -> (u16, Value) {
+    let (code, out) = call("POST", url, key, Some(&serde_json::to_vec(body).unwrap()));
+    (code, serde_json::from_slice(&out).unwrap_or(Value::Null))
+}
+
+pub(crate) fn wait_complete(base: &str, key: &str, id: &str, limit: Duration) -> Value {
+    let began = Instant::now();
+    loop {
+        let st = get(&format!("{base}/api/v1/analysis/{id}/status"), key);
+        if st["status"] == "complete" {
+            return st;
+        }
+        assert!(
+            !matches!(st["status"].as_str(), Some("failed" | "cancelled")),
+            "job {id}: {st}"
+        );
+        assert!(began.elapsed() < limit, "job {id} not complete: {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
