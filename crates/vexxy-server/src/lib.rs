@@ -229,6 +229,9 @@ async fn sweep_loop(svc: Arc<Service>, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         let retention = svc.config.retention.as_millis() as i64;
         match svc.store.sweep(&svc.evidence, retention, 3_600_000).await {
+            Ok(s) if s.statistics_stale => {
+                tracing::warn!("retention sweep: the database's planner statistics could not be refreshed (retried next sweep)");
+            }
             Ok(s) if s.jobs_expired + s.blobs_deleted > 0 || s.sessions_expired > 0 => {
                 tracing::info!(
                     jobs = s.jobs_expired,

@@ -224,12 +224,31 @@ impl Store {
                     d
                 }
             });
-        Ok(Self {
+        let store = Self {
             pool,
             backend,
             sqlite_dir,
             key_uses: Arc::default(),
-        })
+        };
+        store.refresh_statistics().await?;
+        Ok(store)
+    }
+
+    /// Refreshes the query planner's statistics. SQLite keeps none until
+    /// `ANALYZE` runs, and without them it picks the wrong index for an
+    /// image's statements once an organisation has tens of thousands (a
+    /// full scan per image on the dashboard); `analysis_limit` bounds the
+    /// cost to a sample per index. PostgreSQL's autovacuum analyses on its
+    /// own: nothing to do there. Run at open and by the periodic sweep.
+    pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        if self.backend == Backend::Sqlite {
+            let mut conn = self.pool.acquire().await?;
+            sqlx::query("PRAGMA analysis_limit = 1000")
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("ANALYZE").execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     /// The embedded default: a SQLite file in `dir`.

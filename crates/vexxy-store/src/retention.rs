@@ -16,6 +16,8 @@ pub struct Swept {
     pub blobs_deleted: usize,
     /// Expired web sign-in sessions deleted ([`Store::sweep_web_sessions`]).
     pub sessions_expired: u64,
+    /// Refreshing the planner's statistics failed (retried next sweep).
+    pub statistics_stale: bool,
 }
 
 impl Store {
@@ -128,6 +130,12 @@ impl Store {
             }
             tx.commit().await?;
             w.done();
+        }
+        // the planner's statistics follow the data's growth; last, and
+        // never in the way of freeing space (ANALYZE writes: on a full
+        // disk it fails, and the next sweep tries again)
+        if self.refresh_statistics().await.is_err() {
+            swept.statistics_stale = true;
         }
         Ok(swept)
     }

@@ -551,6 +551,7 @@ async fn retention_expires_evidence(store: Store) {
             jobs_expired: 1,
             blobs_deleted: 1,
             sessions_expired: 0,
+            statistics_stale: false,
         }
     );
     assert!(evidence.get(&digest).await.unwrap().is_none());

@@ -549,13 +549,16 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<Exit> {
         // one line on stdout for scripts: where to reach the service
         println!("listening on http://{local}");
         // the API and the web UI on one listener, one origin
-        let app = vexxy_server::app(svc.clone(), vexxy_web::router_with(
+        let app = vexxy_server::app(
             svc.clone(),
-            vexxy_web::WebConfig {
-                secure_cookies: args.secure_cookies,
-                ..vexxy_web::WebConfig::default()
-            },
-        ));
+            vexxy_web::router_with(
+                svc.clone(),
+                vexxy_web::WebConfig {
+                    secure_cookies: args.secure_cookies,
+                    ..vexxy_web::WebConfig::default()
+                },
+            ),
+        );
         vexxy_server::serve(svc, app, listener, vexxy_server::shutdown_signal())
             .await
             .context("serving")?;
