@@ -230,7 +230,11 @@ impl Store {
             sqlite_dir,
             key_uses: Arc::default(),
         };
-        store.refresh_statistics().await?;
+        // best effort: ANALYZE writes, and a store must open on a full
+        // disk (to say it is not ready); the sweep tries again
+        if let Err(e) = store.refresh_statistics().await {
+            tracing::warn!(error = %e, "the planner's statistics could not be refreshed at open");
+        }
         Ok(store)
     }
 
