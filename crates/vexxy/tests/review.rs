@@ -21,7 +21,7 @@ use std::{
 use serde_json::{json, Value};
 
 mod common;
-use common::{admin, call, get, post, serve, vexxy, wait_complete};
+use common::{admin, call, get, post, serve, service_dir, vexxy, wait_complete};
 
 fn grype() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -112,12 +112,7 @@ fn reviewers_decide_and_the_reissued_vex_carries_their_decisions() {
     let Some(image) = vexxy_testkit_host::test_image_ref("nginx") else {
         return;
     };
-    let data = tempfile::tempdir().unwrap();
-    let secret = data.path().join("server.key");
-    std::fs::write(&secret, "22".repeat(32)).unwrap();
-    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let data_dir = data.path().join("data").display().to_string();
-    let secret_arg = secret.display().to_string();
+    let (data, data_dir, secret_arg) = service_dir("22");
     let db = [
         "--data-dir",
         data_dir.as_str(),

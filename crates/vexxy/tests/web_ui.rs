@@ -27,7 +27,7 @@ use serde_json::{json, Value};
 use vexxy_testkit_host::{require_program, skip_or_fail, test_image, test_image_ref};
 
 mod common;
-use common::{admin, get, post, serve, wait_complete};
+use common::{admin, get, post, serve, service_dir, wait_complete};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The pages the script photographs, each at 1280 and 390 px.
@@ -144,12 +144,7 @@ fn the_web_ui_works_in_a_real_browser() {
         return;
     };
 
-    let data = tempfile::tempdir().unwrap();
-    let secret = data.path().join("server.key");
-    std::fs::write(&secret, "33".repeat(32)).unwrap();
-    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let data_dir = data.path().join("data").display().to_string();
-    let secret_arg = secret.display().to_string();
+    let (data, data_dir, secret_arg) = service_dir("33");
     let db = [
         "--data-dir",
         data_dir.as_str(),

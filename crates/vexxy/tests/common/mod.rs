@@ -70,6 +70,20 @@ pub(crate) fn serve(args: &[&str], env: &[(&str, &str)]) -> (Proc, String) {
     (Proc(child), url)
 }
 
+/// A service's home in a temporary directory: its data directory and a
+/// server secret key file (mode 0600, `key_byte` repeated) beside it.
+/// Returns the directory (dropped: removed) and both paths as flags take them.
+pub(crate) fn service_dir(key_byte: &str) -> (tempfile::TempDir, String, String) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let data = tempfile::tempdir().unwrap();
+    let secret = data.path().join("server.key");
+    std::fs::write(&secret, key_byte.repeat(32)).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let data_dir = data.path().join("data").display().to_string();
+    let secret_arg = secret.display().to_string();
+    (data, data_dir, secret_arg)
+}
+
 pub(crate) fn admin(db: &[&str], args: &[&str]) -> Value {
     let out = vexxy()
         .arg("admin")
