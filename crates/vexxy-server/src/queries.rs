@@ -117,6 +117,16 @@ pub async fn statement_detail(
     org: &str,
     id: &str,
 ) -> Result<StatementDetail, ApiError> {
+    statement_with_record(svc, org, id).await.map(|(d, _)| d)
+}
+
+/// [`statement_detail`], with the stored record it was read from (for a
+/// caller that shows the evidence as typed values, not as JSON).
+pub async fn statement_with_record(
+    svc: &Service,
+    org: &str,
+    id: &str,
+) -> Result<(StatementDetail, vexxy_review::StatementRecord), ApiError> {
     let row = svc
         .store
         .statement(org, id)
@@ -129,7 +139,7 @@ pub async fn statement_detail(
         Some(d) => svc.store.decision(org, d).await?,
         None => None,
     };
-    Ok(StatementDetail {
+    let detail = StatementDetail {
         statement: review::statement_info(&row),
         aliases: record.aliases.clone(),
         description: record.description.clone(),
@@ -138,7 +148,8 @@ pub async fn statement_detail(
         evidence: evidence_json(&record.verdict.evidence),
         decisions: decisions.iter().map(review::decision_info).collect(),
         offered_decision: offered.as_ref().map(review::decision_info),
-    })
+    };
+    Ok((detail, record))
 }
 
 /// The organisation's images a query selects.

@@ -35,16 +35,6 @@ pub(crate) struct Filters {
     vex: Option<i64>,
 }
 
-/// One fact of an evidence item.
-#[derive(Debug)]
-pub(crate) struct EvidenceView {
-    provider: String,
-    source: String,
-    observation: String,
-    subject: Option<String>,
-    facts: Vec<(String, String)>,
-}
-
 /// A statement as the image page lists it.
 #[derive(Debug)]
 pub(crate) struct StatementView {
@@ -68,7 +58,7 @@ pub(crate) struct StatementView {
     notes: String,
     aliases: String,
     fixed_versions: String,
-    evidence: Vec<EvidenceView>,
+    evidence: Vec<vexxy_model::Evidence>,
 }
 
 /// A summary of the traced run's execution profile.
@@ -155,23 +145,13 @@ impl Page {
 
 fn statement_view(row: &StatementRow, decided: Option<String>) -> StatementView {
     let record = vexxy_review::StatementRecord::from_json(&row.record).ok();
-    let (description, notes, aliases, fixed, evidence) = match &record {
+    let (description, notes, aliases, fixed, evidence) = match record {
         Some(r) => (
-            r.description.clone(),
-            r.verdict.notes.clone(),
+            r.description,
+            r.verdict.notes,
             r.aliases.join(", "),
             r.fixed_versions.join(", "),
-            r.verdict
-                .evidence
-                .iter()
-                .map(|e| EvidenceView {
-                    provider: e.provider.clone(),
-                    source: e.source.to_string(),
-                    observation: e.observation.clone(),
-                    subject: e.subject.clone(),
-                    facts: e.facts.clone(),
-                })
-                .collect(),
+            r.verdict.evidence,
         ),
         None => (
             None,

@@ -107,16 +107,6 @@ fn decision_view(d: &DecisionInfo) -> DecisionView {
     }
 }
 
-/// One evidence item as the API shows it.
-#[derive(Debug)]
-pub(crate) struct EvidenceItem {
-    source: String,
-    provider: String,
-    observation: String,
-    subject: Option<String>,
-    facts: Vec<(String, String)>,
-}
-
 #[derive(Template)]
 #[template(path = "statement.html")]
 struct Page {
@@ -124,7 +114,7 @@ struct Page {
     layout: Layout,
     s: StatementDetail,
     confidence: String,
-    evidence: Vec<EvidenceItem>,
+    evidence: Vec<vexxy_model::Evidence>,
     decisions: Vec<DecisionView>,
     offered: Option<DecisionView>,
     form: DecisionForm,
@@ -153,41 +143,8 @@ async fn show(
     error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let s = queries::statement_detail(&web.svc, &signed.caller.org.id, id).await?;
-    let evidence = s
-        .evidence
-        .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .map(|e| {
-                    let text = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned();
-                    let facts = e
-                        .get("facts")
-                        .and_then(|f| f.as_array())
-                        .map(|fs| {
-                            fs.iter()
-                                .map(|f| {
-                                    let t = |k: &str| {
-                                        f.get(k).and_then(|v| v.as_str()).unwrap_or("").to_owned()
-                                    };
-                                    (t("key"), t("value"))
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    let subject = e.get("subject").and_then(|v| v.as_str()).map(str::to_owned);
-                    EvidenceItem {
-                        source: text("source"),
-                        provider: text("provider"),
-                        observation: text("observation"),
-                        subject,
-                        facts,
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let (s, record) = queries::statement_with_record(&web.svc, &signed.caller.org.id, id).await?;
+    let evidence = record.verdict.evidence;
     let page = Page {
         title: format!(
             "{} in {}",
