@@ -20,6 +20,7 @@
 //!   kernel resolved them (see [`RawTrace`]) and leaves their meaning to the
 //!   caller.
 
+pub mod diagnostics;
 mod libbpf_log;
 mod symbols;
 mod wire;
@@ -39,7 +40,8 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -184,6 +186,53 @@ pub fn pid_namespace_inode(pid: u32) -> std::io::Result<u64> {
     Ok(rustix::fs::stat(format!("/proc/{pid}/ns/pid").as_str())?.st_ino)
 }
 
+/// How much new evidence the tracer has seen so far: a count of first
+/// sightings (a program executed, a file opened or mapped, a failed open, a
+/// socket address, a probed function entered) and when the last one
+/// arrived. Forks and exits are not evidence: they add nothing a verdict
+/// reads. An adaptive exercise window ends once this stops changing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EvidenceMark {
+    /// First sightings so far.
+    pub count: u64,
+    /// When the last of them reached user space (`None`: none yet).
+    pub last: Option<Instant>,
+}
+
+/// Shared between the tracer thread (writer) and [`Tracer::evidence`].
+#[derive(Debug)]
+struct EvidenceClock {
+    origin: Instant,
+    count: AtomicU64,
+    /// Nanoseconds after `origin` of the last sighting, plus one (0: none).
+    last: AtomicU64,
+}
+
+impl EvidenceClock {
+    fn new() -> Self {
+        Self {
+            origin: Instant::now(),
+            count: AtomicU64::new(0),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn saw(&self) {
+        let at = u64::try_from(self.origin.elapsed().as_nanos()).unwrap_or(u64::MAX - 1) + 1;
+        self.last.store(at, Ordering::Release);
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn mark(&self) -> EvidenceMark {
+        let count = self.count.load(Ordering::Acquire);
+        let last = match self.last.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(self.origin + Duration::from_nanos(n - 1)),
+        };
+        EvidenceMark { count, last }
+    }
+}
+
 enum Command {
     Arm(u32, mpsc::Sender<Result<(), TraceError>>),
     Stop,
@@ -196,6 +245,7 @@ pub struct Tracer {
     commands: mpsc::Sender<Command>,
     thread: Option<JoinHandle<Result<RawTrace, TraceError>>>,
     startup: Duration,
+    evidence: Arc<EvidenceClock>,
 }
 
 impl Tracer {
@@ -206,9 +256,11 @@ impl Tracer {
         let began = Instant::now();
         let (ready_tx, ready_rx) = mpsc::channel();
         let (commands, command_rx) = mpsc::channel();
+        let evidence = Arc::new(EvidenceClock::new());
+        let clock = Arc::clone(&evidence);
         let thread = std::thread::Builder::new()
             .name("vexxy-trace".into())
-            .spawn(move || run(options, began, ready_tx, command_rx))
+            .spawn(move || run(options, began, ready_tx, command_rx, clock))
             .map_err(|e| TraceError::Thread(e.to_string()))?;
         match ready_rx.recv() {
             Ok(Ok(())) => {}
@@ -227,7 +279,14 @@ impl Tracer {
             commands,
             thread: Some(thread),
             startup: began.elapsed(),
+            evidence,
         })
+    }
+
+    /// New evidence seen so far (first sightings only), as of the last
+    /// drain of the ring buffer (every [`TraceOptions::poll_interval`]).
+    pub fn evidence(&self) -> EvidenceMark {
+        self.evidence.mark()
     }
 
     /// Time from [`Tracer::start`] until every program was attached.
@@ -275,8 +334,8 @@ impl Drop for Tracer {
 }
 
 /// Process events as they arrive, before they are turned into the tree.
-#[derive(Default)]
 struct Collector {
+    evidence: Arc<EvidenceClock>,
     paths: HashMap<wire::FileKey, (String, bool)>,
     failed_names: HashMap<u64, String>,
     executed: BTreeMap<String, u64>,
@@ -285,6 +344,17 @@ struct Collector {
 }
 
 impl Collector {
+    fn new(evidence: Arc<EvidenceClock>) -> Self {
+        Self {
+            evidence,
+            paths: HashMap::new(),
+            failed_names: HashMap::new(),
+            executed: BTreeMap::new(),
+            processes: BTreeMap::new(),
+            malformed: 0,
+        }
+    }
+
     fn on_record(&mut self, bytes: &[u8]) {
         let Some(ev) = wire::Event::decode(bytes) else {
             self.malformed += 1;
@@ -293,13 +363,16 @@ impl Collector {
         let (ns_pid, ns_ppid) = (ev.header.ns_pid, ev.header.ns_ppid);
         match ev.kind() {
             event_kind::EV_PATH => {
+                self.evidence.saw();
                 self.paths
                     .insert(ev.file_key(), (ev.path(), ev.truncated()));
             }
             event_kind::EV_FAILED => {
+                self.evidence.saw();
                 self.failed_names.insert(ev.header.a, ev.name());
             }
             event_kind::EV_EXEC => {
+                self.evidence.saw();
                 let path = ev.path();
                 *self.executed.entry(path.clone()).or_default() += 1;
                 let proc = self.process(ns_pid, ns_ppid);
@@ -344,6 +417,7 @@ fn run(
     began: Instant,
     ready: mpsc::Sender<Result<(), TraceError>>,
     commands: mpsc::Receiver<Command>,
+    evidence: Arc<EvidenceClock>,
 ) -> Result<RawTrace, TraceError> {
     let mut storage = MaybeUninit::uninit();
     let loaded = load(&options, &mut storage);
@@ -360,7 +434,7 @@ fn run(
         .to_string_lossy()
         .into_owned();
 
-    let collector = RefCell::new(Collector::default());
+    let collector = RefCell::new(Collector::new(evidence));
     let mut builder = libbpf_rs::RingBufferBuilder::new();
     builder
         .add(&skel.maps.events, |bytes: &[u8]| {
