@@ -33,3 +33,18 @@ pub fn loaded_program_ids() -> BTreeSet<u32> {
         .map(|info| info.id)
         .collect()
 }
+
+/// Name, total run time (ns) and run count of each of the given programs,
+/// as the kernel's `bpf_stats` keeps them (counted only while
+/// `kernel.bpf_stats_enabled` is 1).
+pub fn program_stats(ids: &BTreeSet<u32>) -> std::collections::BTreeMap<String, (u64, u64)> {
+    libbpf_rs::query::ProgInfoIter::default()
+        .filter(|info| ids.contains(&info.id))
+        .map(|info| {
+            (
+                info.name.to_string_lossy().into_owned(),
+                (info.run_time_ns, info.run_cnt),
+            )
+        })
+        .collect()
+}

@@ -83,6 +83,7 @@ pub(crate) struct FileKey {
     pub(crate) ino: u64,
     pub(crate) name_hash: u32,
     pub(crate) kind: u32,
+    pub(crate) slot: u32,
 }
 
 impl From<types::file_key> for FileKey {
@@ -92,20 +93,72 @@ impl From<types::file_key> for FileKey {
             ino,
             name_hash,
             kind,
+            slot,
+            pad: _,
         } = k;
         Self {
             dentry,
             ino,
             name_hash,
             kind,
+            slot,
         }
     }
 }
 
 impl FileKey {
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
-        read_struct!(file_key, bytes, { dentry, ino, name_hash, kind }).map(Self::from)
+        read_struct!(file_key, bytes, { dentry, ino, name_hash, kind, slot, pad }).map(Self::from)
     }
+}
+
+/// One key of the `failed` map: a failed-open name's hash in a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FailedKey {
+    pub(crate) hash: u64,
+    pub(crate) slot: u32,
+}
+
+impl FailedKey {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        read_struct!(failed_key, bytes, { hash, slot, pad }).map(|k| Self {
+            hash: k.hash,
+            slot: k.slot,
+        })
+    }
+}
+
+/// One key of the `symbol_calls` map: a probe's cookie in a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct SymbolKey {
+    pub(crate) slot: u32,
+    pub(crate) cookie: u32,
+}
+
+impl SymbolKey {
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
+        read_struct!(symbol_key, bytes, { slot, cookie }).map(|k| Self {
+            slot: k.slot,
+            cookie: k.cookie,
+        })
+    }
+
+    /// The key's bytes as the map holds them.
+    pub(crate) fn encode(self) -> Vec<u8> {
+        let mut out = vec![0u8; size_of::<types::symbol_key>()];
+        out[offset_of!(types::symbol_key, slot)..][..4].copy_from_slice(&self.slot.to_ne_bytes());
+        out[offset_of!(types::symbol_key, cookie)..][..4]
+            .copy_from_slice(&self.cookie.to_ne_bytes());
+        out
+    }
+}
+
+/// The bytes of a `control` value.
+pub(crate) fn encode_control(generation: u32, armed: u32) -> Vec<u8> {
+    let mut out = vec![0u8; size_of::<types::control>()];
+    out[offset_of!(types::control, generation)..][..4].copy_from_slice(&generation.to_ne_bytes());
+    out[offset_of!(types::control, armed)..][..4].copy_from_slice(&armed.to_ne_bytes());
+    out
 }
 
 /// One ring-buffer record.
@@ -120,9 +173,9 @@ pub(crate) struct Event {
 impl Event {
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
         let header = read_struct!(event_header, bytes, {
-            r#type, len, pid, ns_pid, ns_ppid, code, a, b, c, d, comm,
+            r#type, len, slot, pad, pid, ns_pid, ns_ppid, code, a, b, c, d, comm,
         })?;
-        if !(event_kind::EV_PATH.0..=event_kind::EV_EXIT.0).contains(&header.r#type) {
+        if !(event_kind::EV_PATH.0..=event_kind::EV_SYMBOL.0).contains(&header.r#type) {
             return None;
         }
         let len = usize::try_from(header.len).ok()?;
@@ -148,12 +201,13 @@ impl Event {
 
     /// The file key of an `EV_PATH` record.
     pub(crate) fn file_key(&self) -> FileKey {
-        FileKey::from(types::file_key {
+        FileKey {
             dentry: self.header.a,
             ino: self.header.b,
             name_hash: self.header.c,
             kind: self.header.d,
-        })
+            slot: self.header.slot,
+        }
     }
 
     /// The path of an `EV_PATH`/`EV_EXEC` record: components arrive leaf
@@ -197,6 +251,7 @@ pub(crate) fn components_to_path(body: &[u8]) -> String {
 /// One key of the `net` map.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct NetKey {
+    pub(crate) slot: u32,
     pub(crate) op: SocketOp,
     pub(crate) ok: bool,
     pub(crate) address: SocketAddress,
@@ -204,7 +259,7 @@ pub(crate) struct NetKey {
 
 impl NetKey {
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
-        let key = read_struct!(net_key, bytes, { op, ok, family, port, pad, addr })?;
+        let key = read_struct!(net_key, bytes, { op, ok, family, port, slot, addr })?;
         let op = match net_op(u32::from(key.op)) {
             net_op::OP_CONNECT => SocketOp::Connect,
             net_op::OP_BIND => SocketOp::Bind,
@@ -242,6 +297,7 @@ impl NetKey {
             other => SocketAddress::Other(other),
         };
         Some(Self {
+            slot: u32::from(key.slot),
             op,
             ok: key.ok != 0,
             address,
@@ -267,6 +323,8 @@ mod tests {
         let mut b = Vec::new();
         b.extend_from_slice(&kind.to_le_bytes());
         b.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        b.extend_from_slice(&3u32.to_le_bytes()); // slot
+        b.extend_from_slice(&0u32.to_le_bytes());
         for v in [7u32, 1, 0] {
             b.extend_from_slice(&v.to_le_bytes());
         }
@@ -317,6 +375,7 @@ mod tests {
         same_layout!(event_header, event_header_size, {
             r#type => event_header_type,
             len => event_header_len,
+            slot => event_header_slot,
             pid => event_header_pid,
             ns_pid => event_header_ns_pid,
             ns_ppid => event_header_ns_ppid,
@@ -332,41 +391,63 @@ mod tests {
             ino => file_key_ino,
             name_hash => file_key_name_hash,
             kind => file_key_kind,
+            slot => file_key_slot,
+        });
+        same_layout!(failed_key, failed_key_size, {
+            hash => failed_key_hash,
+            slot => failed_key_slot,
+        });
+        same_layout!(symbol_key, symbol_key_size, {
+            slot => symbol_key_slot,
+            cookie => symbol_key_cookie,
+        });
+        same_layout!(control, control_size, {
+            generation => control_generation,
+            armed => control_armed,
         });
         same_layout!(net_key, net_key_size, {
             op => net_key_op,
             ok => net_key_ok,
             family => net_key_family,
             port => net_key_port,
-            pad => net_key_pad,
+            slot => net_key_slot,
             addr => net_key_addr,
         });
         assert_eq!(n(l.event_body), EVENT_BODY);
         // The BPF side sends `sizeof(struct event_header) + len` bytes from
         // the start of `struct scratch`: the body must follow the header.
         assert_eq!(EVENT_BODY, size_of::<types::event_header>());
-        // `Event::decode` accepts kinds up to EV_EXIT, and `read_out`
+        // `Event::decode` accepts kinds up to EV_SYMBOL, and `read_out`
         // reads the counters below ST_COUNT: the last of each, in C.
-        assert_eq!(l.event_kind, event_kind::EV_EXIT);
+        assert_eq!(l.event_kind, event_kind::EV_SYMBOL);
         assert_eq!(l.stat_index, types::stat_index::ST_COUNT);
 
         let maps = &open.maps;
         let sizes = |m: &libbpf_rs::OpenMapMut<'_>| (n(m.key_size()), n(m.value_size()));
         assert_eq!(sizes(&maps.files), (size_of::<types::file_key>(), 8));
         assert_eq!(sizes(&maps.net), (size_of::<types::net_key>(), 8));
-        assert_eq!(sizes(&maps.failed), (8, 8));
+        assert_eq!(sizes(&maps.failed), (size_of::<types::failed_key>(), 8));
         assert_eq!(sizes(&maps.stats), (4, 8));
         assert_eq!(sizes(&maps.syscalls), (4, 8));
-        assert_eq!(sizes(&maps.symbol_calls), (4, 8));
-        assert_eq!(sizes(&maps.target), (4, 4));
+        assert_eq!(
+            sizes(&maps.symbol_calls),
+            (size_of::<types::symbol_key>(), 8)
+        );
+        assert_eq!(sizes(&maps.targets), (4, 4));
+        assert_eq!(sizes(&maps.control), (4, size_of::<types::control>()));
         assert_eq!(
             n(maps.scratch_map.value_size()),
             size_of::<types::scratch>()
         );
         assert_eq!(
             n(maps.stats.max_entries()),
-            n(types::stat_index::ST_COUNT.0)
+            n(types::stat_index::ST_COUNT.0) * crate::hub::MAX_SLOTS
         );
+        assert_eq!(
+            n(maps.syscalls.max_entries()),
+            crate::hub::MAX_SYSCALLS * crate::hub::MAX_SLOTS
+        );
+        assert_eq!(n(maps.targets.max_entries()), crate::hub::MAX_SLOTS);
     }
 
     /// A record read through the generated type gives back every field
@@ -380,6 +461,7 @@ mod tests {
             &event_kind::EV_EXIT.0.to_ne_bytes(),
         );
         put(offset_of!(types::event_header, len), &3u32.to_ne_bytes());
+        put(offset_of!(types::event_header, slot), &5u32.to_ne_bytes());
         put(offset_of!(types::event_header, pid), &11u32.to_ne_bytes());
         put(
             offset_of!(types::event_header, ns_pid),
@@ -407,6 +489,7 @@ mod tests {
             (3, 11, 12, 13, -14, 15, 16, 17, 18)
         );
         assert_eq!(ev.comm, "sh");
+        assert_eq!(h.slot, 5);
         assert_eq!(ev.body, b"x\0y");
         assert!(Event::decode(&rec[..EVENT_BODY - 1]).is_none());
     }
@@ -439,7 +522,8 @@ mod tests {
                 dentry: 0xdead,
                 ino: 42,
                 name_hash: 9,
-                kind: KIND_OPEN
+                kind: KIND_OPEN,
+                slot: 3,
             }
         );
         assert!(!ev.truncated());
@@ -463,7 +547,9 @@ mod tests {
         key[2..4].copy_from_slice(&AF_INET.to_le_bytes());
         key[4..6].copy_from_slice(&80u16.to_le_bytes());
         key[8..12].copy_from_slice(&[127, 0, 0, 1]);
+        key[6..8].copy_from_slice(&2u16.to_le_bytes());
         let k = NetKey::decode(&key).unwrap();
+        assert_eq!(k.slot, 2);
         assert_eq!(k.op, SocketOp::Connect);
         assert!(k.ok);
         assert_eq!(

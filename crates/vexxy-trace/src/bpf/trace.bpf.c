@@ -1,8 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* vexxy's runtime tracer. Everything is filtered to one sandbox by the
- * inode of its PID namespace, and aggregated in the kernel: a file, a
- * network address or a symbol is reported once, with counts, so a busy
- * server costs a map lookup per event rather than a trip to user space.
+/* vexxy's runtime tracer. One set of programs serves every sandbox traced
+ * on the host: user space arms a sandbox by mapping the inode of its PID
+ * namespace to a slot, and everything recorded is keyed by that slot.
+ * Everything is aggregated in the kernel: a file, a network address or a
+ * symbol is reported once per slot, with counts, so a busy server costs a
+ * map lookup per event rather than a trip to user space.
+ *
+ * The hot path is the filter: a host task (PID-namespace level 0) costs two
+ * loads; a sandboxed task a per-CPU lookup (or, when another task ran last
+ * on the CPU, a task-storage lookup), whose cached answer is recomputed
+ * only when the set of armed sandboxes changes. sys_enter only counts;
+ * sys_exit returns at once for the syscalls that record nothing and reads
+ * the others' arguments from the registers they were entered with.
  *
  * Only x86_64 syscall numbers are wired in (see the NR_ constants). */
 #include "vmlinux.h"
@@ -32,38 +41,47 @@ char LICENSE[] SEC("license") = "GPL";
 #define EINPROGRESS_ 115
 #define MAX_PID_LEVELS 8
 
-/* The sandbox's PID-namespace inode; 0 = not armed, nothing is recorded. */
+/* Armed sandboxes: PID-namespace inode -> slot. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} targets SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u32);
-} target SEC(".maps");
+	__type(value, struct control);
+} control SEC(".maps");
 
+/* Loss counters, ST_COUNT per slot. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, ST_COUNT);
+	__uint(max_entries, MAX_SLOTS * ST_COUNT);
 	__type(key, __u32);
 	__type(value, __u64);
 } stats SEC(".maps");
 
+/* Syscall counts, MAX_SYSCALLS per slot. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, MAX_SYSCALLS);
+	__uint(max_entries, MAX_SLOTS * MAX_SYSCALLS);
 	__type(key, __u32);
 	__type(value, __u64);
 } syscalls SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, MAX_UPROBES);
-	__type(key, __u32);
+	__type(key, struct symbol_key);
 	__type(value, __u64);
 } symbol_calls SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 131072);
 	__type(key, struct file_key);
 	__type(value, __u64);
 } files SEC(".maps");
@@ -71,43 +89,31 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 32768);
-	__type(key, __u64);
+	__type(key, struct failed_key);
 	__type(value, __u64);
 } failed SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 8192);
+	__uint(max_entries, 16384);
 	__type(key, struct net_key);
 	__type(value, __u64);
 } net SEC(".maps");
 
-struct pending {
-	__u32 nr;
-	__u32 flags;
-	__u64 arg0;       /* filename / addr / sockaddr pointer */
-	__u64 arg1;       /* fd for mmap, addrlen for connect/bind */
-	struct net_key key;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct pending);
-} inflight SEC(".maps");
-
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20);
+	__uint(max_entries, 16 << 20);
 } events SEC(".maps");
+
+/* Records are few (first sightings and process events) and user space
+ * drains the ring on a timer, never waiting on it: no wake-ups. */
+#define RB_FLAGS BPF_RB_NO_WAKEUP
 
 /* Per-CPU scratch for building one event: a ring-buffer record is `h`
  * followed by the first `h.len` bytes of `data`. */
 struct scratch {
 	struct event_header h;
 	char data[PATH_BUF + NAME_BUF];
-	struct pending p;
 };
 
 #define OFF(type, field) __builtin_offsetof(struct type, field)
@@ -123,6 +129,7 @@ struct wire_layout {
 	__u32 event_header_size;
 	__u32 event_header_type;
 	__u32 event_header_len;
+	__u32 event_header_slot;
 	__u32 event_header_pid;
 	__u32 event_header_ns_pid;
 	__u32 event_header_ns_ppid;
@@ -138,12 +145,22 @@ struct wire_layout {
 	__u32 file_key_ino;
 	__u32 file_key_name_hash;
 	__u32 file_key_kind;
+	__u32 file_key_slot;
+	__u32 failed_key_size;
+	__u32 failed_key_hash;
+	__u32 failed_key_slot;
+	__u32 symbol_key_size;
+	__u32 symbol_key_slot;
+	__u32 symbol_key_cookie;
+	__u32 control_size;
+	__u32 control_generation;
+	__u32 control_armed;
 	__u32 net_key_size;
 	__u32 net_key_op;
 	__u32 net_key_ok;
 	__u32 net_key_family;
 	__u32 net_key_port;
-	__u32 net_key_pad;
+	__u32 net_key_slot;
 	__u32 net_key_addr;
 	enum event_kind event_kind;
 	enum file_kind file_kind;
@@ -156,6 +173,7 @@ const volatile struct wire_layout wire_layout = {
 	.event_header_size = sizeof(struct event_header),
 	.event_header_type = OFF(event_header, type),
 	.event_header_len = OFF(event_header, len),
+	.event_header_slot = OFF(event_header, slot),
 	.event_header_pid = OFF(event_header, pid),
 	.event_header_ns_pid = OFF(event_header, ns_pid),
 	.event_header_ns_ppid = OFF(event_header, ns_ppid),
@@ -171,14 +189,24 @@ const volatile struct wire_layout wire_layout = {
 	.file_key_ino = OFF(file_key, ino),
 	.file_key_name_hash = OFF(file_key, name_hash),
 	.file_key_kind = OFF(file_key, kind),
+	.file_key_slot = OFF(file_key, slot),
+	.failed_key_size = sizeof(struct failed_key),
+	.failed_key_hash = OFF(failed_key, hash),
+	.failed_key_slot = OFF(failed_key, slot),
+	.symbol_key_size = sizeof(struct symbol_key),
+	.symbol_key_slot = OFF(symbol_key, slot),
+	.symbol_key_cookie = OFF(symbol_key, cookie),
+	.control_size = sizeof(struct control),
+	.control_generation = OFF(control, generation),
+	.control_armed = OFF(control, armed),
 	.net_key_size = sizeof(struct net_key),
 	.net_key_op = OFF(net_key, op),
 	.net_key_ok = OFF(net_key, ok),
 	.net_key_family = OFF(net_key, family),
 	.net_key_port = OFF(net_key, port),
-	.net_key_pad = OFF(net_key, pad),
+	.net_key_slot = OFF(net_key, slot),
 	.net_key_addr = OFF(net_key, addr),
-	.event_kind = EV_EXIT,
+	.event_kind = EV_SYMBOL,
 	.file_kind = KIND_EXEC_MAP,
 	.stat_index = ST_COUNT,
 	.path_flag = PATH_COMPLETE,
@@ -198,81 +226,110 @@ static __always_inline struct scratch *get_scratch(void)
 	return bpf_map_lookup_elem(&scratch_map, &zero);
 }
 
-static __always_inline void bump(__u32 idx)
+static __always_inline void bump(__u32 slot, __u32 idx)
 {
-	__u64 *v = bpf_map_lookup_elem(&stats, &idx);
+	__u32 key = slot * ST_COUNT + idx;
+	__u64 *v = bpf_map_lookup_elem(&stats, &key);
 	if (v)
 		__sync_fetch_and_add(v, 1);
 }
 
-/* The level at which `task` belongs to the target namespace, or -1. */
-static __always_inline int sandbox_level(struct task_struct *task)
+/* Where `task` belongs: the level of the first armed PID namespace on its
+ * chain (from the host's child down) and that target's slot; -1 when none. */
+static __always_inline int sandbox_level(struct task_struct *task, __u32 *slot)
 {
 	struct pid *p = BPF_CORE_READ(task, thread_pid);
 	unsigned int level = BPF_CORE_READ(p, level);
 	if (level == 0)
 		return -1; /* the host's own namespace: the fast path */
-	__u32 zero = 0;
-	__u32 *want = bpf_map_lookup_elem(&target, &zero);
-	if (!want || *want == 0)
-		return -1;
 	for (int i = 1; i < MAX_PID_LEVELS; i++) {
 		if (i > level)
 			break;
 		struct upid up = {};
 		bpf_core_read(&up, sizeof(up), &p->numbers[i]);
-		if (BPF_CORE_READ(up.ns, ns.inum) == *want)
+		__u32 inum = BPF_CORE_READ(up.ns, ns.inum);
+		__u32 *s = bpf_map_lookup_elem(&targets, &inum);
+		if (s) {
+			*slot = *s;
 			return i;
+		}
 	}
 	return -1;
 }
 
-/* Per-task cache of the filter's answer: computed once per task and
- * target, so a busy sandboxed server pays a task-storage lookup per
- * syscall instead of a namespace walk. `pending` says sys_enter left an
- * in-flight record for sys_exit, so other syscalls skip that map. */
-struct task_state {
-	__u32 target;
+/* The filter's answer for one task: where it belongs (level, slot) as of
+ * a generation of the target set. */
+struct filter_state {
+	__u64 task;       /* the task_struct it is for (the per-CPU copy) */
+	__u64 start_time; /* with `task`, tells a reused task_struct apart */
+	__u32 generation;
 	__s32 level;
-	__u32 pending;
+	__u32 slot;
 	__u32 pad;
 };
 
+/* Per task, so a task pays the namespace walk once per generation. */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct task_state);
+	__type(value, struct filter_state);
 } task_states SEC(".maps");
 
-/* The current task's cached filter state when it is in the sandbox, else
- * NULL. Host tasks (PID-namespace level 0) take two plain loads. The
+/* Per CPU, the answer for the task that ran last: a busy server's worker
+ * keeps its CPU, so most syscalls take this without a helper call. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct filter_state);
+} cpu_states SEC(".maps");
+
+/* The current task's filter state when it is in an armed sandbox, else
+ * NULL. Host tasks (PID-namespace level 0) take two plain loads, and every
+ * task one more while nothing is armed. A sandboxed task that ran last on
+ * this CPU takes a per-CPU lookup and three compares; another one a
+ * task-storage lookup, and the namespace walk once per generation. The
  * trusted task pointer stays in here: the global functions take plain
  * integers, so callers use bpf_get_current_task() for theirs. */
-static __always_inline struct task_state *current_state(void)
+static __always_inline struct filter_state *current_state(void)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 	if (t->thread_pid->level == 0)
 		return NULL;
 	__u32 zero = 0;
-	__u32 *want = bpf_map_lookup_elem(&target, &zero);
-	if (!want || *want == 0)
+	struct control *c = bpf_map_lookup_elem(&control, &zero);
+	if (!c || c->armed == 0)
 		return NULL;
-	struct task_state *st = bpf_task_storage_get(&task_states, t, 0,
-						     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct filter_state *cs = bpf_map_lookup_elem(&cpu_states, &zero);
+	if (!cs)
+		return NULL;
+	__u32 generation = c->generation;
+	__u64 start = t->start_time;
+	if (cs->task == (__u64)t && cs->start_time == start && cs->generation == generation)
+		return cs->level < 0 ? NULL : cs;
+	struct filter_state *st = bpf_task_storage_get(&task_states, t, 0,
+						       BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
-		/* no storage (allocation failed): if the task is the sandbox's,
-		 * this syscall goes unrecorded, and that is counted as a loss */
-		if (sandbox_level(t) >= 0)
-			bump(ST_NO_TASK_STATE);
-		return NULL;
+		/* no storage (allocation failed): answer without caching it
+		 * per task; the per-CPU copy still spares the next syscall */
+		__u32 slot = 0;
+		cs->level = sandbox_level(t, &slot);
+		cs->slot = slot;
+	} else {
+		if (st->generation != generation) {
+			__u32 slot = 0;
+			st->level = sandbox_level(t, &slot);
+			st->slot = slot;
+			st->generation = generation;
+		}
+		cs->level = st->level;
+		cs->slot = st->slot;
 	}
-	if (st->target != *want) {
-		st->level = sandbox_level(t);
-		st->pending = 0;
-		st->target = *want;
-	}
-	return st->level < 0 ? NULL : st;
+	cs->task = (__u64)t;
+	cs->start_time = start;
+	cs->generation = generation;
+	return cs->level < 0 ? NULL : cs;
 }
 
 static __always_inline __u32 ns_tgid(struct task_struct *task, int level)
@@ -287,14 +344,18 @@ static __always_inline __u32 ns_tgid(struct task_struct *task, int level)
 }
 
 static __always_inline void fill_header(struct event_header *h, __u32 type,
-					struct task_struct *task, int level)
+					struct task_struct *task, int level, __u32 slot)
 {
 	h->type = type;
 	h->len = 0;
+	h->slot = slot;
+	h->pad = 0;
 	h->pid = bpf_get_current_pid_tgid() >> 32;
 	h->ns_pid = ns_tgid(task, level);
 	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
-	h->ns_ppid = sandbox_level(parent) == level ? ns_tgid(parent, level) : 0;
+	__u32 parent_slot = 0;
+	h->ns_ppid = sandbox_level(parent, &parent_slot) == level && parent_slot == slot
+		? ns_tgid(parent, level) : 0;
 	h->code = 0;
 	h->a = h->b = 0;
 	h->c = h->d = 0;
@@ -378,7 +439,7 @@ static __always_inline __u32 walk_path(struct scratch *s, struct task_struct *ta
 /* A global (separately verified) function: the walk and its loop are
  * checked once, not once per call site. Pointers arrive as integers and
  * are only ever read through bpf_probe_read_kernel. */
-__noinline int record_file(__u64 task_p, int level, __u64 file_p, __u32 kind)
+__noinline int record_file(__u64 task_p, int level, __u32 slot, __u64 file_p, __u32 kind)
 {
 	struct task_struct *task = (void *)task_p;
 	struct file *f = (void *)file_p;
@@ -391,6 +452,7 @@ __noinline int record_file(__u64 task_p, int level, __u64 file_p, __u32 kind)
 		.ino = BPF_CORE_READ(d, d_inode, i_ino),
 		.name_hash = BPF_CORE_READ(d, d_name.hash),
 		.kind = kind,
+		.slot = slot,
 	};
 	__u64 *count = bpf_map_lookup_elem(&files, &key);
 	if (count) {
@@ -403,8 +465,8 @@ __noinline int record_file(__u64 task_p, int level, __u64 file_p, __u32 kind)
 	__s32 flags = 0;
 	__u32 len = walk_path(s, task, d, vm, &flags);
 	if (flags & PATH_TRUNCATED)
-		bump(ST_TRUNCATED);
-	fill_header(&s->h, EV_PATH, task, level);
+		bump(slot, ST_TRUNCATED);
+	fill_header(&s->h, EV_PATH, task, level, slot);
 	s->h.len = len;
 	s->h.code = flags;
 	s->h.a = key.dentry;
@@ -414,8 +476,8 @@ __noinline int record_file(__u64 task_p, int level, __u64 file_p, __u32 kind)
 	__u64 size = sizeof(struct event_header) + len;
 	if (size > sizeof(struct event_header) + PATH_BUF)
 		size = sizeof(struct event_header) + PATH_BUF;
-	if (bpf_ringbuf_output(&events, s, size, 0) != 0) {
-		bump(ST_RINGBUF_LOST);
+	if (bpf_ringbuf_output(&events, s, size, RB_FLAGS) != 0) {
+		bump(slot, ST_RINGBUF_LOST);
 		return 0;
 	}
 	__u64 one = 1;
@@ -424,23 +486,9 @@ __noinline int record_file(__u64 task_p, int level, __u64 file_p, __u32 kind)
 		if (count)
 			__sync_fetch_and_add(count, 1);
 		else
-			bump(ST_FILES_FULL);
+			bump(slot, ST_FILES_FULL);
 	}
 	return 0;
-}
-
-static __always_inline struct file *file_of_fd(struct task_struct *task, long fd)
-{
-	if (fd < 0)
-		return 0;
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
-	if ((unsigned long)fd >= max)
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = 0;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	return f;
 }
 
 /* FNV-1a over a NUL-terminated string of at most FAILED_NAME bytes. */
@@ -457,7 +505,7 @@ static __always_inline __u64 hash_str(const char *buf)
 	return h;
 }
 
-__noinline int record_failed_open(__u64 task_p, int level, __u64 uname_p)
+__noinline int record_failed_open(__u64 task_p, int level, __u32 slot, __u64 uname_p)
 {
 	struct task_struct *task = (void *)task_p;
 	const char *uname = (const char *)uname_p;
@@ -467,31 +515,47 @@ __noinline int record_failed_open(__u64 task_p, int level, __u64 uname_p)
 	long n = bpf_probe_read_user_str(s->data, FAILED_NAME, uname);
 	if (n <= 0)
 		return 0;
-	__u64 h = hash_str(s->data);
-	__u64 *count = bpf_map_lookup_elem(&failed, &h);
+	struct failed_key key = { .hash = hash_str(s->data), .slot = slot };
+	__u64 *count = bpf_map_lookup_elem(&failed, &key);
 	if (count) {
 		__sync_fetch_and_add(count, 1);
 		return 0;
 	}
-	fill_header(&s->h, EV_FAILED, task, level);
+	fill_header(&s->h, EV_FAILED, task, level, slot);
 	s->h.len = n;
-	s->h.a = h;
+	s->h.a = key.hash;
 	__u64 size = sizeof(struct event_header) + (n & (FAILED_NAME - 1));
 	if (n >= FAILED_NAME)
 		size = sizeof(struct event_header) + FAILED_NAME;
-	if (bpf_ringbuf_output(&events, s, size, 0) != 0) {
-		bump(ST_RINGBUF_LOST);
+	if (bpf_ringbuf_output(&events, s, size, RB_FLAGS) != 0) {
+		bump(slot, ST_RINGBUF_LOST);
 		return 0;
 	}
 	__u64 one = 1;
-	if (bpf_map_update_elem(&failed, &h, &one, BPF_NOEXIST) != 0) {
-		count = bpf_map_lookup_elem(&failed, &h);
+	if (bpf_map_update_elem(&failed, &key, &one, BPF_NOEXIST) != 0) {
+		count = bpf_map_lookup_elem(&failed, &key);
 		if (count)
 			__sync_fetch_and_add(count, 1);
 		else
-			bump(ST_FAILED_FULL);
+			bump(slot, ST_FAILED_FULL);
 	}
 	return 0;
+}
+
+/* A record with no body: that something new was seen in `slot`. */
+static __always_inline void announce(__u32 type, __u32 slot, __u64 a)
+{
+	struct event_header *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
+	if (!h) {
+		bump(slot, ST_RINGBUF_LOST);
+		return;
+	}
+	__builtin_memset(h, 0, sizeof(*h));
+	h->type = type;
+	h->slot = slot;
+	h->pid = bpf_get_current_pid_tgid() >> 32;
+	h->a = a;
+	bpf_ringbuf_submit(h, RB_FLAGS);
 }
 
 static __always_inline void count_net(struct net_key *key)
@@ -507,9 +571,18 @@ static __always_inline void count_net(struct net_key *key)
 		if (count)
 			__sync_fetch_and_add(count, 1);
 		else
-			bump(ST_NET_FULL);
+			bump(key->slot, ST_NET_FULL);
+		return;
 	}
+	announce(EV_NET, key->slot, 0);
 }
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct net_key);
+} net_scratch SEC(".maps");
 
 /* Copies a user sockaddr into key: family, port and address bytes. */
 static __always_inline void read_sockaddr(struct net_key *key, const void *uaddr, __u64 len)
@@ -557,95 +630,46 @@ static __always_inline void read_accepted(struct net_key *key, struct file *f)
 	}
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
+/* The file behind `fd` of the current task (as an integer, which is what
+ * the global functions take): the fd table is walked with plain loads
+ * (faults are caught) and one probe read for the slot, whose index the
+ * verifier cannot bound. */
+static __always_inline __u64 current_fd_file(long fd)
 {
-	struct task_state *st = current_state();
-	if (!st)
+	if (fd < 0)
 		return 0;
-	struct task_struct *task = (void *)bpf_get_current_task();
-	__u32 nr = id;
-	if (nr < MAX_SYSCALLS) {
-		__u64 *c = bpf_map_lookup_elem(&syscalls, &nr);
-		if (c)
-			*c += 1;
-	}
-	struct scratch *s;
-	struct pending *p;
-	switch (nr) {
-	case NR_open:
-	case NR_creat:
-	case NR_openat:
-	case NR_openat2:
-	case NR_mmap:
-	case NR_mprotect:
-	case NR_connect:
-	case NR_bind:
-	case NR_accept:
-	case NR_accept4:
-		break;
-	default:
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct fdtable *fdt = t->files->fdt;
+	if ((unsigned long)fd >= fdt->max_fds)
 		return 0;
-	}
-	s = get_scratch();
-	if (!s)
-		return 0;
-	p = &s->p;
-	__builtin_memset(p, 0, sizeof(*p));
-	p->nr = nr;
-	switch (nr) {
-	case NR_open:
-	case NR_creat:
-		p->arg0 = PT_REGS_PARM1_CORE_SYSCALL(regs);
-		break;
-	case NR_openat:
-	case NR_openat2:
-		p->arg0 = PT_REGS_PARM2_CORE_SYSCALL(regs);
-		break;
-	case NR_mmap:
-		if (!(PT_REGS_PARM3_CORE_SYSCALL(regs) & PROT_EXEC_))
-			return 0;
-		p->arg1 = PT_REGS_PARM5_CORE_SYSCALL(regs); /* fd; -1 for anonymous */
-		if ((long)p->arg1 < 0)
-			return 0;
-		break;
-	case NR_mprotect:
-		if (!(PT_REGS_PARM3_CORE_SYSCALL(regs) & PROT_EXEC_))
-			return 0;
-		p->arg0 = PT_REGS_PARM1_CORE_SYSCALL(regs);
-		break;
-	case NR_connect:
-	case NR_bind:
-		p->key.op = nr == NR_connect ? OP_CONNECT : OP_BIND;
-		read_sockaddr(&p->key, (const void *)PT_REGS_PARM2_CORE_SYSCALL(regs),
-			      PT_REGS_PARM3_CORE_SYSCALL(regs));
-		break;
-	case NR_accept:
-	case NR_accept4:
-		p->key.op = OP_ACCEPT;
-		break;
-	}
-	__u64 tid = bpf_get_current_pid_tgid();
-	if (bpf_map_update_elem(&inflight, &tid, p, BPF_ANY) != 0)
-		bump(ST_PENDING_FULL);
-	else
-		st->pending = 1;
-	return 0;
+	__u64 f = 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]);
+	return f;
 }
 
-struct find_vma_ctx {
-	struct file *file;
-};
-
-static long vma_file(struct task_struct *task, struct vm_area_struct *vma, void *data)
+/* Counts a use of `f` in `slot` when its key is known already: the common
+ * case on a busy server (the same files, again and again), done with plain
+ * loads. False when the key is new and the caller must record it. */
+static __always_inline bool count_known_file(__u64 file_p, __u32 slot, __u32 kind)
 {
-	struct find_vma_ctx *ctx = data;
-	/* read as plain data: the global function takes integers, not pointers */
-	bpf_probe_read_kernel(&ctx->file, sizeof(ctx->file), &vma->vm_file);
-	return 0;
+	struct file *f = bpf_core_cast((void *)file_p, struct file);
+	struct dentry *d = f->f_path.dentry;
+	struct file_key key = {
+		.dentry = (__u64)d,
+		.ino = d->d_inode->i_ino,
+		.name_hash = d->d_name.hash,
+		.kind = kind,
+		.slot = slot,
+	};
+	__u64 *count = bpf_map_lookup_elem(&files, &key);
+	if (!count)
+		return false;
+	__sync_fetch_and_add(count, 1);
+	return true;
 }
 
-/* Only the syscalls sys_enter may have left a record for. */
+/* The syscalls whose exit records something; all others cost sys_exit
+ * one comparison. */
 static __always_inline bool has_exit_work(long nr)
 {
 	switch (nr) {
@@ -665,96 +689,146 @@ static __always_inline bool has_exit_work(long nr)
 	}
 }
 
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
+{
+	struct filter_state *st = current_state();
+	if (!st)
+		return 0;
+	__u32 nr = id;
+	if (nr < MAX_SYSCALLS) {
+		__u32 idx = st->slot * MAX_SYSCALLS + nr;
+		__u64 *c = bpf_map_lookup_elem(&syscalls, &idx);
+		if (c)
+			*c += 1;
+	}
+	return 0;
+}
+
+struct find_vma_ctx {
+	struct file *file;
+};
+
+static long vma_file(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	struct find_vma_ctx *ctx = data;
+	/* read as plain data: the global function takes integers, not pointers */
+	bpf_probe_read_kernel(&ctx->file, sizeof(ctx->file), &vma->vm_file);
+	return 0;
+}
+
+/* connect, bind and accept: the key is built here, in per-CPU scratch
+ * space, as it is too large for the stack beside the rest. For connect and
+ * bind `arg0`/`arg1` are the user's sockaddr and its length; for accept
+ * `arg0` is the accepted socket's file. */
+__noinline int record_net(__u32 slot, __u32 nr, __u64 arg0, __u64 arg1, long ret)
+{
+	__u32 zero = 0;
+	struct net_key *key = bpf_map_lookup_elem(&net_scratch, &zero);
+	if (!key)
+		return 0;
+	__builtin_memset(key, 0, sizeof(*key));
+	key->slot = slot;
+	if (nr == NR_accept || nr == NR_accept4) {
+		struct file *f = (void *)arg0;
+		if (!f)
+			return 0;
+		key->op = OP_ACCEPT;
+		key->ok = 1;
+		read_accepted(key, f);
+	} else {
+		key->op = nr == NR_connect ? OP_CONNECT : OP_BIND;
+		key->ok = (ret == 0 || ret == -EINPROGRESS_) ? 1 : 0;
+		read_sockaddr(key, (const void *)arg0, arg1);
+	}
+	count_net(key);
+	return 0;
+}
+
+/* Everything is decided at exit, where the result is known: the
+ * arguments are still in the user registers the syscall was entered with
+ * (x86_64: di, si, dx, r10, r8, r9; the kernel writes only ax), so
+ * sys_enter keeps nothing for it. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
 	/* the syscall number first: a typed load, before any task lookup */
-	if (!has_exit_work(regs->orig_ax))
+	long nr = regs->orig_ax;
+	if (!has_exit_work(nr))
 		return 0;
-	struct task_state *st = current_state();
-	if (!st || !st->pending)
+	struct filter_state *st = current_state();
+	if (!st)
 		return 0;
 	struct task_struct *task = (void *)bpf_get_current_task();
-	st->pending = 0;
 	int level = st->level;
-	__u64 tid = bpf_get_current_pid_tgid();
-	struct pending *pp = bpf_map_lookup_elem(&inflight, &tid);
-	if (!pp)
-		return 0;
-	struct pending p = *pp;
-	bpf_map_delete_elem(&inflight, &tid);
-	switch (p.nr) {
+	__u32 slot = st->slot;
+	switch (nr) {
 	case NR_open:
 	case NR_creat:
 	case NR_openat:
 	case NR_openat2:
 		if (ret >= 0) {
-			struct file *f = file_of_fd(task, ret);
-			if (f)
-				record_file((__u64)task, level, (__u64)f, KIND_OPEN);
-			else
-				bump(ST_UNRESOLVED_FD);
+			__u64 f = current_fd_file(ret);
+			if (!f)
+				bump(slot, ST_UNRESOLVED_FD);
+			else if (!count_known_file(f, slot, KIND_OPEN))
+				record_file((__u64)task, level, slot, f, KIND_OPEN);
 		} else {
-			record_failed_open((__u64)task, level, p.arg0);
+			__u64 name = (nr == NR_open || nr == NR_creat) ? regs->di : regs->si;
+			record_failed_open((__u64)task, level, slot, name);
 		}
 		break;
 	case NR_mmap:
+		if (!(regs->dx & PROT_EXEC_) || (long)regs->r8 < 0)
+			break;
 		if (ret < 0 && ret > -4096)
 			break;
 		{
-			struct file *f = file_of_fd(task, p.arg1);
-			if (f)
-				record_file((__u64)task, level, (__u64)f, KIND_EXEC_MAP);
-			else
-				bump(ST_UNRESOLVED_FD);
+			__u64 f = current_fd_file((long)regs->r8);
+			if (!f)
+				bump(slot, ST_UNRESOLVED_FD);
+			else if (!count_known_file(f, slot, KIND_EXEC_MAP))
+				record_file((__u64)task, level, slot, f, KIND_EXEC_MAP);
 		}
 		break;
 	case NR_mprotect:
-		if (ret != 0)
+		if (!(regs->dx & PROT_EXEC_) || ret != 0)
 			break;
 		{
 			struct find_vma_ctx ctx = {};
 			struct task_struct *t = bpf_get_current_task_btf();
-			bpf_find_vma(t, p.arg0, vma_file, &ctx, 0);
+			bpf_find_vma(t, regs->di, vma_file, &ctx, 0);
 			if (ctx.file)
-				record_file((__u64)task, level, (__u64)ctx.file, KIND_EXEC_MAP);
+				record_file((__u64)task, level, slot, (__u64)ctx.file, KIND_EXEC_MAP);
 		}
 		break;
 	case NR_connect:
 	case NR_bind:
-		p.key.ok = (ret == 0 || ret == -EINPROGRESS_) ? 1 : 0;
-		count_net(&p.key);
+		record_net(slot, nr, regs->si, regs->dx, ret);
 		break;
 	case NR_accept:
 	case NR_accept4:
-		if (ret < 0)
-			break;
-		{
-			struct file *f = file_of_fd(task, ret);
-			if (!f)
-				break;
-			p.key.ok = 1;
-			read_accepted(&p.key, f);
-			count_net(&p.key);
-		}
+		if (ret >= 0)
+			record_net(slot, nr, current_fd_file(ret), 0, ret);
 		break;
 	}
 	return 0;
 }
 
-static __always_inline void emit_simple(__u32 type, struct task_struct *task, int level, __s32 code)
+static __always_inline void emit_simple(__u32 type, struct task_struct *task, int level,
+					__u32 slot, __s32 code)
 {
 	struct event_header *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
 	if (!h) {
-		bump(ST_RINGBUF_LOST);
+		bump(slot, ST_RINGBUF_LOST);
 		return;
 	}
-	fill_header(h, type, task, level);
+	fill_header(h, type, task, level, slot);
 	h->code = code;
-	bpf_ringbuf_submit(h, 0);
+	bpf_ringbuf_submit(h, RB_FLAGS);
 }
 
-__noinline int emit_exec(__u64 task_p, int level, __u64 file_p)
+__noinline int emit_exec(__u64 task_p, int level, __u32 slot, __u64 file_p)
 {
 	struct task_struct *p = (void *)task_p;
 	struct file *f = (void *)file_p;
@@ -766,27 +840,28 @@ __noinline int emit_exec(__u64 task_p, int level, __u64 file_p)
 	__s32 flags = 0;
 	__u32 len = walk_path(s, p, d, vm, &flags);
 	if (flags & PATH_TRUNCATED)
-		bump(ST_TRUNCATED);
-	fill_header(&s->h, EV_EXEC, p, level);
+		bump(slot, ST_TRUNCATED);
+	fill_header(&s->h, EV_EXEC, p, level, slot);
 	s->h.len = len;
 	s->h.code = flags;
 	__u64 size = sizeof(struct event_header) + len;
 	if (size > sizeof(struct event_header) + PATH_BUF)
 		size = sizeof(struct event_header) + PATH_BUF;
-	if (bpf_ringbuf_output(&events, s, size, 0) != 0)
-		bump(ST_RINGBUF_LOST);
+	if (bpf_ringbuf_output(&events, s, size, RB_FLAGS) != 0)
+		bump(slot, ST_RINGBUF_LOST);
 	return 0;
 }
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	int level = sandbox_level(p);
+	__u32 slot = 0;
+	int level = sandbox_level(p, &slot);
 	if (level < 0)
 		return 0;
 	/* exec runs in the exec'ing task: use the untyped current task, as
 	 * the global function takes integers, not BTF pointers */
-	emit_exec(bpf_get_current_task(), level, (__u64)BPF_CORE_READ(bprm, file));
+	emit_exec(bpf_get_current_task(), level, slot, (__u64)BPF_CORE_READ(bprm, file));
 	return 0;
 }
 
@@ -796,18 +871,21 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	/* threads are not processes */
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0;
-	int level = sandbox_level(child);
+	__u32 slot = 0;
+	int level = sandbox_level(child, &slot);
 	if (level < 0)
 		return 0;
 	struct event_header *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
 	if (!h) {
-		bump(ST_RINGBUF_LOST);
+		bump(slot, ST_RINGBUF_LOST);
 		return 0;
 	}
-	fill_header(h, EV_FORK, child, level);
+	fill_header(h, EV_FORK, child, level, slot);
 	h->pid = BPF_CORE_READ(child, tgid);
-	h->ns_ppid = sandbox_level(parent) == level ? ns_tgid(parent, level) : 0;
-	bpf_ringbuf_submit(h, 0);
+	__u32 parent_slot = 0;
+	h->ns_ppid = sandbox_level(parent, &parent_slot) == level && parent_slot == slot
+		? ns_tgid(parent, level) : 0;
+	bpf_ringbuf_submit(h, RB_FLAGS);
 	return 0;
 }
 
@@ -816,22 +894,41 @@ int BPF_PROG(on_exit, struct task_struct *p)
 {
 	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
 		return 0;
-	int level = sandbox_level(p);
+	__u32 slot = 0;
+	int level = sandbox_level(p, &slot);
 	if (level < 0)
 		return 0;
-	emit_simple(EV_EXIT, p, level, BPF_CORE_READ(p, exit_code));
+	emit_simple(EV_EXIT, p, level, slot, BPF_CORE_READ(p, exit_code));
 	return 0;
 }
 
+/* One probe per (library file, offset), shared by every sandbox that asked
+ * for it: the cookie names the probe, the task's slot the sandbox. */
 static __always_inline int count_symbol(void *ctx)
 {
-	struct task_struct *task = (void *)bpf_get_current_task();
-	if (sandbox_level(task) < 0)
+	struct filter_state *st = current_state();
+	if (!st)
 		return 0;
-	__u32 idx = bpf_get_attach_cookie(ctx);
-	__u64 *c = bpf_map_lookup_elem(&symbol_calls, &idx);
+	struct symbol_key key = {
+		.slot = st->slot,
+		.cookie = bpf_get_attach_cookie(ctx),
+	};
+	__u64 *c = bpf_map_lookup_elem(&symbol_calls, &key);
+	if (c) {
+		*c += 1;
+		return 0;
+	}
+	__u64 one = 1;
+	if (bpf_map_update_elem(&symbol_calls, &key, &one, BPF_NOEXIST) == 0) {
+		announce(EV_SYMBOL, key.slot, key.cookie);
+		return 0;
+	}
+	/* another CPU inserted it first: this CPU's value exists now */
+	c = bpf_map_lookup_elem(&symbol_calls, &key);
 	if (c)
 		*c += 1;
+	else
+		bump(key.slot, ST_SYMBOLS_FULL);
 	return 0;
 }
 
