@@ -292,9 +292,8 @@ struct {
  * task-storage lookup, and the namespace walk once per generation. The
  * trusted task pointer stays in here: the global functions take plain
  * integers, so callers use bpf_get_current_task() for theirs. */
-static __always_inline struct filter_state *current_state(void)
+static __always_inline struct filter_state *state_of(struct task_struct *t)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
 	if (t->thread_pid->level == 0)
 		return NULL;
 	__u32 zero = 0;
@@ -330,6 +329,11 @@ static __always_inline struct filter_state *current_state(void)
 	cs->start_time = start;
 	cs->generation = generation;
 	return cs->level < 0 ? NULL : cs;
+}
+
+static __always_inline struct filter_state *current_state(void)
+{
+	return state_of(bpf_get_current_task_btf());
 }
 
 static __always_inline __u32 ns_tgid(struct task_struct *task, int level)
@@ -630,15 +634,14 @@ static __always_inline void read_accepted(struct net_key *key, struct file *f)
 	}
 }
 
-/* The file behind `fd` of the current task (as an integer, which is what
+/* The file behind `fd` of task `t` (as an integer, which is what
  * the global functions take): the fd table is walked with plain loads
  * (faults are caught) and one probe read for the slot, whose index the
  * verifier cannot bound. */
-static __always_inline __u64 current_fd_file(long fd)
+static __always_inline __u64 fd_file(struct task_struct *t, long fd)
 {
 	if (fd < 0)
 		return 0;
-	struct task_struct *t = bpf_get_current_task_btf();
 	struct fdtable *fdt = t->files->fdt;
 	if ((unsigned long)fd >= fdt->max_fds)
 		return 0;
@@ -745,6 +748,13 @@ __noinline int record_net(__u32 slot, __u32 nr, __u64 arg0, __u64 arg1, long ret
 	return 0;
 }
 
+/* The current task as a plain integer, which is what the global
+ * functions take; called only on the (rare) paths that reach them. */
+static __always_inline __u64 untyped_current(void)
+{
+	return bpf_get_current_task();
+}
+
 /* Everything is decided at exit, where the result is known: the
  * arguments are still in the user registers the syscall was entered with
  * (x86_64: di, si, dx, r10, r8, r9; the kernel writes only ax), so
@@ -756,10 +766,10 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	long nr = regs->orig_ax;
 	if (!has_exit_work(nr))
 		return 0;
-	struct filter_state *st = current_state();
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct filter_state *st = state_of(t);
 	if (!st)
 		return 0;
-	struct task_struct *task = (void *)bpf_get_current_task();
 	int level = st->level;
 	__u32 slot = st->slot;
 	switch (nr) {
@@ -768,14 +778,14 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	case NR_openat:
 	case NR_openat2:
 		if (ret >= 0) {
-			__u64 f = current_fd_file(ret);
+			__u64 f = fd_file(t, ret);
 			if (!f)
 				bump(slot, ST_UNRESOLVED_FD);
 			else if (!count_known_file(f, slot, KIND_OPEN))
-				record_file((__u64)task, level, slot, f, KIND_OPEN);
+				record_file(untyped_current(), level, slot, f, KIND_OPEN);
 		} else {
 			__u64 name = (nr == NR_open || nr == NR_creat) ? regs->di : regs->si;
-			record_failed_open((__u64)task, level, slot, name);
+			record_failed_open(untyped_current(), level, slot, name);
 		}
 		break;
 	case NR_mmap:
@@ -784,11 +794,11 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		if (ret < 0 && ret > -4096)
 			break;
 		{
-			__u64 f = current_fd_file((long)regs->r8);
+			__u64 f = fd_file(t, (long)regs->r8);
 			if (!f)
 				bump(slot, ST_UNRESOLVED_FD);
 			else if (!count_known_file(f, slot, KIND_EXEC_MAP))
-				record_file((__u64)task, level, slot, f, KIND_EXEC_MAP);
+				record_file(untyped_current(), level, slot, f, KIND_EXEC_MAP);
 		}
 		break;
 	case NR_mprotect:
@@ -796,10 +806,9 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 			break;
 		{
 			struct find_vma_ctx ctx = {};
-			struct task_struct *t = bpf_get_current_task_btf();
 			bpf_find_vma(t, regs->di, vma_file, &ctx, 0);
 			if (ctx.file)
-				record_file((__u64)task, level, slot, (__u64)ctx.file, KIND_EXEC_MAP);
+				record_file(untyped_current(), level, slot, (__u64)ctx.file, KIND_EXEC_MAP);
 		}
 		break;
 	case NR_connect:
@@ -809,7 +818,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	case NR_accept:
 	case NR_accept4:
 		if (ret >= 0)
-			record_net(slot, nr, current_fd_file(ret), 0, ret);
+			record_net(slot, nr, fd_file(t, ret), 0, ret);
 		break;
 	}
 	return 0;
