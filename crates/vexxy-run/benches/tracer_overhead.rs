@@ -195,16 +195,20 @@ fn measure(
         runs.into_iter().map(|r| r.join().expect("wrk thread")).collect()
     });
     let cpu_after: u64 = sandboxes.iter().map(|n| cpu_usec(&n.cgroup)).sum();
+    let mut syscalls = 0;
     for t in tracers {
         let raw = t.finish().expect("finish the tracer");
         if config == Config::Tracer {
-            trace_stats.syscalls = raw.syscalls.values().sum();
+            syscalls += raw.syscalls.values().sum::<u64>();
             assert!(
                 raw.lost.is_empty(),
                 "the tracer lost events under load: {:?}",
                 raw.lost
             );
         }
+    }
+    if config == Config::Tracer {
+        trace_stats.syscalls = syscalls;
     }
     let requests: u64 = results.iter().map(|r| r.1).sum();
     Measure {
@@ -374,7 +378,7 @@ fn main() {
         println!("  {name:<18} {ns:>7.1} ns/run over {runs} runs");
     }
     println!(
-        "syscalls counted in the kernel in the last traced round: {}",
+        "syscalls counted in the kernel in the last traced round (all its sessions): {}",
         stats.syscalls
     );
     println!(

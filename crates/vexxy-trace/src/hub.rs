@@ -38,6 +38,9 @@ pub(crate) const MAX_SLOTS: usize = 64;
 pub(crate) const MAX_SYSCALLS: usize = 512;
 /// How often the hub drains the ring buffer.
 const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a finishing session waits after its disarm before the last
+/// drain, for programs that passed the filter just before it.
+const SETTLE: Duration = Duration::from_millis(5);
 
 /// The running shared hub, if any, and how many sessions hold it.
 static SHARED: Mutex<Option<Running>> = Mutex::new(None);
@@ -60,9 +63,33 @@ pub(crate) fn active_sessions() -> usize {
 
 type Reply<T> = mpsc::Sender<Result<T, TraceError>>;
 
+/// The requested libraries' symbol tables and file identities, read by the
+/// session's own thread before it asks the hub for anything: parsing ELF
+/// files must not hold up the hub, which drains every session's records.
+type Libraries = BTreeMap<PathBuf, Result<(SymbolTable, (u64, u64)), String>>;
+
+fn read_libraries(requests: &[UprobeRequest]) -> Libraries {
+    let mut out = Libraries::new();
+    for r in requests {
+        if out.contains_key(&r.host_path) {
+            continue;
+        }
+        let read = SymbolTable::read(&r.host_path)
+            .map_err(|e| e.to_string())
+            .and_then(|table| {
+                std::fs::metadata(&r.host_path)
+                    .map(|m| (table, (m.dev(), m.ino())))
+                    .map_err(|e| format!("{}: {e}", r.host_path.display()))
+            });
+        out.insert(r.host_path.clone(), read);
+    }
+    out
+}
+
 enum Command {
     Register {
         uprobes: Vec<UprobeRequest>,
+        libraries: Libraries,
         evidence: Arc<EvidenceClock>,
         began: Instant,
         reply: Reply<u32>,
@@ -112,8 +139,15 @@ impl Session {
                 private: Some(thread),
             });
         }
+        let libraries = read_libraries(&options.uprobes);
         let commands = {
             let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+            // a hub whose thread died (it would answer nobody) is replaced;
+            // the sessions that held it get errors from their channels
+            if shared.as_ref().is_some_and(|r| r.thread.is_finished()) {
+                tracing::error!("the shared tracer's thread had stopped; starting a new one");
+                *shared = None;
+            }
             if shared.is_none() {
                 let (commands, thread) = spawn(Kind::Tracer)?;
                 *shared = Some(Running {
@@ -130,6 +164,7 @@ impl Session {
         };
         let registered = request(&commands, |reply| Command::Register {
             uprobes: options.uprobes,
+            libraries,
             evidence,
             began,
             reply,
@@ -298,11 +333,12 @@ fn hub_main(
         match commands.recv_timeout(DRAIN_INTERVAL) {
             Ok(Command::Register {
                 uprobes,
+                libraries,
                 evidence,
                 began,
                 reply,
             }) => {
-                let result = hub.register(uprobes, began).inspect(|slot| {
+                let result = hub.register(uprobes, &libraries, began).inspect(|slot| {
                     collectors
                         .borrow_mut()
                         .insert(*slot, Collector::new(evidence));
@@ -313,13 +349,16 @@ fn hub_main(
                 let _ = reply.send(hub.arm(slot, inode));
             }
             Ok(Command::Finish { slot, reply }) => {
-                let result = hub.disarm(slot).and_then(|()| {
-                    // what the slot sent before it was disarmed
-                    ring.consume().map_err(bpf("drain the ring buffer"))?;
-                    let collector = collectors.borrow_mut().remove(&slot);
-                    hub.finish(slot, collector)
-                });
-                let _ = reply.send(result);
+                let disarmed = hub.disarm(slot);
+                // Programs that passed the filter just before the disarm
+                // finish within microseconds; give them a moment, then
+                // take what the slot sent.
+                std::thread::sleep(SETTLE);
+                let drained = ring.consume().map_err(bpf("drain the ring buffer"));
+                let collector = collectors.borrow_mut().remove(&slot);
+                // the slot's state goes whatever failed above
+                let result = hub.finish(slot, collector);
+                let _ = reply.send(disarmed.and(drained.map(|_| ())).and(result));
             }
             Ok(Command::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -366,13 +405,18 @@ struct SessionState {
 }
 
 impl Hub<'_, '_> {
-    fn register(&mut self, uprobes: Vec<UprobeRequest>, began: Instant) -> Result<u32, TraceError> {
+    fn register(
+        &mut self,
+        uprobes: Vec<UprobeRequest>,
+        libraries: &Libraries,
+        began: Instant,
+    ) -> Result<u32, TraceError> {
         let slot = (0..MAX_SLOTS as u32)
             .map(|i| (self.next_slot + i) % MAX_SLOTS as u32)
             .find(|s| !self.sessions.contains_key(s))
             .ok_or_else(|| {
-                TraceError::Thread(format!(
-                    "{MAX_SLOTS} sandboxes are traced already (the most one tracer serves)"
+                TraceError::Refused(format!(
+                    "{MAX_SLOTS} sandboxes are traced already, the most one tracer serves"
                 ))
             })?;
         self.next_slot = (slot + 1) % MAX_SLOTS as u32;
@@ -393,7 +437,8 @@ impl Hub<'_, '_> {
             info: TracerInfo::default(),
             inode: None,
         };
-        self.probes.attach(self.skel, &mut session, &mut info);
+        self.probes
+            .attach(self.skel, slot, libraries, &mut session, &mut info);
         info.startup_ms = u64::try_from(began.elapsed().as_millis()).unwrap_or(u64::MAX);
         session.info = info;
         self.sessions.insert(slot, session);
@@ -407,38 +452,37 @@ impl Hub<'_, '_> {
             .ok_or_else(|| TraceError::Thread(format!("no session in slot {slot}")))?;
         if let Some(other) = self.armed.get(&inode) {
             if *other != slot {
-                return Err(TraceError::Thread(format!(
+                return Err(TraceError::Refused(format!(
                     "pid namespace {inode} is traced by another session already"
                 )));
             }
         }
-        if let Some(old) = session.inode.replace(inode) {
-            self.armed.remove(&old);
-            self.skel
-                .maps
-                .targets
-                .delete(&old.to_ne_bytes())
-                .map_err(bpf("disarm the namespace filter"))?;
+        if let Some(old) = session.inode {
+            if old != inode {
+                delete_target(self.skel, old)?;
+                self.armed.remove(&old);
+                session.inode = None;
+            }
         }
         self.skel
             .maps
             .targets
             .update(&inode.to_ne_bytes(), &slot.to_ne_bytes(), MapFlags::ANY)
             .map_err(bpf("arm the namespace filter"))?;
+        session.inode = Some(inode);
         self.armed.insert(inode, slot);
         self.publish()
     }
 
     fn disarm(&mut self, slot: u32) -> Result<(), TraceError> {
-        let Some(inode) = self.sessions.get_mut(&slot).and_then(|s| s.inode.take()) else {
+        let Some(inode) = self.sessions.get(&slot).and_then(|s| s.inode) else {
             return Ok(());
         };
+        delete_target(self.skel, inode)?;
         self.armed.remove(&inode);
-        self.skel
-            .maps
-            .targets
-            .delete(&inode.to_ne_bytes())
-            .map_err(bpf("disarm the namespace filter"))?;
+        if let Some(session) = self.sessions.get_mut(&slot) {
+            session.inode = None;
+        }
         self.publish()
     }
 
@@ -476,6 +520,15 @@ impl Hub<'_, '_> {
     }
 }
 
+/// Removes a namespace from the filter; one already gone is fine.
+fn delete_target(skel: &skel::TraceSkel<'_>, inode: u32) -> Result<(), TraceError> {
+    match skel.maps.targets.delete(&inode.to_ne_bytes()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(bpf("disarm the namespace filter")(e)),
+    }
+}
+
 /// Identity of a probe site: the library file's device and inode, and the
 /// function's file offset.
 type Site = (u64, u64, u64);
@@ -494,6 +547,8 @@ impl Probes {
     fn attach(
         &mut self,
         skel: &skel::TraceSkel<'_>,
+        slot: u32,
+        libraries: &Libraries,
         session: &mut SessionState,
         info: &mut TracerInfo,
     ) {
@@ -502,17 +557,15 @@ impl Probes {
             by_library.entry(r.host_path.clone()).or_default().push(i);
         }
         for (path, wanted) in by_library {
-            let table = match SymbolTable::read(&path) {
-                Ok(t) => t,
-                Err(e) => {
-                    info.uprobe_errors.push(e.to_string());
+            let (table, file) = match libraries.get(&path) {
+                Some(Ok((table, file))) => (table, *file),
+                Some(Err(e)) => {
+                    info.uprobe_errors.push(e.clone());
                     continue;
                 }
-            };
-            let file = match std::fs::metadata(&path) {
-                Ok(m) => (m.dev(), m.ino()),
-                Err(e) => {
-                    info.uprobe_errors.push(format!("{}: {e}", path.display()));
+                None => {
+                    info.uprobe_errors
+                        .push(format!("{}: not read", path.display()));
                     continue;
                 }
             };
@@ -561,6 +614,28 @@ impl Probes {
         }
         info.complete_libraries.sort();
         info.complete_libraries.dedup();
+        // a shared probe counts only for the sessions that asked for it
+        let mut unwanted = 0usize;
+        for cookie in session.cookies.iter().flatten() {
+            let key = wire::SymbolKey {
+                slot,
+                cookie: *cookie,
+            }
+            .encode();
+            if skel
+                .maps
+                .symbol_wanted
+                .update(&key, &[1u8], MapFlags::ANY)
+                .is_err()
+            {
+                unwanted += 1;
+            }
+        }
+        if unwanted > 0 {
+            info.uprobe_errors.push(format!(
+                "{unwanted} probes could not be registered for this session (the probe table is full)"
+            ));
+        }
     }
 
     /// Attaches new sites of one library: one multi-uprobe link, or one
@@ -777,6 +852,12 @@ fn purge_slot(skel: &skel::TraceSkel<'_>, slot: u32) -> Result<(), TraceError> {
                 wire::SymbolKey::decode(k).is_some_and(|s| s.slot == slot)
             }),
         ),
+        (
+            &maps.symbol_wanted,
+            keys_where(&maps.symbol_wanted, |k| {
+                wire::SymbolKey::decode(k).is_some_and(|s| s.slot == slot)
+            }),
+        ),
     ];
     for (map, keys) in doomed {
         for key in keys {
@@ -816,14 +897,17 @@ fn read_out(
         ..RawTrace::default()
     };
 
-    // Files: every key in the map was announced by an EV_PATH record first.
+    // Files: every key in the map was announced by an EV_PATH record first;
+    // one whose announcement never arrived is counted as lost.
+    let mut unannounced = 0u64;
     for key in keys_where(&maps.files, |_| true) {
         let Some(fk) = wire::FileKey::decode(&key).filter(|f| f.slot == slot) else {
             continue;
         };
         let count = read_count(&maps.files, &key, "files")?;
         let Some((path, _truncated)) = collector.paths.get(&fk) else {
-            continue; // its announcement was lost; counted as ring-buffer loss
+            unannounced += 1;
+            continue;
         };
         let into = if fk.kind == file_kind::KIND_EXEC_MAP.0 {
             &mut trace.mapped
@@ -838,11 +922,12 @@ fn read_out(
             continue;
         };
         let count = read_count(&maps.failed, &key, "failed-open")?;
-        if let Some(name) = collector.failed_names.get(&fk.hash) {
-            trace.failed_opens.push(FailedOpen {
+        match collector.failed_names.get(&fk.hash) {
+            Some(name) => trace.failed_opens.push(FailedOpen {
                 name: name.clone(),
                 count,
-            });
+            }),
+            None => unannounced += 1,
         }
     }
     trace.failed_opens.sort();
@@ -917,7 +1002,7 @@ fn read_out(
         let idx = slot * stat_index::ST_COUNT.0 + i.0;
         read_count(&maps.stats, &idx.to_ne_bytes(), "loss counter")
     };
-    trace.lost.ring_buffer = stat(stat_index::ST_RINGBUF_LOST)? + collector.malformed;
+    trace.lost.ring_buffer = stat(stat_index::ST_RINGBUF_LOST)? + collector.malformed + unannounced;
     trace.lost.truncated_paths = stat(stat_index::ST_TRUNCATED)?;
     for (name, idx) in [
         ("files", stat_index::ST_FILES_FULL),
@@ -925,7 +1010,6 @@ fn read_out(
         ("network", stat_index::ST_NET_FULL),
         ("symbol_calls", stat_index::ST_SYMBOLS_FULL),
         ("unresolved_fds", stat_index::ST_UNRESOLVED_FD),
-        ("task_states", stat_index::ST_NO_TASK_STATE),
     ] {
         let n = stat(idx)?;
         if n > 0 {

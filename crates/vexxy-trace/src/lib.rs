@@ -22,10 +22,10 @@
 //! - Nothing is dropped silently: a full ring buffer, a full map, a path too
 //!   deep to resolve are each counted, per session, and reported in
 //!   [`LostEvents`].
-//! - A session leaves nothing behind in the kernel: its entries are read
-//!   and deleted at `finish` (and any stale ones purged when its slot is
-//!   handed out again); the programs go with the last session, and with the
-//!   process if it dies.
+//! - A session leaves nothing behind in the kernel: at `finish` its target,
+//!   entries and probe references go whatever else fails (and stale entries
+//!   are purged when its slot is handed out again); the programs go with
+//!   the last session, and with the process if it dies.
 //! - This is the only crate in the workspace with `unsafe`, and only in the
 //!   generated skeleton module.
 //! - The tracer knows nothing of images or policy: it reports paths as the
@@ -93,6 +93,10 @@ pub enum TraceError {
         /// Why.
         reason: String,
     },
+    /// The shared tracer refused a session (all slots taken, a namespace
+    /// armed twice).
+    #[error("cannot trace: {0}")]
+    Refused(String),
     /// The tracer thread went away.
     #[error("the tracer thread stopped unexpectedly: {0}")]
     Thread(String),

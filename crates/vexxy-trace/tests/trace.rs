@@ -252,3 +252,39 @@ fn an_unarmed_tracer_records_nothing() {
         raw.info.startup_ms
     );
 }
+
+/// A connect or bind that succeeded is read from the socket the kernel
+/// made, not from the caller's buffer (which another thread could rewrite
+/// while the call runs); a unix socket's bound path too.
+#[test]
+fn successful_connects_and_binds_are_read_from_the_socket() {
+    if !require_tracer() {
+        return;
+    }
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let unix = dir.path().join("s.sock");
+    let script = format!(
+        "python3 -c 'import socket\nl=socket.socket(); l.bind((\"127.0.0.1\", {port})); l.listen()\n\
+         c=socket.socket(); c.connect((\"127.0.0.1\", {port}))\n\
+         u=socket.socket(socket.AF_UNIX); u.bind(\"{unix}\")'",
+        unix = unix.display()
+    );
+    let raw = trace(&script, TraceOptions::default(), || {});
+    let find = |op: vexxy_model::SocketOp, address: vexxy_model::SocketAddress| {
+        raw.network
+            .iter()
+            .find(|n| n.op == op && n.address == address)
+            .unwrap_or_else(|| panic!("no {op:?} of {address:?} in {:#?}", raw.network))
+            .clone()
+    };
+    let inet = vexxy_model::SocketAddress::Inet("127.0.0.1".parse().unwrap(), port);
+    assert_eq!(find(vexxy_model::SocketOp::Bind, inet.clone()).ok, 1);
+    assert_eq!(find(vexxy_model::SocketOp::Connect, inet).ok, 1);
+    let path = vexxy_model::SocketAddress::Unix(unix.display().to_string());
+    assert_eq!(find(vexxy_model::SocketOp::Bind, path).ok, 1);
+    assert!(raw.lost.is_empty(), "{:?}", raw.lost);
+}

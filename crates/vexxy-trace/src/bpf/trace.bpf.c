@@ -35,6 +35,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_openat2 437
 
 #define PROT_EXEC_ 0x4
+#define MAP_ANONYMOUS_ 0x20
+#define TS_COMPAT_ 0x0002
 #define AF_UNIX_ 1
 #define AF_INET_ 2
 #define AF_INET6_ 10
@@ -78,6 +80,15 @@ struct {
 	__type(key, struct symbol_key);
 	__type(value, __u64);
 } symbol_calls SEC(".maps");
+
+/* The probes each session asked for: (slot, cookie) -> 1. A shared probe
+ * counts only for the sessions that want it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_UPROBES);
+	__type(key, struct symbol_key);
+	__type(value, __u8);
+} symbol_wanted SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -257,11 +268,15 @@ static __always_inline int sandbox_level(struct task_struct *task, __u32 *slot)
 	return -1;
 }
 
-/* The filter's answer for one task: where it belongs (level, slot) as of
- * a generation of the target set. */
-struct filter_state {
-	__u64 task;       /* the task_struct it is for (the per-CPU copy) */
-	__u64 start_time; /* with `task`, tells a reused task_struct apart */
+/* Where a task belongs: the level of the armed PID namespace on its chain
+ * and that target's slot (level < 0: nowhere). */
+struct where {
+	__s32 level;
+	__u32 slot;
+};
+
+/* The filter's answer for one task as of a generation of the target set. */
+struct task_filter {
 	__u32 generation;
 	__s32 level;
 	__u32 slot;
@@ -273,67 +288,101 @@ struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct filter_state);
+	__type(value, struct task_filter);
 } task_states SEC(".maps");
 
-/* Per CPU, the answer for the task that ran last: a busy server's worker
- * keeps its CPU, so most syscalls take this without a helper call. */
+/* Per CPU, the answer for the task that asked last: a busy server's worker
+ * keeps its CPU, so most syscalls take it without a helper call. The
+ * programs run with migration disabled but may be preempted (syscall
+ * tracepoints are faultable), so another task can run on this CPU in the
+ * middle of a read or a write: `seq` makes it a sequence lock. A writer
+ * claims it by moving `seq` from even to odd with a compare-and-swap (a
+ * writer that loses does not write) and releases it at the next even
+ * value; a reader takes the copy only when `seq` was even and unchanged
+ * around its reads. */
+struct cpu_filter {
+	__u64 seq;        /* 64-bit: the BPF ISA's compare-and-swap */
+	__u64 task;       /* the task_struct it is for */
+	__u64 start_time; /* with `task`, tells a reused task_struct apart */
+	__u32 generation;
+	__s32 level;
+	__u32 slot;
+	__u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct filter_state);
+	__type(value, struct cpu_filter);
 } cpu_states SEC(".maps");
 
-/* The current task's filter state when it is in an armed sandbox, else
- * NULL. Host tasks (PID-namespace level 0) take two plain loads, and every
- * task one more while nothing is armed. A sandboxed task that ran last on
- * this CPU takes a per-CPU lookup and three compares; another one a
- * task-storage lookup, and the namespace walk once per generation. The
- * trusted task pointer stays in here: the global functions take plain
- * integers, so callers use bpf_get_current_task() for theirs. */
-static __always_inline struct filter_state *state_of(struct task_struct *t)
+#define compiler_barrier() asm volatile("" ::: "memory")
+
+/* The answer of the task storage (walking the namespaces at most once per
+ * task and generation). */
+static __always_inline void locate_slow(struct task_struct *t, __u32 generation, struct where *w)
+{
+	struct task_filter *st = bpf_task_storage_get(&task_states, t, 0,
+						      BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!st) {
+		/* no storage (allocation failed): walk every time */
+		__u32 slot = 0;
+		w->level = sandbox_level(t, &slot);
+		w->slot = slot;
+		return;
+	}
+	if (st->generation != generation) {
+		__u32 slot = 0;
+		st->level = sandbox_level(t, &slot);
+		st->slot = slot;
+		st->generation = generation;
+	}
+	w->level = st->level;
+	w->slot = st->slot;
+}
+
+/* Whether task `t` belongs to an armed sandbox, and where (into `w`).
+ * Host tasks (PID-namespace level 0) take two plain loads, and every task
+ * one more while nothing is armed. A sandboxed task that asked last on
+ * this CPU takes the per-CPU copy; another one the task storage, and the
+ * namespace walk once per generation. */
+static __always_inline bool locate(struct task_struct *t, struct where *w)
 {
 	if (t->thread_pid->level == 0)
-		return NULL;
+		return false;
 	__u32 zero = 0;
 	struct control *c = bpf_map_lookup_elem(&control, &zero);
 	if (!c || c->armed == 0)
-		return NULL;
-	struct filter_state *cs = bpf_map_lookup_elem(&cpu_states, &zero);
-	if (!cs)
-		return NULL;
+		return false;
 	__u32 generation = c->generation;
+	struct cpu_filter *cs = bpf_map_lookup_elem(&cpu_states, &zero);
+	if (!cs)
+		return false;
 	__u64 start = t->start_time;
-	if (cs->task == (__u64)t && cs->start_time == start && cs->generation == generation)
-		return cs->level < 0 ? NULL : cs;
-	struct filter_state *st = bpf_task_storage_get(&task_states, t, 0,
-						       BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!st) {
-		/* no storage (allocation failed): answer without caching it
-		 * per task; the per-CPU copy still spares the next syscall */
-		__u32 slot = 0;
-		cs->level = sandbox_level(t, &slot);
-		cs->slot = slot;
-	} else {
-		if (st->generation != generation) {
-			__u32 slot = 0;
-			st->level = sandbox_level(t, &slot);
-			st->slot = slot;
-			st->generation = generation;
-		}
-		cs->level = st->level;
-		cs->slot = st->slot;
+	__u64 seq = cs->seq;
+	compiler_barrier();
+	if (!(seq & 1) && cs->task == (__u64)t && cs->start_time == start &&
+	    cs->generation == generation) {
+		w->level = cs->level;
+		w->slot = cs->slot;
+		compiler_barrier();
+		if (cs->seq == seq)
+			return w->level >= 0;
 	}
-	cs->task = (__u64)t;
-	cs->start_time = start;
-	cs->generation = generation;
-	return cs->level < 0 ? NULL : cs;
-}
-
-static __always_inline struct filter_state *current_state(void)
-{
-	return state_of(bpf_get_current_task_btf());
+	locate_slow(t, generation, w);
+	seq = cs->seq;
+	if (!(seq & 1) && __sync_val_compare_and_swap(&cs->seq, seq, seq + 1) == seq) {
+		compiler_barrier();
+		cs->task = (__u64)t;
+		cs->start_time = start;
+		cs->generation = generation;
+		cs->level = w->level;
+		cs->slot = w->slot;
+		compiler_barrier();
+		cs->seq = seq + 2;
+	}
+	return w->level >= 0;
 }
 
 static __always_inline __u32 ns_tgid(struct task_struct *task, int level)
@@ -692,15 +741,64 @@ static __always_inline bool has_exit_work(long nr)
 	}
 }
 
+/* A 32-bit syscall (a compat task, or `int 0x80`): its numbers are not the
+ * x86_64 ones this file knows. */
+static __always_inline bool is_compat(struct task_struct *t)
+{
+	if (!bpf_core_field_exists(t->thread_info.status))
+		return false;
+	return t->thread_info.status & TS_COMPAT_;
+}
+
+/* The address a connected (`peer`) or bound socket has, from the kernel's
+ * socket: the peer's address and port, or the local ones. */
+static __always_inline void read_bound(struct net_key *key, struct file *f, bool peer)
+{
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	key->family = family;
+	if (family == AF_INET_) {
+		__u32 a = peer ? BPF_CORE_READ(sk, __sk_common.skc_daddr)
+			       : BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(key->addr, &a, 4);
+	} else if (family == AF_INET6_) {
+		if (peer)
+			BPF_CORE_READ_INTO(key->addr, sk, __sk_common.skc_v6_daddr);
+		else
+			BPF_CORE_READ_INTO(key->addr, sk, __sk_common.skc_v6_rcv_saddr);
+	} else if (family == AF_UNIX_) {
+		/* the path is in the unix socket's address, which a bound
+		 * socket has; a connected one names its peer the same way */
+		struct unix_sock *u = (void *)sk;
+		struct sock *named = peer ? BPF_CORE_READ(u, peer) : sk;
+		struct unix_sock *nu = (void *)named;
+		struct unix_address *addr = BPF_CORE_READ(nu, addr);
+		if (addr) {
+			int len = BPF_CORE_READ(addr, len);
+			__u64 n = len > 2 ? len - 2 : 0;
+			if (n > 108)
+				n = 108;
+			bpf_probe_read_kernel(key->addr, n & (SOCKADDR_BUF - 1),
+					      (const char *)&addr->name[0] + 2);
+		}
+		return;
+	}
+	key->port = peer ? bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport))
+			 : BPF_CORE_READ(sk, __sk_common.skc_num);
+}
+
 SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
-	struct filter_state *st = current_state();
-	if (!st)
+	struct where w;
+	if (!locate(bpf_get_current_task_btf(), &w))
 		return 0;
 	__u32 nr = id;
 	if (nr < MAX_SYSCALLS) {
-		__u32 idx = st->slot * MAX_SYSCALLS + nr;
+		__u32 idx = w.slot * MAX_SYSCALLS + nr;
 		__u64 *c = bpf_map_lookup_elem(&syscalls, &idx);
 		if (c)
 			*c += 1;
@@ -721,9 +819,11 @@ static long vma_file(struct task_struct *task, struct vm_area_struct *vma, void 
 }
 
 /* connect, bind and accept: the key is built here, in per-CPU scratch
- * space, as it is too large for the stack beside the rest. For connect and
- * bind `arg0`/`arg1` are the user's sockaddr and its length; for accept
- * `arg0` is the accepted socket's file. */
+ * space, as it is too large for the stack beside the rest. For a failed
+ * connect or bind `arg0`/`arg1` are the user's sockaddr and its length; for
+ * one that succeeded (`ret` 0 or EINPROGRESS) `arg0` is the socket's file
+ * and `arg1` 1, and an AF_UNIX socket falls back to nothing better than
+ * its local name; for accept `arg0` is the accepted socket's file. */
 __noinline int record_net(__u32 slot, __u32 nr, __u64 arg0, __u64 arg1, long ret)
 {
 	__u32 zero = 0;
@@ -739,9 +839,16 @@ __noinline int record_net(__u32 slot, __u32 nr, __u64 arg0, __u64 arg1, long ret
 		key->op = OP_ACCEPT;
 		key->ok = 1;
 		read_accepted(key, f);
+	} else if (ret == 0 || ret == -EINPROGRESS_) {
+		struct file *f = (void *)arg0;
+		if (!f)
+			return 0;
+		key->op = nr == NR_connect ? OP_CONNECT : OP_BIND;
+		key->ok = 1;
+		read_bound(key, f, nr == NR_connect);
 	} else {
 		key->op = nr == NR_connect ? OP_CONNECT : OP_BIND;
-		key->ok = (ret == 0 || ret == -EINPROGRESS_) ? 1 : 0;
+		key->ok = 0;
 		read_sockaddr(key, (const void *)arg0, arg1);
 	}
 	count_net(key);
@@ -767,11 +874,11 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	if (!has_exit_work(nr))
 		return 0;
 	struct task_struct *t = bpf_get_current_task_btf();
-	struct filter_state *st = state_of(t);
-	if (!st)
+	struct where w;
+	if (!locate(t, &w) || is_compat(t))
 		return 0;
-	int level = st->level;
-	__u32 slot = st->slot;
+	int level = w.level;
+	__u32 slot = w.slot;
 	switch (nr) {
 	case NR_open:
 	case NR_creat:
@@ -789,7 +896,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		}
 		break;
 	case NR_mmap:
-		if (!(regs->dx & PROT_EXEC_) || (long)regs->r8 < 0)
+		if (!(regs->dx & PROT_EXEC_) || (regs->r10 & MAP_ANONYMOUS_) || (long)regs->r8 < 0)
 			break;
 		if (ret < 0 && ret > -4096)
 			break;
@@ -813,7 +920,13 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		break;
 	case NR_connect:
 	case NR_bind:
-		record_net(slot, nr, regs->si, regs->dx, ret);
+		/* a connected or bound socket says itself where: the user's
+		 * buffer, read only on failure, could have been rewritten by
+		 * another thread while the call ran */
+		if (ret == 0 || ret == -EINPROGRESS_)
+			record_net(slot, nr, fd_file(t, regs->di), 1, ret);
+		else
+			record_net(slot, nr, regs->si, regs->dx, ret);
 		break;
 	case NR_accept:
 	case NR_accept4:
@@ -915,18 +1028,21 @@ int BPF_PROG(on_exit, struct task_struct *p)
  * for it: the cookie names the probe, the task's slot the sandbox. */
 static __always_inline int count_symbol(void *ctx)
 {
-	struct filter_state *st = current_state();
-	if (!st)
+	struct where w;
+	if (!locate(bpf_get_current_task_btf(), &w))
 		return 0;
 	struct symbol_key key = {
-		.slot = st->slot,
+		.slot = w.slot,
 		.cookie = bpf_get_attach_cookie(ctx),
 	};
 	__u64 *c = bpf_map_lookup_elem(&symbol_calls, &key);
 	if (c) {
-		*c += 1;
+		__sync_fetch_and_add(c, 1);
 		return 0;
 	}
+	/* a probe another session asked for: not this one's evidence */
+	if (!bpf_map_lookup_elem(&symbol_wanted, &key))
+		return 0;
 	__u64 one = 1;
 	if (bpf_map_update_elem(&symbol_calls, &key, &one, BPF_NOEXIST) == 0) {
 		announce(EV_SYMBOL, key.slot, key.cookie);
@@ -935,7 +1051,7 @@ static __always_inline int count_symbol(void *ctx)
 	/* another CPU inserted it first: this CPU's value exists now */
 	c = bpf_map_lookup_elem(&symbol_calls, &key);
 	if (c)
-		*c += 1;
+		__sync_fetch_and_add(c, 1);
 	else
 		bump(key.slot, ST_SYMBOLS_FULL);
 	return 0;

@@ -42,9 +42,8 @@ enum stat_index {
 	ST_NET_FULL = 3,
 	ST_TRUNCATED = 4,
 	ST_UNRESOLVED_FD = 5,
-	ST_NO_TASK_STATE = 6,
-	ST_SYMBOLS_FULL = 7,
-	ST_COUNT = 8,
+	ST_SYMBOLS_FULL = 6,
+	ST_COUNT = 7,
 };
 
 /* path flags (event_header.code of EV_PATH and EV_EXEC) */
