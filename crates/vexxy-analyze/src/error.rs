@@ -311,6 +311,13 @@ mod tests {
                 ErrorKind::BadInput,
             ),
             (
+                vexxy_run::RunError::from(vexxy_run::WindowError::QuietTooShort {
+                    quiet: std::time::Duration::from_millis(1),
+                })
+                .into(),
+                ErrorKind::BadInput,
+            ),
+            (
                 vexxy_registry::RegistryError::Registry {
                     registry: "registry.example".into(),
                     reference: "registry.example/app:1".into(),

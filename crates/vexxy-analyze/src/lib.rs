@@ -60,7 +60,7 @@ pub use run_config::RunConfig;
 pub use vexxy_decide::Policy;
 pub use vexxy_image::{ImageSource, Platform};
 pub use vexxy_registry::Credentials;
-pub use vexxy_run::{Phase as RunPhase, MAX_TIMEOUT as MAX_RUN_TIMEOUT};
+pub use vexxy_run::{Phase as RunPhase, WindowPolicy, MAX_TIMEOUT as MAX_RUN_TIMEOUT};
 pub use vexxy_sandbox::Limits as SandboxLimits;
 
 /// The whole job: image → catalog → static evidence → sandboxed,

@@ -91,6 +91,7 @@ pub(crate) fn plan(
         p
     };
     plan.duration = settings.duration;
+    plan.window = settings.window;
     plan.timeout = settings.timeout;
     plan.http_probe = settings.http_probe;
     plan.runtime.clone_from(&settings.runtime);
@@ -264,6 +265,15 @@ pub(crate) fn profile_key(
     let ports: Vec<String> = plan.ports.iter().map(ToString::to_string).collect();
     field("ports", ports.join(",").as_bytes());
     field("duration", &plan.duration.as_millis().to_le_bytes());
+    // a fixed window is what every run was before windows were recorded:
+    // its key stays as it was, so stored profiles of fixed runs still serve
+    match plan.window {
+        vexxy_run::WindowPolicy::Fixed => {}
+        vexxy_run::WindowPolicy::Adaptive { quiet, minimum } => {
+            field("window.quiet", &quiet.as_millis().to_le_bytes());
+            field("window.minimum", &minimum.as_millis().to_le_bytes());
+        }
+    }
     field("http", &[u8::from(plan.http_probe)]);
     if let Some(script) = script {
         field("script", &script.content);
@@ -325,5 +335,31 @@ mod tests {
         ] {
             assert_eq!(is_shared_object(path), want, "{path}");
         }
+    }
+
+    #[test]
+    fn the_window_is_part_of_a_runs_identity() {
+        use std::time::Duration;
+        use vexxy_run::WindowPolicy;
+        let product = Product::parse(&format!("nginx@sha256:{}", "ab".repeat(32))).unwrap();
+        let key = |window| {
+            let mut plan =
+                RunPlan::new("/rootfs", "nginx", vexxy_sandbox::ProcessConfig::default());
+            plan.window = window;
+            profile_key(&product, Path::new("/cache/x"), &plan, None)
+        };
+        let fixed = key(WindowPolicy::Fixed);
+        let adaptive = key(WindowPolicy::ADAPTIVE);
+        let quieter = key(WindowPolicy::Adaptive {
+            quiet: Duration::from_secs(10),
+            minimum: vexxy_run::DEFAULT_MINIMUM,
+        });
+        let longer = key(WindowPolicy::Adaptive {
+            quiet: vexxy_run::DEFAULT_QUIET,
+            minimum: Duration::from_secs(20),
+        });
+        let keys = std::collections::BTreeSet::from([&fixed, &adaptive, &quieter, &longer]);
+        assert_eq!(keys.len(), 4, "{keys:?}");
+        assert_eq!(key(WindowPolicy::ADAPTIVE), adaptive);
     }
 }

@@ -70,8 +70,11 @@ pub struct TestScript {
 /// How the image is run, exercised and traced.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSettings {
-    /// Exercise window.
+    /// Exercise window: its length when fixed, its maximum when adaptive.
     pub duration: Duration,
+    /// When the window closes: adaptive (the default: once the evidence
+    /// stops changing) or fixed at `duration`.
+    pub window: vexxy_run::WindowPolicy,
     /// Hard limit on the whole run (at most [`vexxy_run::MAX_TIMEOUT`]).
     pub timeout: Duration,
     /// Replaces the image's ENTRYPOINT and drops its CMD (as
@@ -100,11 +103,12 @@ pub struct RunSettings {
 }
 
 impl Default for RunSettings {
-    /// `vexxy run`'s defaults: 30 s window, 300 s limit, HTTP probing,
-    /// runc, 1 CPU, 1 GiB, 512 processes.
+    /// `vexxy run`'s defaults: an adaptive window of at most 30 s, 300 s
+    /// limit, HTTP probing, runc, 1 CPU, 1 GiB, 512 processes.
     fn default() -> Self {
         Self {
             duration: vexxy_run::DEFAULT_DURATION,
+            window: vexxy_run::WindowPolicy::default(),
             timeout: vexxy_run::DEFAULT_TIMEOUT,
             entrypoint: None,
             cmd: None,

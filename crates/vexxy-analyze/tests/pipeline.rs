@@ -55,6 +55,8 @@ fn a_cancelled_analysis_tears_its_sandbox_down() {
         expected_digest: None,
         run: RunSettings {
             duration: Duration::from_secs(60),
+            // the run must still be going when it is cancelled
+            window: vexxy_analyze::WindowPolicy::Fixed,
             ..RunSettings::default()
         },
         findings: Findings::Report(report()),

@@ -28,7 +28,7 @@ use std::fmt::Write as _;
 use vexxy_model::{
     Confidence, Decider, Evidence, EvidenceSource, ExecutionProfile, FunctionCalls, Inventory,
     Justification, LoaderVerdict, Package, PackageReach, RunOutcome, ScriptOutcome, Status,
-    Verdict,
+    Verdict, WindowEnd,
 };
 
 use crate::conf;
@@ -87,8 +87,11 @@ const SAMPLE: usize = 5;
 pub struct Coverage {
     /// Wall time of the run, in milliseconds.
     pub duration_ms: u64,
-    /// The exercise window asked for, in milliseconds (0 when unknown).
+    /// The exercise window asked for, in milliseconds (0 when unknown): its
+    /// length when fixed, its maximum when adaptive.
     pub requested_duration_ms: u64,
+    /// Why the window closed, when the profile records it.
+    pub window_end: Option<WindowEnd>,
     /// How the workload ended.
     pub outcome: RunOutcome,
     /// TCP ports the image exposes.
@@ -178,6 +181,7 @@ impl Coverage {
         let mut c = Self {
             duration_ms: run.duration_ms,
             requested_duration_ms: run.requested_duration_ms,
+            window_end: run.window.map(|w| w.ended),
             outcome: run.outcome,
             ports: ex.ports.len(),
             ready_ports: ex.ready_ports.len(),
@@ -208,8 +212,14 @@ impl Coverage {
 
     fn compute_factors(&self) -> CoverageFactors {
         // Duration: full marks from 90 % of the window (10 s when no window
-        // was recorded), falling linearly to 0.5 for a run of no length.
-        let ran = if self.requested_duration_ms > 0 {
+        // was recorded), falling linearly to 0.5 for a run of no length. An
+        // adaptive window that closed quiet ran as long as its evidence kept
+        // changing, and then for the quiet period after every exerciser had
+        // finished: by the window's own criterion a longer run would have
+        // seen nothing more, so it has full marks too.
+        let ran = if self.window_end == Some(WindowEnd::Quiet) {
+            1.0
+        } else if self.requested_duration_ms > 0 {
             ratio(self.duration_ms, self.requested_duration_ms)
         } else {
             ratio(self.duration_ms, 10_000)
@@ -283,7 +293,13 @@ impl Coverage {
     /// end, 18 http requests (17 answered) to 3 paths".
     pub fn describe(&self) -> String {
         let mut s = format!("a {} run", secs(self.duration_ms));
-        if self.requested_duration_ms > 0 {
+        if self.window_end == Some(WindowEnd::Quiet) {
+            let _ = write!(
+                s,
+                " (ended once the evidence stopped changing; up to {} allowed)",
+                secs(self.requested_duration_ms)
+            );
+        } else if self.requested_duration_ms > 0 {
             let _ = write!(s, " ({} requested)", secs(self.requested_duration_ms));
         }
         let _ = match self.outcome {
@@ -1043,6 +1059,44 @@ mod tests {
             ("/etc/nginx/mime.types", None),
         ] {
             assert_eq!(CodeKind::of(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_window_that_closed_quiet_has_full_duration_marks() {
+        use vexxy_model::{ExerciseWindow, WindowMode};
+        let mut p = ExecutionProfile::default();
+        p.run.duration_ms = 5_000;
+        p.run.requested_duration_ms = 30_000;
+        let short = Coverage::of(&p, None);
+        assert!(short.factors.duration < 0.7, "{:?}", short.factors);
+        let window = |ended| ExerciseWindow {
+            mode: WindowMode::Adaptive {
+                quiet_ms: 3_000,
+                minimum_ms: 5_000,
+            },
+            ended,
+            last_evidence_ms: Some(400),
+            exercised_ms: 600,
+        };
+        p.run.window = Some(window(WindowEnd::Quiet));
+        let quiet = Coverage::of(&p, None);
+        assert!((quiet.factors.duration - 1.0).abs() < f64::EPSILON);
+        assert!(
+            quiet.describe().starts_with(
+                "a 5 s run (ended once the evidence stopped changing; up to 30 s allowed)"
+            ),
+            "{}",
+            quiet.describe()
+        );
+        // a window that closed for another reason is measured as before
+        for ended in [WindowEnd::Exited, WindowEnd::Maximum, WindowEnd::TimedOut] {
+            p.run.window = Some(window(ended));
+            assert_eq!(
+                Coverage::of(&p, None).factors.duration,
+                short.factors.duration,
+                "{ended:?}"
+            );
         }
     }
 

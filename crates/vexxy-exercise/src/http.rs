@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -111,6 +112,18 @@ pub fn probe_http(
     ports: &[u16],
     budget: &ProbeBudget,
 ) -> Result<HttpStats, ExerciseError> {
+    probe_http_unless(target, ports, budget, &AtomicBool::new(false))
+}
+
+/// [`probe_http`] that also stops as soon as `stop` is set (checked before
+/// every request, so within one request's timeout): the caller sets it to
+/// cancel the run. What was sent until then is returned.
+pub fn probe_http_unless(
+    target: &Target,
+    ports: &[u16],
+    budget: &ProbeBudget,
+    stop: &AtomicBool,
+) -> Result<HttpStats, ExerciseError> {
     let host = target.host;
     let ports: Vec<u16> = ports
         .iter()
@@ -121,7 +134,7 @@ pub fn probe_http(
     let budget = budget.clone();
     let started = Instant::now();
     let stats = in_netns(target.netns.as_deref(), "vexxy-http", move || {
-        probe(host, &ports, &budget)
+        probe(host, &ports, &budget, stop)
     })?;
     tracing::info!(
         requests = stats.requests,
@@ -202,7 +215,7 @@ impl Crawl {
     }
 }
 
-fn probe(host: IpAddr, ports: &[u16], budget: &ProbeBudget) -> HttpStats {
+fn probe(host: IpAddr, ports: &[u16], budget: &ProbeBudget, stop: &AtomicBool) -> HttpStats {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .max_redirects(0)
         .http_status_as_error(false)
@@ -227,6 +240,10 @@ fn probe(host: IpAddr, ports: &[u16], budget: &ProbeBudget) -> HttpStats {
             let remaining = budget.deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
                 tracing::debug!("probe deadline reached");
+                break 'rounds;
+            }
+            if stop.load(Ordering::Relaxed) {
+                tracing::debug!("probe stopped");
                 break 'rounds;
             }
             let Some((method, path)) = crawl.next() else {

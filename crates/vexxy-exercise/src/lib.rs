@@ -24,6 +24,11 @@
 //! - a test script runs in its own process group, and the whole group is
 //!   killed at the deadline (and when the script exits) — nothing it starts
 //!   in its group outlives [`run_script`];
+//! - the `_unless` variants ([`wait_for_ports_unless`], [`probe_http_unless`],
+//!   [`run_script_captured_unless`]) also return as soon as the caller's
+//!   stop flag is set: between polls, before the next request, or by
+//!   killing the script's group (a cancelled run does not wait for its
+//!   exercisers);
 //! - the workload misbehaving (refusing, resetting, timing out, answering
 //!   garbage, a script failing) is a result, never an error or a panic.
 
@@ -37,9 +42,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 pub use error::ExerciseError;
-pub use http::{probe_http, HttpStats, ProbeBudget, MAX_BODY_BYTES};
+pub use http::{probe_http, probe_http_unless, HttpStats, ProbeBudget, MAX_BODY_BYTES};
 pub use ports::{wait_for_ports, wait_for_ports_unless, PortsReady, READY_GRACE};
-pub use script::{run_script, run_script_captured, ScriptRun, MAX_OUTPUT_BYTES};
+pub use script::{
+    run_script, run_script_captured, run_script_captured_unless, ScriptRun, MAX_OUTPUT_BYTES,
+};
 
 /// The workload to exercise.
 #[derive(Debug, Clone, PartialEq, Eq)]

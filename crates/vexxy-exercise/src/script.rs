@@ -6,6 +6,7 @@ use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,20 @@ pub fn run_script_captured(
     env: &[(String, String)],
     deadline: Instant,
 ) -> Result<ScriptRun, ExerciseError> {
+    run_script_captured_unless(target, script, env, deadline, &AtomicBool::new(false))
+}
+
+/// [`run_script_captured`] that also kills the script's process group as
+/// soon as `stop` is set (checked as often as the script is checked for
+/// having exited): the caller sets it to cancel the run. A script stopped
+/// so reports no exit code, as one killed at the deadline does.
+pub fn run_script_captured_unless(
+    target: &Target,
+    script: &Path,
+    env: &[(String, String)],
+    deadline: Instant,
+    stop: &AtomicBool,
+) -> Result<ScriptRun, ExerciseError> {
     check_script(script)?;
     let mut command = command(target.netns.as_deref(), script);
     for name in WITHHELD_ENV {
@@ -116,7 +131,7 @@ pub fn run_script_captured(
         readers += 1;
     }
 
-    let killed = supervise(&mut child, script, deadline)?;
+    let killed = supervise(&mut child, script, deadline, stop)?;
     let status = child.wait().map_err(|source| ExerciseError::Wait {
         script: script.to_path_buf(),
         source,
@@ -224,10 +239,15 @@ fn target_env(target: &Target) -> Vec<(String, String)> {
     vars
 }
 
-/// Waits until the child exits or `deadline` passes, then kills its process
-/// group (the child is still unreaped, so its pid names the group). Returns
-/// whether it was killed at the deadline.
-fn supervise(child: &mut Child, script: &Path, deadline: Instant) -> Result<bool, ExerciseError> {
+/// Waits until the child exits, `deadline` passes or `stop` is set, then
+/// kills its process group (the child is still unreaped, so its pid names
+/// the group). Returns whether it was killed before it exited.
+fn supervise(
+    child: &mut Child,
+    script: &Path,
+    deadline: Instant,
+    stop: &AtomicBool,
+) -> Result<bool, ExerciseError> {
     let raw = i32::try_from(child.id()).ok();
     let pid = raw.and_then(Pid::from_raw);
     let mut killed = false;
@@ -257,8 +277,13 @@ fn supervise(child: &mut Child, script: &Path, deadline: Instant) -> Result<bool
         if exited {
             break;
         }
-        if Instant::now() >= deadline {
-            tracing::warn!(script = %script.display(), "test script still running at the deadline: killing it");
+        let stopped = stop.load(Ordering::Relaxed);
+        if stopped || Instant::now() >= deadline {
+            if stopped {
+                tracing::info!(script = %script.display(), "test script stopped: killing it");
+            } else {
+                tracing::warn!(script = %script.display(), "test script still running at the deadline: killing it");
+            }
             killed = true;
             if pid.is_none() {
                 let _ = child.kill();

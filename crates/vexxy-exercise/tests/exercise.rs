@@ -8,12 +8,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vexxy_exercise::{
-    probe_http, run_script, run_script_captured, wait_for_ports, ExerciseError, ProbeBudget,
-    Target, MAX_OUTPUT_BYTES,
+    probe_http, probe_http_unless, run_script, run_script_captured, run_script_captured_unless,
+    wait_for_ports, ExerciseError, ProbeBudget, Target, MAX_OUTPUT_BYTES,
 };
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -264,6 +265,30 @@ fn prober_stops_at_the_deadline() {
 }
 
 #[test]
+fn prober_stops_when_told() {
+    // 200 ms a request, 30 s of budget: without the flag this is 18 s
+    let server = serve(Duration::from_millis(200));
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let stats = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(500));
+            stop.store(true, Ordering::Relaxed);
+        });
+        probe_http_unless(
+            &target(&[server.port]),
+            &[server.port],
+            &budget(200, Duration::from_secs(30)),
+            &stop,
+        )
+        .unwrap()
+    });
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
+    assert!((1..=4).contains(&stats.requests), "{stats:?}");
+}
+
+#[test]
 fn prober_counts_requests_without_answers_as_zero() {
     // One port that accepts but never answers, one that refuses.
     let silent = TcpListener::bind((LOCALHOST, 0)).unwrap();
@@ -466,6 +491,40 @@ fn script_timeout_kills_the_whole_process_group() {
     assert!(outcome.duration_ms >= 500, "{outcome:?}");
 
     // The background sleep was killed with the group.
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
+    assert!(
+        gone_within(&pid, Duration::from_secs(3)),
+        "background process {pid} survived"
+    );
+}
+
+#[test]
+fn a_stopped_script_is_killed_with_its_process_group_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("bg.pid");
+    let path = script(
+        dir.path(),
+        &format!("sleep 30 &\necho $! > {}\nsleep 30\n", pidfile.display()),
+    );
+    let stop = AtomicBool::new(false);
+    let started = Instant::now();
+    let run = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            stop.store(true, Ordering::Relaxed);
+        });
+        run_script_captured_unless(
+            &target(&[]),
+            &path,
+            &[],
+            Instant::now() + Duration::from_secs(30),
+            &stop,
+        )
+        .unwrap()
+    });
+    let elapsed = started.elapsed();
+    assert_eq!(run.outcome.exit_code, None);
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
     let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
     assert!(
         gone_within(&pid, Duration::from_secs(3)),

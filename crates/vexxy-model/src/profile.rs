@@ -53,10 +53,66 @@ pub struct RunInfo {
     /// How long the workload ran, in milliseconds: from its start until
     /// it exited or the exercise window closed.
     pub duration_ms: u64,
-    /// The requested exercise window, in milliseconds.
+    /// The requested exercise window, in milliseconds: its length when
+    /// fixed, its maximum when adaptive.
     pub requested_duration_ms: u64,
     /// How the workload ended.
     pub outcome: RunOutcome,
+    /// How the exercise window was to end and why it did; `None` in
+    /// profiles written before windows were recorded (all of them fixed).
+    pub window: Option<ExerciseWindow>,
+}
+
+/// The exercise window of a run: the policy it followed, why it closed,
+/// and the two times the policy looks at. Times are milliseconds after the
+/// workload started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExerciseWindow {
+    /// How the window was to end.
+    pub mode: WindowMode,
+    /// Why it ended.
+    pub ended: WindowEnd,
+    /// When the tracer last saw new evidence (a program executed, a file
+    /// opened or mapped, a failed open, a socket address, a probed function
+    /// entered, each for the first time) before the window closed; `None`
+    /// when it saw none.
+    pub last_evidence_ms: Option<u64>,
+    /// When every exerciser (port wait, HTTP probe, test script) had
+    /// finished.
+    pub exercised_ms: u64,
+}
+
+/// How an exercise window ends (besides the workload exiting, or the hard
+/// timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WindowMode {
+    /// At the requested duration.
+    Fixed,
+    /// Once no new evidence arrived for `quiet_ms` after every exerciser
+    /// finished, and not before `minimum_ms`; at the requested duration at
+    /// the latest.
+    Adaptive {
+        /// The quiet period, in milliseconds.
+        quiet_ms: u64,
+        /// The shortest window, in milliseconds.
+        minimum_ms: u64,
+    },
+}
+
+/// Why an exercise window closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WindowEnd {
+    /// Adaptive windows only: the evidence stopped changing for the quiet
+    /// period after every exerciser had finished.
+    Quiet,
+    /// The requested duration (the maximum) was reached; a test script
+    /// that ran past it ends the window when it finishes.
+    Maximum,
+    /// The workload exited on its own (or was killed by a signal it did
+    /// not get from vexxy).
+    Exited,
+    /// The run's hard timeout passed.
+    TimedOut,
 }
 
 /// The traced run started another command than the image's own (an

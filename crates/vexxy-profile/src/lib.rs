@@ -14,6 +14,8 @@
 //! - what [`to_json`] writes is valid against [`SCHEMA_JSON`], and reading it
 //!   back yields the same profile (for a profile whose collections are
 //!   already sorted, as the model asks of its producers);
+//! - fields added to v1 after its first release (`run.window`) are optional
+//!   on read: a profile written before them reads, without them;
 //! - a profile read by [`parse`] is sorted and free of duplicate keys (file
 //!   paths, pids, (operation, address) pairs, …), whatever order the
 //!   document had, so the model's binary searches are sound;

@@ -11,9 +11,9 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use vexxy_model::{
-    Digest, ExecutedBinary, ExecutionProfile, ExerciseStats, FailedOpen, FileAccess, FunctionCalls,
-    LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, RunInfo, RunOutcome, ScriptOutcome,
-    SocketAddress, SocketOp, TracerInfo,
+    Digest, ExecutedBinary, ExecutionProfile, ExerciseStats, ExerciseWindow, FailedOpen,
+    FileAccess, FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, RunInfo,
+    RunOutcome, ScriptOutcome, SocketAddress, SocketOp, TracerInfo, WindowEnd, WindowMode,
 };
 
 use crate::error::FieldError;
@@ -47,6 +47,40 @@ pub(crate) struct Run {
     duration_ms: u64,
     requested_duration_ms: u64,
     outcome: Outcome,
+    /// Absent in profiles written before windows were recorded.
+    #[serde(default)]
+    window: Option<Window>,
+}
+
+/// `run.window`: flat, so `quiet_ms` and `minimum_ms` are `null` for a
+/// fixed window; the conversion checks they agree with `mode`.
+#[derive(Serialize, Deserialize)]
+struct Window {
+    mode: Mode,
+    #[serde(default)]
+    quiet_ms: Option<u64>,
+    #[serde(default)]
+    minimum_ms: Option<u64>,
+    ended: Ended,
+    #[serde(default)]
+    last_evidence_ms: Option<u64>,
+    exercised_ms: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Mode {
+    Fixed,
+    Adaptive,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Ended {
+    Quiet,
+    Maximum,
+    Exited,
+    TimedOut,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -292,6 +326,32 @@ impl From<&RunInfo> for Run {
                 RunOutcome::Signaled(signal) => Outcome::Signaled { signal },
                 RunOutcome::TimedOut => Outcome::TimedOut,
             },
+            window: r.window.as_ref().map(Window::from),
+        }
+    }
+}
+
+impl From<&ExerciseWindow> for Window {
+    fn from(w: &ExerciseWindow) -> Self {
+        let (mode, quiet_ms, minimum_ms) = match w.mode {
+            WindowMode::Fixed => (Mode::Fixed, None, None),
+            WindowMode::Adaptive {
+                quiet_ms,
+                minimum_ms,
+            } => (Mode::Adaptive, Some(quiet_ms), Some(minimum_ms)),
+        };
+        Self {
+            mode,
+            quiet_ms,
+            minimum_ms,
+            ended: match w.ended {
+                WindowEnd::Quiet => Ended::Quiet,
+                WindowEnd::Maximum => Ended::Maximum,
+                WindowEnd::Exited => Ended::Exited,
+                WindowEnd::TimedOut => Ended::TimedOut,
+            },
+            last_evidence_ms: w.last_evidence_ms,
+            exercised_ms: w.exercised_ms,
         }
     }
 }
@@ -583,6 +643,64 @@ impl TryFrom<Run> for RunInfo {
                 Outcome::Signaled { signal } => RunOutcome::Signaled(signal),
                 Outcome::TimedOut => RunOutcome::TimedOut,
             },
+            window: r.window.map(ExerciseWindow::try_from).transpose()?,
+        })
+    }
+}
+
+impl TryFrom<Window> for ExerciseWindow {
+    type Error = FieldError;
+
+    fn try_from(w: Window) -> Result<Self, FieldError> {
+        const W: &str = "run.window";
+        let mode = match (w.mode, w.quiet_ms, w.minimum_ms) {
+            (Mode::Fixed, None, None) => WindowMode::Fixed,
+            (Mode::Fixed, Some(_), _) => {
+                return Err(invalid(
+                    format!("{W}.quiet_ms"),
+                    "a fixed window has no quiet period: expected null",
+                ))
+            }
+            (Mode::Fixed, None, Some(_)) => {
+                return Err(invalid(
+                    format!("{W}.minimum_ms"),
+                    "a fixed window has no minimum: expected null",
+                ))
+            }
+            (Mode::Adaptive, Some(quiet_ms), Some(minimum_ms)) => WindowMode::Adaptive {
+                quiet_ms,
+                minimum_ms,
+            },
+            (Mode::Adaptive, None, _) => {
+                return Err(invalid(
+                    format!("{W}.quiet_ms"),
+                    "an adaptive window needs its quiet period",
+                ))
+            }
+            (Mode::Adaptive, Some(_), None) => {
+                return Err(invalid(
+                    format!("{W}.minimum_ms"),
+                    "an adaptive window needs its minimum",
+                ))
+            }
+        };
+        let ended = match w.ended {
+            Ended::Quiet if mode == WindowMode::Fixed => {
+                return Err(invalid(
+                    format!("{W}.ended"),
+                    "a fixed window does not end quiet",
+                ))
+            }
+            Ended::Quiet => WindowEnd::Quiet,
+            Ended::Maximum => WindowEnd::Maximum,
+            Ended::Exited => WindowEnd::Exited,
+            Ended::TimedOut => WindowEnd::TimedOut,
+        };
+        Ok(Self {
+            mode,
+            ended,
+            last_evidence_ms: w.last_evidence_ms,
+            exercised_ms: w.exercised_ms,
         })
     }
 }

@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::{json, Value};
 use vexxy_model::{
-    ExecutedBinary, ExecutionProfile, ExerciseStats, FailedOpen, FileAccess, FunctionCalls,
-    LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, RunInfo, RunOutcome, ScriptOutcome,
-    SocketAddress, SocketOp, TracerInfo,
+    ExecutedBinary, ExecutionProfile, ExerciseStats, ExerciseWindow, FailedOpen, FileAccess,
+    FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, RunInfo, RunOutcome,
+    ScriptOutcome, SocketAddress, SocketOp, TracerInfo, WindowEnd, WindowMode,
 };
 use vexxy_profile::{parse, read, read_limited, to_json, write, ProfileError, SCHEMA, SCHEMA_JSON};
 
@@ -29,6 +29,15 @@ fn rich() -> ExecutionProfile {
             duration_ms: 31_250,
             requested_duration_ms: 30_000,
             outcome: RunOutcome::StoppedAtEnd,
+            window: Some(ExerciseWindow {
+                mode: WindowMode::Adaptive {
+                    quiet_ms: 3_000,
+                    minimum_ms: 5_000,
+                },
+                ended: WindowEnd::Quiet,
+                last_evidence_ms: Some(1_840),
+                exercised_ms: 2_210,
+            }),
         },
         executables: vec![
             ExecutedBinary {
@@ -221,12 +230,20 @@ fn output_is_valid_against_the_schema() {
     exited.run.image_digest = None;
     let mut timed_out = ExecutionProfile::default();
     timed_out.run.outcome = RunOutcome::TimedOut;
+    let mut fixed = rich();
+    fixed.run.window = Some(ExerciseWindow {
+        mode: WindowMode::Fixed,
+        ended: WindowEnd::Maximum,
+        last_evidence_ms: None,
+        exercised_ms: 0,
+    });
     for (name, profile) in [
         ("rich", rich()),
         ("default", ExecutionProfile::default()),
         ("killed", killed),
         ("exited", exited),
         ("timed out", timed_out),
+        ("fixed window", fixed),
     ] {
         let errors = schema_errors(&validator, &as_value(&profile));
         assert!(errors.is_empty(), "{name}: {errors:#?}");
@@ -271,6 +288,20 @@ fn the_schema_rejects_malformed_documents() {
         ("digest not sha256", |d| {
             d["run"]["image_digest"] = json!("md5:abc")
         }),
+        ("fixed window with a quiet period", |d| {
+            d["run"]["window"]["mode"] = json!("fixed");
+            d["run"]["window"]["ended"] = json!("maximum");
+        }),
+        ("fixed window ended quiet", |d| {
+            d["run"]["window"] = json!({"mode": "fixed", "quiet_ms": null, "minimum_ms": null,
+                "ended": "quiet", "last_evidence_ms": null, "exercised_ms": 0});
+        }),
+        ("adaptive window without a minimum", |d| {
+            d["run"]["window"]["minimum_ms"] = json!(null)
+        }),
+        ("unknown window end", |d| {
+            d["run"]["window"]["ended"] = json!("bored")
+        }),
         ("missing optional written as absent", |d| {
             d["execution_profile"]["executed_binaries"][0]
                 .as_object_mut()
@@ -289,7 +320,16 @@ fn the_schema_rejects_malformed_documents() {
 fn round_trips_through_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("profile.json");
-    for profile in [rich(), ExecutionProfile::default()] {
+    let mut fixed = rich();
+    fixed.run.window = Some(ExerciseWindow {
+        mode: WindowMode::Fixed,
+        ended: WindowEnd::TimedOut,
+        last_evidence_ms: Some(29_100),
+        exercised_ms: 31_000,
+    });
+    let mut no_window = rich();
+    no_window.run.window = None;
+    for profile in [rich(), ExecutionProfile::default(), fixed, no_window] {
         write(&path, &profile).unwrap();
         assert_eq!(read(&path).unwrap(), profile);
         assert_eq!(std::fs::read(&path).unwrap(), to_json(&profile));
@@ -333,6 +373,30 @@ fn reading_sorts_and_ignores_unknown_fields() {
     let mut expected = rich();
     expected.exercise.script = None;
     assert_eq!(profile, expected);
+}
+
+/// Profiles written before windows were recorded have no `run.window`:
+/// they still read, without a window.
+#[test]
+fn a_profile_without_a_window_still_reads() {
+    let mut doc = as_value(&rich());
+    doc["run"].as_object_mut().unwrap().remove("window");
+    let profile = parse(&serde_json::to_vec(&doc).unwrap(), "old.json").unwrap();
+    assert_eq!(profile.run.window, None);
+    let mut expected = rich();
+    expected.run.window = None;
+    assert_eq!(profile, expected);
+    // and the schema accepts it, as it accepts an explicit null
+    assert!(schema_errors(&validator(), &doc).is_empty());
+    doc["run"]["window"] = json!(null);
+    assert!(schema_errors(&validator(), &doc).is_empty());
+    assert_eq!(
+        parse(&serde_json::to_vec(&doc).unwrap(), "old.json")
+            .unwrap()
+            .run
+            .window,
+        None
+    );
 }
 
 /// What an error must look like.
@@ -565,6 +629,81 @@ fn bad_documents_name_the_file_and_json_path() {
                 variant: "invalid",
                 json_path: Some("run.image_digest"),
                 message_has: "invalid digest",
+            },
+        ),
+        (
+            "fixed window with a quiet period",
+            edited(|d| d["run"]["window"]["mode"] = json!("fixed")),
+            Expect {
+                variant: "invalid",
+                json_path: Some("run.window.quiet_ms"),
+                message_has: "a fixed window has no quiet period",
+            },
+        ),
+        (
+            "fixed window with a minimum",
+            edited(|d| {
+                d["run"]["window"]["mode"] = json!("fixed");
+                d["run"]["window"]["quiet_ms"] = json!(null);
+            }),
+            Expect {
+                variant: "invalid",
+                json_path: Some("run.window.minimum_ms"),
+                message_has: "a fixed window has no minimum",
+            },
+        ),
+        (
+            "fixed window ended quiet",
+            edited(|d| {
+                d["run"]["window"]["mode"] = json!("fixed");
+                d["run"]["window"]["quiet_ms"] = json!(null);
+                d["run"]["window"]["minimum_ms"] = json!(null);
+            }),
+            Expect {
+                variant: "invalid",
+                json_path: Some("run.window.ended"),
+                message_has: "a fixed window does not end quiet",
+            },
+        ),
+        (
+            "adaptive window without its quiet period",
+            edited(|d| d["run"]["window"]["quiet_ms"] = json!(null)),
+            Expect {
+                variant: "invalid",
+                json_path: Some("run.window.quiet_ms"),
+                message_has: "an adaptive window needs its quiet period",
+            },
+        ),
+        (
+            "adaptive window without its minimum",
+            edited(|d| {
+                d["run"]["window"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("minimum_ms");
+            }),
+            Expect {
+                variant: "invalid",
+                json_path: Some("run.window.minimum_ms"),
+                message_has: "an adaptive window needs its minimum",
+            },
+        ),
+        (
+            "unknown window end",
+            edited(|d| d["run"]["window"]["ended"] = json!("bored")),
+            Expect {
+                variant: "schema",
+                json_path: Some("run.window.ended"),
+                message_has: "unknown variant `bored`",
+            },
+        ),
+        (
+            "negative last evidence",
+            edited(|d| d["run"]["window"]["last_evidence_ms"] = json!(-1)),
+            Expect {
+                variant: "schema",
+                json_path: Some("run.window.last_evidence_ms"),
+                message_has: "invalid value: integer `-1`",
             },
         ),
         (

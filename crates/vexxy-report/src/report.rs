@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use vexxy_decide::Outcome;
 use vexxy_model::{
-    Decider, Ecosystem, Evidence, EvidenceSource, ExecutionProfile, Finding, Inventory,
-    Justification, Product, RunOutcome, Severity, Status,
+    Decider, Ecosystem, Evidence, EvidenceSource, ExecutionProfile, ExerciseWindow, Finding,
+    Inventory, Justification, Product, RunOutcome, Severity, Status, WindowEnd, WindowMode,
 };
 
 use crate::sbom;
@@ -250,6 +250,36 @@ pub(crate) fn duration(d: Duration) -> String {
     }
 }
 
+/// "adaptive (quiet 3.0 s, at least 5.0 s): closed once the evidence
+/// stopped changing; last new evidence at 412 ms, exercisers done at 530 ms".
+fn window_text(w: &ExerciseWindow) -> String {
+    let mode = match w.mode {
+        WindowMode::Fixed => "fixed".to_owned(),
+        WindowMode::Adaptive {
+            quiet_ms,
+            minimum_ms,
+        } => format!(
+            "adaptive (quiet {}, at least {})",
+            millis(quiet_ms),
+            millis(minimum_ms)
+        ),
+    };
+    let ended = match w.ended {
+        WindowEnd::Quiet => "closed once the evidence stopped changing",
+        WindowEnd::Maximum => "closed at its full length",
+        WindowEnd::Exited => "closed when the workload exited",
+        WindowEnd::TimedOut => "closed at the hard timeout",
+    };
+    let last = w.last_evidence_ms.map_or_else(
+        || "no new evidence seen".to_owned(),
+        |ms| format!("last new evidence at {}", millis(ms)),
+    );
+    format!(
+        "{mode}: {ended}; {last}, exercisers done at {}",
+        millis(w.exercised_ms)
+    )
+}
+
 fn outcome_text(o: RunOutcome) -> String {
     match o {
         RunOutcome::StoppedAtEnd => {
@@ -284,6 +314,9 @@ fn run_facts(p: &ExecutionProfile) -> Vec<(&'static str, Value)> {
             millis(run.requested_duration_ms)
         )),
     ));
+    if let Some(w) = &run.window {
+        out.push(("Window", Text(window_text(w))));
+    }
     out.push(("Outcome", Text(outcome_text(run.outcome))));
     out.push(("Processes", Text(p.processes.len().to_string())));
     out.push(("Executables run", Text(p.executables.len().to_string())));

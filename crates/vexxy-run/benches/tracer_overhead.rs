@@ -33,8 +33,7 @@ use std::{
 
 use vexxy_sandbox::{Limits, Sandbox};
 use vexxy_testkit_host::{
-    cgroup_file, config_in, http_get, image_rootfs, in_netns, poll, require_program,
-    require_trace,
+    cgroup_file, config_in, http_get, image_rootfs, in_netns, poll, require_program, require_trace,
 };
 use vexxy_trace::{TraceOptions, Tracer};
 
@@ -73,7 +72,8 @@ fn wrk(netns: &Path, seconds: u64, connections: u32) -> (f64, u64) {
         .lines()
         .find_map(|l| {
             let (n, rest) = l.trim().split_once(' ')?;
-            rest.starts_with("requests in").then(|| n.parse::<u64>().ok())?
+            rest.starts_with("requests in")
+                .then(|| n.parse::<u64>().ok())?
         })
         .unwrap_or_else(|| panic!("no request count in wrk output: {text}"));
     let errors = text
@@ -192,7 +192,9 @@ fn measure(
             .iter()
             .map(|n| s.spawn(|| wrk(&n.netns, seconds, connections)))
             .collect();
-        runs.into_iter().map(|r| r.join().expect("wrk thread")).collect()
+        runs.into_iter()
+            .map(|r| r.join().expect("wrk thread"))
+            .collect()
     });
     let cpu_after: u64 = sandboxes.iter().map(|n| cpu_usec(&n.cgroup)).sum();
     let mut syscalls = 0;
@@ -354,14 +356,22 @@ fn main() {
     let costs = program_costs(&one[0], seconds);
     let [one] = one;
     let report = one.sandbox.teardown().expect("teardown");
-    assert!(report.is_clean(), "teardown left {}", report.leftover_summary());
+    assert!(
+        report.is_clean(),
+        "teardown left {}",
+        report.leftover_summary()
+    );
 
     let four: Vec<Nginx> = (0..4).map(|_| start_nginx(&rootfs, 0.5)).collect();
     let four_rounds = (rounds / 2).max(3);
     let ratios4 = rounds_of("4 sandboxes", &four, four_rounds, seconds, 8, &mut stats);
     for n in four {
         let report = n.sandbox.teardown().expect("teardown");
-        assert!(report.is_clean(), "teardown left {}", report.leftover_summary());
+        assert!(
+            report.is_clean(),
+            "teardown left {}",
+            report.leftover_summary()
+        );
     }
 
     println!();
@@ -371,7 +381,10 @@ fn main() {
         "  target: tracer / empty hooks >= 0.98 in cpu per request: {over_floor:.3} -> {}",
         if over_floor >= 0.98 { "met" } else { "NOT met" }
     );
-    let over_floor4 = summarise("4 sandboxes traced at once (one set of programs, 4 sessions)", &ratios4);
+    let over_floor4 = summarise(
+        "4 sandboxes traced at once (one set of programs, 4 sessions)",
+        &ratios4,
+    );
     println!("  tracer / empty hooks with 4 sandboxes: {over_floor4:.3}");
     println!("per-program cost (kernel bpf_stats, 1 sandbox, one round each):");
     for (name, ns, runs) in &costs {

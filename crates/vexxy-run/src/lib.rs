@@ -7,15 +7,30 @@
 //! namespace, and only then is it started. Nothing the workload does
 //! escapes the trace, and nothing outside it enters.
 //!
+//! The exercise window ([`WindowPolicy`], `window.rs`) decides when the
+//! observing ends: adaptive by default (once every exerciser has finished
+//! and the tracer's evidence has stopped changing for a quiet period, no
+//! earlier than a minimum, no later than [`RunPlan::duration`]), or fixed
+//! at the duration. The profile records which, and why it closed.
+//!
 //! Invariants:
 //! - the sandbox is torn down on every path out of [`run`], error or not;
 //!   a run never outlives its hard timeout by more than the teardown;
+//! - a cancelled run returns [`RunError::Cancelled`] within about a
+//!   second in every phase after the sandbox is created (port wait, HTTP
+//!   probe, test script, observing), its sandbox torn down; only an HTTP
+//!   request already sent to a workload that does not answer may hold it
+//!   up to its timeout (2 s);
+//! - an adaptive window never closes before every exerciser has finished,
+//!   nor while the tracer has reported new evidence within the quiet
+//!   period, nor before its minimum (capped at the duration);
 //! - the tracer is finished before teardown, so the kill of the workload is
 //!   not mistaken for its behaviour;
 //! - paths in the profile are the workload's own (host prefixes of the
 //!   overlay stripped).
 
 mod assemble;
+mod window;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,14 +38,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vexxy_exercise::{ProbeBudget, Target};
-use vexxy_model::{ExecutionProfile, ExerciseStats, RunInfo, RunOutcome};
+use vexxy_model::{
+    ExecutionProfile, ExerciseStats, ExerciseWindow, RunInfo, RunOutcome, WindowEnd,
+};
 use vexxy_rootfs::RootFs;
 use vexxy_sandbox::{ExitStatus, Limits, ProcessConfig, Sandbox, SandboxConfig, TeardownReport};
 use vexxy_trace::{TraceOptions, Tracer, UprobeRequest};
 
 pub use assemble::{assemble, PathMap};
+pub use window::{WindowError, WindowPolicy, DEFAULT_MINIMUM, DEFAULT_QUIET, MIN_QUIET};
 
-/// Default exercise window.
+/// Default exercise window: its length when fixed, its maximum when
+/// adaptive.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(30);
 /// Default hard timeout of a run.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -43,6 +62,9 @@ pub enum RunError {
     /// The plan cannot be run as given.
     #[error("invalid run: {0}")]
     Invalid(String),
+    /// The window policy cannot be used.
+    #[error("invalid run: {0}")]
+    Window(#[from] WindowError),
     /// The sandbox failed.
     #[error(transparent)]
     Sandbox(#[from] vexxy_sandbox::SandboxError),
@@ -61,7 +83,7 @@ impl RunError {
     /// True when the caller's input (not the machine) is at fault.
     pub fn is_bad_input(&self) -> bool {
         match self {
-            Self::Invalid(_) => true,
+            Self::Invalid(_) | Self::Window(_) => true,
             Self::Sandbox(e) => e.is_bad_input(),
             _ => false,
         }
@@ -81,8 +103,11 @@ pub struct RunPlan {
     pub process: ProcessConfig,
     /// TCP ports to wait for and probe.
     pub ports: Vec<u16>,
-    /// The exercise window.
+    /// The exercise window: its length when fixed, its maximum when
+    /// adaptive.
     pub duration: Duration,
+    /// When the window closes (default: adaptive).
+    pub window: WindowPolicy,
     /// Hard limit on the whole run.
     pub timeout: Duration,
     /// Probe open ports over HTTP.
@@ -105,7 +130,8 @@ pub struct RunPlan {
 }
 
 impl RunPlan {
-    /// A plan with the defaults: 30 s window, 300 s timeout, HTTP probing on.
+    /// A plan with the defaults: an adaptive window of at most 30 s, 300 s
+    /// timeout, HTTP probing on.
     pub fn new(
         rootfs: impl Into<PathBuf>,
         image: impl Into<String>,
@@ -118,6 +144,7 @@ impl RunPlan {
             process,
             ports: Vec::new(),
             duration: DEFAULT_DURATION,
+            window: WindowPolicy::default(),
             timeout: DEFAULT_TIMEOUT,
             http_probe: true,
             test_script: None,
@@ -145,6 +172,7 @@ impl RunPlan {
                 self.timeout.as_secs()
             )));
         }
+        self.window.check()?;
         if let Some(script) = &self.test_script {
             if !script.is_file() {
                 return Err(RunError::Invalid(format!(
@@ -168,7 +196,8 @@ pub enum Phase {
     Probing,
     /// Running the user's test script.
     Script,
-    /// Watching the workload until the window closes or it exits.
+    /// Watching the workload until the window closes (see
+    /// [`WindowPolicy`]) or it exits.
     Observing,
     /// Reading the tracer's aggregates.
     Collecting,
@@ -286,7 +315,7 @@ pub fn run(plan: &RunPlan, progress: &dyn Fn(Phase)) -> Result<RunOutput, RunErr
     if !teardown.is_clean() {
         tracing::error!(leftovers = %teardown.leftover_summary(), "the sandbox left something behind");
     }
-    let (exercise, outcome, script_output, ran) = observed?;
+    let observed = observed?;
     let raw = raw?;
 
     let mut command = plan.process.args.clone();
@@ -296,23 +325,24 @@ pub fn run(plan: &RunPlan, progress: &dyn Fn(Phase)) -> Result<RunOutput, RunErr
         image_digest: plan.image_digest.clone(),
         command,
         started_at,
-        duration_ms: millis(ran),
+        duration_ms: millis(observed.ran),
         requested_duration_ms: millis(plan.duration),
-        outcome,
+        outcome: observed.outcome,
+        window: Some(observed.window),
     };
-    let mut profile = assemble(raw, &map, Some(&root), run, exercise);
+    let mut profile = assemble(raw, &map, Some(&root), run, observed.stats);
     profile.tracer.uprobe_errors.extend(unresolved_uprobes);
     Ok(RunOutput {
         profile,
         teardown,
         stdout_tail,
         stderr_tail,
-        script_output,
+        script_output: observed.script_output,
         timings: clock.timings,
     })
 }
 
-fn millis(d: Duration) -> u64 {
+pub(crate) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
@@ -345,9 +375,42 @@ fn uprobe_requests(
     (requests, errors)
 }
 
-/// Exercise statistics, how the workload ended, the script's output, and
-/// how long the workload ran (from `start` to its exit or the window's end).
-type Observed = (ExerciseStats, RunOutcome, Vec<u8>, Duration);
+/// What the observing part of a run found.
+struct Observed {
+    stats: ExerciseStats,
+    outcome: RunOutcome,
+    script_output: Vec<u8>,
+    /// How long the workload ran: from its start to its exit or the
+    /// window's close.
+    ran: Duration,
+    window: ExerciseWindow,
+}
+
+/// The live world of [`window::watch`]: the wall clock, the tracer and the
+/// sandbox.
+struct Live<'a> {
+    sandbox: &'a mut Sandbox,
+    tracer: &'a Tracer,
+    cancel: &'a AtomicBool,
+}
+
+impl window::Watch for Live<'_> {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn last_evidence(&self) -> Option<Instant> {
+        self.tracer.evidence().last
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    fn wait_exit(&mut self, until: Instant) -> Result<Option<ExitStatus>, RunError> {
+        Ok(self.sandbox.wait_exit(until)?)
+    }
+}
 
 /// Arms the tracer, starts the workload and exercises it until the window
 /// closes, it exits, the run is cancelled or the hard deadline passes.
@@ -359,10 +422,21 @@ fn observe(
     clock: &mut Clock,
     progress: &dyn Fn(Phase),
 ) -> Result<Observed, RunError> {
+    let cancel = &*plan.cancel;
+    let cancelled = || -> Result<(), RunError> {
+        if cancel.load(Ordering::Relaxed) {
+            Err(RunError::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
+    // preparing cannot be interrupted; a cancel during it is seen here
+    cancelled()?;
     tracer.arm(sandbox.pid_namespace_inode())?;
     sandbox.start()?;
     let started = Instant::now();
-    let window_end = (started + plan.duration).min(hard_deadline);
+    let window = window::Window::new(plan.window, started, plan.duration, hard_deadline);
+    let exercise_end = window.exercise_deadline();
     let target = Target::loopback(Some(sandbox.net_namespace_path()), plan.ports.clone());
     let mut stats = ExerciseStats {
         ports: plan.ports.clone(),
@@ -375,65 +449,100 @@ fn observe(
         clock.enter(Phase::WaitingForPorts, progress);
         let offset = started.elapsed();
         // Wait for the ports on a helper thread while watching the
-        // workload here: one that exits before listening ends the wait.
-        let exited = AtomicBool::new(false);
+        // workload and the cancel flag here: a workload that exits before
+        // listening, or a cancel, ends the wait.
+        let stop = AtomicBool::new(false);
         let (ready, status) = std::thread::scope(|s| {
             let waiter =
-                s.spawn(|| vexxy_exercise::wait_for_ports_unless(&target, window_end, &exited));
+                s.spawn(|| vexxy_exercise::wait_for_ports_unless(&target, exercise_end, &stop));
             let mut status = Ok(None);
             while !waiter.is_finished() {
-                status =
-                    sandbox.wait_exit((Instant::now() + Duration::from_millis(50)).min(window_end));
+                if cancel.load(Ordering::Relaxed) {
+                    stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                status = sandbox
+                    .wait_exit((Instant::now() + Duration::from_millis(50)).min(exercise_end));
                 if !matches!(status, Ok(None)) {
-                    exited.store(true, Ordering::Relaxed);
+                    stop.store(true, Ordering::Relaxed);
                     break;
                 }
             }
             (waiter.join(), status)
         });
+        cancelled()?;
         exit = status?;
         let ready = ready.map_err(|_| RunError::Invalid("the port waiter panicked".into()))??;
         stats.ready_after_ms = ready.after.map(|a| millis(offset + a));
         stats.ready_ports = ready.ready.clone();
         if plan.http_probe && !ready.ready.is_empty() {
             clock.enter(Phase::Probing, progress);
-            let http =
-                vexxy_exercise::probe_http(&target, &ready.ready, &ProbeBudget::until(window_end))?;
+            let http = vexxy_exercise::probe_http_unless(
+                &target,
+                &ready.ready,
+                &ProbeBudget::until(exercise_end),
+                cancel,
+            )?;
+            cancelled()?;
             http.record_into(&mut stats);
         }
     }
     if let Some(script) = &plan.test_script {
         clock.enter(Phase::Script, progress);
-        let ran =
-            vexxy_exercise::run_script_captured(&target, script, &plan.script_env, hard_deadline)?;
+        let ran = vexxy_exercise::run_script_captured_unless(
+            &target,
+            script,
+            &plan.script_env,
+            hard_deadline,
+            cancel,
+        )?;
+        cancelled()?;
         stats.script = Some(ran.outcome);
         script_output = ran.output;
     }
 
     clock.enter(Phase::Observing, progress);
-    // A script may run past the window: the window then ends with it.
-    let until = window_end.max(Instant::now()).min(hard_deadline);
-    while exit.is_none() && Instant::now() < until {
-        if plan.cancel.load(Ordering::Relaxed) {
-            return Err(RunError::Cancelled);
-        }
-        let step = (Instant::now() + Duration::from_millis(200)).min(until);
-        if let Some(status) = sandbox.wait_exit(step)? {
-            exit = Some(status);
-            break;
-        }
-    }
-    if exit.is_none() {
-        exit = sandbox.wait_exit(Instant::now())?;
-    }
-    let outcome = match exit {
+    let exercised = Instant::now();
+    let watched = window::watch(
+        &window,
+        exercised,
+        exit,
+        &mut Live {
+            sandbox,
+            tracer,
+            cancel,
+        },
+    )?;
+    let ran = started.elapsed();
+    let outcome = match watched.exit {
         Some(ExitStatus::Exited(code)) => RunOutcome::Exited(code),
         Some(ExitStatus::Signaled(sig)) => RunOutcome::Signaled(sig),
         Some(ExitStatus::Unknown) => RunOutcome::Exited(-1),
-        None if Instant::now() >= hard_deadline => RunOutcome::TimedOut,
+        None if watched.ended == WindowEnd::TimedOut => RunOutcome::TimedOut,
         None => RunOutcome::StoppedAtEnd,
     };
-    Ok((stats, outcome, script_output, started.elapsed()))
+    let window = ExerciseWindow {
+        mode: plan.window.mode(),
+        ended: watched.ended,
+        last_evidence_ms: watched
+            .last_evidence
+            .map(|at| millis(at.saturating_duration_since(started))),
+        exercised_ms: millis(exercised.saturating_duration_since(started)),
+    };
+    tracing::info!(
+        ended = ?window.ended,
+        ran_ms = millis(ran),
+        last_evidence_ms = ?window.last_evidence_ms,
+        exercised_ms = window.exercised_ms,
+        "exercise window closed"
+    );
+    Ok(Observed {
+        stats,
+        outcome,
+        script_output,
+        ran,
+        window,
+    })
 }
 
 /// The exposed TCP ports of an image config (`"80/tcp"` keys).
@@ -490,6 +599,25 @@ mod tests {
             .to_string()
             .contains("missing.sh"));
         plan.test_script = None;
+        assert!(plan.validate().is_ok());
+        plan.window = WindowPolicy::Adaptive {
+            quiet: Duration::from_millis(10),
+            minimum: Duration::from_secs(5),
+        };
+        let err = plan.validate().unwrap_err();
+        assert!(err.is_bad_input());
+        assert!(
+            err.to_string()
+                .contains("window quiet period 10 ms is below the 500 ms floor"),
+            "{err}"
+        );
+        // a minimum above the duration is the duration, not an error
+        plan.window = WindowPolicy::Adaptive {
+            quiet: Duration::from_secs(1),
+            minimum: Duration::from_secs(60),
+        };
+        assert!(plan.validate().is_ok());
+        plan.window = WindowPolicy::Fixed;
         assert!(plan.validate().is_ok());
     }
 }

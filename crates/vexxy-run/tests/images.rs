@@ -19,12 +19,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vexxy_model::{ExecutionProfile, RunOutcome, SocketAddress, SocketOp};
-use vexxy_run::{run, RunOutput, RunPlan};
+use vexxy_model::{ExecutionProfile, RunOutcome, SocketAddress, SocketOp, WindowEnd, WindowMode};
+use vexxy_run::{run, Phase, RunError, RunOutput, RunPlan, WindowPolicy};
 use vexxy_sandbox::ProcessConfig;
 use vexxy_testkit_host::{
     dir_entries, image_rootfs, mount_points, mounts_lost_since, require_trace, sandbox_leftovers,
-    tree_digest,
+    sandboxes_owned_by, tree_digest,
 };
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -501,4 +501,247 @@ fn a_command_that_exits_ends_the_run_early() {
         p.touched("/usr/lib/os-release"),
         "os-release (symlink target) not opened"
     );
+}
+
+/// The workload `sh -c SCRIPT` in the nginx image (dash and coreutils), no
+/// ports: only the window decides when the run ends.
+fn shell_plan(script: &str) -> Option<RunPlan> {
+    let mut plan = image_plan("nginx")?;
+    plan.process.args = vec!["sh".into(), "-c".into(), script.into()];
+    plan.process.entrypoint_len = 0;
+    plan.ports.clear();
+    plan.duration = Duration::from_secs(30);
+    plan.window = WindowPolicy::ADAPTIVE;
+    Some(plan)
+}
+
+#[test]
+fn a_workload_that_keeps_producing_evidence_keeps_the_window_open() {
+    // a new file every second for 8 s, then nothing new (the loop's own
+    // sleep was seen on its first round)
+    let Some(busy) = shell_plan(
+        "i=0; while [ $i -lt 8 ]; do : > /tmp/evidence-$i; sleep 1; i=$((i+1)); done; \
+         : > /tmp/evidence-last; exec sleep 1000",
+    ) else {
+        return;
+    };
+    let Some(quiet) = shell_plan(": > /tmp/evidence-0; exec sleep 1000") else {
+        return;
+    };
+    let _g = serial();
+    let (quiet_period, minimum) = (vexxy_run::DEFAULT_QUIET, vexxy_run::DEFAULT_MINIMUM);
+    let ms = |d: Duration| u64::try_from(d.as_millis()).expect("ms");
+
+    let began = Instant::now();
+    let q = go(&quiet).profile;
+    let quiet_wall = began.elapsed();
+    let began = Instant::now();
+    let b = go(&busy).profile;
+    let busy_wall = began.elapsed();
+    println!(
+        "quiet workload: {quiet_wall:?} wall, {:?}; busy workload: {busy_wall:?} wall, {:?}",
+        q.run.window, b.run.window
+    );
+
+    let qw = q.run.window.expect("the window is recorded");
+    let bw = b.run.window.expect("the window is recorded");
+    for (name, p, w) in [("quiet", &q, &qw), ("busy", &b, &bw)] {
+        assert_eq!(
+            w.mode,
+            WindowMode::Adaptive {
+                quiet_ms: ms(quiet_period),
+                minimum_ms: ms(minimum)
+            },
+            "{name}"
+        );
+        assert_eq!(w.ended, WindowEnd::Quiet, "{name}: {w:?}");
+        assert_eq!(p.run.outcome, RunOutcome::StoppedAtEnd, "{name}");
+        assert!(w.exercised_ms < 500, "{name}: nothing to exercise: {w:?}");
+    }
+    // the quiet one: everything new in its first moments, closed at the minimum
+    let q_last = qw
+        .last_evidence_ms
+        .expect("the shell and its file were seen");
+    assert!(q_last < 2_000, "{qw:?}");
+    assert!(q.touched("/tmp/evidence-0"));
+    assert!(
+        q.run.duration_ms >= ms(minimum) && q.run.duration_ms < ms(minimum) + 1_500,
+        "quiet run of {} ms: {qw:?}",
+        q.run.duration_ms
+    );
+    // the busy one: the last new file after about 8 s, closed a quiet
+    // period later
+    let b_last = bw.last_evidence_ms.expect("evidence seen");
+    assert!((7_500..10_000).contains(&b_last), "{bw:?}");
+    for i in 0..8 {
+        assert!(b.touched(&format!("/tmp/evidence-{i}")), "evidence-{i}");
+    }
+    assert!(b.touched("/tmp/evidence-last"));
+    assert!(
+        b.run.duration_ms >= b_last + ms(quiet_period)
+            && b.run.duration_ms < b_last + ms(quiet_period) + 1_500,
+        "busy run of {} ms: {bw:?}",
+        b.run.duration_ms
+    );
+    assert!(
+        b.run.duration_ms >= q.run.duration_ms + 4_000,
+        "busy {} ms vs quiet {} ms",
+        b.run.duration_ms,
+        q.run.duration_ms
+    );
+    assert!(busy_wall > quiet_wall + Duration::from_secs(4));
+}
+
+#[test]
+fn a_fixed_window_runs_its_whole_duration() {
+    let Some(mut plan) = shell_plan(": > /tmp/evidence-0; exec sleep 1000") else {
+        return;
+    };
+    let _g = serial();
+    plan.window = WindowPolicy::Fixed;
+    plan.duration = Duration::from_secs(8);
+    let p = go(&plan).profile;
+    let w = p.run.window.expect("the window is recorded");
+    assert_eq!(w.mode, WindowMode::Fixed);
+    assert_eq!(w.ended, WindowEnd::Maximum);
+    assert!(
+        (8_000..9_500).contains(&p.run.duration_ms),
+        "{} ms",
+        p.run.duration_ms
+    );
+    assert!(w.last_evidence_ms.is_some_and(|ms| ms < 2_000), "{w:?}");
+    assert_eq!(p.run.outcome, RunOutcome::StoppedAtEnd);
+}
+
+/// Runs `plan`, cancels it `after` the run enters `phase`, and checks that
+/// the run returns `Cancelled` promptly with its sandbox gone. Returns how
+/// long the run took to return after the cancel.
+fn cancel_in(mut plan: RunPlan, phase: Phase, after: Duration) -> Duration {
+    plan.cancel = Arc::new(AtomicBool::new(false));
+    let plan = &plan;
+    let me = std::process::id();
+    let (phases, entered) = std::sync::mpsc::channel();
+    let (result, cancelled_at, sandbox) = std::thread::scope(|s| {
+        let running = s.spawn(move || {
+            let result = run(plan, &|p| {
+                let _ = phases.send(p);
+            });
+            (result, Instant::now())
+        });
+        loop {
+            match entered.recv_timeout(Duration::from_secs(60)) {
+                Ok(p) if p == phase => break,
+                Ok(_) => {}
+                Err(e) => panic!("{phase:?} never began: {e}"),
+            }
+        }
+        std::thread::sleep(after);
+        let sandbox = sandboxes_owned_by(&plan.state_root, &[me]);
+        assert_eq!(
+            sandbox.len(),
+            1,
+            "one sandbox of this test runs: {sandbox:?}"
+        );
+        let cancelled_at = Instant::now();
+        plan.cancel.store(true, Ordering::Relaxed);
+        let (result, returned_at) = running.join().expect("run thread");
+        (result, returned_at - cancelled_at, sandbox[0].clone())
+    });
+    assert!(
+        matches!(result, Err(RunError::Cancelled)),
+        "cancelled in {phase:?}: {:?}",
+        result.map(|o| o.profile.run)
+    );
+    let left = sandbox_leftovers(&plan.state_root, &sandbox);
+    assert!(
+        left.is_empty(),
+        "{phase:?}: sandbox {sandbox} left {left:?}"
+    );
+    assert!(
+        sandboxes_owned_by(&plan.state_root, &[me]).is_empty(),
+        "{phase:?}: a sandbox of this test is still there"
+    );
+    cancelled_at
+}
+
+#[test]
+fn a_cancel_is_honoured_promptly_in_every_phase() {
+    let Some(nginx) = image_plan("nginx") else {
+        return;
+    };
+    let Some(flask) = image_plan("python-flask") else {
+        return;
+    };
+    let _g = serial();
+    let mut took = Vec::new();
+    let sleeper = |mut plan: RunPlan| {
+        plan.process.args = vec!["sleep".into(), "1000".into()];
+        plan.process.entrypoint_len = 0;
+        plan.ports.clear();
+        plan.duration = Duration::from_secs(30);
+        plan
+    };
+
+    // a port nothing listens on: the wait would last the whole window
+    let mut plan = sleeper(nginx.clone());
+    plan.ports = vec![8080];
+    took.push((
+        Phase::WaitingForPorts,
+        cancel_in(plan, Phase::WaitingForPorts, Duration::from_millis(500)),
+    ));
+
+    // a server that takes 400 ms an answer: the probe would last the window
+    let mut plan = flask.clone();
+    plan.process.args = vec![
+        "python3".into(),
+        "-c".into(),
+        r#"
+import http.server, time
+class Slow(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(0.4)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.end_headers()
+        self.wfile.write(b"slow")
+    do_HEAD = do_GET
+    do_OPTIONS = do_GET
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Slow).serve_forever()
+"#
+        .into(),
+    ];
+    plan.process.entrypoint_len = 0;
+    plan.ports = vec![8080];
+    plan.duration = Duration::from_secs(30);
+    took.push((
+        Phase::Probing,
+        cancel_in(plan, Phase::Probing, Duration::from_millis(700)),
+    ));
+
+    // a test script that would run for a minute
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("slow.sh");
+    fs::write(&script, "sleep 60\n").expect("script");
+    let mut plan = sleeper(nginx.clone());
+    plan.test_script = Some(script);
+    took.push((
+        Phase::Script,
+        cancel_in(plan, Phase::Script, Duration::from_millis(500)),
+    ));
+
+    // observing a fixed 30 s window
+    let mut plan = sleeper(nginx);
+    plan.window = WindowPolicy::Fixed;
+    took.push((
+        Phase::Observing,
+        cancel_in(plan, Phase::Observing, Duration::from_millis(500)),
+    ));
+
+    println!("from cancel to return (teardown included): {took:?}");
+    for (phase, d) in took {
+        assert!(
+            d < Duration::from_millis(1_500),
+            "{phase:?}: returned {d:?} after the cancel"
+        );
+    }
 }

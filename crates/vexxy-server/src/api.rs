@@ -134,9 +134,15 @@ pub struct SubmitRequest {
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitConfig {
-    /// Exercise window in seconds (default: the server's).
+    /// Exercise window in seconds (default: the server's): its maximum, or
+    /// its length with `fixed_window`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub analysis_duration: Option<u64>,
+    /// Run the workload for the whole `analysis_duration` instead of
+    /// closing the window once the evidence stops changing (default
+    /// false: adaptive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_window: Option<bool>,
     /// Extra environment variables for the workload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment: Option<BTreeMap<String, String>>,
@@ -179,6 +185,11 @@ pub struct JobSpec {
     pub image_ref: String,
     pub image_digest: Option<String>,
     pub duration_secs: u64,
+    /// `config.fixed_window`: the whole `duration_secs`, not an adaptive
+    /// window. Absent (adaptive) in jobs stored before it existed, and in
+    /// adaptive jobs, so their dedupe keys are unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fixed_window: bool,
     pub environment: BTreeMap<String, String>,
     pub command: Vec<String>,
     pub test_script: Option<String>,
@@ -297,6 +308,7 @@ impl TryFrom<(SubmitRequest, &SubmitLimits)> for JobSpec {
             image_ref,
             image_digest: raw.image_digest,
             duration_secs,
+            fixed_window: config.fixed_window.unwrap_or(false),
             environment,
             command,
             test_script: config.test_script,
@@ -364,6 +376,7 @@ impl JobSpec {
             image_ref: self.image_ref.clone(),
             image_digest: self.image_digest.clone(),
             duration_secs: self.duration_secs,
+            fixed_window: self.fixed_window,
             environment: self.environment.clone(),
             command: self.command.clone(),
             test_script: self.test_script.clone(),
@@ -844,6 +857,33 @@ mod tests {
         let c = parse(json!({"image_ref": "nginx:1", "config": {"analysis_duration": 31}}))
             .expect("ok");
         assert_ne!(a.dedupe_key(), c.dedupe_key());
+    }
+
+    #[test]
+    fn a_fixed_window_job_is_another_job() {
+        use serde_json::json;
+        let adaptive = parse(json!({"image_ref": "nginx:1"})).expect("ok");
+        assert!(!adaptive.fixed_window);
+        let said_adaptive =
+            parse(json!({"image_ref": "nginx:1", "config": {"fixed_window": false}})).expect("ok");
+        assert_eq!(adaptive.dedupe_key(), said_adaptive.dedupe_key());
+        let fixed =
+            parse(json!({"image_ref": "nginx:1", "config": {"fixed_window": true}})).expect("ok");
+        assert!(fixed.fixed_window);
+        assert_ne!(adaptive.dedupe_key(), fixed.dedupe_key());
+        // stored and read back; an adaptive job stores no field, so jobs
+        // stored before windows existed read as adaptive and keep their keys
+        let stored = serde_json::to_value(&fixed).expect("encode");
+        assert_eq!(stored["fixed_window"], json!(true));
+        assert_eq!(
+            serde_json::from_value::<JobSpec>(stored).expect("decode"),
+            fixed
+        );
+        let stored = serde_json::to_value(&adaptive).expect("encode");
+        assert!(stored.get("fixed_window").is_none(), "{stored}");
+        let err = parse(json!({"image_ref": "nginx:1", "config": {"fixed_window": "yes"}}))
+            .expect_err("not a boolean");
+        assert!(err.contains("invalid type"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::{
 
 use vexxy_analyze::{
     AnalysisRequest, AnalyzeError, Caches, DecideSettings, Findings, ImageRequest, ImageSource,
-    ReevaluateRequest, RunSettings, SandboxLimits, TestScript,
+    ReevaluateRequest, RunSettings, SandboxLimits, TestScript, WindowPolicy,
 };
 
 use crate::api::{Document, JobSpec};
@@ -117,6 +117,11 @@ pub fn request(
     let findings = findings(spec)?;
     let run = RunSettings {
         duration: Duration::from_secs(spec.duration_secs),
+        window: if spec.fixed_window {
+            WindowPolicy::Fixed
+        } else {
+            WindowPolicy::default()
+        },
         timeout: settings.run_timeout,
         cmd: (!spec.command.is_empty()).then(|| spec.command.clone()),
         env: spec
@@ -279,6 +284,7 @@ mod tests {
             image_ref: image_ref.into(),
             image_digest: None,
             duration_secs: 30,
+            fixed_window: false,
             environment: BTreeMap::new(),
             command: Vec::new(),
             test_script: None,
@@ -320,6 +326,7 @@ mod tests {
         );
         assert_eq!(r.image.insecure_registries, ["registry.example:5000"]);
         assert_eq!(r.run.duration, Duration::from_secs(90));
+        assert_eq!(r.run.window, WindowPolicy::default());
         assert_eq!(r.run.timeout, Duration::from_secs(600));
         assert_eq!(
             r.run.env,
@@ -341,6 +348,12 @@ mod tests {
         // a scheduled re-run runs the image again
         s.rerun = Some(1);
         assert!(!request(&s, &settings).unwrap().reuse_profile);
+        // config.fixed_window: the whole duration
+        s.fixed_window = true;
+        assert_eq!(
+            request(&s, &settings).unwrap().run.window,
+            WindowPolicy::Fixed
+        );
     }
 
     #[test]

@@ -409,10 +409,14 @@ pub(crate) struct SubmitArgs {
     pub(crate) name: Option<String>,
     #[command(flatten)]
     pub(crate) server: ServerArgs,
-    /// Exercise window (e.g. 30s, 2m); default: the service's (30s unless
-    /// configured otherwise).
+    /// The exercise window's maximum (e.g. 30s, 2m); default: the
+    /// service's (30s unless configured otherwise).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub(crate) duration: Option<std::time::Duration>,
+    /// Run the workload for the whole --duration instead of closing the
+    /// window once the evidence stops changing.
+    #[arg(long)]
+    pub(crate) fixed_window: bool,
     /// Environment variable for the workload; repeatable.
     #[arg(long, short = 'e', value_name = "KEY=VALUE")]
     pub(crate) env: Vec<String>,
@@ -635,9 +639,23 @@ pub(crate) struct RunArgs {
 /// How to run, exercise and trace an image.
 #[derive(Debug, Args)]
 pub(crate) struct SandboxArgs {
-    /// Exercise window: how long the workload runs (e.g. 30s, 2m).
+    /// The exercise window's maximum (e.g. 30s, 2m): the window closes
+    /// earlier once the evidence stops changing; with --fixed-window the
+    /// workload runs this long.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, env = "DEFAULT_ANALYSIS_DURATION")]
     pub(crate) duration: std::time::Duration,
+    /// Run the workload for the whole --duration instead of closing the
+    /// window once the evidence stops changing.
+    #[arg(long, conflicts_with_all = ["quiet_period", "min_duration"])]
+    pub(crate) fixed_window: bool,
+    /// Close the window once no new program, file, mapping, socket or
+    /// probed function has been seen for this long after the port wait,
+    /// HTTP probe and test script finished [default: 3s; at least 500ms].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) quiet_period: Option<std::time::Duration>,
+    /// The shortest window, however quiet the workload [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub(crate) min_duration: Option<std::time::Duration>,
     /// Hard limit on the whole run (at most 900s).
     #[arg(long, value_name = "DURATION", default_value = "300s", value_parser = humantime::parse_duration)]
     pub(crate) timeout: std::time::Duration,

@@ -91,7 +91,7 @@ fn run_watched(args: &[&std::ffi::OsStr]) -> Watched {
 }
 
 #[test]
-fn nginx_runs_30s_traced_and_torn_down_within_40s() {
+fn nginx_runs_a_fixed_30s_window_traced_and_torn_down_within_40s() {
     if !vexxy_testkit_host::require_trace() {
         return;
     }
@@ -113,6 +113,7 @@ fn nginx_runs_30s_traced_and_torn_down_within_40s() {
     let run = run_watched(&[
         "run".as_ref(),
         image.as_ref(),
+        "--fixed-window".as_ref(),
         "--duration".as_ref(),
         "30s".as_ref(),
         "-o".as_ref(),
@@ -122,19 +123,25 @@ fn nginx_runs_30s_traced_and_torn_down_within_40s() {
     let wall = began.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "vexxy run failed: {stderr}");
-    println!("vexxy run nginx --duration 30s: {wall:?} wall\n{stderr}");
+    println!("vexxy run nginx --fixed-window --duration 30s: {wall:?} wall\n{stderr}");
     assert!(wall <= Duration::from_secs(40), "took {wall:?}");
     assert!(
         wall >= Duration::from_secs(30),
         "the window was not observed: {wall:?}"
     );
     assert!(stderr.contains("teardown: clean"), "{stderr}");
+    assert!(
+        stderr.contains("window: fixed, closed at the maximum"),
+        "{stderr}"
+    );
     assert_eq!(run.seen.len(), 1, "its sandboxes: {:?}", run.seen);
     assert!(run.left.is_empty(), "sandboxes left: {:?}", run.left);
 
     let p: Value = serde_json::from_slice(&std::fs::read(&profile).expect("profile written"))
         .expect("profile json");
     assert_eq!(p["schema"], vexxy_profile::SCHEMA);
+    assert_eq!(p["run"]["window"]["mode"], "fixed", "{}", p["run"]);
+    assert_eq!(p["run"]["window"]["ended"], "maximum", "{}", p["run"]);
     let libs: Vec<&str> = p["execution_profile"]["loaded_libraries"]
         .as_array()
         .expect("loaded_libraries")
@@ -228,6 +235,18 @@ fn bad_flags_exit_2_before_running_anything() {
         (&["--duration", "400s"], "timeout"),
         (&["--timeout", "901s"], "timeout 901 s"),
         (&["--env", "=x"], "--env"),
+        (
+            &["--quiet-period", "100ms"],
+            "--quiet-period 100ms: window quiet period 100 ms is below the 500 ms floor",
+        ),
+        (
+            &["--min-duration", "1m", "--duration", "30s"],
+            "--min-duration 1m is longer than --duration 30s",
+        ),
+        (
+            &["--fixed-window", "--quiet-period", "5s"],
+            "cannot be used with",
+        ),
         (
             &["--test-script", "/no/such/script.sh"],
             "/no/such/script.sh",

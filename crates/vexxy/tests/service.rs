@@ -302,7 +302,8 @@ fn a_killed_worker_s_job_completes_exactly_once_elsewhere() {
     let first_pid = first.0.id();
     let body = serde_json::json!({
         "image_ref": image,
-        "config": {"analysis_duration": 20, "allow_report_mismatch": true},
+        // a fixed window: the run lasts while the worker is killed
+        "config": {"analysis_duration": 20, "fixed_window": true, "allow_report_mismatch": true},
         "scan_report": serde_json::from_slice::<Value>(&std::fs::read(grype()).unwrap()).unwrap(),
         "callback_url": hooks.url(),
     });
@@ -439,8 +440,9 @@ fn cancelling_through_the_api_tears_the_sandbox_down() {
             "--data",
         ])
         .arg(
-            serde_json::json!({"image_ref": image, "config": {"analysis_duration": 120}})
-                .to_string(),
+            serde_json::json!({"image_ref": image,
+                "config": {"analysis_duration": 120, "fixed_window": true}})
+            .to_string(),
         )
         .arg(format!("{base}/api/v1/analysis/submit"))
         .output()
@@ -573,6 +575,8 @@ fn a_killed_server_s_sandbox_and_scratch_are_swept_when_it_starts_again() {
         "image_ref": image,
         "config": {
             "analysis_duration": 30,
+            // the run lasts while the server is killed
+            "fixed_window": true,
             "test_script": "#!/bin/sh\ncurl -s -o /dev/null \"$VEXXY_TARGET_URL\" || true\n",
         },
     });

@@ -7,9 +7,9 @@ use std::time::Duration;
 use vexxy_decide::{Band, Decision, Outcome, Summary};
 use vexxy_model::{
     Confidence, Decider, Ecosystem, Evidence, EvidenceSource, ExecutedBinary, ExecutionProfile,
-    ExerciseStats, FileAccess, Finding, FixState, Inventory, InventorySource, Justification,
-    LoadedLibrary, Package, PackageRef, ProcessRecord, Product, RunInfo, RunOutcome, ScriptOutcome,
-    Severity, Status, TracerInfo, Verdict, Vulnerability,
+    ExerciseStats, ExerciseWindow, FileAccess, Finding, FixState, Inventory, InventorySource,
+    Justification, LoadedLibrary, Package, PackageRef, ProcessRecord, Product, RunInfo, RunOutcome,
+    ScriptOutcome, Severity, Status, TracerInfo, Verdict, Vulnerability, WindowEnd, WindowMode,
 };
 
 pub const DIGEST: &str = "sha256:fb39280b7b9eba5727c884a3c7810002e69e8f961cc373b89c92f14961d903a0";
@@ -393,6 +393,12 @@ pub fn profile() -> ExecutionProfile {
             duration_ms: 31_250,
             requested_duration_ms: 30_000,
             outcome: RunOutcome::StoppedAtEnd,
+            window: Some(ExerciseWindow {
+                mode: WindowMode::Fixed,
+                ended: WindowEnd::Maximum,
+                last_evidence_ms: Some(412),
+                exercised_ms: 1_530,
+            }),
         },
         executables: vec![
             ExecutedBinary {

@@ -395,6 +395,9 @@ pub(crate) fn submit_body(args: &SubmitArgs, uploads: Uploads) -> Result<SubmitR
     if args.attach {
         config.attach = Some(true);
     }
+    if args.fixed_window {
+        config.fixed_window = Some(true);
+    }
     Ok(SubmitRequest {
         image_ref: args.image.clone(),
         image_digest: args.image_digest.clone(),
@@ -706,6 +709,7 @@ mod tests {
             "https://example.test/hook",
             "--image-digest",
             "sha256:aa",
+            "--fixed-window",
         ]);
         let body = submit_body(
             &args,
@@ -727,6 +731,7 @@ mod tests {
                     "command": ["nginx", "-g", "daemon off;"],
                     "test_script": "curl $VEXXY_TARGET_URL\n",
                     "ports": [80, 8080],
+                    "fixed_window": true,
                 },
                 "scan_report": {"matches": []},
                 "callback_url": "https://example.test/hook",

@@ -14,6 +14,7 @@ use vexxy_analyze::{
     AnalyzeError, DecideSettings, Findings, ImageRequest, RunConfig, RunSettings, TestScript,
 };
 use vexxy_model::{Confidence, VexDocument};
+use vexxy_run::WindowPolicy;
 
 use crate::cli::{DecideArgs, EgressMode, ImageArgs, RegistryArgs, SandboxArgs};
 
@@ -264,6 +265,7 @@ pub(crate) fn run(args: &SandboxArgs) -> Result<RunSettings, AnalyzeError> {
     }
     Ok(RunSettings {
         duration: args.duration,
+        window: window(args)?,
         timeout: args.timeout,
         entrypoint,
         cmd,
@@ -281,6 +283,32 @@ pub(crate) fn run(args: &SandboxArgs) -> Result<RunSettings, AnalyzeError> {
         image_config: args.image_config.as_deref().map(image_config).transpose()?,
         uprobes,
     })
+}
+
+/// The exercise window from `--fixed-window`, `--quiet-period` and
+/// `--min-duration` (clap refuses the last two beside the first).
+pub(crate) fn window(args: &SandboxArgs) -> Result<WindowPolicy, AnalyzeError> {
+    if args.fixed_window {
+        return Ok(WindowPolicy::Fixed);
+    }
+    let policy = WindowPolicy::Adaptive {
+        quiet: args.quiet_period.unwrap_or(vexxy_run::DEFAULT_QUIET),
+        minimum: args.min_duration.unwrap_or(vexxy_run::DEFAULT_MINIMUM),
+    };
+    policy.check().map_err(|e| {
+        AnalyzeError::bad_input(format!(
+            "--quiet-period {}: {e}",
+            humantime::format_duration(args.quiet_period.unwrap_or_default())
+        ))
+    })?;
+    if let Some(minimum) = args.min_duration.filter(|m| *m > args.duration) {
+        return Err(AnalyzeError::bad_input(format!(
+            "--min-duration {} is longer than --duration {}",
+            humantime::format_duration(minimum),
+            humantime::format_duration(args.duration)
+        )));
+    }
+    Ok(policy)
 }
 
 /// `--cmd` words: each flag is a word; a single flag is a shell-quoted line.
@@ -391,6 +419,62 @@ mod tests {
         for (given, want) in cases {
             assert_eq!(parse_size("--memory", given).ok(), want, "{given}");
         }
+    }
+
+    /// The window flags of `vexxy run IMAGE ARGS…`.
+    fn window_of(args: &[&str]) -> Result<WindowPolicy, AnalyzeError> {
+        use clap::Parser as _;
+        let cli =
+            crate::cli::Cli::try_parse_from(["vexxy", "run", "oci:/x:latest"].iter().chain(args))
+                .unwrap();
+        match cli.command {
+            crate::cli::Command::Run(a) => window(&a.sandbox),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn window_flags_become_a_policy() {
+        use std::time::Duration;
+        // the flags' help states these defaults
+        assert_eq!(
+            (vexxy_run::DEFAULT_QUIET, vexxy_run::DEFAULT_MINIMUM),
+            (Duration::from_secs(3), Duration::from_secs(5)),
+            "update the --quiet-period and --min-duration help"
+        );
+        assert_eq!(window_of(&[]).unwrap(), WindowPolicy::ADAPTIVE);
+        assert_eq!(window_of(&["--fixed-window"]).unwrap(), WindowPolicy::Fixed);
+        assert_eq!(
+            window_of(&["--quiet-period", "10s", "--min-duration", "8s"]).unwrap(),
+            WindowPolicy::Adaptive {
+                quiet: Duration::from_secs(10),
+                minimum: Duration::from_secs(8)
+            }
+        );
+        for (args, message) in [
+            (
+                &["--quiet-period", "200ms"][..],
+                "--quiet-period 200ms: window quiet period 200 ms is below the 500 ms floor",
+            ),
+            (
+                &["--min-duration", "40s"],
+                "--min-duration 40s is longer than --duration 30s",
+            ),
+        ] {
+            let err = window_of(args).unwrap_err();
+            assert_eq!(err.kind(), vexxy_analyze::ErrorKind::BadInput, "{args:?}");
+            assert!(err.to_string().contains(message), "{args:?}: {err}");
+        }
+        use clap::Parser as _;
+        let refused = crate::cli::Cli::try_parse_from([
+            "vexxy",
+            "run",
+            "oci:/x:latest",
+            "--fixed-window",
+            "--min-duration",
+            "8s",
+        ]);
+        assert!(refused.is_err(), "--fixed-window takes no minimum");
     }
 
     #[test]

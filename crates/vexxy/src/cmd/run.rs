@@ -39,6 +39,33 @@ fn ms(d: Duration) -> u128 {
     d.as_millis()
 }
 
+/// The window in a line: "adaptive (quiet 3000 ms, minimum 5000 ms),
+/// closed quiet; last new evidence at 412 ms, exercisers done at 530 ms".
+fn window_text(w: &vexxy_model::ExerciseWindow) -> String {
+    use vexxy_model::{WindowEnd, WindowMode};
+    let mode = match w.mode {
+        WindowMode::Fixed => "fixed".to_owned(),
+        WindowMode::Adaptive {
+            quiet_ms,
+            minimum_ms,
+        } => format!("adaptive (quiet {quiet_ms} ms, minimum {minimum_ms} ms)"),
+    };
+    let ended = match w.ended {
+        WindowEnd::Quiet => "closed quiet",
+        WindowEnd::Maximum => "closed at the maximum",
+        WindowEnd::Exited => "the workload exited",
+        WindowEnd::TimedOut => "hit the hard timeout",
+    };
+    let last = w.last_evidence_ms.map_or_else(
+        || "no new evidence".to_owned(),
+        |ms| format!("last new evidence at {ms} ms"),
+    );
+    format!(
+        "{mode}, {ended}; {last}, exercisers done at {} ms",
+        w.exercised_ms
+    )
+}
+
 /// A short human summary of a run.
 pub(crate) fn summary(output: &RunOutput) -> String {
     let p: &ExecutionProfile = &output.profile;
@@ -55,6 +82,9 @@ pub(crate) fn summary(output: &RunOutput) -> String {
         "run: {} ({}), {} ms\n",
         p.run.image, outcome, p.run.duration_ms
     ));
+    if let Some(w) = &p.run.window {
+        s.push_str(&format!("window: {}\n", window_text(w)));
+    }
     s.push_str(&format!(
         "observed: {} executables, {} mapped objects, {} files opened ({} failed names), {} socket uses, {} distinct syscalls, {} processes\n",
         p.executables.len(),
