@@ -6,10 +6,11 @@
  * symbol is reported once per slot, with counts, so a busy server costs a
  * map lookup per event rather than a trip to user space.
  *
- * The hot path is the filter: a host task (PID-namespace level 0) costs two
- * loads; a sandboxed task a per-CPU lookup (or, when another task ran last
- * on the CPU, a task-storage lookup), whose cached answer is recomputed
- * only when the set of armed sandboxes changes. sys_enter only counts;
+ * The hot path is the filter: a task that asked recently on its CPU finds
+ * its answer in a per-CPU copy keyed by its register block, with no helper
+ * call; another pays for finding the current task, its PID-namespace level
+ * (host tasks stop there) and a task-storage lookup; answers hold until
+ * the set of armed sandboxes changes. sys_enter only counts;
  * sys_exit returns at once for the syscalls that record nothing and reads
  * the others' arguments from the registers they were entered with.
  *
@@ -291,19 +292,26 @@ struct {
 	__type(value, struct task_filter);
 } task_states SEC(".maps");
 
-/* Per CPU, the answer for the task that asked last: a busy server's worker
- * keeps its CPU, so most syscalls take it without a helper call. The
- * programs run with migration disabled but may be preempted (syscall
+/* Per CPU, the answers for the two tasks that asked last (replaced in
+ * turn), keyed by the task's
+ * user register block — `task_pt_regs(current)`, which the syscall
+ * tracepoints are handed — so that a hit needs no helper call to find the
+ * current task (the mitigations of some CPUs make every call and return
+ * cost tens of nanoseconds). The block lives at the top of the task's
+ * kernel stack, unique among live tasks; a stack freed by an exit and
+ * reused is told apart by `exits`, which every task exit bumps.
+ *
+ * The programs run with migration disabled but may be preempted (syscall
  * tracepoints are faultable), so another task can run on this CPU in the
- * middle of a read or a write: `seq` makes it a sequence lock. A writer
- * claims it by moving `seq` from even to odd with a compare-and-swap (a
- * writer that loses does not write) and releases it at the next even
- * value; a reader takes the copy only when `seq` was even and unchanged
- * around its reads. */
+ * middle of a read or a write: `seq` makes each entry a sequence lock. A
+ * writer claims it by moving `seq` from even to odd with a
+ * compare-and-swap (a writer that loses does not write) and releases it at
+ * the next even value; a reader takes the copy only when `seq` was even
+ * and unchanged around its reads. */
 struct cpu_filter {
 	__u64 seq;        /* 64-bit: the BPF ISA's compare-and-swap */
-	__u64 task;       /* the task_struct it is for */
-	__u64 start_time; /* with `task`, tells a reused task_struct apart */
+	__u64 key;        /* the task's pt_regs address */
+	__u64 exits;      /* `exits` when it was written */
 	__u32 generation;
 	__s32 level;
 	__u32 slot;
@@ -312,10 +320,18 @@ struct cpu_filter {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct cpu_filter);
 } cpu_states SEC(".maps");
+
+/* Task exits on the host, as an epoch for the per-CPU answers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} exits SEC(".maps");
 
 #define compiler_barrier() asm volatile("" ::: "memory")
 
@@ -323,6 +339,11 @@ struct {
  * task and generation). */
 static __always_inline void locate_slow(struct task_struct *t, __u32 generation, struct where *w)
 {
+	if (t->thread_pid->level == 0) {
+		w->level = -1; /* the host's own namespace */
+		w->slot = 0;
+		return;
+	}
 	struct task_filter *st = bpf_task_storage_get(&task_states, t, 0,
 						      BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!st) {
@@ -342,46 +363,72 @@ static __always_inline void locate_slow(struct task_struct *t, __u32 generation,
 	w->slot = st->slot;
 }
 
-/* Whether task `t` belongs to an armed sandbox, and where (into `w`).
- * Host tasks (PID-namespace level 0) take two plain loads, and every task
- * one more while nothing is armed. A sandboxed task that asked last on
- * this CPU takes the per-CPU copy; another one the task storage, and the
- * namespace walk once per generation. */
-static __always_inline bool locate(struct task_struct *t, struct where *w)
+/* The answer `cs` holds for the task with register block `regs`, if it
+ * holds one that is current and was read whole. */
+static __always_inline bool read_cached(struct cpu_filter *cs, __u64 regs, __u64 epoch,
+					__u32 generation, struct where *w)
 {
-	if (t->thread_pid->level == 0)
+	__u64 seq = cs->seq;
+	compiler_barrier();
+	if ((seq & 1) || cs->key != regs || cs->exits != epoch || cs->generation != generation)
 		return false;
+	w->level = cs->level;
+	w->slot = cs->slot;
+	compiler_barrier();
+	return cs->seq == seq;
+}
+
+/* Whether the current task belongs to an armed sandbox, and where (into
+ * `w`). `regs` is the task's user register block (what the syscall
+ * tracepoints pass). Nothing armed: one load. A task that asked recently
+ * on this CPU: the per-CPU copy, no helper call. Another: the current
+ * task, its PID-namespace level (host tasks stop there) and its task
+ * storage, with the namespace walk once per generation. */
+static __always_inline bool locate(__u64 regs, struct where *w)
+{
 	__u32 zero = 0;
 	struct control *c = bpf_map_lookup_elem(&control, &zero);
 	if (!c || c->armed == 0)
 		return false;
 	__u32 generation = c->generation;
-	struct cpu_filter *cs = bpf_map_lookup_elem(&cpu_states, &zero);
-	if (!cs)
+	__u64 *ep = bpf_map_lookup_elem(&exits, &zero);
+	if (!ep)
 		return false;
-	__u64 start = t->start_time;
+	__u64 epoch = *ep;
+	__u32 one = 1;
+	struct cpu_filter *c0 = bpf_map_lookup_elem(&cpu_states, &zero);
+	struct cpu_filter *c1 = bpf_map_lookup_elem(&cpu_states, &one);
+	if (!c0 || !c1)
+		return false;
+	if (read_cached(c0, regs, epoch, generation, w) || read_cached(c1, regs, epoch, generation, w))
+		return w->level >= 0;
+	locate_slow(bpf_get_current_task_btf(), generation, w);
+	/* replace the entry not replaced last time (entry 0's `pad` says) */
+	struct cpu_filter *cs = (c0->pad & 1) ? c1 : c0;
 	__u64 seq = cs->seq;
-	compiler_barrier();
-	if (!(seq & 1) && cs->task == (__u64)t && cs->start_time == start &&
-	    cs->generation == generation) {
-		w->level = cs->level;
-		w->slot = cs->slot;
-		compiler_barrier();
-		if (cs->seq == seq)
-			return w->level >= 0;
-	}
-	locate_slow(t, generation, w);
-	seq = cs->seq;
 	if (!(seq & 1) && __sync_val_compare_and_swap(&cs->seq, seq, seq + 1) == seq) {
 		compiler_barrier();
-		cs->task = (__u64)t;
-		cs->start_time = start;
+		cs->key = regs;
+		cs->exits = epoch;
 		cs->generation = generation;
 		cs->level = w->level;
 		cs->slot = w->slot;
 		compiler_barrier();
 		cs->seq = seq + 2;
 	}
+	c0->pad ^= 1;
+	return w->level >= 0;
+}
+
+/* For the uprobes (which have no syscall's register block at hand): the
+ * task storage only. */
+static __always_inline bool locate_task(struct task_struct *t, struct where *w)
+{
+	__u32 zero = 0;
+	struct control *c = bpf_map_lookup_elem(&control, &zero);
+	if (!c || c->armed == 0)
+		return false;
+	locate_slow(t, c->generation, w);
 	return w->level >= 0;
 }
 
@@ -794,7 +841,7 @@ SEC("tp_btf/sys_enter")
 int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
 {
 	struct where w;
-	if (!locate(bpf_get_current_task_btf(), &w))
+	if (!locate((__u64)regs, &w))
 		return 0;
 	__u32 nr = id;
 	if (nr < MAX_SYSCALLS) {
@@ -873,9 +920,11 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	long nr = regs->orig_ax;
 	if (!has_exit_work(nr))
 		return 0;
-	struct task_struct *t = bpf_get_current_task_btf();
 	struct where w;
-	if (!locate(t, &w) || is_compat(t))
+	if (!locate((__u64)regs, &w))
+		return 0;
+	struct task_struct *t = bpf_get_current_task_btf();
+	if (is_compat(t))
 		return 0;
 	int level = w.level;
 	__u32 slot = w.slot;
@@ -1014,6 +1063,12 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *p)
 {
+	/* every exiting task: its kernel stack may be reused, so the per-CPU
+	 * answers keyed by its address must not outlive it */
+	__u32 zero = 0;
+	__u64 *ep = bpf_map_lookup_elem(&exits, &zero);
+	if (ep)
+		__sync_fetch_and_add(ep, 1);
 	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
 		return 0;
 	__u32 slot = 0;
@@ -1029,7 +1084,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 static __always_inline int count_symbol(void *ctx)
 {
 	struct where w;
-	if (!locate(bpf_get_current_task_btf(), &w))
+	if (!locate_task(bpf_get_current_task_btf(), &w))
 		return 0;
 	struct symbol_key key = {
 		.slot = w.slot,
