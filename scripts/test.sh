@@ -20,5 +20,6 @@ cargo bench -p vexxy --bench reevaluate --locked
 cargo bench -p vexxy --bench service_load --locked
 cargo bench -p vexxy --bench hostile_body --locked
 cargo bench -p vexxy --bench service_redecide --locked
+cargo bench -p vexxy --bench analyses_per_hour --locked
 cargo bench -p vexxy-web --bench render --locked
 cargo bench -p vexxy-run --bench tracer_overhead --locked

@@ -48,7 +48,10 @@ impl std::fmt::Debug for Secret {
 pub struct ServiceConfig {
     /// This process' name in leases and logs (host:pid by default).
     pub instance: String,
-    /// In-process workers (0: API only, `vexxy worker` processes do the work).
+    /// Jobs this process runs at once (0: API only, `vexxy worker`
+    /// processes do the work). The binary's default is
+    /// [`WorkerBudget`](crate::capacity::WorkerBudget)'s, from the host's
+    /// CPUs and memory; `Default` says 1.
     pub workers: usize,
     pub queue: QueueConfig,
     pub webhooks: WebhookConfig,

@@ -11,6 +11,7 @@ pub mod analyzer;
 pub mod api;
 pub mod api_review;
 pub mod body;
+pub mod capacity;
 pub mod config;
 pub mod error;
 pub mod health;
@@ -172,7 +173,7 @@ pub enum Role {
     Worker,
 }
 
-/// The background work of a process: `workers` job workers, lease
+/// The background work of a process: up to `workers` jobs at once, lease
 /// recovery and the sweep of dead processes' sandboxes and scratch
 /// directories (at once, then every `sweep_every`); for a server also
 /// the webhook dispatcher and the retention sweeper. Stops when `stop`
@@ -186,8 +187,12 @@ pub fn spawn_background(
     let mut set = JoinSet::new();
     svc.metrics.workers_total.set(workers as i64);
     svc.metrics.worker_busy(0);
-    for i in 0..workers {
-        set.spawn(worker::worker_loop(Arc::clone(svc), i, stop.clone()));
+    if workers > 0 {
+        set.spawn(worker::dispatch_loop(
+            Arc::clone(svc),
+            workers,
+            stop.clone(),
+        ));
     }
     set.spawn(recover_loop(Arc::clone(svc), stop.clone()));
     set.spawn(leftovers::sweep_loop(Arc::clone(svc), stop.clone()));

@@ -1,15 +1,22 @@
-//! Workers: claim a job, run it through the [`Analyzer`](crate::Analyzer)
-//! on a blocking thread while a heartbeat keeps the lease (and carries
-//! progress, cancellation and the timeout), then store the evidence and
-//! finish the job under the lease's fencing token.
+//! Workers: claim a job while one of the process' slots is free, run it
+//! through the [`Analyzer`](crate::Analyzer) on a blocking thread while a
+//! heartbeat keeps the lease (and carries progress, cancellation and the
+//! timeout), then store the evidence and finish the job under the lease's
+//! fencing token. Up to `workers` jobs run at once, each on a task of its
+//! own ([`dispatch_loop`]); nothing is shared between them but the
+//! service (database, evidence store, the map of local jobs) and, below
+//! the analyzer, the caches on disk, which are safe for concurrent use by
+//! threads and processes (file locks, atomic renames, unique scratch and
+//! sandbox names).
 
 use std::{
+    collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use sha2::{Digest as _, Sha256};
-use tokio::sync::watch;
+use tokio::{sync::watch, task::JoinSet};
 use tracing::Instrument as _;
 use vexxy_store::{
     jobs::{Completion, Lease, NewDelivery, WebhookFor},
@@ -33,31 +40,126 @@ const PUBLISH_TIMEOUT: Duration = Duration::from_secs(600);
 /// outcome and moves on, and the blocking thread's late result is dropped.
 const ABANDON_AFTER: Duration = Duration::from_secs(60);
 
-/// Claims and runs jobs until `stop` turns true.
-pub(crate) async fn worker_loop(svc: Arc<Service>, index: usize, mut stop: watch::Receiver<bool>) {
-    let name = format!("{}/w{index}", svc.config.instance);
+/// Claims jobs and runs each on a task of its own, at most `slots` at
+/// once, until `stop` turns true; then waits for the running ones (they
+/// see `stop` too: the shutdown grace, then cancelled and re-queued).
+///
+/// One loop claims for every slot of the process, and only while a slot
+/// is free: an idle process asks the database once per poll (or when a
+/// submission wakes it), however many slots it has. A job's lease names
+/// its slot (`<instance>/w<slot>`).
+pub(crate) async fn dispatch_loop(
+    svc: Arc<Service>,
+    slots: usize,
+    mut stop: watch::Receiver<bool>,
+) {
     let lease_ms = svc.config.queue.lease.as_millis() as i64;
-    tracing::info!(worker = %name, "worker started");
-    while !*stop.borrow() {
-        match svc.store.claim(&name, lease_ms).await {
+    let poll = svc.config.queue.poll;
+    let mut slots = Slots::new(slots);
+    let mut running: JoinSet<()> = JoinSet::new();
+    tracing::info!(instance = %svc.config.instance, slots = slots.free.len(), "workers started");
+    // the sender gone counts as a stop
+    let mut closed = false;
+    while !closed && !*stop.borrow() {
+        while let Some(done) = running.try_join_next_with_id() {
+            slots.release(&svc, done);
+        }
+        let Some(slot) = slots.first_free() else {
+            // every slot busy: claim again once one is free
+            tokio::select! {
+                Some(done) = running.join_next_with_id() => slots.release(&svc, done),
+                r = stop.changed() => closed = r.is_err(),
+            }
+            continue;
+        };
+        // listening before the claim: a submission between an empty claim
+        // and the wait below still wakes us
+        let wake = svc.wake.notified();
+        tokio::pin!(wake);
+        wake.as_mut().enable();
+        let worker = format!("{}/w{slot}", svc.config.instance);
+        match svc.store.claim(&worker, lease_ms).await {
             Ok(Some(lease)) => {
                 let span = tracing::info_span!("job", job = %lease.job.id, attempt = lease.job.attempts, worker = %lease.worker);
-                run(&svc, lease, &stop).instrument(span).await;
+                let (svc_, stop_) = (Arc::clone(&svc), stop.clone());
+                let task =
+                    running.spawn(async move { run(&svc_, lease, &stop_).instrument(span).await });
+                slots.hold(&svc, slot, task.id());
             }
             Ok(None) => {
                 tokio::select! {
-                    () = tokio::time::sleep(svc.config.queue.poll) => {}
-                    () = svc.wake.notified() => {}
-                    _ = stop.changed() => {}
+                    () = tokio::time::sleep(poll) => {}
+                    () = &mut wake => {}
+                    Some(done) = running.join_next_with_id() => slots.release(&svc, done),
+                    r = stop.changed() => closed = r.is_err(),
                 }
             }
             Err(e) => {
-                tracing::error!(worker = %name, error = %e, "claiming a job failed");
-                tokio::time::sleep(svc.config.queue.poll * 4).await;
+                tracing::error!(worker = %worker, error = %e, "claiming a job failed");
+                tokio::select! {
+                    () = tokio::time::sleep(poll * 4) => {}
+                    r = stop.changed() => closed = r.is_err(),
+                }
             }
         }
     }
-    tracing::info!(worker = %name, "worker stopped");
+    if !running.is_empty() {
+        tracing::info!(
+            running = running.len(),
+            "workers stopping: waiting for the running jobs"
+        );
+    }
+    while let Some(done) = running.join_next_with_id().await {
+        slots.release(&svc, done);
+    }
+    tracing::info!(instance = %svc.config.instance, "workers stopped");
+}
+
+/// The job slots of a process: which are free, which task holds which.
+#[derive(Debug)]
+struct Slots {
+    /// Lowest first, so that a quiet process reuses `w0`.
+    free: BTreeSet<usize>,
+    held: HashMap<tokio::task::Id, usize>,
+}
+
+impl Slots {
+    fn new(n: usize) -> Self {
+        Self {
+            free: (0..n).collect(),
+            held: HashMap::new(),
+        }
+    }
+
+    fn first_free(&self) -> Option<usize> {
+        self.free.first().copied()
+    }
+
+    fn hold(&mut self, svc: &Service, slot: usize, task: tokio::task::Id) {
+        self.free.remove(&slot);
+        self.held.insert(task, slot);
+        svc.metrics.worker_busy(1);
+    }
+
+    /// Frees the slot of a finished task (a task that panicked too: its
+    /// job's lease then runs out and the job is recovered).
+    fn release(
+        &mut self,
+        svc: &Service,
+        done: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+    ) {
+        let task = match done {
+            Ok((task, ())) => task,
+            Err(e) => {
+                tracing::error!(error = %e, "a job's task failed; its lease will run out");
+                e.id()
+            }
+        };
+        if let Some(slot) = self.held.remove(&task) {
+            self.free.insert(slot);
+            svc.metrics.worker_busy(-1);
+        }
+    }
 }
 
 /// Why the analysis was told to stop, if it was, and since when.
@@ -194,7 +296,6 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
     tracing::info!(image = %spec.image_ref, "analysis started");
     let control = JobControl::for_tenant(&org_id);
     svc.register_local(&id, lease.token, &control);
-    svc.metrics.worker_busy(1);
     let began = Instant::now();
     let timeout =
         Duration::from_millis(lease.job.timeout_ms.max(1) as u64).min(svc.config.queue.job_timeout);
@@ -355,7 +456,6 @@ async fn run(svc: &Arc<Service>, lease: Lease, stop: &watch::Receiver<bool>) {
     let _ = done_tx.send(true);
     let _ = keeper.await;
     svc.unregister_local(&id, lease.token);
-    svc.metrics.worker_busy(-1);
     svc.metrics
         .job_duration
         .get_or_create(&OutcomeLabel {

@@ -150,7 +150,9 @@ pub(crate) struct ServiceArgs {
     /// (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY).
     #[arg(long, value_name = "DIR|URL", env = "VEXXY_EVIDENCE")]
     pub(crate) evidence: Option<String>,
-    /// Workers in this process (serve: 1 by default, 0 serves the API only).
+    /// Jobs this process runs at once (default: what this host's CPUs and
+    /// memory hold at the sandbox limits, see docs/service.md#concurrency;
+    /// 0 serves the API only).
     #[arg(long, value_name = "N", env = "VEXXY_WORKERS")]
     pub(crate) workers: Option<usize>,
     /// A claimed job stays a worker's this long without a heartbeat.

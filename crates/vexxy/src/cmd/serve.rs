@@ -16,7 +16,10 @@ use std::{
 
 use anyhow::{Context, Result};
 use serde::Deserialize;
-use vexxy_server::{AnalysisSettings, Pipeline, Service, ServiceConfig};
+use vexxy_server::{
+    capacity::{HostResources, WorkerBudget},
+    AnalysisSettings, Pipeline, Service, ServiceConfig,
+};
 use vexxy_store::{EvidenceStore, LocalStore, Store, Tier};
 
 use crate::{
@@ -105,6 +108,20 @@ struct Resolved {
     evidence: String,
     data_dir: PathBuf,
     config: ServiceConfig,
+    /// Why `config.workers` is what it is, when the host decided it
+    /// (neither `--workers`, `VEXXY_WORKERS` nor the file said).
+    workers_budget: Option<WorkerBudget>,
+}
+
+/// How many jobs a process runs at once when neither `--workers`,
+/// `VEXXY_WORKERS` nor the config file says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum DefaultWorkers {
+    /// What this host's CPUs and memory allow
+    /// ([`vexxy_server::capacity`]): `serve` and `worker`.
+    FromHost,
+    /// None: `admin` runs no jobs.
+    None,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -119,7 +136,7 @@ fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("vexxy-data"))
 }
 
-fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
+fn resolve(args: &ServiceArgs, default_workers: DefaultWorkers) -> Result<Resolved> {
     let file = read_config(args.config.as_deref())?;
     let data_dir = args
         .data_dir
@@ -136,8 +153,9 @@ fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
         .clone()
         .or(file.evidence.clone())
         .unwrap_or_else(|| data_dir.join("evidence").display().to_string());
+    let workers = args.workers.or(file.workers);
     let mut config = ServiceConfig {
-        workers: args.workers.or(file.workers).unwrap_or(workers_default),
+        workers: workers.unwrap_or(0),
         ..ServiceConfig::default()
     };
     let q = &mut config.queue;
@@ -251,12 +269,44 @@ fn resolve(args: &ServiceArgs, workers_default: usize) -> Result<Resolved> {
     request_limits(args, &file, &mut config)?;
     config.secret_key = secret_key(args, &file)?;
     config.analysis = analysis_settings(args, &file, &data_dir, config.submit.max_duration)?;
+    // as many jobs at once as the host holds at the sandbox limits
+    let workers_budget = match (workers, default_workers) {
+        (None, DefaultWorkers::FromHost) => Some(WorkerBudget::for_host(
+            HostResources::detect(),
+            config.analysis.limits.memory_bytes,
+        )),
+        _ => None,
+    };
+    if let Some(b) = &workers_budget {
+        config.workers = b.workers;
+    }
     Ok(Resolved {
         database_url,
         evidence,
         data_dir,
         config,
+        workers_budget,
     })
+}
+
+/// Logs how many jobs this process runs at once, and why.
+fn log_workers(r: &Resolved) {
+    match &r.workers_budget {
+        Some(b) => {
+            tracing::info!(
+                workers = b.workers,
+                budget = %b,
+                "jobs at once: what this host's CPUs and memory allow at the sandbox limits (--workers overrides)"
+            );
+            if b.memory_short() {
+                tracing::warn!(
+                    budget = %b,
+                    "this host has less memory available than one sandbox may use (--memory): analyses may run out of memory"
+                );
+            }
+        }
+        None => tracing::info!(workers = r.config.workers, "jobs at once: as configured"),
+    }
 }
 
 /// The server secret key: `--secret-key-file` (or
@@ -527,9 +577,10 @@ fn check_can_analyze(workers: usize) -> Result<()> {
 }
 
 pub(crate) fn serve(args: &ServeArgs) -> Result<Exit> {
-    let r = resolve(&args.service, 1)?;
+    let r = resolve(&args.service, DefaultWorkers::FromHost)?;
     let addr = listen_addr(args)?;
     check_can_analyze(r.config.workers)?;
+    log_workers(&r);
     let rt = runtime()?;
     let result = rt.block_on(async {
         let store = open_store(&r.database_url).await?;
@@ -570,11 +621,12 @@ pub(crate) fn serve(args: &ServeArgs) -> Result<Exit> {
 }
 
 pub(crate) fn worker(args: &WorkerArgs) -> Result<Exit> {
-    let r = resolve(&args.service, 1)?;
+    let r = resolve(&args.service, DefaultWorkers::FromHost)?;
     if r.config.workers == 0 {
         return Err(BadInput("a worker process needs --workers of at least 1".into()).into());
     }
     check_can_analyze(r.config.workers)?;
+    log_workers(&r);
     let rt = runtime()?;
     let result = rt.block_on(async {
         let store = open_store(&r.database_url).await?;
@@ -592,7 +644,7 @@ pub(crate) fn worker(args: &WorkerArgs) -> Result<Exit> {
 }
 
 pub(crate) fn admin(args: &AdminArgs) -> Result<Exit> {
-    let r = resolve(&args.service, 0)?;
+    let r = resolve(&args.service, DefaultWorkers::None)?;
     let rt = runtime()?;
     rt.block_on(async {
         let store = open_store(&r.database_url).await?;
@@ -737,7 +789,7 @@ mod tests {
         let data = dir.path().display().to_string();
         let r = resolve(
             &service_args(&["--config", &f, "--data-dir", &data, "--workers", "2"]),
-            1,
+            DefaultWorkers::FromHost,
         )
         .expect("resolves");
         assert_eq!(r.config.workers, 2, "flag wins");
@@ -761,6 +813,49 @@ mod tests {
     }
 
     #[test]
+    fn workers_default_to_what_the_host_holds_unless_configured() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().display().to_string();
+        if std::env::var_os("VEXXY_WORKERS").is_some() {
+            eprintln!("VEXXY_WORKERS is set: the default is not in use here");
+            return;
+        }
+        // nothing said: the host's budget at the sandbox memory limit
+        let r = resolve(
+            &service_args(&["--data-dir", &data, "--memory", "2g"]),
+            DefaultWorkers::FromHost,
+        )
+        .expect("resolves");
+        let budget = r.workers_budget.as_ref().expect("from the host");
+        assert_eq!(r.config.workers, budget.workers);
+        assert!((1..=vexxy_server::capacity::MAX_DEFAULT_WORKERS).contains(&budget.workers));
+        assert_eq!(
+            budget.per_analysis_bytes,
+            (2 << 30) + vexxy_server::capacity::ANALYSIS_OVERHEAD_BYTES
+        );
+        // the file or a flag says: that, and no budget
+        let file = dir.path().join("vexxy.toml");
+        std::fs::write(&file, "workers = 3\n").expect("write");
+        let f = file.display().to_string();
+        let r = resolve(
+            &service_args(&["--data-dir", &data, "--config", &f]),
+            DefaultWorkers::FromHost,
+        )
+        .expect("resolves");
+        assert_eq!((r.config.workers, r.workers_budget.is_none()), (3, true));
+        let r = resolve(
+            &service_args(&["--data-dir", &data, "--workers", "0"]),
+            DefaultWorkers::FromHost,
+        )
+        .expect("resolves");
+        assert_eq!((r.config.workers, r.workers_budget.is_none()), (0, true));
+        // admin runs no jobs
+        let r =
+            resolve(&service_args(&["--data-dir", &data]), DefaultWorkers::None).expect("resolves");
+        assert_eq!((r.config.workers, r.workers_budget.is_none()), (0, true));
+    }
+
+    #[test]
     fn request_limits_and_the_metrics_token_come_from_flags_and_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("vexxy.toml");
@@ -780,7 +875,7 @@ mod tests {
                 "--large-body-bytes",
                 "512k",
             ]),
-            1,
+            DefaultWorkers::FromHost,
         )
         .expect("resolves");
         let c = &r.config;
@@ -798,7 +893,9 @@ mod tests {
             &["--max-report-values", "0"],
             &["--max-body-bytes", "lots"],
         ] {
-            let err = resolve(&service_args(bad), 1).err().expect("refused");
+            let err = resolve(&service_args(bad), DefaultWorkers::FromHost)
+                .err()
+                .expect("refused");
             assert!(err.chain().any(|c| c.is::<BadInput>()), "{bad:?}: {err:#}");
             assert!(format!("{err:#}").contains(bad[0]), "{bad:?}: {err:#}");
         }
@@ -808,7 +905,11 @@ mod tests {
     fn the_egress_policy_is_always_on_and_extended_by_flags_or_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().display().to_string();
-        let r = resolve(&service_args(&["--data-dir", &data]), 1).expect("resolves");
+        let r = resolve(
+            &service_args(&["--data-dir", &data]),
+            DefaultWorkers::FromHost,
+        )
+        .expect("resolves");
         let policy = r.config.analysis.egress.expect("always a policy");
         assert!(policy.allowed_hosts().is_empty() && policy.allowed_addresses().is_empty());
         assert!(policy.check_without_dns("127.0.0.1", 5000).is_err());
@@ -820,7 +921,11 @@ mod tests {
         )
         .expect("write");
         let f = file.display().to_string();
-        let r = resolve(&service_args(&["--config", &f, "--data-dir", &data]), 1).expect("file");
+        let r = resolve(
+            &service_args(&["--config", &f, "--data-dir", &data]),
+            DefaultWorkers::FromHost,
+        )
+        .expect("file");
         let policy = r.config.analysis.egress.expect("policy");
         assert!(
             policy.check_without_dns("10.0.0.5", 5000).is_err(),
@@ -838,7 +943,7 @@ mod tests {
                 "--egress-allow-address",
                 "10.0.0.5",
             ]),
-            1,
+            DefaultWorkers::FromHost,
         )
         .expect("flags");
         let policy = r.config.analysis.egress.expect("policy");
@@ -850,7 +955,7 @@ mod tests {
 
         let err = resolve(
             &service_args(&["--data-dir", &data, "--egress-allow-address", "10.0.0.0/40"]),
-            1,
+            DefaultWorkers::FromHost,
         )
         .err()
         .expect("refused");
@@ -868,7 +973,7 @@ mod tests {
         let f = key_file.display().to_string();
         let r = resolve(
             &service_args(&["--data-dir", &data, "--secret-key-file", &f]),
-            1,
+            DefaultWorkers::FromHost,
         )
         .expect("resolves");
         let key = r.config.secret_key.clone().expect("a key");
@@ -882,15 +987,18 @@ mod tests {
         std::fs::write(&toml, format!("secret_key_file = {f:?}\n")).expect("write");
         let t = toml.display().to_string();
         if std::env::var_os("VEXXY_SECRET_KEY").is_none() {
-            let r = resolve(&service_args(&["--data-dir", &data, "--config", &t]), 1)
-                .expect("resolves");
+            let r = resolve(
+                &service_args(&["--data-dir", &data, "--config", &t]),
+                DefaultWorkers::FromHost,
+            )
+            .expect("resolves");
             assert!(r.config.secret_key.is_some());
         }
         // a bad key names the file, not the key
         std::fs::write(&key_file, "not-a-key-0123").expect("write");
         let err = resolve(
             &service_args(&["--data-dir", &data, "--secret-key-file", &f]),
-            1,
+            DefaultWorkers::FromHost,
         )
         .err()
         .expect("refused");
@@ -912,16 +1020,19 @@ mod tests {
             let file = dir.path().join("bad.toml");
             std::fs::write(&file, text).expect("write");
             let f = file.display().to_string();
-            let err = resolve(&service_args(&["--config", &f]), 1)
+            let err = resolve(&service_args(&["--config", &f]), DefaultWorkers::FromHost)
                 .err()
                 .expect("refused");
             let msg = format!("{err:#}");
             assert!(msg.contains("bad.toml") && msg.contains(want), "{msg}");
             assert!(err.chain().any(|c| c.is::<BadInput>()), "exit 2: {msg}");
         }
-        let err = resolve(&service_args(&["--lease", "2s", "--heartbeat", "2s"]), 1)
-            .err()
-            .expect("refused");
+        let err = resolve(
+            &service_args(&["--lease", "2s", "--heartbeat", "2s"]),
+            DefaultWorkers::FromHost,
+        )
+        .err()
+        .expect("refused");
         assert!(format!("{err:#}").contains("--heartbeat"));
     }
 }
