@@ -5,10 +5,11 @@
 //! One test in its own binary (so its own process), because it counts the
 //! BPF programs the process holds. Needs root and BTF, like `trace.rs`.
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::Workload;
 use vexxy_testkit_host::require_tracer;
 use vexxy_trace::diagnostics::{held_program_ids, loaded_program_ids};
 use vexxy_trace::{
@@ -17,44 +18,6 @@ use vexxy_trace::{
 };
 
 const LIBC: &str = "/usr/lib/x86_64-linux-gnu/libc.so.6";
-
-/// A shell in a new PID namespace, held until released.
-struct Workload {
-    child: Child,
-    inner_pid: u32,
-}
-
-impl Workload {
-    fn spawn(script: &str) -> Self {
-        let child = Command::new("unshare")
-            .args(["--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c"])
-            .arg(format!("read go; {script}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn unshare");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let inner_pid = loop {
-            let children =
-                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
-                    .unwrap_or_default();
-            if let Some(pid) = children.split_whitespace().next() {
-                break pid.parse().expect("pid");
-            }
-            assert!(Instant::now() < deadline, "unshare did not fork");
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        Self { child, inner_pid }
-    }
-
-    fn go_and_wait(mut self) {
-        let mut stdin = self.child.stdin.take().expect("stdin");
-        stdin.write_all(b"go\n").expect("release workload");
-        drop(stdin);
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "workload failed: {status}");
-    }
-}
 
 fn getppid_probe() -> TraceOptions {
     TraceOptions {

@@ -5,58 +5,17 @@
 //! `SKIP` outside CI where they are missing; CI runs as root on such a
 //! kernel, so there a missing prerequisite is a failure.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod common;
+
+use common::Workload;
 use vexxy_testkit_host::{require_tracer, skip_or_fail};
-use vexxy_trace::{pid_namespace_inode, RawTrace, TraceOptions, Tracer, UprobeRequest};
+use vexxy_trace::{RawTrace, TraceOptions, Tracer, UprobeRequest};
 
 const LIBC: &str = "/usr/lib/x86_64-linux-gnu/libc.so.6";
-
-/// A shell in a new PID namespace that waits for a line on stdin before
-/// running `script`, so the tracer can be armed first.
-struct Workload {
-    child: Child,
-    inner_pid: u32,
-}
-
-impl Workload {
-    fn spawn(script: &str) -> Self {
-        let child = Command::new("unshare")
-            .args(["--pid", "--fork", "--kill-child", "--", "/bin/sh", "-c"])
-            .arg(format!("read go; {script}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn unshare");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let inner_pid = loop {
-            let children =
-                std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
-                    .unwrap_or_default();
-            if let Some(pid) = children.split_whitespace().next() {
-                break pid.parse().expect("pid");
-            }
-            assert!(Instant::now() < deadline, "unshare did not fork");
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        Self { child, inner_pid }
-    }
-
-    fn namespace(&self) -> u64 {
-        pid_namespace_inode(self.inner_pid).expect("namespace inode")
-    }
-
-    fn go_and_wait(mut self) {
-        let mut stdin = self.child.stdin.take().expect("stdin");
-        stdin.write_all(b"go\n").expect("release workload");
-        drop(stdin);
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "workload failed: {status}");
-    }
-}
 
 struct KillOnDrop(Child);
 

@@ -232,6 +232,35 @@ fn images() -> Option<(String, String, String)> {
     ))
 }
 
+/// A data directory with one organisation ("acme") and its key, and the
+/// test images' root for `--allow-local-images`.
+struct Setup {
+    data: tempfile::TempDir,
+    data_dir: String,
+    roots: String,
+    key: String,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let data_dir = data.path().join("data").display().to_string();
+        let roots = vexxy_testkit_host::test_images_dir().display().to_string();
+        let db = ["--data-dir", data_dir.as_str()];
+        admin(&db, &["create-org", "acme", "--tier", "ultimate"]);
+        let key = admin(&db, &["create-key", "acme"])["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Self {
+            data,
+            data_dir,
+            roots,
+            key,
+        }
+    }
+}
+
 /// Three analyses at once in one server, each in another phase of its
 /// run, cancelled through the API: each sandbox is gone soon after its
 /// cancel, and in the end nothing of them is left, BPF programs included.
@@ -245,15 +274,12 @@ fn concurrent_analyses_cancelled_through_the_api_leave_nothing_behind() {
     };
     let _serial = serial();
     let _reap = ReapOnFailure;
-    let data = tempfile::tempdir().unwrap();
-    let data_dir = data.path().join("data").display().to_string();
-    let roots = vexxy_testkit_host::test_images_dir().display().to_string();
-    let db = ["--data-dir", data_dir.as_str()];
-    admin(&db, &["create-org", "acme", "--tier", "ultimate"]);
-    let key = admin(&db, &["create-key", "acme"])["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let Setup {
+        data,
+        data_dir,
+        roots,
+        key,
+    } = Setup::new();
     // a cache of its own: no stored profile lets a job skip its run
     let cache = data.path().join("cache").display().to_string();
     let (mut server, base) = serve(
@@ -430,15 +456,13 @@ fn a_killed_worker_s_programs_vanish_and_the_next_worker_reclaims_its_sandboxes(
     };
     let _serial = serial();
     let _reap = ReapOnFailure;
-    let data = tempfile::tempdir().unwrap();
-    let data_dir = data.path().join("data").display().to_string();
-    let roots = vexxy_testkit_host::test_images_dir().display().to_string();
+    let Setup {
+        data,
+        data_dir,
+        roots,
+        key,
+    } = Setup::new();
     let db = ["--data-dir", data_dir.as_str()];
-    admin(&db, &["create-org", "acme", "--tier", "ultimate"]);
-    let key = admin(&db, &["create-key", "acme"])["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     // the API alone; the workers are processes of their own on the same database
     let (mut server, base) = serve(&["--data-dir", &data_dir, "--workers", "0"], &[]);
     let cache = data.path().join("cache");
