@@ -424,7 +424,12 @@ fn concurrent_analyses_cancelled_through_the_api_leave_nothing_behind() {
             .map(|p| format!("program {p} still loaded"))
             .collect()
     });
-    let scripts = format!("{data_dir}/work/vexxy-script-");
+    // the scratch directories of the test scripts, under the data directory
+    let scripts = Path::new(&data_dir)
+        .join("work")
+        .join("vexxy-script-")
+        .display()
+        .to_string();
     poll_until(
         "the test script's processes",
         Duration::from_secs(10),
