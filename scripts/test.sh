@@ -9,6 +9,7 @@ scripts/ensure-deps.sh
 # largest part of a debug target directory.
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 echo "test: $(df -h --output=avail . | tail -1 | tr -d ' ') free on the disk holding the checkout"
+scripts/validate-kubernetes.sh
 scripts/build-test-images.sh --with-archives
 export VEXXY_CACHE_DIR="${VEXXY_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vexxy}"
 

@@ -26,9 +26,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use vexxy_model::{
-    Confidence, Decider, Evidence, EvidenceSource, ExecutionProfile, FunctionCalls, Inventory,
-    Justification, LoaderVerdict, Package, PackageReach, RunOutcome, ScriptOutcome, Status,
-    Verdict, WindowEnd,
+    Confidence, Decider, Evidence, EvidenceSource, EvidenceSpan, ExecutionProfile, FunctionCalls,
+    Inventory, Justification, LoaderVerdict, Package, PackageReach, ProfileSource, RunOutcome,
+    ScriptOutcome, Status, Verdict, WindowEnd,
 };
 
 use crate::conf;
@@ -121,6 +121,12 @@ pub struct Coverage {
     pub uprobe_errors: usize,
     /// The tracer saw at least one program start or executable mapping.
     pub observed_anything: bool,
+    /// Production use the profile records (`run.source` observed: a node
+    /// agent or `vexxy observe` traced running containers), when it does.
+    pub production: Option<ProductionUse>,
+    /// The Kubescape objects the profile was imported from, when its
+    /// source is Kubescape ([`KubescapeRun`]).
+    pub kubescape: Option<KubescapeRun>,
     /// The factors derived from the numbers above.
     pub factors: CoverageFactors,
 }
@@ -198,6 +204,8 @@ impl Coverage {
             uprobe_errors: profile.tracer.uprobe_errors.len(),
             observed_anything: !profile.executables.is_empty()
                 || !profile.loaded_libraries.is_empty(),
+            production: ProductionUse::of(profile),
+            kubescape: KubescapeRun::of(profile),
             factors: CoverageFactors {
                 duration: 1.0,
                 outcome: 1.0,
@@ -207,6 +215,9 @@ impl Coverage {
             },
         };
         c.factors = c.compute_factors();
+        if let Some(p) = &c.production {
+            c.factors = p.factors(c.factors);
+        }
         c
     }
 
@@ -270,7 +281,7 @@ impl Coverage {
 
     /// The product of the coverage factors.
     pub fn factor(&self) -> f64 {
-        self.factors.product()
+        self.factors.product() * self.kubescape.as_ref().map_or(1.0, |_| KUBESCAPE_FACTOR)
     }
 
     /// The most any runtime absence claim may have: [`LOST_EVENTS_CAP`]
@@ -292,6 +303,12 @@ impl Coverage {
     /// The run in a few words: "a 31.2 s run (30 s requested), still up at the
     /// end, 18 http requests (17 answered) to 3 paths".
     pub fn describe(&self) -> String {
+        if let Some(k) = &self.kubescape {
+            return k.describe(self);
+        }
+        if let Some(p) = self.production.as_ref().filter(|p| !p.with_sandbox) {
+            return p.describe();
+        }
         let mut s = format!("a {} run", secs(self.duration_ms));
         if self.window_end == Some(WindowEnd::Quiet) {
             let _ = write!(
@@ -334,17 +351,195 @@ impl Coverage {
             ),
             None => write!(s, ", {} program(s) run", self.executed),
         };
+        if let Some(p) = &self.production {
+            let _ = write!(s, ", and {}", p.describe());
+        }
         s
     }
 
     /// The factors as one line for evidence.
     fn factors_fact(&self) -> String {
         let f = &self.factors;
-        format!(
+        let mut s = format!(
             "duration {:.2}, outcome {:.2}, exercise {:.2}, programs {:.2}, paths {:.2}",
             f.duration, f.outcome, f.exercise, f.programs, f.paths
+        );
+        if self.kubescape.is_some() {
+            let _ = write!(s, ", kubescape {KUBESCAPE_FACTOR:.2}");
+        }
+        s
+    }
+}
+
+/// Production evidence in a profile (`run.source` observed): spans of
+/// running containers vexxy's tracer attached to, under the traffic they
+/// really get. It changes how a run counts (see "Production evidence" in
+/// `docs/confidence.md`): real use needs no exerciser, so the exercise and
+/// outcome factors are full, and the duration factor comes from the
+/// observed time ([`ProductionUse::duration_factor`]) instead of the
+/// requested window. Merged with a sandbox run, each factor is the better
+/// of the two parts'.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProductionUse {
+    /// The observed spans (container, start, length), in profile order.
+    pub spans: Vec<EvidenceSpan>,
+    /// Their total length in milliseconds (container time: two replicas
+    /// observed for an hour count two hours).
+    pub observed_ms: u64,
+    /// A sandbox run is part of the profile too.
+    pub with_sandbox: bool,
+}
+
+/// Observed seconds at which the production duration factor is full:
+/// 10^5 s, about 28 hours — a whole daily cycle of traffic (nightly jobs,
+/// backups, the peak hours) and then some.
+pub const PRODUCTION_FULL_SECS: f64 = 100_000.0;
+
+impl ProductionUse {
+    /// The production use `profile` records; `None` unless its source is
+    /// observed. A profile without observed spans counts its run as one.
+    pub fn of(profile: &ExecutionProfile) -> Option<Self> {
+        let run = &profile.run;
+        if run.source != ProfileSource::Observed {
+            return None;
+        }
+        let mut spans: Vec<EvidenceSpan> = run
+            .spans
+            .iter()
+            .filter(|s| s.source == ProfileSource::Observed)
+            .cloned()
+            .collect();
+        if spans.is_empty() {
+            spans.push(EvidenceSpan {
+                source: ProfileSource::Observed,
+                target: run.image.clone(),
+                started_at: run.started_at.clone(),
+                duration_ms: run.duration_ms,
+            });
+        }
+        let observed_ms = spans
+            .iter()
+            .fold(0u64, |sum, s| sum.saturating_add(s.duration_ms));
+        Some(Self {
+            spans,
+            observed_ms,
+            with_sandbox: run.spans.iter().any(|s| s.source == ProfileSource::Sandbox),
+        })
+    }
+
+    /// The duration factor of `observed_ms` of production: `0.5 + 0.1 ×
+    /// log10(seconds)` within `0.5..=1`. Each tenfold longer observation
+    /// adds the same 0.1: new code paths show up quickly at first and
+    /// ever more rarely (a rare request, a daily job), so an hour is worth
+    /// much more than seconds and a week little more than a day. 1 s →
+    /// 0.5, 10 s → 0.6, 100 s → 0.7, ~17 min → 0.8, ~2.8 h → 0.9, ~28 h
+    /// ([`PRODUCTION_FULL_SECS`]) → 1.
+    #[allow(clippy::cast_precision_loss)]
+    pub fn duration_factor(observed_ms: u64) -> f64 {
+        let secs = observed_ms as f64 / 1000.0;
+        if secs <= 1.0 {
+            return 0.5;
+        }
+        (0.5 + 0.5 * secs.log10() / PRODUCTION_FULL_SECS.log10()).clamp(0.5, 1.0)
+    }
+
+    /// The factors of a profile with production use, from those its run
+    /// fields give (`run`): exercise and outcome full, duration from the
+    /// observed time, or the sandbox run's when that is better.
+    fn factors(&self, run: CoverageFactors) -> CoverageFactors {
+        let observed = Self::duration_factor(self.observed_ms);
+        CoverageFactors {
+            duration: if self.with_sandbox {
+                observed.max(run.duration)
+            } else {
+                observed
+            },
+            outcome: 1.0,
+            exercise: 1.0,
+            programs: run.programs,
+            paths: run.paths,
+        }
+    }
+
+    /// "2 min 5 s of production traffic observed in 2 container(s)".
+    pub fn describe(&self) -> String {
+        let targets: BTreeSet<&str> = self.spans.iter().map(|s| s.target.as_str()).collect();
+        format!(
+            "{} of production traffic observed in {} container(s)",
+            span_length(self.observed_ms),
+            targets.len()
         )
     }
+
+    /// The spans for evidence: "ns/abc from 2026-01-01T00:00:00Z for 5 s;
+    /// …" (at most [`SAMPLE`], then how many more).
+    fn spans_fact(&self) -> String {
+        let all: Vec<String> = self
+            .spans
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} from {} for {}",
+                    s.target,
+                    s.started_at,
+                    span_length(s.duration_ms)
+                )
+            })
+            .collect();
+        let mut out = all
+            .iter()
+            .take(SAMPLE)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("; ");
+        if all.len() > SAMPLE {
+            let _ = write!(out, " (+{} more)", all.len() - SAMPLE);
+        }
+        out
+    }
+}
+
+/// A span's length: "5 s", "2 min 5 s", "3 h 20 min", "2 d 4 h".
+fn span_length(ms: u64) -> String {
+    let s = ms / 1000;
+    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
+    if d > 0 {
+        format!("{d} d {h} h")
+    } else if h > 0 {
+        format!("{h} h {m} min")
+    } else if m > 0 {
+        format!("{m} min {sec} s")
+    } else {
+        secs(ms)
+    }
+}
+
+/// Production evidence on an opinion's evidence: where the runtime
+/// evidence came from and the observed spans.
+fn with_production(e: Evidence, coverage: &Coverage) -> Evidence {
+    match &coverage.production {
+        None => e,
+        Some(p) => e
+            .fact(
+                "runtime_source",
+                if p.with_sandbox {
+                    "observed in production, merged with a sandbox run"
+                } else {
+                    "observed in production"
+                },
+            )
+            .fact("production_observed", p.describe())
+            .fact("production_spans", p.spans_fact()),
+    }
+}
+
+/// What a runtime verdict's notes add for production evidence.
+fn production_note(coverage: &Coverage) -> String {
+    coverage
+        .production
+        .as_ref()
+        .map(|p| format!("; runtime evidence from production: {}", p.describe()))
+        .unwrap_or_default()
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -827,6 +1022,9 @@ pub(crate) fn runtime(cx: &Context<'_>) -> Vec<Opinion> {
     if !probes.idle.is_empty() {
         return never_entered(name, &probes.idle, coverage);
     }
+    if !usage.read_only.is_empty() && coverage.kubescape.is_some() {
+        return kubescape_opened_native(name, &usage.read_only, coverage);
+    }
     if !usage.read_only.is_empty() {
         return vec![inconclusive(
             name,
@@ -867,6 +1065,7 @@ fn code_ran(
         e = e.fact("modules_loaded_count", usage.modules.len().to_string());
     }
     e = e.fact("run", coverage.describe());
+    e = with_production(e, coverage);
     vec![
         Opinion::Veto {
             justification: Justification::VulnerableCodeNotInExecutePath,
@@ -878,7 +1077,10 @@ fn code_ran(
                 Decider::automated(RUNTIME),
             )
             .with_confidence(conf(confidence))
-            .with_notes(format!("{name}'s code ran in the traced run ({how})"))
+            .with_notes(format!(
+                "{name}'s code ran in the traced run ({how}){}",
+                production_note(coverage)
+            ))
             .with_evidence(e),
         ),
     ]
@@ -923,6 +1125,7 @@ fn never_entered(
     if coverage.uprobe_errors > 0 {
         e = e.fact("uprobe_errors", coverage.uprobe_errors.to_string());
     }
+    e = with_production(e, coverage);
     vec![Opinion::Verdict(
         Verdict::not_affected(
             Justification::VulnerableCodeNotInExecutePath,
@@ -930,7 +1133,8 @@ fn never_entered(
         )
         .with_confidence(coverage.scale(NEVER_ENTERED_BASE, extra))
         .with_notes(format!(
-            "{name} is loaded, but none of its {functions} probed function(s) ran while the image was exercised"
+            "{name} is loaded, but none of its {functions} probed function(s) ran while the image was exercised{}",
+            production_note(coverage)
         ))
         .with_evidence(e),
     )]
@@ -968,6 +1172,7 @@ fn not_used(cx: &Context<'_>, name: &str, usage: &Usage<'_>, coverage: &Coverage
             "the tracer dropped events, so absence is weak evidence; the confidence is capped",
         );
     }
+    e = with_production(e, coverage);
     let data = if usage.data.is_empty() {
         ""
     } else {
@@ -980,11 +1185,113 @@ fn not_used(cx: &Context<'_>, name: &str, usage: &Usage<'_>, coverage: &Coverage
         )
         .with_confidence(coverage.scale(NOT_USED_BASE, factor))
         .with_notes(format!(
-            "{name}'s code never ran: none of its {} code file(s) was executed, mapped or loaded while the image was exercised{data}",
-            usage.code_files()
+            "{name}'s code never ran: none of its {} code file(s) was executed, mapped or loaded while the image was exercised{data}{}",
+            usage.code_files(),
+            production_note(coverage)
         ))
         .with_evidence(e),
     )]
+}
+
+// ---------------------------------------------------------------------
+// Kubescape profiles: imported ApplicationProfile / ContainerProfile
+// evidence (exec and open events only). See "Kubescape profiles" in
+// docs/confidence.md.
+// ---------------------------------------------------------------------
+
+/// Multiplies every runtime absence claim of a profile imported from
+/// Kubescape: its recorder sees exec and open events only (no mappings, no
+/// function calls), is a third party whose profile vexxy cannot check, and
+/// stops at the end of a learning window. With the exercise factor an
+/// unexercised run gets (0.85: Kubescape records no traffic), the most
+/// such a claim can have is 0.90 × 0.85 × 0.80 ≈ 0.61: below what a
+/// sandbox run with the same numbers gives, never above.
+pub const KUBESCAPE_FACTOR: f64 = 0.80;
+
+/// A profile imported from Kubescape: the objects it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KubescapeRun {
+    /// The objects (and containers), as the profile's spans name them:
+    /// "ApplicationProfile default/replicaset-nginx-7d9f (container nginx)".
+    pub objects: Vec<String>,
+    /// The longest learning period among them, in milliseconds (0 when
+    /// none was recorded).
+    pub learning_ms: u64,
+}
+
+impl KubescapeRun {
+    /// The Kubescape objects `profile` was imported from; `None` unless its
+    /// source is Kubescape.
+    pub fn of(profile: &ExecutionProfile) -> Option<Self> {
+        if profile.run.source != ProfileSource::Kubescape {
+            return None;
+        }
+        let objects: BTreeSet<String> = profile
+            .run
+            .spans
+            .iter()
+            .filter(|s| s.source == ProfileSource::Kubescape)
+            .map(|s| s.target.clone())
+            .collect();
+        let learning_ms = profile
+            .run
+            .spans
+            .iter()
+            .filter(|s| s.source == ProfileSource::Kubescape)
+            .map(|s| s.duration_ms)
+            .max()
+            .unwrap_or(profile.run.duration_ms);
+        Some(Self {
+            objects: objects.into_iter().collect(),
+            learning_ms,
+        })
+    }
+
+    /// "Kubescape ApplicationProfile default/nginx (container nginx)
+    /// (a 10 min learning period, 2 program(s) run; exec and open events
+    /// only)".
+    fn describe(&self, c: &Coverage) -> String {
+        let objects = if self.objects.is_empty() {
+            "a Kubescape profile".to_owned()
+        } else {
+            format!("Kubescape {}", sample(&self.objects))
+        };
+        let period = if self.learning_ms == 0 {
+            "no learning period recorded".to_owned()
+        } else {
+            format!("a {} learning period", span_length(self.learning_ms))
+        };
+        let programs = match c.image_programs {
+            Some(all) => format!("{} of the image's {all} programs run", c.image_programs_run),
+            None => format!("{} program(s) run", c.executed),
+        };
+        format!("{objects} ({period}, {programs}; exec and open events only)")
+    }
+}
+
+/// A Kubescape profile opened a shared object of the package. Kubescape
+/// records no mappings, and the dynamic loader opens a library to map it:
+/// the open is no proof the code ran, but it rules out "not in the execute
+/// path" (a veto), and leaves the finding to a review.
+fn kubescape_opened_native(name: &str, opened: &[String], coverage: &Coverage) -> Vec<Opinion> {
+    let observation = format!(
+        "{} opened {} of {name}; Kubescape records no mappings, so whether it was loaded is unknown",
+        coverage.describe(),
+        sample(opened)
+    );
+    let e = Evidence::new(RUNTIME, EvidenceSource::Runtime, observation)
+        .about(name.to_owned())
+        .fact("opened", sample(opened));
+    vec![
+        Opinion::Veto {
+            justification: Justification::VulnerableCodeNotInExecutePath,
+            evidence: e.clone(),
+        },
+        Opinion::Note(e.fact(
+            "inconclusive",
+            format!("a Kubescape profile shows {name}'s shared objects opened, as the loader does to load them; whether its code runs needs a review"),
+        )),
+    ]
 }
 
 #[cfg(test)]
@@ -1121,5 +1428,138 @@ mod tests {
                 assert!((0.0..=1.0).contains(&s));
             }
         }
+    }
+
+    #[test]
+    fn production_evidence_counts_observed_time_and_real_use() {
+        // the curve: a tenth per tenfold, full from about a day
+        for (ms, want) in [
+            (0, 0.5),
+            (1_000, 0.5),
+            (10_000, 0.6),
+            (100_000, 0.7),
+            (3_600_000, 0.856),
+            (100_000_000, 1.0),
+            (u64::MAX, 1.0),
+        ] {
+            let f = ProductionUse::duration_factor(ms);
+            assert!((f - want).abs() < 0.001, "{ms} ms: {f}");
+        }
+        let span = |source, target: &str, ms| EvidenceSpan {
+            source,
+            target: target.into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            duration_ms: ms,
+        };
+        // a sandbox run: unchanged, no production
+        let mut p = ExecutionProfile::default();
+        p.run.duration_ms = 5_000;
+        p.run.requested_duration_ms = 30_000;
+        p.exercise.ports = vec![80];
+        let sandbox = Coverage::of(&p, None);
+        assert_eq!(sandbox.production, None);
+        assert!(sandbox.factors.exercise < 1.0 && sandbox.factors.duration < 0.7);
+        // observed alone: exercise and outcome full, duration from the spans
+        p.run.source = ProfileSource::Observed;
+        p.run.outcome = RunOutcome::Exited(1);
+        p.run.spans = vec![
+            span(ProfileSource::Observed, "k8s.io/a", 3_600_000),
+            span(ProfileSource::Observed, "k8s.io/b", 3_600_000),
+        ];
+        let observed = Coverage::of(&p, None);
+        let prod = observed.production.clone().unwrap();
+        assert_eq!(prod.observed_ms, 7_200_000);
+        assert!(!prod.with_sandbox);
+        assert_eq!(observed.factors.exercise, 1.0);
+        assert_eq!(observed.factors.outcome, 1.0);
+        assert!(
+            (observed.factors.duration - ProductionUse::duration_factor(7_200_000)).abs() < 1e-9
+        );
+        assert_eq!(
+            observed.describe(),
+            "2 h 0 min of production traffic observed in 2 container(s)"
+        );
+        // seconds of production are worth less than hours
+        p.run.spans = vec![span(ProfileSource::Observed, "k8s.io/a", 5_000)];
+        let brief = Coverage::of(&p, None);
+        assert!(brief.factor() < observed.factor());
+        // merged with a sandbox run: never worse than the run alone
+        p.run.outcome = RunOutcome::StoppedAtEnd;
+        p.run.window = Some(vexxy_model::ExerciseWindow {
+            mode: vexxy_model::WindowMode::Adaptive {
+                quiet_ms: 3_000,
+                minimum_ms: 5_000,
+            },
+            ended: WindowEnd::Quiet,
+            last_evidence_ms: Some(400),
+            exercised_ms: 600,
+        });
+        p.run
+            .spans
+            .push(span(ProfileSource::Sandbox, "nginx:1", 5_000));
+        let merged = Coverage::of(&p, None);
+        assert!(merged.production.as_ref().unwrap().with_sandbox);
+        assert_eq!(merged.factors.duration, 1.0);
+        let mut alone = p.clone();
+        alone.run.source = ProfileSource::Sandbox;
+        alone.run.spans.clear();
+        assert!(merged.factor() >= Coverage::of(&alone, None).factor());
+        assert!(
+            merged
+                .describe()
+                .ends_with(", and 5 s of production traffic observed in 1 container(s)"),
+            "{}",
+            merged.describe()
+        );
+        // the evidence names the source and the spans
+        let e = with_production(
+            Evidence::new(RUNTIME, EvidenceSource::Runtime, "x"),
+            &merged,
+        );
+        let fact = |k: &str| {
+            e.facts
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(
+            fact("runtime_source"),
+            Some("observed in production, merged with a sandbox run")
+        );
+        assert_eq!(
+            fact("production_spans"),
+            Some("k8s.io/a from 2026-01-01T00:00:00Z for 5 s")
+        );
+    }
+
+    #[test]
+    fn kubescape_profiles_never_outrank_a_sandbox_run() {
+        let mut p = ExecutionProfile::default();
+        p.executables.push(vexxy_model::ExecutedBinary {
+            path: "/usr/sbin/nginx".into(),
+            interpreter: None,
+            count: 1,
+        });
+        p.run.duration_ms = 600_000;
+        let sandbox = Coverage::of(&p, None);
+        assert_eq!(sandbox.kubescape, None);
+        p.run.source = ProfileSource::Kubescape;
+        p.run.spans.push(EvidenceSpan {
+            source: ProfileSource::Kubescape,
+            target: "ApplicationProfile default/nginx (container nginx)".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            duration_ms: 600_000,
+        });
+        let kubescape = Coverage::of(&p, None);
+        assert!((kubescape.factor() - sandbox.factor() * KUBESCAPE_FACTOR).abs() < 1e-9);
+        assert!(
+            kubescape.scale(NOT_USED_BASE, 1.0).get() < sandbox.scale(NOT_USED_BASE, 1.0).get()
+        );
+        assert!(kubescape.scale(NOT_USED_BASE, 1.0).get() <= 0.62);
+        assert_eq!(
+            kubescape.describe(),
+            "Kubescape ApplicationProfile default/nginx (container nginx) (a 10 min 0 s learning period, 1 program(s) run; exec and open events only)"
+        );
+        assert!(kubescape.factors_fact().ends_with(", kubescape 0.80"));
     }
 }

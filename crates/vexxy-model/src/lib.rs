@@ -31,9 +31,10 @@ pub use package::{Ecosystem, Package, SourcePackage};
 pub use platform::{Platform, PlatformError};
 pub use product::{check_repository, Digest, DigestError, Product, RepositoryError};
 pub use profile::{
-    CommandOverride, ExecutedBinary, ExecutionProfile, ExerciseStats, ExerciseWindow, FailedOpen,
-    FileAccess, FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, RunInfo,
-    RunOutcome, ScriptOutcome, SocketAddress, SocketOp, TracerInfo, WindowEnd, WindowMode,
+    CommandOverride, EvidenceSpan, ExecutedBinary, ExecutionProfile, ExerciseStats, ExerciseWindow,
+    FailedOpen, FileAccess, FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord,
+    ProfileSource, RunInfo, RunOutcome, ScriptOutcome, SocketAddress, SocketOp, TracerInfo,
+    WindowEnd, WindowMode,
 };
 pub use purl::{Purl, PurlError};
 pub use verdict::{

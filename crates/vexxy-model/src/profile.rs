@@ -61,6 +61,77 @@ pub struct RunInfo {
     /// How the exercise window was to end and why it did; `None` in
     /// profiles written before windows were recorded (all of them fixed).
     pub window: Option<ExerciseWindow>,
+    /// Where the evidence came from: vexxy's sandbox (the default), a
+    /// running container vexxy observed, or an imported Kubescape profile.
+    /// A merged profile is `Observed` when any part was, else `Kubescape`
+    /// when any part was.
+    pub source: ProfileSource,
+    /// Each source merged into this profile, with the time it covers; a
+    /// sandbox run that was never merged has none (`run` itself says it).
+    pub spans: Vec<EvidenceSpan>,
+}
+
+/// Where a profile's evidence came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum ProfileSource {
+    /// vexxy ran the image in its sandbox and exercised it.
+    #[default]
+    Sandbox,
+    /// vexxy's tracer attached to containers that were already running
+    /// (`vexxy observe`, the node agent): what the image did under the
+    /// traffic it really gets.
+    Observed,
+    /// Imported from a Kubescape `ApplicationProfile` or
+    /// `ContainerProfile`: programs executed and files opened only (no
+    /// mappings, no function calls), recorded by a third party.
+    Kubescape,
+}
+
+impl ProfileSource {
+    /// The name used in documents (`sandbox`, `observed`, `kubescape`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sandbox => "sandbox",
+            Self::Observed => "observed",
+            Self::Kubescape => "kubescape",
+        }
+    }
+
+    /// The stronger claim to real use of two sources: observed production
+    /// traffic over an imported profile over a synthetic sandbox run.
+    pub fn combine(self, other: Self) -> Self {
+        let rank = |s: Self| match s {
+            Self::Observed => 2,
+            Self::Kubescape => 1,
+            Self::Sandbox => 0,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+impl std::fmt::Display for ProfileSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One source of evidence merged into a profile, and the time it covers.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EvidenceSpan {
+    /// What recorded it.
+    pub source: ProfileSource,
+    /// What was traced: a containerd container id (`namespace/id`), a
+    /// cgroup path, `pid:N`, a Kubescape object's name, or the sandbox
+    /// run's image reference.
+    pub target: String,
+    /// RFC 3339 start of the span.
+    pub started_at: String,
+    /// Its length in milliseconds.
+    pub duration_ms: u64,
 }
 
 /// The exercise window of a run: the policy it followed, why it closed,

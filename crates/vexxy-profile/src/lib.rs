@@ -5,7 +5,9 @@
 //! - [`to_json`] turns a profile into the v1 document (`docs/execution-profile.md`);
 //! - [`write()`] writes it to a file atomically;
 //! - [`parse`] and [`read`] turn a document back into a profile;
-//! - [`SCHEMA_JSON`] is the JSON Schema (draft 2020-12) of the format.
+//! - [`SCHEMA_JSON`] is the JSON Schema (draft 2020-12) of the format;
+//! - [`merge`] unites profiles of the same image (observations from several
+//!   sources) without losing evidence.
 //!
 //! Invariants:
 //! - output is byte-stable for the same profile: every set-like collection
@@ -26,6 +28,7 @@
 //!   panics.
 
 mod error;
+mod merge;
 mod wire;
 
 use std::fs::File;
@@ -35,6 +38,7 @@ use std::path::{Path, PathBuf};
 use vexxy_model::ExecutionProfile;
 
 pub use error::ProfileError;
+pub use merge::{merge, MergeError};
 
 /// The value of the `schema` field of a version 1 document.
 pub const SCHEMA: &str = "https://vexxy.dev/schemas/execution-profile/v1";

@@ -11,9 +11,10 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use vexxy_model::{
-    Digest, ExecutedBinary, ExecutionProfile, ExerciseStats, ExerciseWindow, FailedOpen,
-    FileAccess, FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, RunInfo,
-    RunOutcome, ScriptOutcome, SocketAddress, SocketOp, TracerInfo, WindowEnd, WindowMode,
+    Digest, EvidenceSpan, ExecutedBinary, ExecutionProfile, ExerciseStats, ExerciseWindow,
+    FailedOpen, FileAccess, FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord,
+    ProfileSource, RunInfo, RunOutcome, ScriptOutcome, SocketAddress, SocketOp, TracerInfo,
+    WindowEnd, WindowMode,
 };
 
 use crate::error::FieldError;
@@ -50,6 +51,51 @@ pub(crate) struct Run {
     /// Absent in profiles written before windows were recorded.
     #[serde(default)]
     window: Option<Window>,
+    /// Absent in profiles written before sources were recorded (all of
+    /// them sandbox runs).
+    #[serde(default)]
+    source: Source,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    spans: Vec<Span>,
+}
+
+/// `run.source`.
+#[derive(Serialize, Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Source {
+    #[default]
+    Sandbox,
+    Observed,
+    Kubescape,
+}
+
+impl From<Source> for ProfileSource {
+    fn from(s: Source) -> Self {
+        match s {
+            Source::Sandbox => Self::Sandbox,
+            Source::Observed => Self::Observed,
+            Source::Kubescape => Self::Kubescape,
+        }
+    }
+}
+
+impl From<ProfileSource> for Source {
+    fn from(s: ProfileSource) -> Self {
+        match s {
+            ProfileSource::Sandbox => Self::Sandbox,
+            ProfileSource::Observed => Self::Observed,
+            ProfileSource::Kubescape => Self::Kubescape,
+        }
+    }
+}
+
+/// `run.spans[]`.
+#[derive(Serialize, Deserialize)]
+struct Span {
+    source: Source,
+    target: String,
+    started_at: String,
+    duration_ms: u64,
 }
 
 /// `run.window`: flat, so `quiet_ms` and `minimum_ms` are `null` for a
@@ -327,6 +373,17 @@ impl From<&RunInfo> for Run {
                 RunOutcome::TimedOut => Outcome::TimedOut,
             },
             window: r.window.as_ref().map(Window::from),
+            source: r.source.into(),
+            spans: r
+                .spans
+                .iter()
+                .map(|s| Span {
+                    source: s.source.into(),
+                    target: s.target.clone(),
+                    started_at: s.started_at.clone(),
+                    duration_ms: s.duration_ms,
+                })
+                .collect(),
         }
     }
 }
@@ -644,6 +701,26 @@ impl TryFrom<Run> for RunInfo {
                 Outcome::TimedOut => RunOutcome::TimedOut,
             },
             window: r.window.map(ExerciseWindow::try_from).transpose()?,
+            source: r.source.into(),
+            spans: r
+                .spans
+                .into_iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    if s.target.is_empty() {
+                        return Err(invalid(
+                            format!("run.spans[{i}].target"),
+                            "must name what was traced",
+                        ));
+                    }
+                    Ok(EvidenceSpan {
+                        source: s.source.into(),
+                        target: s.target,
+                        started_at: s.started_at,
+                        duration_ms: s.duration_ms,
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -659,13 +736,13 @@ impl TryFrom<Window> for ExerciseWindow {
                 return Err(invalid(
                     format!("{W}.quiet_ms"),
                     "a fixed window has no quiet period: expected null",
-                ))
+                ));
             }
             (Mode::Fixed, None, Some(_)) => {
                 return Err(invalid(
                     format!("{W}.minimum_ms"),
                     "a fixed window has no minimum: expected null",
-                ))
+                ));
             }
             (Mode::Adaptive, Some(quiet_ms), Some(minimum_ms)) => WindowMode::Adaptive {
                 quiet_ms,
@@ -675,13 +752,13 @@ impl TryFrom<Window> for ExerciseWindow {
                 return Err(invalid(
                     format!("{W}.quiet_ms"),
                     "an adaptive window needs its quiet period",
-                ))
+                ));
             }
             (Mode::Adaptive, Some(_), None) => {
                 return Err(invalid(
                     format!("{W}.minimum_ms"),
                     "an adaptive window needs its minimum",
-                ))
+                ));
             }
         };
         let ended = match w.ended {
@@ -689,7 +766,7 @@ impl TryFrom<Window> for ExerciseWindow {
                 return Err(invalid(
                     format!("{W}.ended"),
                     "a fixed window does not end quiet",
-                ))
+                ));
             }
             Ended::Quiet => WindowEnd::Quiet,
             Ended::Maximum => WindowEnd::Maximum,

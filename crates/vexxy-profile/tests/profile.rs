@@ -7,11 +7,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde_json::{json, Value};
 use vexxy_model::{
-    ExecutedBinary, ExecutionProfile, ExerciseStats, ExerciseWindow, FailedOpen, FileAccess,
-    FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, RunInfo, RunOutcome,
-    ScriptOutcome, SocketAddress, SocketOp, TracerInfo, WindowEnd, WindowMode,
+    EvidenceSpan, ExecutedBinary, ExecutionProfile, ExerciseStats, ExerciseWindow, FailedOpen,
+    FileAccess, FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, ProfileSource,
+    RunInfo, RunOutcome, ScriptOutcome, SocketAddress, SocketOp, TracerInfo, WindowEnd, WindowMode,
 };
-use vexxy_profile::{parse, read, read_limited, to_json, write, ProfileError, SCHEMA, SCHEMA_JSON};
+use vexxy_profile::{
+    merge, parse, read, read_limited, to_json, write, ProfileError, SCHEMA, SCHEMA_JSON,
+};
 
 /// A profile with something in every field, collections sorted.
 fn rich() -> ExecutionProfile {
@@ -38,6 +40,8 @@ fn rich() -> ExecutionProfile {
                 last_evidence_ms: Some(1_840),
                 exercised_ms: 2_210,
             }),
+            source: Default::default(),
+            spans: Vec::new(),
         },
         executables: vec![
             ExecutedBinary {
@@ -831,4 +835,137 @@ fn writing_to_a_fifo_goes_through_it() {
         .expect("stat")
         .file_type()
         .is_fifo());
+}
+
+/// An observed profile of the same image as [`rich`]: some evidence in
+/// common, some new, its own span.
+fn observed() -> ExecutionProfile {
+    let mut p = rich();
+    p.run.source = ProfileSource::Observed;
+    p.run.started_at = "2025-06-02T08:00:00Z".into();
+    p.run.duration_ms = 3_600_000;
+    p.run.requested_duration_ms = 3_600_000;
+    p.run.window = None;
+    p.run.spans = vec![EvidenceSpan {
+        source: ProfileSource::Observed,
+        target: "k8s.io/web-1".into(),
+        started_at: "2025-06-02T08:00:00Z".into(),
+        duration_ms: 3_600_000,
+    }];
+    p.files.push(FileAccess {
+        path: "/usr/share/zoneinfo/UTC".into(),
+        opens: 7,
+    });
+    p.functions[0].calls = 5;
+    p.tracer.complete_libraries.clear();
+    p
+}
+
+#[test]
+fn merging_unites_evidence_and_keeps_every_source() {
+    let sandbox = rich();
+    let merged = merge(sandbox.clone(), observed()).unwrap();
+    assert_eq!(merged.run.source, ProfileSource::Observed, "observed wins");
+    let targets: Vec<(ProfileSource, &str)> = merged
+        .run
+        .spans
+        .iter()
+        .map(|s| (s.source, s.target.as_str()))
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            (
+                ProfileSource::Sandbox,
+                "sandbox:oci-archive:/images/nginx.tar"
+            ),
+            (ProfileSource::Observed, "k8s.io/web-1")
+        ],
+        "the sandbox run counts as a span of its own"
+    );
+    assert_eq!(
+        merged.run.started_at, "2025-06-01T12:00:00Z",
+        "the earlier start"
+    );
+    assert_eq!(merged.run.duration_ms, 31_250 + 3_600_000);
+    let opens =
+        |p: &ExecutionProfile, path: &str| p.files.iter().find(|f| f.path == path).map(|f| f.opens);
+    assert_eq!(
+        opens(&merged, "/etc/nginx/nginx.conf"),
+        Some(2),
+        "counts add up"
+    );
+    assert_eq!(
+        opens(&merged, "/usr/share/zoneinfo/UTC"),
+        Some(7),
+        "new files join"
+    );
+    assert_eq!(
+        merged
+            .files
+            .windows(2)
+            .filter(|w| w[0].path >= w[1].path)
+            .count(),
+        0,
+        "sorted, no duplicates"
+    );
+    assert_eq!(
+        merged.functions[0].calls,
+        sandbox.functions[0].calls + 5,
+        "calls add up"
+    );
+    assert!(
+        merged.tracer.complete_libraries.is_empty(),
+        "a library is completely probed only where every source probed it"
+    );
+    // processes of the second source are renumbered above the first's
+    let max = sandbox.processes.iter().map(|p| p.pid).max().unwrap();
+    assert_eq!(merged.processes.len(), 2 * sandbox.processes.len());
+    assert!(merged
+        .processes
+        .iter()
+        .skip(sandbox.processes.len())
+        .all(|p| p.pid > max));
+    // and the result is a valid document that reads back the same
+    let doc = as_value(&merged);
+    assert!(schema_errors(&validator(), &doc).is_empty());
+    assert_eq!(parse(&to_json(&merged), "merged").unwrap(), merged);
+}
+
+#[test]
+fn merging_profiles_of_different_images_fails_naming_both() {
+    let mut other = observed();
+    other.run.image_digest = Some(format!("sha256:{}", "cd".repeat(32)));
+    let err = merge(rich(), other).unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("run.image_digest: "), "{text}");
+    assert!(
+        text.contains(&"ab".repeat(32)) && text.contains(&"cd".repeat(32)),
+        "{text}"
+    );
+    // a profile without a digest takes the other's
+    let mut unknown = observed();
+    unknown.run.image_digest = None;
+    assert_eq!(
+        merge(unknown, rich()).unwrap().run.image_digest,
+        rich().run.image_digest
+    );
+}
+
+#[test]
+fn sources_and_spans_round_trip_and_old_profiles_read_as_sandbox_runs() {
+    let p = observed();
+    let json = to_json(&p);
+    let doc: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(doc["run"]["source"], "observed");
+    assert_eq!(doc["run"]["spans"][0]["target"], "k8s.io/web-1");
+    assert_eq!(parse(&json, "observed").unwrap(), p);
+    let mut old = as_value(&rich());
+    old["run"].as_object_mut().unwrap().remove("source");
+    let read = parse(old.to_string().as_bytes(), "old").unwrap();
+    assert_eq!(read.run.source, ProfileSource::Sandbox);
+    let mut bad = doc.clone();
+    bad["run"]["spans"][0]["target"] = json!("");
+    let err = parse(bad.to_string().as_bytes(), "bad.json").unwrap_err();
+    assert!(err.to_string().contains("run.spans[0].target"), "{err}");
 }

@@ -67,6 +67,10 @@ pub struct Entry {
 #[derive(Clone, Debug)]
 pub struct RootFs {
     root: PathBuf,
+    /// For a process's root: the directory held open, so that `root`
+    /// (`/proc/self/fd/N`) keeps naming that root after the process exits
+    /// and its pid is reused.
+    _pinned: Option<std::sync::Arc<fs::File>>,
 }
 
 impl RootFs {
@@ -86,7 +90,42 @@ impl RootFs {
             path: "/".into(),
             source,
         })?;
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            _pinned: None,
+        })
+    }
+
+    /// The root filesystem of a running process (a container's), reached
+    /// through `/proc/PID/root`. The path is kept as it is: canonicalising
+    /// that link would name the reader's own root, and every read would
+    /// then see the host's files instead of the container's.
+    ///
+    /// The directory is held open and named as `/proc/self/fd/N`, so the
+    /// value keeps reading that container's files even after the process
+    /// exits and its pid names another. The container may change its tree
+    /// while it is read: callers read only what they would accept from the
+    /// container itself.
+    pub fn of_process(pid: u32) -> Result<Self, RootFsError> {
+        use std::os::fd::AsRawFd;
+        let link = PathBuf::from(format!("/proc/{pid}/root"));
+        let dir = fs::File::open(&link).map_err(|source| RootFsError::Io {
+            root: link.clone(),
+            path: "/".into(),
+            source,
+        })?;
+        let meta = dir.metadata().map_err(|source| RootFsError::Io {
+            root: link.clone(),
+            path: "/".into(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(RootFsError::NotADirectory(link));
+        }
+        Ok(Self {
+            root: PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())),
+            _pinned: Some(std::sync::Arc::new(dir)),
+        })
     }
 
     /// The directory on the host.

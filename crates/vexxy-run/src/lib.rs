@@ -173,6 +173,17 @@ impl RunPlan {
             )));
         }
         self.window.check()?;
+        if self.runtime.file_name().is_some_and(|n| n == "runsc") {
+            // measured (docs/kubernetes.md, "gVisor"): the host's tracepoints
+            // see the Sentry's system calls, never the application's, and
+            // the sandbox's pid namespace is not the Sentry's
+            return Err(RunError::Invalid(format!(
+                "runtime {}: the eBPF tracer cannot see inside gVisor (it sees the Sentry, not the \
+                 application), so a traced run under runsc would record nothing of the image; \
+                 use runc or crun",
+                self.runtime.display()
+            )));
+        }
         if let Some(script) = &self.test_script {
             if !script.is_file() {
                 return Err(RunError::Invalid(format!(
@@ -329,6 +340,8 @@ pub fn run(plan: &RunPlan, progress: &dyn Fn(Phase)) -> Result<RunOutput, RunErr
         requested_duration_ms: millis(plan.duration),
         outcome: observed.outcome,
         window: Some(observed.window),
+        source: vexxy_model::ProfileSource::Sandbox,
+        spans: Vec::new(),
     };
     let mut profile = assemble(raw, &map, Some(&root), run, observed.stats);
     profile.tracer.uprobe_errors.extend(unresolved_uprobes);
@@ -619,5 +632,13 @@ mod tests {
         assert!(plan.validate().is_ok());
         plan.window = WindowPolicy::Fixed;
         assert!(plan.validate().is_ok());
+        // gVisor hides the application from the tracer
+        plan.runtime = PathBuf::from("/usr/bin/runsc");
+        let err = plan.validate().unwrap_err();
+        assert!(err.is_bad_input());
+        assert!(
+            err.to_string().contains("cannot see inside gVisor"),
+            "{err}"
+        );
     }
 }

@@ -222,6 +222,17 @@ pub struct JobSpec {
     /// Never set by a submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun: Option<i64>,
+    /// A re-decision with production evidence: every execution profile a
+    /// node agent uploaded for the image so far, merged (`POST
+    /// /api/v1/images/{digest}/profiles`), as the profile JSON. The worker
+    /// merges it with the stored profile of `reevaluate_from`. Never set
+    /// by a submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_profile: Option<Document>,
+    /// The one profile whose upload queued this re-decision, as sent
+    /// (kept as an artifact of the job). Never set by a submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_upload: Option<Document>,
 }
 
 const MAX_SCRIPT: usize = 1 << 20;
@@ -322,6 +333,8 @@ impl TryFrom<(SubmitRequest, &SubmitLimits)> for JobSpec {
             attach: config.attach.unwrap_or(false),
             reevaluate_from: None,
             rerun: None,
+            production_profile: None,
+            production_upload: None,
         })
     }
 }
@@ -390,10 +403,17 @@ impl JobSpec {
             attach: self.attach,
             reevaluate_from: self.reevaluate_from.clone(),
             rerun: self.rerun,
+            production_profile: None,
+            production_upload: None,
         };
         let mut value = serde_json::to_value(&same).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {
-            for (field, doc) in [("scan_report", &self.scan_report), ("sbom", &self.sbom)] {
+            for (field, doc) in [
+                ("scan_report", &self.scan_report),
+                ("sbom", &self.sbom),
+                ("production_profile", &self.production_profile),
+                ("production_upload", &self.production_upload),
+            ] {
                 if let Some(doc) = doc {
                     map.insert(field.to_owned(), serde_json::Value::String(doc.digest()));
                 }

@@ -347,6 +347,25 @@ pub struct ReevaluateResponse {
     pub status: String,
 }
 
+/// The images a node agent watches for (`GET /api/v1/node-agent/images`):
+/// the organisation's analysed images that have a stored run, whose
+/// findings production evidence can re-decide.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeAgentImages {
+    pub images: Vec<WatchedImage>,
+}
+
+/// One image a node agent watches for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WatchedImage {
+    /// The image's manifest digest (`sha256:…`), as containerd records it
+    /// for a container started from the image.
+    pub digest: String,
+    pub repository: String,
+    /// The reference it was analysed as.
+    pub reference: String,
+}
+
 /// What a re-decision changed (in the `analysis.completed` webhook and the status).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Changes {

@@ -298,6 +298,8 @@ mod tests {
             attach: false,
             reevaluate_from: None,
             rerun: None,
+            production_profile: None,
+            production_upload: None,
         }
     }
 

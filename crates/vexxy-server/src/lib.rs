@@ -18,6 +18,7 @@ pub mod health;
 pub mod job;
 mod leftovers;
 pub mod metrics;
+pub mod production;
 pub mod queries;
 pub mod review;
 pub mod routes;

@@ -505,12 +505,54 @@ pub(crate) async fn submit_reevaluation(
 
 /// The job of a re-decision of an analysed image with a new report,
 /// checked: the image, its last run, its stored profile and the report.
+/// The production evidence node agents uploaded for the image so far
+/// goes with it (a new report does not make it less true).
 pub(crate) async fn reevaluation_spec(
     svc: &Arc<Service>,
     caller: &vexxy_store::Caller,
     digest: &str,
     report: crate::api::Document,
 ) -> Result<JobSpec, ApiError> {
+    let StoredRun {
+        image,
+        run,
+        spec: last,
+    } = stored_run(svc, caller, digest).await?;
+    let production = crate::production::evidence_so_far(svc, &caller.org.id, &image)
+        .await?
+        .map(|(_, profile)| profile);
+    let spec = JobSpec {
+        image_digest: Some(digest.to_owned()),
+        scan_report: Some(report),
+        sbom: None,
+        reevaluate_from: Some(run),
+        rerun: None,
+        production_profile: production,
+        production_upload: None,
+        ..last
+    };
+    crate::job::findings(&spec).map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    Ok(spec)
+}
+
+/// An analysed image's last run, whose stored execution profile a
+/// re-decision decides from.
+pub(crate) struct StoredRun {
+    pub(crate) image: vexxy_store::review::ImageRow,
+    /// The run's job id.
+    pub(crate) run: String,
+    /// The run's request.
+    pub(crate) spec: JobSpec,
+}
+
+/// The image's last run, checked: the image is the organisation's (404),
+/// it was run (409 `no_profile`), and the run's request and execution
+/// profile are still stored (410).
+pub(crate) async fn stored_run(
+    svc: &Arc<Service>,
+    caller: &vexxy_store::Caller,
+    digest: &str,
+) -> Result<StoredRun, ApiError> {
     let now = vexxy_store::now_ms();
     let org = &caller.org.id;
     let image = svc
@@ -540,20 +582,15 @@ pub(crate) async fn reevaluation_spec(
             "the execution profile of image {digest} (job {run}) passed its retention period; submit an analysis"
         )));
     }
-    let spec = JobSpec {
-        image_digest: Some(digest.to_owned()),
-        scan_report: Some(report),
-        sbom: None,
-        reevaluate_from: Some(run),
-        rerun: None,
-        ..last
-    };
-    crate::job::findings(&spec).map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    Ok(spec)
+    Ok(StoredRun {
+        image,
+        run,
+        spec: last,
+    })
 }
 
 /// Submits a job the service makes itself (a re-decision, a re-run).
-async fn submit_internal(
+pub(crate) async fn submit_internal(
     svc: &Arc<Service>,
     org_id: String,
     key_id: Option<String>,
@@ -617,6 +654,9 @@ pub async fn rerun_due(svc: &Arc<Service>) -> Result<usize, ApiError> {
             reevaluate_from: None,
             rerun: Some(now),
             callback_url: last.callback_url.clone(),
+            // a re-run runs the image: no stored evidence goes with it
+            production_profile: None,
+            production_upload: None,
             ..last
         };
         match submit_internal(

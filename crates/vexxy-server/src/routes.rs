@@ -101,6 +101,8 @@ pub fn app(service: Arc<Service>, extra: Router) -> Router {
             get(rr::vex_envelope),
         )
         .route("/api/v1/images/{digest}/reports", post(rr::post_report))
+        .route("/api/v1/images/{digest}/profiles", post(rr::post_profile))
+        .route("/api/v1/node-agent/images", get(rr::node_agent_images))
         .route("/api/v1/reports", post(rr::post_report_any))
         .route("/api/v1/dashboard", get(rr::dashboard))
         .route("/api/v1/compliance", get(rr::compliance))
@@ -961,7 +963,8 @@ impl Modify for BearerAuth {
         rr::list_statements, rr::review_queue, rr::statement_detail, rr::post_decision,
         rr::bulk_decisions, rr::set_assignee, rr::get_settings, rr::put_settings,
         rr::list_images, rr::image_detail, rr::current_vex, rr::vex_history, rr::vex_version,
-        rr::vex_envelope, rr::post_report, rr::post_report_any, rr::dashboard, rr::compliance, rr::compare, rr::audit
+        rr::vex_envelope, rr::post_report, rr::post_report_any, rr::post_profile,
+        rr::node_agent_images, rr::dashboard, rr::compliance, rr::compare, rr::audit
     ),
     components(schemas(
         SubmitRequest, crate::api::SubmitConfig, SubmitResponse, JobStatus, Results, Summary,
@@ -978,7 +981,8 @@ impl Modify for BearerAuth {
         crate::api_review::Dashboard, crate::api_review::ComplianceRow,
         crate::api_review::Compliance, crate::api_review::ReviewSettings,
         crate::api_review::ReevaluateResponse, crate::api_review::Changes,
-        crate::api_review::AuditEntryInfo, crate::api_review::AuditList
+        crate::api_review::AuditEntryInfo, crate::api_review::AuditList,
+        crate::api_review::NodeAgentImages, crate::api_review::WatchedImage
     )),
     modifiers(&BearerAuth),
     tags(

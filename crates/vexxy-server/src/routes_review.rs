@@ -18,8 +18,9 @@ use crate::{
     api_review::{
         AssignRequest, AuditEntryInfo, AuditList, AuditQuery, BulkDecisionRequest,
         BulkDecisionResponse, CompareQuery, Compliance, ComplianceRow, Dashboard, DecisionRequest,
-        DecisionResponse, FormatQuery, ImageInfo, ImageList, ImageQuery, ReevaluateResponse,
-        ReviewSettings, StatementDetail, StatementInfo, StatementList, StatementQuery, VexHistory,
+        DecisionResponse, FormatQuery, ImageInfo, ImageList, ImageQuery, NodeAgentImages,
+        ReevaluateResponse, ReviewSettings, StatementDetail, StatementInfo, StatementList,
+        StatementQuery, VexHistory,
     },
     error::{ApiError, ErrorBody},
     review,
@@ -423,6 +424,19 @@ pub(crate) async fn post_report(
 
 /// The body of a report upload, read within the submission limits.
 async fn report_body(svc: &Service, req: Request) -> Result<Document, ApiError> {
+    let bytes = bounded_body(svc, req).await?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request("the report is not UTF-8 JSON"))?;
+    Document::try_from(text)
+        .map_err(|e| ApiError::bad_request(format!("the report is not JSON: {e}")))
+}
+
+/// A document upload's bytes (a report, a profile), read within the
+/// submission limits: refused with 503 while the disk is full, with 413
+/// past the report limit (`--max-report-bytes`, at most
+/// `--max-body-bytes`) or a member's limits, and with 503 when too many
+/// large bodies are being read.
+async fn bounded_body(svc: &Service, req: Request) -> Result<Vec<u8>, ApiError> {
     crate::health::admit(svc)?;
     let content_length = req
         .headers()
@@ -445,10 +459,82 @@ async fn report_body(svc: &Service, req: Request) -> Result<Document, ApiError> 
         &svc.large_submits,
     )
     .await?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| ApiError::bad_request("the report is not UTF-8 JSON"))?;
-    Document::try_from(text)
-        .map_err(|e| ApiError::bad_request(format!("the report is not JSON: {e}")))
+    Ok(bytes)
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/images/{digest}/profiles", tag = "images",
+    params(("digest" = String, Path, description = "An analysed image's manifest digest")),
+    request_body(content = Object, description = "A vexxy execution profile (schema `https://vexxy.dev/schemas/execution-profile/v1`) recorded in production: `run.source` observed (a node agent, `vexxy observe`) or kubescape, `run.image_digest` this image's manifest digest", content_type = "application/json"),
+    responses(
+        (status = 202, description = "Queued: merged with the image's earlier production profiles and its last run's profile, the image's last report re-decided from it; its VEX is re-issued with production evidence", body = ReevaluateResponse),
+        (status = 200, description = "Every span of the profile is already part of the image's production evidence; the job that has it", body = ReevaluateResponse),
+        (status = 400, description = "The body is not a JSON object", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, description = "No such analysed image in this organisation", body = ErrorBody),
+        (status = 409, description = "no_profile: the image was never run; no_report: it was analysed without a report or SBOM", body = ErrorBody),
+        (status = 410, description = "The stored run passed its retention period", body = ErrorBody),
+        (status = 413, body = ErrorBody),
+        (status = 422, description = "Not an execution profile (the parser names the field), `run.image_digest` is another image's, or `run.source` is a sandbox run", body = ErrorBody),
+        (status = 429, body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn post_profile(
+    State(svc): State<AppState>,
+    Premium(caller): Premium,
+    Path(digest): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let digest = digest_param(&digest)?;
+    let bytes = bounded_body(&svc, req).await?;
+    let (upload, profile) = {
+        let digest = digest.clone();
+        tokio::task::spawn_blocking(move || {
+            let profile = crate::production::check_upload(&bytes, &digest)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| ApiError::bad_request("the profile is not UTF-8 JSON"))?;
+            let upload = Document::try_from(text)
+                .map_err(|e| ApiError::bad_request(format!("the profile is not JSON: {e}")))?;
+            Ok::<_, ApiError>((upload, profile))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("reading the profile: {e}")))??
+    };
+    let (job, created) = crate::production::queue(&svc, &caller, &digest, upload, profile).await?;
+    tracing::info!(image = %digest, job = %job.id, created, "production profile received");
+    let code = if created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        code,
+        Json(ReevaluateResponse {
+            job_id: job.id,
+            image_digest: digest,
+            status: job.state.to_string(),
+        }),
+    )
+        .into_response())
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/node-agent/images", tag = "images",
+    responses(
+        (status = 200, description = "The manifest digests (and references) of the organisation's analysed images that have a stored run: the images a node agent observes running containers of", body = NodeAgentImages),
+        (status = 401, body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub(crate) async fn node_agent_images(
+    State(svc): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<NodeAgentImages>, ApiError> {
+    Ok(Json(
+        crate::production::watched(&svc, &caller.org.id).await?,
+    ))
 }
 
 #[utoipa::path(

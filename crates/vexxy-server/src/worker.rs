@@ -523,9 +523,14 @@ async fn work(
         .ok_or_else(|| {
             AnalyzeError::bad_input(format!("the {name} of job {source} is no longer stored"))
         })?;
-    let origin = format!("job {source} {name}");
+    let mut origin = format!("job {source} {name}");
     let profile = vexxy_profile::parse(&bytes, &origin)
         .map_err(|e| AnalyzeError::internal(format!("{origin}: {e}")))?;
+    // with production evidence (node agents' uploads), decided from both
+    if spec.production_profile.is_some() {
+        origin.push_str(" with the image's production profiles");
+    }
+    let profile = crate::production::with_production(profile, spec)?;
     crate::job::reevaluate_request(spec, &svc.config.analysis, profile, origin)
         .map(|r| Work::Reevaluate(Box::new(r)))
 }
@@ -561,6 +566,24 @@ async fn store_results(
             });
         }
         attestation = serde_json::to_string(&p.attestation).ok();
+    }
+    // a production re-decision keeps the evidence it was given
+    for (name, doc) in [
+        (crate::production::PRODUCTION_FILE, &spec.production_profile),
+        (crate::production::UPLOAD_FILE, &spec.production_upload),
+    ] {
+        let Some(doc) = doc else { continue };
+        let bytes = doc.json().as_bytes().to_vec();
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let size = bytes.len() as i64;
+        svc.store.touch_blob(&digest, size).await?;
+        svc.evidence.put(bytes).await?;
+        artifacts.push(Artifact {
+            media_type: vexxy_analyze::ArtifactKind::Profile.media_type().to_owned(),
+            name: name.to_owned(),
+            digest,
+            size,
+        });
     }
     for (kind, bytes) in outcome.artifacts {
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));

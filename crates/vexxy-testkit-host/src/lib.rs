@@ -13,6 +13,9 @@
 
 pub use vexxy_testkit::*;
 
+mod containerd;
+pub use containerd::Containerd;
+
 use std::{
     collections::BTreeMap,
     fs,

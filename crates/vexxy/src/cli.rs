@@ -90,6 +90,11 @@ pub(crate) enum Command {
     /// Run an image in the sandbox, exercise it, trace it with eBPF and
     /// write its execution profile.
     Run(Box<RunArgs>),
+    /// Trace containers that are already running (containerd containers
+    /// by id or label, a cgroup, a process) for a while, without
+    /// restarting or entering them, and write their execution profile
+    /// (marked observed) for `reevaluate --profile` or the service.
+    Observe(Box<ObserveArgs>),
     /// The whole job: image → catalog → static evidence → sandboxed, traced
     /// run → verdicts → VEX, evidence, profile, runtime SBOM and report.
     Analyze(Box<AnalyzeArgs>),
@@ -300,6 +305,69 @@ pub(crate) struct ServeArgs {
 pub(crate) struct WorkerArgs {
     #[command(flatten)]
     pub(crate) service: ServiceArgs,
+    #[command(flatten)]
+    pub(crate) node_agent: NodeAgentArgs,
+}
+
+/// `vexxy worker --node-agent`: the DaemonSet role. Instead of running
+/// jobs it asks the service which images it analysed, observes the
+/// running containerd containers of those images with the tracer, and
+/// uploads one production profile per image (needs no database).
+#[derive(Debug, Args)]
+pub(crate) struct NodeAgentArgs {
+    /// Run as a node agent (the service flags above are then not used).
+    #[arg(long)]
+    pub(crate) node_agent: bool,
+    /// The service's base URL (node agent).
+    #[arg(long, value_name = "URL", env = "VEXXY_SERVER")]
+    pub(crate) server: Option<String>,
+    /// API key of the organisation whose images to observe (node agent).
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "VEXXY_API_KEY",
+        hide_env_values = true
+    )]
+    pub(crate) api_key: Option<String>,
+    /// containerd's socket (node agent).
+    #[arg(
+        long,
+        value_name = "SOCK",
+        default_value = "/run/containerd/containerd.sock",
+        requires = "node_agent"
+    )]
+    pub(crate) containerd_address: PathBuf,
+    /// containerd namespace of the containers (node agent; `k8s.io` is
+    /// Kubernetes').
+    #[arg(
+        long,
+        value_name = "NS",
+        default_value = "k8s.io",
+        requires = "node_agent"
+    )]
+    pub(crate) namespace: String,
+    /// How long each round observes the containers (node agent).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = humantime::parse_duration,
+        default_value = "15m",
+        requires = "node_agent"
+    )]
+    pub(crate) observe_for: std::time::Duration,
+    /// Time from the start of one round to the start of the next (node
+    /// agent). Every upload is a re-decision job of the organisation.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        value_parser = humantime::parse_duration,
+        default_value = "1h",
+        requires = "node_agent"
+    )]
+    pub(crate) every: std::time::Duration,
+    /// One round, then exit (node agent): 0 when every upload was taken.
+    #[arg(long, requires = "node_agent")]
+    pub(crate) once: bool,
 }
 
 #[derive(Debug, Args)]
@@ -638,6 +706,58 @@ pub(crate) struct RunArgs {
     pub(crate) profile_out: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+#[command(after_help = EXIT_CODES)]
+#[command(group(clap::ArgGroup::new("target").required(true).multiple(false).args(["container", "label", "cgroup", "pid"])))]
+pub(crate) struct ObserveArgs {
+    /// A containerd container by id.
+    #[arg(long, value_name = "ID")]
+    pub(crate) container: Option<String>,
+    /// Every running containerd container with this label (KEY=VALUE);
+    /// repeatable: all must match.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub(crate) label: Vec<String>,
+    /// The processes of a cgroup (a directory under /sys/fs/cgroup).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) cgroup: Option<PathBuf>,
+    /// One process (and everything in its PID namespace).
+    #[arg(long, value_name = "PID")]
+    pub(crate) pid: Option<u32>,
+    /// containerd's socket.
+    #[arg(
+        long,
+        value_name = "SOCKET",
+        default_value = "/run/containerd/containerd.sock",
+        env = "CONTAINERD_ADDRESS"
+    )]
+    pub(crate) containerd_address: PathBuf,
+    /// The containerd namespace (k8s.io under Kubernetes).
+    #[arg(
+        long,
+        value_name = "NS",
+        default_value = "default",
+        env = "CONTAINERD_NAMESPACE"
+    )]
+    pub(crate) namespace: String,
+    /// How long to trace (e.g. 30s, 10m, 2h); Ctrl-C stops earlier and
+    /// keeps what was seen.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) duration: std::time::Duration,
+    /// The image's manifest digest (sha256:…) when observing a cgroup or
+    /// a process (containerd tells it for its containers).
+    #[arg(long, value_name = "DIGEST")]
+    pub(crate) image_digest: Option<String>,
+    /// Count calls of a function: LIBRARY:SYMBOL with the library's path in
+    /// the image; repeatable.
+    #[arg(long, value_name = "LIBRARY:SYMBOL")]
+    pub(crate) uprobe: Vec<String>,
+    /// Write the profile (JSON) here, atomically; with several images, one
+    /// file per image beside it (NAME-N.json). Default stdout (one image
+    /// only).
+    #[arg(short = 'o', long = "profile-out", value_name = "FILE")]
+    pub(crate) profile_out: Option<PathBuf>,
+}
+
 /// How to run, exercise and trace an image.
 #[derive(Debug, Args)]
 pub(crate) struct SandboxArgs {
@@ -687,7 +807,8 @@ pub(crate) struct SandboxArgs {
     /// the image; repeatable.
     #[arg(long, value_name = "LIBRARY:SYMBOL")]
     pub(crate) uprobe: Vec<String>,
-    /// OCI runtime binary (runc; crun, youki or runsc where they work).
+    /// OCI runtime binary (runc; crun or youki where they work; not runsc:
+    /// the tracer cannot see inside gVisor).
     #[arg(
         long,
         value_name = "PATH",
@@ -882,6 +1003,14 @@ pub(crate) struct GenerateArgs {
     /// Existing VEX (OpenVEX, CycloneDX VEX, CSAF); its statements are respected; repeatable.
     #[arg(long = "vex", value_name = "FILE")]
     pub(crate) existing: Vec<PathBuf>,
+    /// Kubescape objects as `kubectl get -o yaml` (or `-o json`) prints
+    /// them, one or a List: ApplicationProfile and ContainerProfile (runtime
+    /// evidence: programs executed, files opened; needs --image, the image
+    /// they were recorded from), SBOMSyftFiltered (packages in use) and
+    /// OpenVulnerabilityExchangeContainer (statements respected like
+    /// --vex); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) kubescape_profile: Vec<PathBuf>,
     /// Output document format.
     #[arg(long, value_enum, default_value_t = VexFormat::Openvex)]
     pub(crate) format: VexFormat,

@@ -7,59 +7,20 @@
 //! gates).
 
 use std::{
-    collections::BTreeSet,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
 use assert_cmd::Command;
 use serde_json::Value;
 
+mod verdicts;
+use verdicts::{nginx_grype, read, statements};
+
 fn vexxy() -> Command {
     let mut c = Command::cargo_bin("vexxy").expect("binary built");
     c.env("SOURCE_DATE_EPOCH", "1767225600");
     c
-}
-
-fn grype() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/testdata/scanner-reports/dimpact_nginx-latest_2025-06-08_grype.json")
-}
-
-fn read(path: &Path) -> Value {
-    serde_json::from_slice(
-        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Every statement of an OpenVEX document as (vulnerability, product with
-/// its subcomponents, status, justification).
-fn statements(doc: &Value) -> BTreeSet<(String, String, String, String)> {
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-    let mut out = BTreeSet::new();
-    for s in doc["statements"].as_array().expect("statements") {
-        for p in s["products"].as_array().expect("products") {
-            let subcomponents: BTreeSet<String> = p["subcomponents"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|c| text(&c["@id"]))
-                .collect();
-            let product = format!(
-                "{} [{}]",
-                text(&p["@id"]),
-                subcomponents.into_iter().collect::<Vec<_>>().join(", ")
-            );
-            out.insert((
-                text(&s["vulnerability"]["name"]),
-                product,
-                text(&s["status"]),
-                text(&s["justification"]),
-            ));
-        }
-    }
-    out
 }
 
 /// `vexxy analyze` of `img` with the Grype report and `flags`, into `out`:
@@ -70,7 +31,7 @@ fn analyze(img: &str, out: &Path, flags: &[&str]) -> Duration {
         .args(["analyze", img, "--fresh", "--allow-report-mismatch"])
         .args(flags)
         .arg("--scan")
-        .arg(grype())
+        .arg(nginx_grype())
         .arg("--out")
         .arg(out)
         .output()

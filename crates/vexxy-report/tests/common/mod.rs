@@ -399,6 +399,8 @@ pub fn profile() -> ExecutionProfile {
                 last_evidence_ms: Some(412),
                 exercised_ms: 1_530,
             }),
+            source: Default::default(),
+            spans: Vec::new(),
         },
         executables: vec![
             ExecutedBinary {

@@ -1,7 +1,10 @@
 //! `vexxy vex --scan …`: a report (+ SBOM, rootfs or image, rules,
 //! existing VEX) decided from static evidence, written as one document.
+//! With Kubescape profiles (`--kubescape-profile`) of the image, the
+//! report is decided as `vexxy reevaluate` decides it from a stored
+//! profile: the imported one.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use vexxy_analyze::{
@@ -30,6 +33,8 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
     decide.rules = inputs::rules(&args.rules)?;
     decide.builtin_rules = !args.no_builtin_rules;
     decide.existing = inputs::existing(&args.existing)?;
+    let kubescape = kubescape_objects(&args.kubescape_profile)?;
+    decide.existing.extend(kubescape.statements.iter().cloned());
     let report = inputs::report(scan_path)?;
     let sbom = args.sbom.as_deref().map(inputs::sbom).transpose()?;
     let target = match (&args.rootfs, &args.image) {
@@ -66,6 +71,46 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
         })
         .transpose()?;
     let bom_link = sbom.as_ref().and_then(bom_link);
+    if !kubescape.profiles.is_empty() {
+        let Some(reference) = args.image.as_deref() else {
+            return Err(AnalyzeError::bad_input(
+                "--kubescape-profile: an ApplicationProfile or ContainerProfile needs --image IMAGE, the image it was recorded from (its paths are matched against that image's files)",
+            )
+            .into());
+        };
+        if args.rootfs.is_some() || args.product.is_some() || run_config.is_some() {
+            return Err(AnalyzeError::bad_input(
+                "--kubescape-profile with an ApplicationProfile or ContainerProfile decides about --image: --rootfs, --product, --entrypoint and --image-config do not apply (name the product with --name)",
+            )
+            .into());
+        }
+        let image = inputs::image(reference, &args.fetch)?;
+        let stamp = decide.timestamp;
+        let outcome = super::with_analysis(quiet, |ctx| {
+            reevaluate_kubescape(kubescape.profiles, image, report.clone(), decide, args, ctx)
+        })?;
+        let document = (!outcome.decision.statements.is_empty()).then(|| {
+            vexxy_decide::document(
+                outcome.decision.statements.clone(),
+                &args.author,
+                concat!("vexxy/", env!("CARGO_PKG_VERSION")),
+                stamp,
+            )
+        });
+        return finish(
+            args,
+            scan_path,
+            &report,
+            Decided {
+                product: &outcome.product,
+                decision: &outcome.decision,
+                document: document.as_ref(),
+                report_mismatch: outcome.report_mismatch.as_ref(),
+                timings: &outcome.timings,
+            },
+            bom_link,
+        );
+    }
     let request = StaticRequest {
         report,
         sbom,
@@ -77,8 +122,39 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
         decide,
     };
     let outcome = super::with_analysis(quiet, |ctx| vexxy_analyze::decide_static(&request, ctx))?;
+    finish(
+        args,
+        scan_path,
+        &request.report,
+        Decided {
+            product: &outcome.product,
+            decision: &outcome.decision,
+            document: outcome.document.as_ref(),
+            report_mismatch: outcome.report_mismatch.as_ref(),
+            timings: &outcome.timings,
+        },
+        bom_link,
+    )
+}
 
-    let Some(doc) = &outcome.document else {
+/// What either way of deciding gives back.
+struct Decided<'a> {
+    product: &'a Product,
+    decision: &'a vexxy_decide::Outcome,
+    document: Option<&'a vexxy_model::VexDocument>,
+    report_mismatch: Option<&'a vexxy_analyze::ReportMismatch>,
+    timings: &'a vexxy_analyze::Timings,
+}
+
+/// Writes the document, the evidence and the summary.
+fn finish(
+    args: &GenerateArgs,
+    scan_path: &Path,
+    report: &vexxy_ingest::Report,
+    outcome: Decided<'_>,
+    bom_link: Option<vexxy_vex::BomLink>,
+) -> Result<Exit> {
+    let Some(doc) = outcome.document else {
         // VEX documents need at least one statement; a clean report is not an error.
         eprintln!(
             "{}: no findings, so there is no VEX to write",
@@ -115,19 +191,19 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
     match args.summary {
         SummaryFormat::None => {}
         SummaryFormat::Text => summary::print_text(
-            &outcome.product,
-            &request.report,
+            outcome.product,
+            report,
             s,
-            &outcome.timings,
-            outcome.report_mismatch.as_ref(),
+            outcome.timings,
+            outcome.report_mismatch,
             to_stdout,
         ),
         SummaryFormat::Json => summary::print_json(
-            &outcome.product,
-            &request.report,
+            outcome.product,
+            report,
             s,
-            &outcome.timings,
-            outcome.report_mismatch.as_ref(),
+            outcome.timings,
+            outcome.report_mismatch,
             to_stdout,
         )?,
     }
@@ -140,6 +216,83 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
         return Ok(Exit::Undecided);
     }
     Ok(Exit::Done)
+}
+
+/// Every `--kubescape-profile` file, read (bounded) and combined.
+fn kubescape_objects(paths: &[PathBuf]) -> Result<vexxy_kubescape::Import, AnalyzeError> {
+    let mut objects = Vec::new();
+    for path in paths {
+        let bytes = inputs::read_file("--kubescape-profile", path, vexxy_kubescape::MAX_BYTES)?;
+        objects.extend(
+            vexxy_kubescape::parse(&bytes, path)
+                .map_err(|e| AnalyzeError::bad_input(format!("--kubescape-profile {e}")))?,
+        );
+    }
+    vexxy_kubescape::import(&objects)
+        .map_err(|e| AnalyzeError::bad_input(format!("--kubescape-profile {e}")))
+}
+
+/// The report decided from the Kubescape profile of `image`: the profile
+/// whose image digest is the image's (its manifest, or the index it was
+/// picked from, which is what Kubernetes records for a multi-platform
+/// image), taken to have run the image's own command, then reevaluated.
+fn reevaluate_kubescape(
+    profiles: Vec<vexxy_model::ExecutionProfile>,
+    image: vexxy_analyze::ImageRequest,
+    report: vexxy_ingest::Report,
+    decide: DecideSettings,
+    args: &GenerateArgs,
+    ctx: &vexxy_analyze::Context<'_>,
+) -> Result<vexxy_analyze::AnalysisOutcome, AnalyzeError> {
+    let mut timings = vexxy_analyze::Timings::default();
+    let resolved =
+        vexxy_analyze::resolve(&image, vexxy_analyze::Placement::Cached, ctx, &mut timings)?;
+    let identity = resolved.identity();
+    let argv = resolved.run.argv.clone();
+    drop(resolved);
+    let manifest = identity.manifest.as_ref().map(ToString::to_string);
+    let index = identity.index.as_ref().map(ToString::to_string);
+    let found: Vec<String> = profiles
+        .iter()
+        .map(|p| {
+            p.run
+                .image_digest
+                .clone()
+                .unwrap_or_else(|| "no image digest".to_owned())
+        })
+        .collect();
+    let Some(mut profile) = profiles.into_iter().find(|p| {
+        p.run.image_digest.is_some()
+            && (p.run.image_digest == manifest || p.run.image_digest == index)
+    }) else {
+        return Err(AnalyzeError::bad_input(format!(
+            "--kubescape-profile: the profiles are of {}, not of {} ({}): give the profile of this image (its imageID names the digest)",
+            found.join(", "),
+            image.reference,
+            manifest.as_deref().unwrap_or("no digest")
+        )));
+    };
+    profile.run.image_digest = manifest;
+    // Kubescape does not record the container's command: take the image's
+    profile.run.command = argv;
+    let origin = profile
+        .run
+        .spans
+        .iter()
+        .map(|s| s.target.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    vexxy_analyze::reevaluate(
+        &vexxy_analyze::ReevaluateRequest {
+            profile,
+            profile_origin: format!("Kubescape {origin}"),
+            image,
+            findings: vexxy_analyze::Findings::Report(report),
+            decide,
+            allow_report_mismatch: args.allow_report_mismatch,
+        },
+        ctx,
+    )
 }
 
 /// `--entrypoint` words: each flag is a word; a single flag with spaces is split.

@@ -247,16 +247,7 @@ pub(crate) fn run(args: &SandboxArgs) -> Result<RunSettings, AnalyzeError> {
             })
         })
         .transpose()?;
-    let mut uprobes = Vec::new();
-    for spec in &args.uprobe {
-        let (lib, sym) = spec
-            .rsplit_once(':')
-            .filter(|(l, s)| l.starts_with('/') && !s.is_empty())
-            .ok_or_else(|| {
-                AnalyzeError::bad_input(format!("--uprobe {spec:?} is not /LIBRARY/PATH:SYMBOL"))
-            })?;
-        uprobes.push((lib.to_owned(), sym.to_owned()));
-    }
+    let uprobes = uprobes(&args.uprobe)?;
     if !(args.cpus > 0.0 && args.cpus.is_finite()) {
         return Err(AnalyzeError::bad_input(format!(
             "--cpus {} is not a positive number",
@@ -399,6 +390,23 @@ pub(crate) fn cache_bounds(caches: &mut vexxy_analyze::Caches) -> Result<(), Ana
         }
     }
     Ok(())
+}
+
+/// `--uprobe /LIBRARY/PATH:SYMBOL` flags as `(library, symbol)` pairs.
+pub(crate) fn uprobes(specs: &[String]) -> Result<Vec<(String, String)>, AnalyzeError> {
+    specs
+        .iter()
+        .map(|spec| {
+            spec.rsplit_once(':')
+                .filter(|(l, s)| l.starts_with('/') && !s.is_empty())
+                .map(|(l, s)| (l.to_owned(), s.to_owned()))
+                .ok_or_else(|| {
+                    AnalyzeError::bad_input(format!(
+                        "--uprobe {spec:?} is not /LIBRARY/PATH:SYMBOL"
+                    ))
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@ pub(crate) mod client;
 mod generate;
 mod images;
 mod inputs;
+mod node_agent;
+mod observe;
 mod review;
 mod run;
 mod sbom;
@@ -36,6 +38,7 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Keygen(a) => attest::keygen(&a),
         Command::Sbom(a) => sbom::run(&a, quiet),
         Command::Run(a) => run::run(&a, quiet),
+        Command::Observe(a) => observe::run(&a, quiet),
         Command::Analyze(a) => analyze::analyze(&a, quiet),
         Command::Reevaluate(a) => analyze::reevaluate(&a, quiet),
         Command::Diff(a) => analyze::diff(&a),
@@ -44,6 +47,7 @@ pub(crate) fn run(cli: Cli) -> Result<Exit> {
         Command::Results(a) => client::results(&a, quiet),
         Command::Cancel(a) => client::cancel(&a),
         Command::Serve(a) => serve::serve(&a),
+        Command::Worker(a) if a.node_agent.node_agent => node_agent::run(&a.node_agent, quiet),
         Command::Worker(a) => serve::worker(&a),
         Command::Admin(a) => serve::admin(&a),
         Command::Review(a) => review::run(&a.command),
