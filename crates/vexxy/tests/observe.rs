@@ -11,7 +11,7 @@
 
 use std::{
     collections::BTreeSet,
-    path::PathBuf,
+    path::{Path, PathBuf},
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::Duration,
 };
@@ -157,6 +157,38 @@ fn observing_a_running_container_matches_a_sandboxed_run_of_its_image() {
         paths(&sandboxed, "executed_binaries")
     );
 
+    // the same container selected by its cgroup and by its pid
+    let digest = run["image_digest"].as_str().unwrap().to_owned();
+    let cgroup = container_cgroup(pid);
+    for (flag, value) in [
+        ("--cgroup", cgroup.display().to_string()),
+        ("--pid", pid.to_string()),
+    ] {
+        let path = out.path().join(format!("by{flag}.json"));
+        vexxy()
+            .args(["observe", "-q", "--duration", "1s", flag, &value])
+            .args(["--image-digest", &digest, "--profile-out"])
+            .arg(&path)
+            .assert()
+            .success();
+        let p = read(&path);
+        assert_eq!(
+            p["run"]["image_digest"].as_str(),
+            Some(digest.as_str()),
+            "{flag}"
+        );
+        assert_eq!(
+            paths(&p, "loaded_libraries"),
+            sandbox_libraries,
+            "libraries observed by {flag} {value}"
+        );
+        let target = p["run"]["spans"][0]["target"].as_str().unwrap().to_owned();
+        assert!(
+            target.starts_with(&flag[2..]),
+            "{flag}: span target {target}"
+        );
+    }
+
     // the same verdicts from the observed profile
     let reevaluated = out.path().join("reevaluate");
     vexxy()
@@ -240,4 +272,27 @@ fn observe_refuses_what_it_cannot_or_must_not_trace() {
     let stderr = String::from_utf8_lossy(&res.stderr);
     assert_eq!(res.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("/nonexistent/containerd.sock"), "{stderr}");
+}
+
+/// The directory of `pid`'s cgroup: the unified hierarchy's when the host
+/// has one, else the v1 `pids` controller's.
+fn container_cgroup(pid: u32) -> PathBuf {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read cgroup");
+    // lines are "ID:CONTROLLERS:PATH"; the unified hierarchy's has ID 0
+    // and no controllers
+    let path_of = |controllers: &str| {
+        text.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, c, p) = (parts.next()?, parts.next()?, parts.next()?);
+            (c == controllers).then(|| p.trim_start_matches('/').to_owned())
+        })
+    };
+    let unified = Path::new("/sys/fs/cgroup/cgroup.procs").exists();
+    let dir = match (unified, path_of(""), path_of("pids")) {
+        (true, Some(p), _) => PathBuf::from("/sys/fs/cgroup").join(p),
+        (_, _, Some(p)) => PathBuf::from("/sys/fs/cgroup/pids").join(p),
+        _ => panic!("no cgroup of {pid} found in: {text}"),
+    };
+    assert!(dir.join("cgroup.procs").is_file(), "{}", dir.display());
+    dir
 }
