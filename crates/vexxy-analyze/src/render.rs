@@ -40,7 +40,8 @@ pub(crate) fn decide(
         profile: evidence.profile,
         command_override: evidence.command_override,
     };
-    let outcome = vexxy_decide::decide(&inputs, &settings.policy);
+    let mut outcome = vexxy_decide::decide(&inputs, &settings.policy);
+    vexxy_decide::record_claims(&inputs, &settings.claims, &mut outcome);
     let document = (!outcome.statements.is_empty()).then(|| {
         vexxy_decide::document(
             outcome.statements.clone(),

@@ -139,6 +139,10 @@ pub struct DecideSettings {
     pub builtin_rules: bool,
     /// Statements that already exist; they are respected.
     pub existing: Vec<VexStatement>,
+    /// Other tools' statements that are *not* respected (Kubescape's
+    /// `not_affected`): vexxy decides those findings from its own evidence
+    /// and records each claim as evidence ([`vexxy_decide::record_claims`]).
+    pub claims: Vec<VexStatement>,
 }
 
 impl DecideSettings {
@@ -151,6 +155,7 @@ impl DecideSettings {
             rules: Vec::new(),
             builtin_rules: true,
             existing: Vec::new(),
+            claims: Vec::new(),
         }
     }
 }

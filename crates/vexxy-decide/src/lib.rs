@@ -6,7 +6,10 @@
 //! - A `not_affected` verdict always carries at least one [`Evidence`] item
 //!   naming its source and what was (or was not) observed.
 //! - A statement that already exists for a finding (a human's decision or
-//!   another tool's) is respected and never overwritten.
+//!   another tool's) is respected and never overwritten. A claim that is
+//!   not respected as existing ([`record_claims`]: Kubescape's
+//!   `not_affected`) never decides a finding; it only adds evidence to
+//!   vexxy's own verdict.
 //! - Evidence that the entrypoint loads a package vetoes every
 //!   `vulnerable_code_not_in_execute_path` claim about it that rests on the
 //!   package not being loaded, whatever its source. Only a traced run whose
@@ -220,16 +223,95 @@ fn existing_verdict(inputs: &Inputs<'_>, f: &Finding) -> Option<Verdict> {
     inputs
         .existing
         .iter()
-        .filter(|s| {
-            f.ids().any(|id| {
-                id.eq_ignore_ascii_case(&s.vulnerability_id)
-                    || s.aliases.iter().any(|a| a.eq_ignore_ascii_case(id))
-            })
-        })
-        .filter(|s| same_product(&s.product, inputs.product))
-        .filter(|s| s.subcomponents.is_empty() || s.subcomponents.iter().any(|p| covers(p, f)))
+        .filter(|s| applies(s, inputs.product, f))
         .max_by_key(|s| (s.verdict.decided_by.is_human(), s.timestamp))
         .map(|s| s.verdict.clone())
+}
+
+/// Whether a statement is about this finding of this product: its
+/// vulnerability (or an alias), the product, and the package when it names
+/// subcomponents.
+fn applies(s: &VexStatement, product: &Product, f: &Finding) -> bool {
+    f.ids().any(|id| {
+        id.eq_ignore_ascii_case(&s.vulnerability_id)
+            || s.aliases.iter().any(|a| a.eq_ignore_ascii_case(id))
+    }) && same_product(&s.product, product)
+        && (s.subcomponents.is_empty() || s.subcomponents.iter().any(|p| covers(p, f)))
+}
+
+/// The provider of the evidence [`record_claims`] adds.
+pub const CLAIM: &str = "third-party-claim";
+
+/// Records another tool's statements that are *not* respected as existing
+/// ones (Kubescape's `not_affected`, which rests on file-level, unsigned
+/// evidence): vexxy decided those findings from its own evidence, and each
+/// of its verdicts about a finding such a claim covers gets one
+/// [`Evidence`] item ([`CLAIM`], source [`EvidenceSource::ExistingVex`])
+/// saying what the other tool stated. Verdicts, confidences and the summary
+/// do not change; verdicts that come from existing statements are left as
+/// they are. [`Outcome::statements`] are folded again when evidence was
+/// added.
+///
+/// [`EvidenceSource::ExistingVex`]: vexxy_model::EvidenceSource::ExistingVex
+pub fn record_claims(inputs: &Inputs<'_>, claims: &[VexStatement], outcome: &mut Outcome) {
+    let mut added = false;
+    for d in outcome.decisions.iter_mut().filter(|d| !d.existing) {
+        let Some(f) = inputs.findings.get(d.finding) else {
+            continue;
+        };
+        for claim in claims.iter().filter(|s| applies(s, inputs.product, f)) {
+            let e = claim_evidence(claim);
+            if !d.verdict.evidence.contains(&e) {
+                d.verdict.evidence.push(e);
+                added = true;
+            }
+        }
+    }
+    if added {
+        outcome.statements = statements(inputs.product, inputs.findings, &outcome.decisions);
+    }
+}
+
+/// What a claim stated, as evidence: its author and document (the first
+/// `existing-vex` source among its own evidence, else its author), status,
+/// justification and confidence.
+fn claim_evidence(claim: &VexStatement) -> Evidence {
+    let v = &claim.verdict;
+    let author = match &v.decided_by {
+        Decider::Automated { provider } => provider.as_str(),
+        Decider::Human { author } | Decider::Imported { author } => author.as_str(),
+    };
+    let document = v
+        .evidence
+        .iter()
+        .find_map(|e| match &e.source {
+            vexxy_model::EvidenceSource::ExistingVex(id) => Some(id.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| author.to_owned());
+    let stated = v.justification().map_or_else(
+        || v.status().to_string(),
+        |j| format!("{} / {j}", v.status()),
+    );
+    let mut e = Evidence::new(
+        CLAIM,
+        vexxy_model::EvidenceSource::ExistingVex(document),
+        format!(
+            "{author} stated {stated}; not taken as decided: this verdict comes from vexxy's own evidence"
+        ),
+    )
+    .fact("claimed_status", v.status().to_string())
+    .fact("claimed_confidence", v.confidence.to_string());
+    if let Some(j) = v.justification() {
+        e = e.fact("claimed_justification", j.to_string());
+    }
+    if let Some(impact) = v.impact_statement() {
+        e = e.fact("claimed_impact", impact);
+    }
+    if let Some(p) = claim.subcomponents.first() {
+        e = e.about(p.to_string());
+    }
+    e
 }
 
 fn same_product(a: &Product, b: &Product) -> bool {

@@ -287,7 +287,11 @@ impl Coverage {
     /// The most any runtime absence claim may have: [`LOST_EVENTS_CAP`]
     /// when events were lost, else 1.
     pub fn ceiling(&self) -> f64 {
-        if self.lost_events {
+        let started_unseen = self
+            .production
+            .as_ref()
+            .is_some_and(|p| p.started_unseen > 0);
+        if self.lost_events || started_unseen {
             LOST_EVENTS_CAP
         } else {
             1.0
@@ -383,11 +387,17 @@ impl Coverage {
 pub struct ProductionUse {
     /// The observed spans (container, start, length), in profile order.
     pub spans: Vec<EvidenceSpan>,
-    /// Their total length in milliseconds (container time: two replicas
-    /// observed for an hour count two hours).
+    /// The wall-clock time they cover in milliseconds: the union of their
+    /// intervals, so two replicas observed for the same hour count one
+    /// hour (more containers are not more time of the day's traffic).
     pub observed_ms: u64,
     /// A sandbox run is part of the profile too.
     pub with_sandbox: bool,
+    /// Processes that were already running when the tracer attached, with
+    /// no sandbox run in the profile to have seen a start-up: what they did
+    /// at start-up (programs run once, modules imported, libraries opened
+    /// and closed) is missing, so absence claims are capped.
+    pub started_unseen: u64,
 }
 
 /// Observed seconds at which the production duration factor is full:
@@ -417,13 +427,17 @@ impl ProductionUse {
                 duration_ms: run.duration_ms,
             });
         }
-        let observed_ms = spans
-            .iter()
-            .fold(0u64, |sum, s| sum.saturating_add(s.duration_ms));
+        let observed_ms = wall_clock_ms(&spans);
+        let with_sandbox = run.spans.iter().any(|s| s.source == ProfileSource::Sandbox);
         Some(Self {
             spans,
             observed_ms,
-            with_sandbox: run.spans.iter().any(|s| s.source == ProfileSource::Sandbox),
+            with_sandbox,
+            started_unseen: if with_sandbox {
+                0
+            } else {
+                profile.lost.running_before_attach
+            },
         })
     }
 
@@ -499,6 +513,45 @@ impl ProductionUse {
     }
 }
 
+/// The wall-clock time spans cover: the length of the union of their
+/// intervals. A span whose start does not parse as RFC 3339 counts on its
+/// own (never overlapping another).
+fn wall_clock_ms(spans: &[EvidenceSpan]) -> u64 {
+    let mut intervals: Vec<(i128, i128)> = Vec::with_capacity(spans.len());
+    let mut unplaced = 0u64;
+    for s in spans {
+        match time::OffsetDateTime::parse(
+            &s.started_at,
+            &time::format_description::well_known::Rfc3339,
+        ) {
+            Ok(start) => {
+                let from = start.unix_timestamp_nanos() / 1_000_000;
+                intervals.push((from, from + i128::from(s.duration_ms)));
+            }
+            Err(_) => unplaced = unplaced.saturating_add(s.duration_ms),
+        }
+    }
+    intervals.sort_unstable();
+    let mut total: i128 = 0;
+    let mut current: Option<(i128, i128)> = None;
+    for (from, to) in intervals {
+        current = match current {
+            Some((f, t)) if from <= t => Some((f, t.max(to))),
+            Some((f, t)) => {
+                total += t - f;
+                Some((from, to))
+            }
+            None => Some((from, to)),
+        };
+    }
+    if let Some((f, t)) = current {
+        total += t - f;
+    }
+    u64::try_from(total)
+        .unwrap_or(u64::MAX)
+        .saturating_add(unplaced)
+}
+
 /// A span's length: "5 s", "2 min 5 s", "3 h 20 min", "2 d 4 h".
 fn span_length(ms: u64) -> String {
     let s = ms / 1000;
@@ -519,8 +572,19 @@ fn span_length(ms: u64) -> String {
 fn with_production(e: Evidence, coverage: &Coverage) -> Evidence {
     match &coverage.production {
         None => e,
-        Some(p) => e
-            .fact(
+        Some(p) => {
+            let e = if p.started_unseen > 0 {
+                e.fact(
+                    "started_before_observation",
+                    format!(
+                        "{} process(es) were already running when the tracer attached and no sandbox run covers a start-up: what they did at start-up was not seen; the confidence of absence is capped",
+                        p.started_unseen
+                    ),
+                )
+            } else {
+                e
+            };
+            e.fact(
                 "runtime_source",
                 if p.with_sandbox {
                     "observed in production, merged with a sandbox run"
@@ -529,7 +593,8 @@ fn with_production(e: Evidence, coverage: &Coverage) -> Evidence {
                 },
             )
             .fact("production_observed", p.describe())
-            .fact("production_spans", p.spans_fact()),
+            .fact("production_spans", p.spans_fact())
+        }
     }
 }
 
@@ -1431,6 +1496,32 @@ mod tests {
     }
 
     #[test]
+    fn an_observation_that_missed_the_start_up_caps_absence_unless_a_sandbox_run_saw_one() {
+        let observed = |spans: Vec<ProfileSource>| {
+            let mut p = ExecutionProfile::default();
+            p.run.source = ProfileSource::Observed;
+            p.run.spans = spans
+                .into_iter()
+                .map(|source| EvidenceSpan {
+                    source,
+                    target: "k8s.io/a".into(),
+                    started_at: "2026-01-01T00:00:00Z".into(),
+                    duration_ms: 100_000_000,
+                })
+                .collect();
+            p.lost.running_before_attach = 3;
+            Coverage::of(&p, None)
+        };
+        let bare = observed(vec![ProfileSource::Observed]);
+        assert_eq!(bare.production.as_ref().unwrap().started_unseen, 3);
+        assert!((bare.ceiling() - LOST_EVENTS_CAP).abs() < 1e-9);
+        assert!(bare.scale(1.0, 1.0).get() <= LOST_EVENTS_CAP);
+        let merged = observed(vec![ProfileSource::Sandbox, ProfileSource::Observed]);
+        assert_eq!(merged.production.as_ref().unwrap().started_unseen, 0);
+        assert!((merged.ceiling() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
     fn production_evidence_counts_observed_time_and_real_use() {
         // the curve: a tenth per tenfold, full from about a day
         for (ms, want) in [
@@ -1445,12 +1536,13 @@ mod tests {
             let f = ProductionUse::duration_factor(ms);
             assert!((f - want).abs() < 0.001, "{ms} ms: {f}");
         }
-        let span = |source, target: &str, ms| EvidenceSpan {
+        let span_at = |source, target: &str, start: &str, ms| EvidenceSpan {
             source,
             target: target.into(),
-            started_at: "2026-01-01T00:00:00Z".into(),
+            started_at: start.into(),
             duration_ms: ms,
         };
+        let span = |source, target: &str, ms| span_at(source, target, "2026-01-01T00:00:00Z", ms);
         // a sandbox run: unchanged, no production
         let mut p = ExecutionProfile::default();
         p.run.duration_ms = 5_000;
@@ -1462,10 +1554,22 @@ mod tests {
         // observed alone: exercise and outcome full, duration from the spans
         p.run.source = ProfileSource::Observed;
         p.run.outcome = RunOutcome::Exited(1);
+        // two replicas during the same hour are one hour of traffic; the
+        // next hour adds one
         p.run.spans = vec![
             span(ProfileSource::Observed, "k8s.io/a", 3_600_000),
             span(ProfileSource::Observed, "k8s.io/b", 3_600_000),
         ];
+        assert_eq!(
+            Coverage::of(&p, None).production.unwrap().observed_ms,
+            3_600_000
+        );
+        p.run.spans.push(span_at(
+            ProfileSource::Observed,
+            "k8s.io/a",
+            "2026-01-01T01:00:00Z",
+            3_600_000,
+        ));
         let observed = Coverage::of(&p, None);
         let prod = observed.production.clone().unwrap();
         assert_eq!(prod.observed_ms, 7_200_000);

@@ -7,10 +7,13 @@
 //!
 //! [`parse`] turns a file into [`Object`]s (raw serde types convert with
 //! `TryFrom`; every error names the file and the field path, e.g.
-//! `profile.yaml: spec.containers[0].opens[2].path: invalid type: integer
-//! `5`, expected a string`); [`import`] turns objects into one
-//! [`ExecutionProfile`] per image (source [`ProfileSource::Kubescape`]) and
-//! the existing statements to respect.
+//! `profile.yaml: spec.containers[0].opens[2].path: invalid type: integer,
+//! expected a string`; never the values found in the file); [`import`] turns objects into one
+//! [`ExecutionProfile`] per image (source [`ProfileSource::Kubescape`]),
+//! the statements to respect as existing ones (`affected`,
+//! `under_investigation`, `fixed`) and the `not_affected` claims, which
+//! never decide a finding: vexxy decides it from its own evidence and
+//! records the claim.
 //!
 //! Kubescape records exec and open events only: no mappings, no function
 //! calls. A shared object the dynamic loader opened is therefore an opened
@@ -26,8 +29,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use vexxy_model::{
-    Confidence, EvidenceSpan, ExecutedBinary, ExecutionProfile, FileAccess, Package, ProfileSource,
-    RunInfo, VexStatement,
+    Confidence, Decider, Evidence, EvidenceSource, EvidenceSpan, ExecutedBinary, ExecutionProfile,
+    FileAccess, Package, ProfileSource, RunInfo, Status, VexStatement,
 };
 
 /// The API group and version of every object read.
@@ -40,6 +43,9 @@ pub const MAX_BYTES: u64 = vexxy_ingest::Limits::DEFAULT_MAX_BYTES;
 /// unsigned, file-level and made by a third party, so it sits below the
 /// default review threshold (0.6) and a person confirms it.
 pub const STATEMENT_CONFIDENCE: f64 = 0.5;
+
+/// The provider named by the evidence of Kubescape's statements.
+pub const KUBESCAPE: &str = "kubescape";
 
 /// Annotation and label keys Kubescape writes (`kubescape.io/…`).
 pub mod keys {
@@ -440,8 +446,39 @@ fn typed<T: DeserializeOwned>(value: &Value, at: &str) -> Result<T, FieldError> 
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.path().to_string();
         let field = if inner == "." { String::new() } else { inner };
-        FieldError::new(join(at, &field), e.inner().to_string().to_lowercase())
+        FieldError::new(
+            join(at, &field),
+            content_free(&e.inner().to_string().to_lowercase()),
+        )
     })
+}
+
+/// A serde message without the values it quotes from the file: what was
+/// found keeps its type only (`invalid type: integer`, `unknown field`),
+/// what was expected (vexxy's schema) stays, and a missing or duplicate
+/// field keeps its name (also the schema's). Errors name the file and the
+/// field, never the file's content.
+fn content_free(message: &str) -> String {
+    if message.starts_with("missing field ") || message.starts_with("duplicate field ") {
+        return message.to_owned();
+    }
+    // The expectation comes last; what was found may quote anything,
+    // including ", expected ".
+    let (found, expected) = match message.rfind(", expected ") {
+        Some(i) => (&message[..i], Some(&message[i + ", expected ".len()..])),
+        None => (message, None),
+    };
+    // Serde quotes what it found with backticks or double quotes.
+    let found = found[..found.find(['`', '"', '\'']).unwrap_or(found.len())].trim_end();
+    let found = found.strip_suffix(':').unwrap_or(found);
+    match expected {
+        // `struct RawOpen` is a private type name: say what it reads.
+        Some(e) if e.starts_with("struct ") || e.starts_with("map") => {
+            format!("{found}, expected a mapping")
+        }
+        Some(e) => format!("{found}, expected {e}"),
+        None => found.to_owned(),
+    }
 }
 
 /// One object at `at` (empty, or `items[i]`).
@@ -456,10 +493,10 @@ fn object(value: &Value, at: &str, file: &Path) -> Result<Object, KubescapeError
     let head: raw::RawHead = typed(value, at).map_err(fail)?;
     match head.api_version.as_deref() {
         Some(API_VERSION) => {}
-        Some(other) => {
+        Some(_) => {
             return Err(fail(FieldError::new(
                 join(at, "apiVersion"),
-                format!("expected {API_VERSION}, found {other:?}"),
+                format!("expected {API_VERSION} (another api group or version)"),
             )))
         }
         None => {
@@ -474,9 +511,7 @@ fn object(value: &Value, at: &str, file: &Path) -> Result<Object, KubescapeError
         Some(k) => Kind::parse(k).ok_or_else(|| {
             fail(FieldError::new(
                 &kind_field,
-                format!(
-                    "{k:?} is not a kind vexxy reads (ApplicationProfile, ContainerProfile, SBOMSyftFiltered, OpenVulnerabilityExchangeContainer)"
-                ),
+                "not a kind vexxy reads (expected ApplicationProfile, ContainerProfile, SBOMSyftFiltered or OpenVulnerabilityExchangeContainer)",
             ))
         })?,
         None => return Err(fail(FieldError::new(&kind_field, "missing"))),
@@ -590,7 +625,7 @@ fn absolute(path: &str) -> Result<(), String> {
     if path.is_empty() {
         Err("missing (an empty path)".to_owned())
     } else if !path.starts_with('/') {
-        Err(format!("{path:?} is not an absolute path"))
+        Err("expected an absolute path (one starting with /)".to_owned())
     } else {
         Ok(())
     }
@@ -727,11 +762,27 @@ fn vex(mut spec: Value, meta: Meta, at: &str, file: &Path) -> Result<Object, Kub
         .map_err(|e| FieldError::new(at, format!("cannot re-encode: {e}")).in_file(file))?;
     let doc = vexxy_vex::read_vex(&bytes, &embedded(file, at))?;
     let confidence = Confidence::new(STATEMENT_CONFIDENCE).unwrap_or(Confidence::CERTAIN);
+    // A tool's statements, whether or not the document names its tooling.
+    let author = if doc.author.trim().is_empty() {
+        "kubescape".to_owned()
+    } else {
+        doc.author.clone()
+    };
+    let document = doc.id.clone().unwrap_or_else(|| meta.title());
     let statements = doc
         .statements
         .into_iter()
         .map(|mut s| {
             s.verdict = s.verdict.with_confidence(confidence);
+            s.verdict.decided_by = Decider::Imported {
+                author: author.clone(),
+            };
+            let stated = s.verdict.status();
+            s.verdict.evidence.push(Evidence::new(
+                KUBESCAPE,
+                EvidenceSource::ExistingVex(document.clone()),
+                format!("kubescape's openvex ({}) states {stated}", meta.title()),
+            ));
             // Kubescape names the image `repo@sha256:…`, not as a purl
             if s.product.digest.is_none() && s.product.name.contains("@sha256:") {
                 if let Ok(p) = vexxy_model::Product::parse(&s.product.name) {
@@ -750,8 +801,16 @@ pub struct Import {
     /// One profile per image digest (`None` for containers whose image id
     /// names no digest), each of every container of that image.
     pub profiles: Vec<ExecutionProfile>,
-    /// Kubescape's statements, to respect as existing ones.
+    /// Kubescape's `affected`, `under_investigation` and `fixed`
+    /// statements, to respect as existing ones: none of them can hide a
+    /// finding vexxy's own evidence shows in use.
     pub statements: Vec<VexStatement>,
+    /// Kubescape's `not_affected` statements: claims, never existing
+    /// statements. Kubescape's "not loaded into memory" is file-level and
+    /// unsigned, so vexxy decides those findings from its own evidence (and
+    /// this import's profiles) and records each claim as evidence
+    /// (`vexxy_decide::record_claims`).
+    pub claims: Vec<VexStatement>,
 }
 
 /// Why objects could not be combined.
@@ -760,8 +819,7 @@ pub enum ImportError {
     /// A filtered SBOM without the profile it was filtered with: its
     /// packages show use, and vexxy never reads non-use from it.
     #[error(
-        "{origin}: an SBOMSyftFiltered only shows which packages were used; give the ApplicationProfile or ContainerProfile of the same image ({}) too",
-        digest.as_deref().unwrap_or("no image digest")
+        "{origin}: an SBOMSyftFiltered only shows which packages were used; give the ApplicationProfile or ContainerProfile of the same image (the one its kubescape.io/image-id names) too"
     )]
     SbomWithoutProfile {
         /// Where the SBOM was read.
@@ -783,6 +841,7 @@ pub enum ImportError {
 pub fn import(objects: &[Object]) -> Result<Import, ImportError> {
     let mut by_image: BTreeMap<Option<String>, Builder> = BTreeMap::new();
     let mut statements = Vec::new();
+    let mut claims = Vec::new();
     for o in objects {
         match o {
             Object::Profile(p) => {
@@ -793,7 +852,15 @@ pub fn import(objects: &[Object]) -> Result<Import, ImportError> {
                         .container(&p.meta, c);
                 }
             }
-            Object::Vex(v) => statements.extend(v.statements.iter().cloned()),
+            Object::Vex(v) => {
+                for s in &v.statements {
+                    if s.verdict.status() == Status::NotAffected {
+                        claims.push(s.clone());
+                    } else {
+                        statements.push(s.clone());
+                    }
+                }
+            }
             Object::Sbom(_) => {}
         }
     }
@@ -817,6 +884,7 @@ pub fn import(objects: &[Object]) -> Result<Import, ImportError> {
     Ok(Import {
         profiles,
         statements,
+        claims,
     })
 }
 

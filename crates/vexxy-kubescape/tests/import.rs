@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use vexxy_kubescape::{
     import, parse, read, ContainerKind, ImportError, Kind, KubescapeError, Object,
 };
-use vexxy_model::{ProfileSource, Status};
+use vexxy_model::{Decider, EvidenceSource, ProfileSource, Status};
 
 const DIGEST: &str = "sha256:f466f670b9d6f0b1341d62f8201a5fa1781de2c7f2e37fd3f9b9ef1a61b143d5";
 
@@ -178,11 +178,14 @@ fn filtered_sbom_adds_use_to_the_profile_of_its_image() {
 }
 
 #[test]
-fn vex_container_statements_are_existing_statements() {
+fn vex_container_statements_are_existing_statements_or_claims() {
     let imported = import(&objects("nginx-vex.yaml")).expect("import");
     assert!(imported.profiles.is_empty());
-    let s = &imported.statements;
-    assert_eq!(s.len(), 2);
+    // `affected` is respected as an existing statement; `not_affected` is
+    // only a claim: vexxy decides that finding from its own evidence
+    assert_eq!(imported.statements.len(), 1);
+    assert_eq!(imported.claims.len(), 1);
+    let s: Vec<_> = imported.statements.iter().chain(&imported.claims).collect();
     assert_eq!(s[0].vulnerability_id, "CVE-2023-52355");
     assert_eq!(s[0].verdict.status(), Status::Affected);
     assert_eq!(
@@ -197,11 +200,27 @@ fn vex_container_statements_are_existing_statements() {
     assert_eq!(s[0].subcomponents.len(), 1);
     assert_eq!(s[0].subcomponents[0].name(), "libtiff6");
     assert_eq!(s[1].verdict.status(), Status::NotAffected);
-    for st in s {
+    for st in &s {
         assert!(
             (st.verdict.confidence.get() - vexxy_kubescape::STATEMENT_CONFIDENCE).abs() < 1e-9,
             "an unsigned third-party statement is not certain"
         );
+        // a tool's statement, not a person's, and it says where it came from
+        assert_eq!(
+            st.verdict.decided_by,
+            Decider::Imported {
+                author: "Kubescape vulnerability scanner".to_owned()
+            }
+        );
+        assert!(st
+            .verdict
+            .evidence
+            .iter()
+            .any(|e| e.provider == vexxy_kubescape::KUBESCAPE
+                && e.source
+                    == EvidenceSource::ExistingVex(
+                        "https://openvex.dev/docs/public/vex-0d5c8f2a".to_owned()
+                    )));
     }
 }
 
@@ -256,26 +275,33 @@ fn typed_list_kinds_are_lists_too() {
     assert_eq!(objects[0].meta().kind, Kind::ContainerProfile);
 }
 
+/// The distinctive value of `malformed/opens-not-sequence.yaml`.
+const DISTINCTIVE: &str = "VEXXY-DISTINCTIVE-VALUE-7f3a9c1e-never-echo-file-content";
+
 /// Every malformed input fails naming the file and the field.
 #[test]
 fn malformed_objects_name_the_file_and_the_field() {
     let table: &[(&str, &str, &str)] = &[
-        ("wrong-kind.yaml", "kind", "\"NetworkNeighborhood\" is not a kind vexxy reads"),
+        (
+            "wrong-kind.yaml",
+            "kind",
+            "not a kind vexxy reads (expected ApplicationProfile, ",
+        ),
         ("missing-spec.yaml", "spec", "missing"),
         (
             "path-not-string.yaml",
             "spec.containers[0].opens[2].path",
-            "invalid type: integer `5`, expected a string",
+            "invalid type: integer, expected a string",
         ),
         (
             "bad-apiversion.yaml",
             "apiVersion",
-            "expected spdx.softwarecomposition.kubescape.io/v1beta1, found \"softwarecomposition.kubescape.io/v1\"",
+            "expected spdx.softwarecomposition.kubescape.io/v1beta1 (another api group or version)",
         ),
         (
             "relative-exec.json",
             "spec.execs[1].path",
-            "\"nginx\" is not an absolute path",
+            "expected an absolute path",
         ),
         (
             "list-item-bad.yaml",
@@ -287,7 +313,16 @@ fn malformed_objects_name_the_file_and_the_field() {
             "spec.syft.files[0].location.path",
             "expected a string",
         ),
-        ("not-an-object.yaml", "(document root)", "expected a kubernetes object"),
+        (
+            "not-an-object.yaml",
+            "(document root)",
+            "expected a kubernetes object",
+        ),
+        (
+            "opens-not-sequence.yaml",
+            "spec.containers[0].opens",
+            "invalid type: string, expected a sequence",
+        ),
     ];
     for (name, field, message) in table {
         let path = fixture(&format!("malformed/{name}"));
@@ -299,6 +334,16 @@ fn malformed_objects_name_the_file_and_the_field() {
             "{name}: {text}"
         );
         assert!(text.contains(message), "{name}: {text}");
+        // the file's values are never echoed
+        for value in [
+            "NetworkNeighborhood",
+            "softwarecomposition.kubescape.io/v1\"",
+            "\"nginx\"",
+            "`5`",
+            DISTINCTIVE,
+        ] {
+            assert!(!text.contains(value), "{name}: echoes {value}: {text}");
+        }
         let said = &text[path.display().to_string().len() + field.len() + 4..];
         assert!(
             !said.starts_with(char::is_uppercase),
@@ -331,4 +376,62 @@ fn size_is_bounded_before_parsing() {
     let err = parse(&big, Path::new("big.yaml")).expect_err("too large");
     assert!(matches!(err, KubescapeError::TooLarge { .. }), "{err}");
     assert!(err.to_string().starts_with("big.yaml: "), "{err}");
+}
+
+/// Errors name the field and what was expected, never the value found:
+/// each document below puts a long distinctive string where it is wrong.
+#[test]
+fn errors_never_echo_the_values_of_the_file() {
+    let head = |kind: &str| {
+        format!("{{\"apiVersion\":\"spdx.softwarecomposition.kubescape.io/v1beta1\",\"kind\":\"{kind}\",\"metadata\":{{\"name\":\"x\"}}")
+    };
+    let v = DISTINCTIVE;
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            format!("{{\"apiVersion\":\"{v}\",\"kind\":\"ContainerProfile\"}}"),
+            "apiVersion",
+            "expected spdx.softwarecomposition.kubescape.io/v1beta1",
+        ),
+        (
+            format!("{{\"apiVersion\":\"spdx.softwarecomposition.kubescape.io/v1beta1\",\"kind\":\"{v}\"}}"),
+            "kind",
+            "not a kind vexxy reads",
+        ),
+        (
+            format!("{},\"spec\":{{\"execs\":[{{\"path\":\"{v}\"}}]}}}}", head("ContainerProfile")),
+            "spec.execs[0].path",
+            "expected an absolute path",
+        ),
+        (
+            format!("{},\"spec\":{{\"opens\":\"{v}\"}}}}", head("ContainerProfile")),
+            "spec.opens",
+            "invalid type: string, expected a sequence",
+        ),
+        (
+            format!("{},\"spec\":{{\"execs\":[{{\"path\":\"/bin/sh\",\"args\":[\"sh\",{{\"{v}\":1}}]}}]}}}}", head("ContainerProfile")),
+            "spec.execs[0].args[1]",
+            "invalid type: map, expected a string",
+        ),
+        (
+            format!("{},\"spec\":{{\"containers\":[{{\"name\":\"a\",\"opens\":[\"{v}\"]}}]}}}}", head("ApplicationProfile")),
+            "spec.containers[0].opens[0]",
+            "invalid type: string, expected a mapping",
+        ),
+        (
+            // a value that quotes and says ", expected" itself
+            format!("{},\"spec\":{{\"opens\":[{{\"path\":\"/x\",\"flags\":\"a \\\" b`, expected {v}\"}}]}}}}", head("ContainerProfile")),
+            "spec.opens[0].flags",
+            "invalid type: string, expected a sequence",
+        ),
+    ];
+    for (text, field, message) in cases {
+        let err = parse(text.as_bytes(), Path::new("p.json")).expect_err(&text);
+        let said = err.to_string();
+        assert_eq!(err.field(), Some(field), "{said}");
+        assert!(said.contains(message), "{said}");
+        assert!(
+            !said.to_lowercase().contains(&v.to_lowercase()[..20]),
+            "echoes the file's value: {said}"
+        );
+    }
 }

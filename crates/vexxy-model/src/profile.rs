@@ -360,6 +360,10 @@ pub struct LostEvents {
     pub map_full: BTreeMap<String, u64>,
     /// Paths that could not be resolved completely (too deep or too long).
     pub truncated_paths: u64,
+    /// Processes that were already running when the tracer attached (an
+    /// observed container): what they did before, at start-up above all,
+    /// was not seen. A sandbox run merged into the profile saw a start-up.
+    pub running_before_attach: u64,
 }
 
 impl LostEvents {

@@ -83,11 +83,12 @@ async fn timed<T, E: std::fmt::Display>(
     match tokio::time::timeout(CALL_TIMEOUT, call).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(failure(address, what)(e.to_string())),
-        Err(_) => Err(failure(address, what)(format!(
-            "no answer within {}s",
-            CALL_TIMEOUT.as_secs()
-        ))),
+        Err(_) => Err(failure(address, what)(no_answer())),
     }
+}
+
+fn no_answer() -> String {
+    format!("no answer within {}s", CALL_TIMEOUT.as_secs())
 }
 
 async fn list_async(address: &Path, namespace: &str) -> Result<Vec<ContainerInfo>, ObserveError> {
@@ -114,17 +115,21 @@ async fn list_async(address: &Path, namespace: &str) -> Result<Vec<ContainerInfo
     let mut digests: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut out = Vec::with_capacity(listed.containers.len());
     for c in listed.containers {
-        let pid = match client
-            .tasks()
-            .get(with_namespace!(
+        let task = tokio::time::timeout(
+            CALL_TIMEOUT,
+            client.tasks().get(with_namespace!(
                 GetTaskRequest {
                     container_id: c.id.clone(),
                     exec_id: String::new(),
                 },
                 namespace
-            ))
-            .await
-        {
+            )),
+        )
+        .await
+        .map_err(|_| {
+            failure(address, format!("reading the task of container {}", c.id))(no_answer())
+        })?;
+        let pid = match task {
             // a container without a task (created, not started) has no pid
             Ok(r) => r.into_inner().process.map(|p| p.pid).filter(|pid| *pid > 0),
             Err(s) if s.code() == containerd_client::tonic::Code::NotFound => None,
@@ -174,15 +179,17 @@ async fn image_digest(
     if image.is_empty() {
         return Ok(None);
     }
-    let got = client
-        .images()
-        .get(with_namespace!(
+    let got = tokio::time::timeout(
+        CALL_TIMEOUT,
+        client.images().get(with_namespace!(
             GetImageRequest {
                 name: image.to_owned()
             },
             namespace
-        ))
-        .await;
+        )),
+    )
+    .await
+    .map_err(|_| failure(address, format!("reading image {image}"))(no_answer()))?;
     let target = match got {
         Ok(r) => r.into_inner().image.and_then(|i| i.target),
         // the image was removed after the container was created
@@ -263,6 +270,22 @@ async fn read_content(
             "{size} bytes, more than the limit of {MAX_DESCRIPTOR_BYTES}"
         )));
     }
+    // the whole read, stream included, within one call's time
+    tokio::time::timeout(
+        CALL_TIMEOUT,
+        read_stream(client, address, namespace, digest, what.clone()),
+    )
+    .await
+    .map_err(|_| failure(address, what)(no_answer()))?
+}
+
+async fn read_stream(
+    client: &Client,
+    address: &Path,
+    namespace: &str,
+    digest: &str,
+    what: String,
+) -> Result<Vec<u8>, ObserveError> {
     let mut stream = client
         .content()
         .read(with_namespace!(

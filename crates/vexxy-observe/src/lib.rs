@@ -188,7 +188,7 @@ pub fn observe(
             what: "reading the observer's own pid namespace".into(),
             source,
         })?;
-    let mut sessions = Vec::with_capacity(targets.len());
+    let mut sessions: Vec<Session> = Vec::with_capacity(targets.len());
     for target in targets {
         let ns = proc
             .pid_namespace(target.pid)
@@ -217,6 +217,26 @@ pub fn observe(
             uprobes,
             ..TraceOptions::default()
         })?;
+        if let Some(other) = sessions.iter().find(|s| s.namespace == ns) {
+            // one tracer session per namespace: the processes of two
+            // containers sharing one could not be told apart
+            return Err(ObserveError::Invalid(format!(
+                "{} and {} share a pid namespace, so their evidence cannot be told apart; \
+                 select one of them",
+                other.target.name, target.name
+            )));
+        }
+        // held for the whole session: while it is open the namespace (and
+        // its inode number, which the tracer filters on) cannot be freed
+        // and handed to another container
+        let namespace_handle = std::fs::File::open(format!("/proc/{}/ns/pid", target.pid))
+            .map_err(|source| ObserveError::Proc {
+                what: format!(
+                    "holding the pid namespace of {} (pid {})",
+                    target.name, target.pid
+                ),
+                source,
+            })?;
         tracer.arm(ns)?;
         let started = Instant::now();
         let started_at = now_rfc3339();
@@ -244,6 +264,8 @@ pub fn observe(
             "observing"
         );
         sessions.push(Session {
+            namespace: ns,
+            _namespace_handle: namespace_handle,
             target,
             tracer,
             root,
@@ -288,6 +310,8 @@ pub fn observe(
 
 /// One armed container.
 struct Session {
+    namespace: u64,
+    _namespace_handle: std::fs::File,
     target: Target,
     tracer: Tracer,
     root: RootFs,
@@ -330,6 +354,9 @@ impl Session {
                 raw.network.push(listening);
             }
         }
+        // every process of the snapshot was running when the tracer was
+        // armed (or started in the moment between): its start-up is unseen
+        raw.lost.running_before_attach = u64::try_from(snap.host_pids.len()).unwrap_or(u64::MAX);
         let duration_ms = u64::try_from(ran.as_millis()).unwrap_or(u64::MAX);
         let run = RunInfo {
             image: self.target.image.clone(),

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use vexxy_model::{
     EvidenceSpan, ExecutedBinary, ExecutionProfile, FailedOpen, FileAccess, FunctionCalls,
-    LoadedLibrary, NetworkUse, ProcessRecord, ProfileSource, RunInfo, RunOutcome,
+    LoadedLibrary, NetworkUse, ProcessRecord, ProfileSource, RunInfo,
 };
 
 /// Why two profiles cannot be merged.
@@ -33,7 +33,10 @@ pub enum MergeError {
 /// - `run.source` is the stronger of the two ([`ProfileSource::combine`]);
 ///   `run.spans` lists every source of both, a profile without spans
 ///   counting as one span made from its `run`.
-/// - Durations add up; the start is the earlier one.
+/// - `run`'s own fields (start, length, outcome, window, command) are the
+///   sandbox run's when one is merged, else the first profile's: they
+///   describe one run, which the coverage model scores; the time observed
+///   in production is measured from the spans.
 /// - Executables, files, mappings, failed opens, sockets, syscalls,
 ///   function calls and losses are unions with their counts added.
 /// - Processes of the second profile are renumbered above the first's
@@ -50,31 +53,38 @@ pub fn merge(a: ExecutionProfile, b: ExecutionProfile) -> Result<ExecutionProfil
     };
     let mut spans: BTreeSet<EvidenceSpan> = spans_of(&a.run).into_iter().collect();
     spans.extend(spans_of(&b.run));
-    let started_at = match (a.run.started_at.as_str(), b.run.started_at.as_str()) {
-        ("", other) | (other, "") => other.to_owned(),
-        // RFC 3339 timestamps in UTC compare as text
-        (x, y) => x.min(y).to_owned(),
+    // The run's own fields describe one run: the sandbox run when there is
+    // one (its window, outcome and length are what the coverage model
+    // scores), else the first part. Every other source is in `spans`,
+    // from which observed time is measured; adding lengths or mixing
+    // outcomes would describe a run that never happened.
+    let base = if is_sandbox(&b.run) && !is_sandbox(&a.run) {
+        &b.run
+    } else {
+        &a.run
+    };
+    let other = if std::ptr::eq(base, &a.run) {
+        &b.run
+    } else {
+        &a.run
     };
     let run = RunInfo {
-        image: if a.run.image.is_empty() {
-            b.run.image.clone()
+        image: if base.image.is_empty() {
+            other.image.clone()
         } else {
-            a.run.image.clone()
+            base.image.clone()
         },
         image_digest,
-        command: if a.run.command.is_empty() {
-            b.run.command.clone()
+        command: if base.command.is_empty() {
+            other.command.clone()
         } else {
-            a.run.command.clone()
+            base.command.clone()
         },
-        started_at,
-        duration_ms: a.run.duration_ms.saturating_add(b.run.duration_ms),
-        requested_duration_ms: a
-            .run
-            .requested_duration_ms
-            .saturating_add(b.run.requested_duration_ms),
-        outcome: stronger_outcome(a.run.outcome, b.run.outcome),
-        window: a.run.window.or(b.run.window),
+        started_at: base.started_at.clone(),
+        duration_ms: base.duration_ms,
+        requested_duration_ms: base.requested_duration_ms,
+        outcome: base.outcome,
+        window: base.window,
         source: a.run.source.combine(b.run.source),
         spans: spans.into_iter().collect(),
     };
@@ -158,6 +168,9 @@ pub fn merge(a: ExecutionProfile, b: ExecutionProfile) -> Result<ExecutionProfil
     lost.ring_buffer = lost.ring_buffer.saturating_add(b.lost.ring_buffer);
     add_counts(&mut lost.map_full, b.lost.map_full);
     lost.truncated_paths = lost.truncated_paths.saturating_add(b.lost.truncated_paths);
+    lost.running_before_attach = lost
+        .running_before_attach
+        .saturating_add(b.lost.running_before_attach);
 
     let mut tracer = a.tracer;
     if tracer.kernel.is_empty() {
@@ -205,13 +218,11 @@ fn spans_of(run: &RunInfo) -> Vec<EvidenceSpan> {
     }]
 }
 
-/// The outcome that says more of the workload ran: one that kept running
-/// to the end over one that exited.
-fn stronger_outcome(a: RunOutcome, b: RunOutcome) -> RunOutcome {
-    match (a, b) {
-        (RunOutcome::StoppedAtEnd, _) | (_, RunOutcome::StoppedAtEnd) => RunOutcome::StoppedAtEnd,
-        (x, _) => x,
-    }
+/// A profile whose `run` fields are a sandbox run's: a sandbox run, or a
+/// merge that includes one.
+fn is_sandbox(run: &RunInfo) -> bool {
+    run.source == ProfileSource::Sandbox
+        || run.spans.iter().any(|s| s.source == ProfileSource::Sandbox)
 }
 
 fn union_by<T, K: Ord>(

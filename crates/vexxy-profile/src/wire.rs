@@ -254,6 +254,15 @@ pub(crate) struct Lost {
     ring_buffer: u64,
     map_full: BTreeMap<String, u64>,
     truncated_paths: u64,
+    /// Absent in profiles written before observation (and in sandbox
+    /// runs, where it is 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    running_before_attach: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize, Deserialize)]
@@ -345,6 +354,7 @@ impl From<&ExecutionProfile> for Document {
                 ring_buffer: p.lost.ring_buffer,
                 map_full: p.lost.map_full.clone(),
                 truncated_paths: p.lost.truncated_paths,
+                running_before_attach: p.lost.running_before_attach,
             },
             tracer: Tracer {
                 kernel: p.tracer.kernel.clone(),
@@ -655,6 +665,7 @@ impl TryFrom<Document> for ExecutionProfile {
                 ring_buffer: doc.lost_events.ring_buffer,
                 map_full: doc.lost_events.map_full,
                 truncated_paths: doc.lost_events.truncated_paths,
+                running_before_attach: doc.lost_events.running_before_attach,
             },
             tracer: TracerInfo {
                 kernel: doc.tracer.kernel,

@@ -180,6 +180,7 @@ fn rich() -> ExecutionProfile {
             ring_buffer: 2,
             map_full: BTreeMap::from([("files".to_owned(), 5)]),
             truncated_paths: 1,
+            running_before_attach: 0,
         },
         tracer: TracerInfo {
             kernel: "6.1.0-37-amd64".into(),
@@ -883,11 +884,17 @@ fn merging_unites_evidence_and_keeps_every_source() {
         ],
         "the sandbox run counts as a span of its own"
     );
-    assert_eq!(
-        merged.run.started_at, "2025-06-01T12:00:00Z",
-        "the earlier start"
-    );
-    assert_eq!(merged.run.duration_ms, 31_250 + 3_600_000);
+    // the run's own fields stay the sandbox run's, whichever comes first
+    for m in [&merged, &merge(observed(), sandbox.clone()).unwrap()] {
+        assert_eq!(m.run.started_at, "2025-06-01T12:00:00Z");
+        assert_eq!(m.run.duration_ms, 31_250);
+        assert_eq!(m.run.window, sandbox.run.window);
+        assert_eq!(m.run.source, ProfileSource::Observed);
+    }
+    // and a merge that includes a sandbox run keeps them too
+    let again = merge(observed(), merged.clone()).unwrap();
+    assert_eq!(again.run.duration_ms, 31_250);
+    assert_eq!(again.run.spans.len(), 2, "the same observed span once");
     let opens =
         |p: &ExecutionProfile, path: &str| p.files.iter().find(|f| f.path == path).map(|f| f.opens);
     assert_eq!(

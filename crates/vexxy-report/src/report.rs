@@ -423,10 +423,16 @@ fn join_num(ports: &[u16]) -> String {
 
 fn lost(p: &ExecutionProfile) -> String {
     let l = &p.lost;
+    let before = (l.running_before_attach > 0).then(|| {
+        format!(
+            "{} process(es) were already running when the tracer attached, so their start-up was not seen",
+            l.running_before_attach
+        )
+    });
     if l.is_empty() {
-        return "no events lost".to_owned();
+        return before.unwrap_or_else(|| "no events lost".to_owned());
     }
-    let mut parts = Vec::new();
+    let mut parts: Vec<String> = before.into_iter().collect();
     if l.ring_buffer > 0 {
         parts.push(format!(
             "{} process events (ring buffer full)",

@@ -84,6 +84,7 @@ fn lost_events_are_named() {
         ring_buffer: 3,
         map_full: [("files".to_owned(), 12)].into(),
         truncated_paths: 2,
+        ..LostEvents::default()
     };
     let md = markdown(&ReportInput {
         profile: Some(&profile),

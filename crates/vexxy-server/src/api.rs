@@ -233,6 +233,15 @@ pub struct JobSpec {
     /// (kept as an artifact of the job). Never set by a submission.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub production_upload: Option<Document>,
+    /// The content digests (`production::upload_digest`) of the newest
+    /// uploads merged into `production_profile`, oldest first: an upload
+    /// sent again is recognised by them. Never set by a submission.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub production_upload_digests: Vec<String>,
+    /// The id of the API key that sent `production_upload`. Never set by
+    /// a submission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production_uploaded_by: Option<String>,
 }
 
 const MAX_SCRIPT: usize = 1 << 20;
@@ -335,6 +344,8 @@ impl TryFrom<(SubmitRequest, &SubmitLimits)> for JobSpec {
             rerun: None,
             production_profile: None,
             production_upload: None,
+            production_upload_digests: Vec::new(),
+            production_uploaded_by: None,
         })
     }
 }
@@ -405,6 +416,8 @@ impl JobSpec {
             rerun: self.rerun,
             production_profile: None,
             production_upload: None,
+            production_upload_digests: self.production_upload_digests.clone(),
+            production_uploaded_by: self.production_uploaded_by.clone(),
         };
         let mut value = serde_json::to_value(&same).unwrap_or_default();
         if let Some(map) = value.as_object_mut() {

@@ -300,6 +300,8 @@ mod tests {
             rerun: None,
             production_profile: None,
             production_upload: None,
+            production_upload_digests: Vec::new(),
+            production_uploaded_by: None,
         }
     }
 

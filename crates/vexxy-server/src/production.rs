@@ -19,10 +19,11 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
-    sync::Arc,
+    sync::{Arc, PoisonError},
 };
 
-use vexxy_model::{EvidenceSpan, ExecutionProfile, ProfileSource};
+use sha2::{Digest as _, Sha256};
+use vexxy_model::{EvidenceSpan, ExecutionProfile, ProfileSource, RunInfo};
 use vexxy_store::{jobs::JobFilter, review::ImageRow, Job};
 
 use crate::{
@@ -38,6 +39,22 @@ pub const PRODUCTION_FILE: &str = "production.profile.json";
 /// The artifact holding the one uploaded profile that queued the job.
 pub const UPLOAD_FILE: &str = "observed.profile.json";
 
+/// At most this many spans in one upload.
+pub const MAX_SPANS: usize = 256;
+/// The longest time one span (and `run.duration_ms`) may claim: 7 days.
+pub const MAX_SPAN_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// How far past the service's clock a span may start or end (the node's
+/// clock may run ahead): 5 minutes.
+pub const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+/// The longest a span's `target` (what was traced) may be, in characters.
+pub const MAX_TARGET_CHARS: usize = 256;
+
+/// How many content digests of the uploads merged into an image's
+/// evidence the newest job remembers (the newest ones): an upload sent
+/// again is recognised by them, and the uploads of a concurrent process
+/// are merged back by them.
+const REMEMBERED_UPLOADS: usize = 64;
+
 /// How many of the image's newest jobs are searched for its production
 /// evidence.
 const LOOKBACK: i64 = 200;
@@ -46,11 +63,68 @@ const LOOKBACK: i64 = 200;
 /// for evidence it lacks (two uploads taken at once by two processes).
 const RECENT_UPLOADS: usize = 20;
 
-/// Uploads of this process are merged one at a time, so two at once do not
-/// both start from the same earlier evidence and lose each other's. (Two
-/// processes still may: [`evidence_so_far`] repairs that from the
-/// uploads themselves.)
-static MERGING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// The locks under which this process merges uploads, one per
+/// (organisation, image digest) while some upload of it is being merged:
+/// two uploads of one image at once do not both start from the same
+/// earlier evidence and lose each other's, and uploads of other images
+/// (or organisations) do not wait. (Two processes still may race:
+/// [`evidence_so_far`] repairs that from the uploads themselves.)
+type MergeLocks = BTreeMap<(String, String), Arc<tokio::sync::Mutex<()>>>;
+static MERGING: std::sync::Mutex<MergeLocks> = std::sync::Mutex::new(BTreeMap::new());
+
+/// A share of the merge lock of one (organisation, digest); the entry
+/// leaves [`MERGING`] with its last share.
+struct MergeLock {
+    key: (String, String),
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl MergeLock {
+    fn new(org_id: &str, digest: &str) -> Self {
+        let key = (org_id.to_owned(), digest.to_owned());
+        let lock = MERGING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        Self {
+            key,
+            lock: Some(lock),
+        }
+    }
+
+    async fn lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        match &self.lock {
+            Some(lock) => lock.lock().await,
+            None => unreachable!("a merge lock's share is held until it is dropped"),
+        }
+    }
+}
+
+impl Drop for MergeLock {
+    fn drop(&mut self) {
+        let mut locks = MERGING.lock().unwrap_or_else(PoisonError::into_inner);
+        drop(self.lock.take());
+        if locks
+            .get(&self.key)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            locks.remove(&self.key);
+        }
+    }
+}
+
+/// The content digest of an upload (checked by [`check_upload`]): the
+/// SHA-256 of its canonical profile JSON (`vexxy_profile::to_json`), so
+/// the same profile sent with other whitespace or key order is the same
+/// upload, and one with any other evidence is not.
+pub fn upload_digest(profile: &ExecutionProfile) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(vexxy_profile::to_json(profile)))
+    )
+}
 
 /// The newest production evidence of an image, and the job whose request
 /// carries it.
@@ -59,6 +133,12 @@ pub struct Production {
     pub job_id: String,
     /// Every profile uploaded for the image up to that job, merged.
     pub profile: Document,
+    /// The content digests ([`upload_digest`]) of the newest uploads
+    /// merged into `profile`, oldest first; empty in jobs stored before
+    /// they were recorded.
+    pub uploads: Vec<String>,
+    /// The upload that queued that job, if one did.
+    pub upload: Option<Document>,
     /// The uploads of the (at most [`RECENT_UPLOADS`]) jobs before it.
     pub earlier_uploads: Vec<Document>,
 }
@@ -92,6 +172,8 @@ pub(crate) async fn latest(
                     found = Some(Production {
                         job_id: job.id.clone(),
                         profile,
+                        uploads: spec.production_upload_digests,
+                        upload: spec.production_upload,
                         earlier_uploads: Vec::new(),
                     });
                 }
@@ -109,33 +191,69 @@ pub(crate) async fn latest(
     Ok(found)
 }
 
+/// All production evidence of an image so far.
+#[derive(Clone, Debug)]
+pub(crate) struct Evidence {
+    /// The newest job that carries it (a repaired one is newer).
+    pub(crate) job_id: String,
+    /// The merged profile JSON.
+    pub(crate) profile: Document,
+    /// The content digests of the newest [`REMEMBERED_UPLOADS`] uploads
+    /// merged into it, oldest first.
+    pub(crate) uploads: Vec<String>,
+}
+
 /// All production evidence of the image so far, as profile JSON, and the
 /// newest job that carries it: [`latest`], with any earlier upload it
 /// lacks merged in (two processes that took uploads of the image at the
 /// same instant each started from the same evidence; the newest job has
-/// only one of them).
+/// only one of them). Which uploads the evidence has is told by their
+/// content digests (for jobs stored before those were recorded, by their
+/// spans).
 pub(crate) async fn evidence_so_far(
     svc: &Service,
     org_id: &str,
     image: &ImageRow,
-) -> Result<Option<(String, Document)>, ApiError> {
+) -> Result<Option<Evidence>, ApiError> {
     let Some(found) = latest(svc, org_id, image).await? else {
         return Ok(None);
     };
-    if found.earlier_uploads.is_empty() {
-        return Ok(Some((found.job_id, found.profile)));
-    }
     tokio::task::spawn_blocking(move || {
+        let legacy = found.uploads.is_empty();
+        let mut uploads = found.uploads;
+        if legacy {
+            if let Some(doc) = &found.upload {
+                if let Ok(own) = parse_upload(doc) {
+                    uploads.push(upload_digest(&own));
+                }
+            }
+        }
+        if found.earlier_uploads.is_empty() {
+            return Ok(Some(Evidence {
+                job_id: found.job_id,
+                profile: found.profile,
+                uploads,
+            }));
+        }
         let mut all = parse_stored(&found.profile, &found.job_id)?;
         let mut repaired = false;
-        for doc in &found.earlier_uploads {
-            let Ok(mut upload) = vexxy_profile::parse(doc.json().as_bytes(), "upload") else {
+        // oldest first, as they were merged
+        for doc in found.earlier_uploads.iter().rev() {
+            let Ok(upload) = parse_upload(doc) else {
                 continue;
             };
-            ensure_span(&mut upload);
-            if !upload.run.spans.iter().all(|s| all.run.spans.contains(s)) {
+            let digest = upload_digest(&upload);
+            let included = if legacy {
+                upload.run.spans.iter().all(|s| all.run.spans.contains(s))
+            } else {
+                uploads.contains(&digest)
+            };
+            if !included {
                 all = merge(all, upload).map_err(ApiError::internal)?;
                 repaired = true;
+            }
+            if !uploads.contains(&digest) {
+                uploads.push(digest);
             }
         }
         let profile = if repaired {
@@ -143,10 +261,29 @@ pub(crate) async fn evidence_so_far(
         } else {
             found.profile
         };
-        Ok(Some((found.job_id, profile)))
+        Ok(Some(Evidence {
+            job_id: found.job_id,
+            profile,
+            uploads: remembered(uploads),
+        }))
     })
     .await
     .map_err(|e| ApiError::internal(format!("reading the production evidence: {e}")))?
+}
+
+/// A stored upload as [`check_upload`] made it (without the checks that
+/// depend on the time: it was taken when it was sent).
+fn parse_upload(doc: &Document) -> Result<ExecutionProfile, vexxy_profile::ProfileError> {
+    let mut upload = vexxy_profile::parse(doc.json().as_bytes(), "upload")?;
+    ensure_span(&mut upload);
+    Ok(upload)
+}
+
+/// The newest [`REMEMBERED_UPLOADS`] of `uploads` (oldest first).
+fn remembered(mut uploads: Vec<String>) -> Vec<String> {
+    let extra = uploads.len().saturating_sub(REMEMBERED_UPLOADS);
+    uploads.drain(..extra);
+    uploads
 }
 
 fn parse_stored(doc: &Document, job_id: &str) -> Result<ExecutionProfile, ApiError> {
@@ -183,23 +320,32 @@ fn ensure_span(profile: &mut ExecutionProfile) {
 }
 
 /// An uploaded profile, checked: it parses (422 naming the field), it is
-/// about `digest` (`run.image_digest`) and it records production use
-/// (`run.source` observed or kubescape, not a sandbox run). An upload
-/// without spans gets one from its run.
+/// about `digest` (`run.image_digest`), it records production use
+/// (`run.source` observed or kubescape, not a sandbox run) and what it
+/// claims is bounded ([`check_claims`]). An upload without spans gets one
+/// from its run. No error repeats a value of the upload.
 pub fn check_upload(bytes: &[u8], digest: &str) -> Result<ExecutionProfile, ApiError> {
-    let mut profile = vexxy_profile::parse(bytes, "profile")
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    check_upload_at(bytes, digest, vexxy_store::now_ms())
+}
+
+/// [`check_upload`] at `now_ms` (Unix milliseconds).
+pub fn check_upload_at(
+    bytes: &[u8],
+    digest: &str,
+    now_ms: i64,
+) -> Result<ExecutionProfile, ApiError> {
+    let mut profile = vexxy_profile::parse(bytes, "profile").map_err(|e| parse_error(&e))?;
     match profile.run.image_digest.as_deref() {
         Some(d) if d == digest => {}
-        Some(d) => {
-            return Err(ApiError::unprocessable(format!(
-                "run.image_digest: the profile is about image {d}, not {digest}"
-            )));
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "run.image_digest: the profile is about another image than the one it is posted for",
+            ));
         }
         None => {
-            return Err(ApiError::unprocessable(format!(
-                "run.image_digest: missing; a production profile must name the manifest digest of the image it observed ({digest})"
-            )));
+            return Err(ApiError::unprocessable(
+                "run.image_digest: missing; a production profile must name the manifest digest of the image it observed",
+            ));
         }
     }
     match profile.run.source {
@@ -210,27 +356,183 @@ pub fn check_upload(bytes: &[u8], digest: &str) -> Result<ExecutionProfile, ApiE
             ));
         }
     }
-    if let Some((i, s)) = profile
-        .run
-        .spans
-        .iter()
-        .enumerate()
-        .find(|(_, s)| s.source == ProfileSource::Sandbox)
-    {
-        return Err(ApiError::unprocessable(format!(
-            "run.spans[{i}].source: span of {} is a sandbox run, not production evidence",
-            s.target
-        )));
-    }
+    check_claims(&profile.run, now_ms)?;
     ensure_span(&mut profile);
     Ok(profile)
+}
+
+/// What a profile claims about its run and spans, bounded: at most
+/// [`MAX_SPANS`] spans, none of them a sandbox run; each span's
+/// `started_at` RFC 3339 and neither it nor its end (`started_at` +
+/// `duration_ms`) later than now (give or take [`CLOCK_SKEW_MS`]); no span,
+/// nor `run.duration_ms`, longer than [`MAX_SPAN_MS`]; each `target` at
+/// most [`MAX_TARGET_CHARS`] printable characters. A profile without spans
+/// counts as one made from its run (`run.image`, `run.started_at`,
+/// `run.duration_ms`), checked the same way.
+fn check_claims(run: &RunInfo, now_ms: i64) -> Result<(), ApiError> {
+    if run.spans.len() > MAX_SPANS {
+        return Err(ApiError::unprocessable(format!(
+            "run.spans: more than {MAX_SPANS} spans; upload at most {MAX_SPANS} at a time"
+        )));
+    }
+    if run.duration_ms > MAX_SPAN_MS {
+        return Err(ApiError::unprocessable(format!(
+            "run.duration_ms: longer than {MAX_SPAN_MS} ms (7 days), the most one upload may claim"
+        )));
+    }
+    if run.spans.is_empty() {
+        if !run.image.is_empty() {
+            check_target(&run.image, "run.image")?;
+        }
+        return check_time(&run.started_at, run.duration_ms, "run", now_ms);
+    }
+    for (i, s) in run.spans.iter().enumerate() {
+        let at = format!("run.spans[{i}]");
+        if s.source == ProfileSource::Sandbox {
+            return Err(ApiError::unprocessable(format!(
+                "{at}.source: a sandbox run is not production evidence (expected observed or kubescape)"
+            )));
+        }
+        check_target(&s.target, &format!("{at}.target"))?;
+        if s.duration_ms > MAX_SPAN_MS {
+            return Err(ApiError::unprocessable(format!(
+                "{at}.duration_ms: longer than {MAX_SPAN_MS} ms (7 days), the most one span may claim"
+            )));
+        }
+        check_time(&s.started_at, s.duration_ms, &at, now_ms)?;
+    }
+    if run.started_at.is_empty() {
+        Ok(())
+    } else {
+        check_time(&run.started_at, run.duration_ms, "run", now_ms)
+    }
+}
+
+/// `{at}.started_at` is an RFC 3339 time, and neither it nor
+/// `started_at + duration_ms` is later than `now_ms` + [`CLOCK_SKEW_MS`].
+fn check_time(started_at: &str, duration_ms: u64, at: &str, now_ms: i64) -> Result<(), ApiError> {
+    let started =
+        time::OffsetDateTime::parse(started_at, &time::format_description::well_known::Rfc3339)
+            .map_err(|_| {
+                ApiError::unprocessable(format!(
+                    "{at}.started_at: not an RFC 3339 time (such as 2026-01-01T00:00:00Z)"
+                ))
+            })?;
+    let started_ms = started.unix_timestamp_nanos() / 1_000_000;
+    let latest = i128::from(now_ms) + i128::from(CLOCK_SKEW_MS);
+    if started_ms > latest {
+        return Err(ApiError::unprocessable(format!(
+            "{at}.started_at: in the future (more than {} minutes past the service's clock)",
+            CLOCK_SKEW_MS / 60_000
+        )));
+    }
+    if started_ms + i128::from(duration_ms) > latest {
+        return Err(ApiError::unprocessable(format!(
+            "{at}.duration_ms: the span would end in the future (started_at + duration_ms is more than {} minutes past the service's clock)",
+            CLOCK_SKEW_MS / 60_000
+        )));
+    }
+    Ok(())
+}
+
+/// `field` names what was traced in at most [`MAX_TARGET_CHARS`]
+/// printable characters: no control characters, nor the invisible ones
+/// that reorder or hide text (bidirectional overrides, zero-width
+/// characters), since it is shown in the image's VEX.
+fn check_target(target: &str, field: &str) -> Result<(), ApiError> {
+    let invisible = |c: char| {
+        matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+        )
+    };
+    if target.chars().count() > MAX_TARGET_CHARS
+        || target.chars().any(|c| c.is_control() || invisible(c))
+    {
+        return Err(ApiError::unprocessable(format!(
+            "{field}: must be at most {MAX_TARGET_CHARS} printable characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A parse error of an upload, naming the field without repeating what
+/// the upload had there.
+fn parse_error(e: &vexxy_profile::ProfileError) -> ApiError {
+    use vexxy_profile::ProfileError as E;
+    let message = match e {
+        E::Empty { .. } => "the profile is empty".to_owned(),
+        E::NotAnObject { .. } => "the profile is not a JSON object".to_owned(),
+        E::Malformed { line, column, .. } => {
+            format!("the profile is not well-formed JSON (line {line} column {column})")
+        }
+        E::Truncated { line, column, .. } => {
+            format!("the profile ends early (line {line} column {column})")
+        }
+        E::UnsupportedSchema { .. } => format!(
+            "schema: not {}, the execution profile schema this service reads",
+            vexxy_profile::SCHEMA
+        ),
+        E::Invalid { json_path, .. } if json_path == "schema" => {
+            format!("schema: missing; expected {}", vexxy_profile::SCHEMA)
+        }
+        E::Schema {
+            json_path,
+            line,
+            column,
+            message,
+            ..
+        } => {
+            // serde's "missing field `x`" names a field of the schema;
+            // its other messages may quote the value
+            let what = match message.strip_prefix("missing field `") {
+                Some(rest)
+                    if rest.ends_with('`')
+                        && rest[..rest.len() - 1]
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b == b'_') =>
+                {
+                    message.as_str()
+                }
+                _ => "missing, of the wrong type or not an allowed value",
+            };
+            format!(
+                "{}: {what} (line {line} column {column})",
+                safe_path(json_path)
+            )
+        }
+        E::Invalid { json_path, .. } => format!(
+            "{}: not allowed (a duplicate, malformed or inconsistent value)",
+            safe_path(json_path)
+        ),
+        _ => "the profile could not be read".to_owned(),
+    };
+    ApiError::unprocessable(message)
+}
+
+/// A JSON path up to its first character that is not a letter, digit,
+/// `_`, `.`, `[` or `]` (a map key of the upload may follow), at most 128
+/// characters.
+fn safe_path(path: &str) -> String {
+    let safe: String = path
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'))
+        .take(128)
+        .collect();
+    if safe.is_empty() {
+        "the profile".to_owned()
+    } else {
+        safe
+    }
 }
 
 /// Queues the re-decision of an analysed image with a production profile
 /// (checked by [`check_upload`]): merged with the image's earlier uploads,
 /// decided against its last report together with its last run's profile.
-/// `Ok((job, false))`: every span of the upload was already part of the
-/// image's evidence (the same upload again); the job that has it.
+/// The job's request records the key that uploaded it
+/// (`production_uploaded_by`). `Ok((job, false))`: the same upload (by
+/// content, [`upload_digest`]) is part of the image's evidence already;
+/// the newest job that has it.
 pub(crate) async fn queue(
     svc: &Arc<Service>,
     caller: &vexxy_store::Caller,
@@ -239,7 +541,8 @@ pub(crate) async fn queue(
     profile: ExecutionProfile,
 ) -> Result<(Job, bool), ApiError> {
     let org = &caller.org.id;
-    let _one = MERGING.lock().await;
+    let lock = MergeLock::new(org, digest);
+    let _one = lock.lock().await;
     let StoredRun {
         image,
         run,
@@ -263,7 +566,7 @@ pub(crate) async fn queue(
     let merged = tokio::task::spawn_blocking(move || accumulate(before, profile))
         .await
         .map_err(|e| ApiError::internal(format!("merging the production profile: {e}")))??;
-    let merged = match merged {
+    let (merged, uploads) = match merged {
         Accumulated::Duplicate(job_id) => {
             let job = svc
                 .store
@@ -272,7 +575,7 @@ pub(crate) async fn queue(
                 .ok_or_else(|| ApiError::internal(format!("job {job_id} vanished")))?;
             return Ok((job, false));
         }
-        Accumulated::Merged(doc) => doc,
+        Accumulated::Merged { profile, uploads } => (profile, uploads),
     };
     let spec = JobSpec {
         image_digest: Some(digest.to_owned()),
@@ -282,6 +585,8 @@ pub(crate) async fn queue(
         rerun: None,
         production_profile: Some(merged),
         production_upload: Some(upload),
+        production_upload_digests: uploads,
+        production_uploaded_by: Some(caller.key_id.clone()),
         ..run_spec
     };
     crate::job::findings(&spec)
@@ -291,32 +596,34 @@ pub(crate) async fn queue(
 
 /// An upload merged with the image's earlier production evidence.
 enum Accumulated {
-    /// All of it, as profile JSON.
-    Merged(Document),
+    /// All of it, as profile JSON, and the content digests of the newest
+    /// uploads in it (this one last).
+    Merged {
+        profile: Document,
+        uploads: Vec<String>,
+    },
     /// The upload was part of the evidence of this job already.
     Duplicate(String),
 }
 
-fn accumulate(
-    before: Option<(String, Document)>,
-    upload: ExecutionProfile,
-) -> Result<Accumulated, ApiError> {
-    let merged = match before {
-        None => upload,
-        Some((job_id, doc)) => {
-            let earlier = parse_stored(&doc, &job_id)?;
-            if upload
-                .run
-                .spans
-                .iter()
-                .all(|s| earlier.run.spans.contains(s))
-            {
-                return Ok(Accumulated::Duplicate(job_id));
+fn accumulate(before: Option<Evidence>, upload: ExecutionProfile) -> Result<Accumulated, ApiError> {
+    let digest = upload_digest(&upload);
+    let (merged, mut uploads) = match before {
+        None => (upload, Vec::new()),
+        Some(before) => {
+            if before.uploads.contains(&digest) {
+                return Ok(Accumulated::Duplicate(before.job_id));
             }
-            merge(earlier, upload).map_err(ApiError::unprocessable)?
+            let earlier = parse_stored(&before.profile, &before.job_id)?;
+            let merged = merge(earlier, upload).map_err(ApiError::unprocessable)?;
+            (merged, before.uploads)
         }
     };
-    document(&merged).map(Accumulated::Merged)
+    uploads.push(digest);
+    Ok(Accumulated::Merged {
+        profile: document(&merged)?,
+        uploads: remembered(uploads),
+    })
 }
 
 /// Two profiles of one image merged (`vexxy_profile::merge`).
@@ -408,7 +715,100 @@ pub fn plan(wanted: &NodeAgentImages, running: &[RunningContainer]) -> Vec<(Stri
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    fn in_use(org: &str) -> usize {
+        MERGING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .filter(|(o, _)| o == org)
+            .count()
+    }
+
+    #[tokio::test]
+    async fn merge_locks_are_per_image_and_dropped_when_unused() {
+        let (a, b) = ("org-merge-lock-a", "org-merge-lock-b");
+        let first = MergeLock::new(a, "sha256:1");
+        let held = first.lock().await;
+        // another organisation's upload of the same digest, and another
+        // image of the same organisation, do not wait
+        let other_org = MergeLock::new(b, "sha256:1");
+        let other_image = MergeLock::new(a, "sha256:2");
+        tokio::time::timeout(Duration::from_secs(5), other_org.lock())
+            .await
+            .expect("another organisation waited");
+        tokio::time::timeout(Duration::from_secs(5), other_image.lock())
+            .await
+            .expect("another image waited");
+        // the same image does
+        let same = MergeLock::new(a, "sha256:1");
+        assert!(tokio::time::timeout(Duration::from_millis(50), same.lock())
+            .await
+            .is_err());
+        assert_eq!(in_use(a), 2);
+        drop(other_image);
+        assert_eq!(in_use(a), 1);
+        drop(held);
+        drop(first);
+        // still awaited by `same`: kept
+        assert_eq!(in_use(a), 1);
+        drop(same.lock().await);
+        drop(same);
+        drop(other_org);
+        assert_eq!((in_use(a), in_use(b)), (0, 0));
+    }
+
+    #[test]
+    fn claims_are_bounded_at_the_time_of_the_upload() {
+        let now = 1_800_000_000_000; // 2027-01-15T08:00:00Z
+        let profile = |started_at: &str, duration_ms: u64| {
+            let p = ExecutionProfile {
+                run: RunInfo {
+                    image_digest: Some(format!("sha256:{}", "a".repeat(64))),
+                    started_at: started_at.into(),
+                    duration_ms,
+                    source: ProfileSource::Observed,
+                    ..RunInfo::default()
+                },
+                ..ExecutionProfile::default()
+            };
+            vexxy_profile::to_json(&p)
+        };
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let check = |started_at: &str, duration_ms: u64| {
+            check_upload_at(&profile(started_at, duration_ms), &digest, now)
+                .map(|_| ())
+                .map_err(|e| e.body.message)
+        };
+        // ends four minutes past the clock: within the skew
+        assert_eq!(check("2027-01-15T07:00:00Z", 64 * 60_000), Ok(()));
+        let err = check("2027-01-15T07:00:00Z", 66 * 60_000).unwrap_err();
+        assert!(err.starts_with("run.duration_ms:"), "{err}");
+        let err = check("2027-01-15T08:06:00Z", 0).unwrap_err();
+        assert!(err.starts_with("run.started_at:"), "{err}");
+        let err = check("2027-01-15 08:00", 0).unwrap_err();
+        assert!(
+            err.starts_with("run.started_at:") && !err.contains("08:00"),
+            "{err}"
+        );
+        assert_eq!(check("2026-01-01T00:00:00Z", MAX_SPAN_MS), Ok(()));
+        let err = check("2026-01-01T00:00:00Z", MAX_SPAN_MS + 1).unwrap_err();
+        assert!(err.starts_with("run.duration_ms:"), "{err}");
+        // a synthesised span's target is the run's image
+        let mut p = vexxy_profile::parse(&profile("2026-01-01T00:00:00Z", 1), "p").unwrap();
+        p.run.image = "web\u{202E}gpj.exe".into();
+        let err = check_upload_at(&vexxy_profile::to_json(&p), &digest, now)
+            .unwrap_err()
+            .body
+            .message;
+        assert!(
+            err.starts_with("run.image:") && !err.contains("web"),
+            "{err}"
+        );
+    }
 
     fn image(d: &str) -> WatchedImage {
         WatchedImage {

@@ -518,9 +518,11 @@ pub(crate) async fn reevaluation_spec(
         run,
         spec: last,
     } = stored_run(svc, caller, digest).await?;
-    let production = crate::production::evidence_so_far(svc, &caller.org.id, &image)
-        .await?
-        .map(|(_, profile)| profile);
+    let production = crate::production::evidence_so_far(svc, &caller.org.id, &image).await?;
+    let (production, uploads) = match production {
+        Some(e) => (Some(e.profile), e.uploads),
+        None => (None, Vec::new()),
+    };
     let spec = JobSpec {
         image_digest: Some(digest.to_owned()),
         scan_report: Some(report),
@@ -529,6 +531,8 @@ pub(crate) async fn reevaluation_spec(
         rerun: None,
         production_profile: production,
         production_upload: None,
+        production_upload_digests: uploads,
+        production_uploaded_by: None,
         ..last
     };
     crate::job::findings(&spec).map_err(|e| ApiError::unprocessable(e.to_string()))?;
@@ -657,6 +661,8 @@ pub async fn rerun_due(svc: &Arc<Service>) -> Result<usize, ApiError> {
             // a re-run runs the image: no stored evidence goes with it
             production_profile: None,
             production_upload: None,
+            production_upload_digests: Vec::new(),
+            production_uploaded_by: None,
             ..last
         };
         match submit_internal(

@@ -468,7 +468,7 @@ async fn bounded_body(svc: &Service, req: Request) -> Result<Vec<u8>, ApiError> 
     request_body(content = Object, description = "A vexxy execution profile (schema `https://vexxy.dev/schemas/execution-profile/v1`) recorded in production: `run.source` observed (a node agent, `vexxy observe`) or kubescape, `run.image_digest` this image's manifest digest", content_type = "application/json"),
     responses(
         (status = 202, description = "Queued: merged with the image's earlier production profiles and its last run's profile, the image's last report re-decided from it; its VEX is re-issued with production evidence", body = ReevaluateResponse),
-        (status = 200, description = "Every span of the profile is already part of the image's production evidence; the job that has it", body = ReevaluateResponse),
+        (status = 200, description = "The same profile (by the SHA-256 of its canonical JSON) is already part of the image's production evidence; the job that has it", body = ReevaluateResponse),
         (status = 400, description = "The body is not a JSON object", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody),
@@ -476,7 +476,7 @@ async fn bounded_body(svc: &Service, req: Request) -> Result<Vec<u8>, ApiError> 
         (status = 409, description = "no_profile: the image was never run; no_report: it was analysed without a report or SBOM", body = ErrorBody),
         (status = 410, description = "The stored run passed its retention period", body = ErrorBody),
         (status = 413, body = ErrorBody),
-        (status = 422, description = "Not an execution profile (the parser names the field), `run.image_digest` is another image's, or `run.source` is a sandbox run", body = ErrorBody),
+        (status = 422, description = "Naming the field, never repeating its value: not an execution profile, `run.image_digest` another image's, `run.source` a sandbox run, more than 256 spans, a span's `started_at` not RFC 3339 or (with its `duration_ms`) in the future, a span or `run.duration_ms` longer than 7 days, a `target` longer than 256 characters or not printable", body = ErrorBody),
         (status = 429, body = ErrorBody),
     ),
     security(("api_key" = []))

@@ -7,8 +7,11 @@
 //! (409); it queues a re-decision (202) that the worker decides from the
 //! image's run profile merged with every production profile uploaded so
 //! far, keeps the upload and the accumulated evidence as artifacts and
-//! re-issues the image's VEX; the same upload again is its job (200); a
-//! new report afterwards keeps the production evidence.
+//! re-issues the image's VEX; the same upload again is its job (200), an
+//! updated one (same spans, new evidence) is merged (202); a new report
+//! afterwards keeps the production evidence. What an upload may claim is
+//! bounded (spans, their times, lengths and targets: 422 naming the field
+//! without repeating its value).
 //!
 //! The analyses come from `Scripted`, which records the profile every
 //! re-decision was given. What the decision makes of production evidence
@@ -39,7 +42,7 @@ use vexxy_analyze::{
 };
 use vexxy_decide::Decision;
 use vexxy_model::{
-    Confidence, Decider, Ecosystem, EvidenceSpan, ExecutionProfile, Finding, FixState,
+    Confidence, Decider, Ecosystem, EvidenceSpan, ExecutionProfile, FileAccess, Finding, FixState,
     Justification, PackageRef, Product, ProfileSource, RunInfo, Severity, Verdict, Vulnerability,
 };
 use vexxy_server::{Analyzer, JobControl, Service, ServiceConfig};
@@ -373,6 +376,23 @@ impl Harness {
     }
 }
 
+/// The content digest the service gives `profile` when it is uploaded.
+fn as_uploaded(profile: &ExecutionProfile) -> String {
+    let parsed = vexxy_profile::parse(&vexxy_profile::to_json(profile), "upload").unwrap();
+    vexxy_server::production::upload_digest(&parsed)
+}
+
+async fn key_id(h: &Harness, key: &str) -> String {
+    h.svc.store.authenticate(key).await.unwrap().unwrap().key_id
+}
+
+/// The answer does not repeat `value` (what the upload had in the field).
+#[track_caller]
+fn assert_not_echoed(r: &Resp, value: &str) {
+    let body = String::from_utf8_lossy(&r.bytes);
+    assert!(!body.contains(value), "{value:?} echoed: {body}");
+}
+
 #[track_caller]
 fn assert_names(r: &Resp, status: StatusCode, field: &str) {
     assert_eq!(r.status, status, "{field}: {r:?}");
@@ -422,11 +442,9 @@ async fn production_profiles_are_checked_merged_and_redecided() {
         "2026-02-01T10:00:00Z",
         5_000,
     );
-    assert_names(
-        &h.upload(&key, &d, &elsewhere).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "run.image_digest",
-    );
+    let r = h.upload(&key, &d, &elsewhere).await;
+    assert_names(&r, StatusCode::UNPROCESSABLE_ENTITY, "run.image_digest");
+    assert_not_echoed(&r, &digest_of("x:1"));
     let mut nameless = good.clone();
     nameless.run.image_digest = None;
     assert_names(
@@ -444,11 +462,9 @@ async fn production_profiles_are_checked_merged_and_redecided() {
     );
     let mut sandbox_span = good.clone();
     sandbox_span.run.spans[0].source = ProfileSource::Sandbox;
-    assert_names(
-        &h.upload(&key, &d, &sandbox_span).await,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "run.spans[0].source",
-    );
+    let r = h.upload(&key, &d, &sandbox_span).await;
+    assert_names(&r, StatusCode::UNPROCESSABLE_ENTITY, "run.spans[0].source");
+    assert_not_echoed(&r, "k8s.io/c1");
     let r = h
         .send(
             "POST",
@@ -626,6 +642,12 @@ async fn production_profiles_are_checked_merged_and_redecided() {
     };
     raced.production_profile = Some(doc(&first_and_third));
     raced.production_upload = Some(doc(&third));
+    raced.production_upload_digests = vec![as_uploaded(&good), as_uploaded(&third)];
+    assert_eq!(
+        raced.production_uploaded_by.as_deref(),
+        Some(key_id(&h, &key).await.as_str()),
+        "the job records the key that uploaded"
+    );
     let org = h
         .svc
         .store
@@ -684,4 +706,259 @@ async fn an_image_analysed_without_a_report_is_a_conflict() {
     assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
     assert_eq!(r.json["code"], "no_report");
     assert!(h.analyzer.profiles.lock().unwrap().is_empty());
+}
+
+/// An RFC 3339 time `secs` seconds from now (before now when negative).
+fn from_now(secs: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A production profile of `digest` with one observed span per
+/// `(target, started_at, duration_ms)`.
+fn with_spans(digest: &str, spans: &[(&str, &str, u64)]) -> ExecutionProfile {
+    let mut p = observed(digest, spans[0].0, spans[0].1, spans[0].2);
+    p.run.spans = spans
+        .iter()
+        .map(|(target, started_at, duration_ms)| EvidenceSpan {
+            source: ProfileSource::Observed,
+            target: (*target).to_owned(),
+            started_at: (*started_at).to_owned(),
+            duration_ms: *duration_ms,
+        })
+        .collect();
+    p
+}
+
+/// What one upload may claim is bounded: spans in the future, longer than
+/// 7 days, more than 256 of them, targets that are not short printable
+/// text are 422 naming the field, without the value; nothing is queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn uploads_claim_only_what_is_plausible() {
+    let h = Harness::new().await;
+    let key = h.key("acme", Tier::Enterprise).await;
+    h.analyse(&key, &reference("1"), true).await;
+    let d = digest_of(&reference("1"));
+    let day = 86_400_000;
+    let ok = from_now(-10 * 86_400);
+
+    // a span that starts in the future
+    let future = "2999-01-01T00:00:00Z";
+    let p = with_spans(
+        &d,
+        &[
+            ("k8s.io/c0", &ok, 1_000),
+            ("k8s.io/c1", &ok, 1_000),
+            ("k8s.io/c2", &ok, 1_000),
+            ("k8s.io/c3", future, 1_000),
+        ],
+    );
+    let r = h.upload(&key, &d, &p).await;
+    assert_names(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "run.spans[3].started_at",
+    );
+    assert_not_echoed(&r, "2999");
+    // ten minutes ahead: past the allowed skew
+    let ahead = from_now(600);
+    let r = h
+        .upload(&key, &d, &with_spans(&d, &[("c", &ahead, 0)]))
+        .await;
+    assert_names(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "run.spans[0].started_at",
+    );
+    assert_not_echoed(&r, &ahead);
+    // not a time at all
+    let r = h
+        .upload(
+            &key,
+            &d,
+            &with_spans(&d, &[("c", &ok, 1), ("c2", "yesterday-ish", 1)]),
+        )
+        .await;
+    assert_names(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "run.spans[1].started_at",
+    );
+    assert_not_echoed(&r, "yesterday-ish");
+    // started a minute ago, claims an hour: ends in the future
+    let r = h
+        .upload(
+            &key,
+            &d,
+            &with_spans(&d, &[("c", &from_now(-60), 3_600_000)]),
+        )
+        .await;
+    assert_names(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "run.spans[0].duration_ms",
+    );
+    // eight days in one span, even one that ended long ago
+    let long = 8 * day;
+    let r = h
+        .upload(
+            &key,
+            &d,
+            &with_spans(
+                &d,
+                &[
+                    ("c0", &from_now(-30 * 86_400), 1_000),
+                    ("c1", &from_now(-20 * 86_400), 1_000),
+                    ("c2", &from_now(-30 * 86_400), long),
+                ],
+            ),
+        )
+        .await;
+    assert_names(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "run.spans[2].duration_ms",
+    );
+    assert_not_echoed(&r, &long.to_string());
+    // the same claimed by the run (a profile without spans)
+    let mut spanless = observed(&d, "c", &from_now(-30 * 86_400), long);
+    spanless.run.spans.clear();
+    let r = h.upload(&key, &d, &spanless).await;
+    assert_names(&r, StatusCode::UNPROCESSABLE_ENTITY, "run.duration_ms");
+    assert_not_echoed(&r, &long.to_string());
+    // the single upload of 1e8 ms the review found: starting now, refused
+    let r = h
+        .upload(
+            &key,
+            &d,
+            &with_spans(&d, &[("c", &from_now(0), 100_000_000)]),
+        )
+        .await;
+    assert_names(
+        &r,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "run.spans[0].duration_ms",
+    );
+    // more than 256 spans
+    let targets: Vec<String> = (0..257).map(|i| format!("k8s.io/many-{i}")).collect();
+    let many: Vec<(&str, &str, u64)> = targets
+        .iter()
+        .map(|t| (t.as_str(), ok.as_str(), 1))
+        .collect();
+    let r = h.upload(&key, &d, &with_spans(&d, &many)).await;
+    assert_names(&r, StatusCode::UNPROCESSABLE_ENTITY, "run.spans");
+    assert_not_echoed(&r, "many-");
+    // 256 are taken (checked here without queuing: a bad digest after)
+    let mut most = with_spans(&d, &many[..256]);
+    most.run.image_digest = Some(digest_of("y:1"));
+    let r = h.upload(&key, &d, &most).await;
+    assert_names(&r, StatusCode::UNPROCESSABLE_ENTITY, "run.image_digest");
+    // targets: control characters, invisible reordering, too long
+    for bad in [
+        "k8s.io/\u{1b}[31mevil-escape".to_owned(),
+        "k8s.io/evil\nnewline".to_owned(),
+        "k8s.io/evil\u{202E}txt.exe".to_owned(),
+        format!("k8s.io/evil{}", "x".repeat(250)),
+    ] {
+        let p = with_spans(&d, &[("k8s.io/fine", &ok, 1), (&bad, &ok, 1)]);
+        let r = h.upload(&key, &d, &p).await;
+        assert_names(&r, StatusCode::UNPROCESSABLE_ENTITY, "run.spans[1].target");
+        assert_not_echoed(&r, "evil");
+    }
+    // a value the parser refuses is named, not repeated
+    let mut bad =
+        serde_json::from_slice::<Value>(&vexxy_profile::to_json(&observed(&d, "c", &ok, 1)))
+            .unwrap();
+    bad["run"]["spans"][0]["source"] = json!("<script>evil</script>");
+    let r = h
+        .send(
+            "POST",
+            &format!("/api/v1/images/{d}/profiles"),
+            &key,
+            Some(bad.to_string().into_bytes()),
+        )
+        .await;
+    assert_names(&r, StatusCode::UNPROCESSABLE_ENTITY, "run.spans[0].source");
+    assert_not_echoed(&r, "evil");
+    assert!(
+        h.analyzer.profiles.lock().unwrap().is_empty(),
+        "nothing queued"
+    );
+
+    // what is plausible is taken: a week that ended a day ago
+    let week = with_spans(&d, &[("k8s.io/c1", &from_now(-8 * 86_400), 7 * day)]);
+    let r = h.upload(&key, &d, &week).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    h.wait_job(&key, r.json["job_id"].as_str().unwrap()).await;
+}
+
+/// Uploads are the same by content, not by spans: a profile re-exported
+/// with the same spans but new evidence is merged; the same content again
+/// (even written differently) is the job that has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_updated_upload_with_the_same_spans_is_merged() {
+    let h = Harness::new().await;
+    let key = h.key("acme", Tier::Enterprise).await;
+    h.analyse(&key, &reference("1"), true).await;
+    let d = digest_of(&reference("1"));
+    let mut first = observed(&d, "default/nginx", "2026-02-01T10:00:00Z", 60_000);
+    first.run.source = ProfileSource::Kubescape;
+    first.run.spans[0].source = ProfileSource::Kubescape;
+    let r = h.upload(&key, &d, &first).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let job = r.json["job_id"].as_str().unwrap().to_owned();
+    h.wait_job(&key, &job).await;
+
+    // re-exported: same object, same creation time, a file more
+    let mut updated = first.clone();
+    updated.files.push(FileAccess {
+        path: "/etc/nginx/conf.d/new.conf".into(),
+        opens: 1,
+    });
+    let r = h.upload(&key, &d, &updated).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let job2 = r.json["job_id"].as_str().unwrap().to_owned();
+    assert_ne!(job2, job);
+    h.wait_job(&key, &job2).await;
+    let given = h.analyzer.profiles.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        given
+            .files
+            .iter()
+            .any(|f| f.path == "/etc/nginx/conf.d/new.conf"),
+        "the new file is in the merged profile: {:?}",
+        given.files
+    );
+    assert_eq!(spans(&given, ProfileSource::Kubescape), ["default/nginx"]);
+
+    // the same content again, pretty-printed: the job that has it
+    let pretty: Value = serde_json::from_slice(&vexxy_profile::to_json(&updated)).unwrap();
+    let r = h
+        .send(
+            "POST",
+            &format!("/api/v1/images/{d}/profiles"),
+            &key,
+            Some(serde_json::to_vec_pretty(&pretty).unwrap()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.json["job_id"], job2.as_str());
+    // and the first one, which the evidence has too
+    let r = h.upload(&key, &d, &first).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.json["job_id"], job2.as_str());
+    assert_eq!(h.analyzer.profiles.lock().unwrap().len(), 2);
+
+    // the job's request names the key that uploaded it
+    let stored = h.svc.store.job_request(None, &job2).await.unwrap().unwrap();
+    let spec: vexxy_server::api::JobSpec = serde_json::from_str(&stored).unwrap();
+    assert_eq!(
+        spec.production_uploaded_by.as_deref(),
+        Some(key_id(&h, &key).await.as_str())
+    );
+    assert_eq!(
+        spec.production_upload_digests,
+        [as_uploaded(&first), as_uploaded(&updated)]
+    );
 }

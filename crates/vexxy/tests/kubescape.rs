@@ -160,6 +160,100 @@ fn kubescape_profile_decides_the_findings() {
     }
 }
 
+/// Kubescape's OpenVEX for the test image: `not_affected` for a libtiff6
+/// vulnerability (its "not loaded into memory"), `affected` for another.
+fn pinned_vex(dir: &Path, tmp: &Path) -> PathBuf {
+    let digest = manifest_digest(dir);
+    let product = format!("docker.io/vexxy-test/nginx@{digest}");
+    // the image's libtiff6 is newer than the report's: no version, so the
+    // statements cover it whatever the image's build
+    let purl = "pkg:deb/debian/libtiff6?arch=amd64&distro=debian-12";
+    let text = format!(
+        r#"apiVersion: spdx.softwarecomposition.kubescape.io/v1beta1
+kind: OpenVulnerabilityExchangeContainer
+metadata:
+  name: replicaset-nginx-7d9f8c6b5-nginx-c4f1
+  namespace: default
+spec:
+  "@context": https://openvex.dev/ns/v0.2.0
+  "@id": https://openvex.dev/docs/public/vex-0d5c8f2a
+  author: Kubescape vulnerability scanner
+  timestamp: "2026-01-01T00:20:00Z"
+  version: 1
+  statements:
+  - vulnerability: {{name: CVE-2023-6277}}
+    products:
+    - "@id": {product}
+      identifiers: {{purl: "{purl}"}}
+    status: not_affected
+    justification: vulnerable_code_not_present
+    impact_statement: Vulnerable component is not loaded into the memory
+  - vulnerability: {{name: CVE-2023-52355}}
+    products:
+    - "@id": {product}
+      identifiers: {{purl: "{purl}"}}
+    status: affected
+    impact_statement: Vulnerable component is loaded into the memory
+"#
+    );
+    let path = tmp.join("vex.yaml");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+/// Kubescape's `not_affected` never decides a finding: the profile of the
+/// same import shows libtiff opened, so vexxy's own evidence vetoes it and
+/// the claim is only recorded. Its `affected` is respected.
+#[test]
+fn kubescape_not_affected_never_overrides_the_profile() {
+    let Some(dir) = image() else { return };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let profile = pinned_profile(&dir, tmp.path());
+    let vex_file = pinned_vex(&dir, tmp.path());
+    let with = vex(&dir, tmp.path(), &[&profile, &vex_file]);
+    let by_id = |id: &str| {
+        about(&with, "libtiff6")
+            .into_iter()
+            .find(|s| s["vulnerability"]["name"] == id)
+            .unwrap_or_else(|| panic!("a statement about {id}"))
+    };
+    let claimed = by_id("CVE-2023-6277");
+    assert_ne!(
+        claimed["status"], "not_affected",
+        "libtiff6 was opened: Kubescape's not_affected must not decide it: {claimed:#}"
+    );
+    let text = claimed.to_string();
+    assert!(text.contains("third-party-claim"), "{claimed:#}");
+    assert!(
+        text.contains("Kubescape vulnerability scanner stated not_affected"),
+        "{claimed:#}"
+    );
+    assert!(
+        text.contains("existing-vex:https://openvex.dev/docs/public/vex-0d5c8f2a"),
+        "{claimed:#}"
+    );
+    // Kubescape's affected only adds caution: respected as it is
+    let affected = by_id("CVE-2023-52355");
+    assert_eq!(affected["status"], "affected", "{affected:#}");
+
+    // without the profile, vexxy's static evidence decides (the
+    // image_filter module is disabled: not in the execute path) and the
+    // claim is still only evidence, at vexxy's own confidence
+    let statically = vex(&dir, tmp.path(), &[&vex_file]);
+    let claimed = about(&statically, "libtiff6")
+        .into_iter()
+        .find(|s| s["vulnerability"]["name"] == "CVE-2023-6277")
+        .expect("CVE-2023-6277");
+    assert_eq!(
+        claimed["justification"], "vulnerable_code_not_in_execute_path",
+        "vexxy's justification, not Kubescape's: {claimed:#}"
+    );
+    assert!(
+        claimed.to_string().contains("third-party-claim"),
+        "{claimed:#}"
+    );
+}
+
 #[test]
 fn kubescape_profile_of_another_image_is_refused() {
     let Some(dir) = image() else { return };
@@ -188,7 +282,16 @@ fn kubescape_profile_of_another_image_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("--kubescape-profile: the profiles are of"),
+        stderr.contains("records another image (or no digest)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&fixture("list.yaml").display().to_string()),
+        "names the file: {stderr}"
+    );
+    // the file's image ids are not echoed
+    assert!(
+        !stderr.contains("0000000000000000000000000000000000000000000000000000000000000001"),
         "{stderr}"
     );
 }
@@ -203,6 +306,10 @@ fn malformed_kubescape_objects_exit_2_naming_the_field() {
         ("malformed/bad-apiversion.yaml", "apiVersion"),
         ("malformed/missing-spec.yaml", "spec"),
         ("malformed/wrong-kind.yaml", "kind"),
+        (
+            "malformed/opens-not-sequence.yaml",
+            "spec.containers[0].opens",
+        ),
     ] {
         let path = fixture(name);
         let assert = Command::cargo_bin("vexxy")
@@ -221,5 +328,13 @@ fn malformed_kubescape_objects_exit_2_naming_the_field() {
             "{name}: {stderr}"
         );
         assert!(output.stdout.is_empty(), "{name}: no partial output");
+        // errors name the field, never the file's values
+        for value in [
+            "VEXXY-DISTINCTIVE-VALUE-7f3a9c1e",
+            "NetworkNeighborhood",
+            "softwarecomposition.kubescape.io/v1\"",
+        ] {
+            assert!(!stderr.contains(value), "{name}: echoes {value}: {stderr}");
+        }
     }
 }

@@ -132,6 +132,15 @@ fn observing_a_running_container_matches_a_sandboxed_run_of_its_image() {
     assert_eq!(run["image_digest"], sandboxed["run"]["image_digest"]);
     assert_eq!(run["spans"][0]["target"], format!("{namespace}/web-{me}"));
     assert!(run["duration_ms"].as_u64().unwrap() >= 6_000);
+    // nginx's master and workers were running before the observer came:
+    // their start-up is unseen, and the profile says so
+    assert!(
+        observed["lost_events"]["running_before_attach"]
+            .as_u64()
+            .is_some_and(|n| n >= 2),
+        "{}",
+        observed["lost_events"]
+    );
     // the traffic was seen: accepted connections on port 80
     let accepted: u64 = observed["execution_profile"]["network_connections"]
         .as_array()

@@ -34,7 +34,10 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
     decide.builtin_rules = !args.no_builtin_rules;
     decide.existing = inputs::existing(&args.existing)?;
     let kubescape = kubescape_objects(&args.kubescape_profile)?;
+    // Kubescape's affected/under_investigation/fixed statements are
+    // respected; its not_affected ones are claims vexxy decides itself.
     decide.existing.extend(kubescape.statements.iter().cloned());
+    decide.claims.extend(kubescape.claims.iter().cloned());
     let report = inputs::report(scan_path)?;
     let sbom = args.sbom.as_deref().map(inputs::sbom).transpose()?;
     let target = match (&args.rootfs, &args.image) {
@@ -252,22 +255,19 @@ fn reevaluate_kubescape(
     drop(resolved);
     let manifest = identity.manifest.as_ref().map(ToString::to_string);
     let index = identity.index.as_ref().map(ToString::to_string);
-    let found: Vec<String> = profiles
-        .iter()
-        .map(|p| {
-            p.run
-                .image_digest
-                .clone()
-                .unwrap_or_else(|| "no image digest".to_owned())
-        })
-        .collect();
     let Some(mut profile) = profiles.into_iter().find(|p| {
         p.run.image_digest.is_some()
             && (p.run.image_digest == manifest || p.run.image_digest == index)
     }) else {
+        // The files' own values (their image ids) are not echoed.
+        let files = args
+            .kubescape_profile
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
         return Err(AnalyzeError::bad_input(format!(
-            "--kubescape-profile: the profiles are of {}, not of {} ({}): give the profile of this image (its imageID names the digest)",
-            found.join(", "),
+            "--kubescape-profile {files}: no ApplicationProfile or ContainerProfile is of {} ({}): their containers' imageID records another image (or no digest); give the profile of this image",
             image.reference,
             manifest.as_deref().unwrap_or("no digest")
         )));
