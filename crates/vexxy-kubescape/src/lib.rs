@@ -760,7 +760,7 @@ fn vex(mut spec: Value, meta: Meta, at: &str, file: &Path) -> Result<Object, Kub
     }
     let bytes = serde_json::to_vec(&spec)
         .map_err(|e| FieldError::new(at, format!("cannot re-encode: {e}")).in_file(file))?;
-    let doc = vexxy_vex::read_vex(&bytes, &embedded(file, at))?;
+    let doc = vexxy_vex::read_vex(&bytes, &embedded(file, at)).map_err(without_values)?;
     let confidence = Confidence::new(STATEMENT_CONFIDENCE).unwrap_or(Confidence::CERTAIN);
     // A tool's statements, whether or not the document names its tooling.
     let author = if doc.author.trim().is_empty() {
@@ -793,6 +793,32 @@ fn vex(mut spec: Value, meta: Meta, at: &str, file: &Path) -> Result<Object, Kub
         })
         .collect();
     Ok(Object::Vex(VexContainer { meta, statements }))
+}
+
+/// An error of the embedded OpenVEX without the values it quotes.
+fn without_values(e: vexxy_vex::VexError) -> vexxy_vex::VexError {
+    use vexxy_vex::VexError;
+    match e {
+        VexError::Shape {
+            file,
+            path,
+            message,
+        } => VexError::Shape {
+            file,
+            path,
+            message: content_free(&message),
+        },
+        VexError::Invalid {
+            file,
+            path,
+            message,
+        } => VexError::Invalid {
+            file,
+            path,
+            message: content_free(&message),
+        },
+        other => other,
+    }
 }
 
 /// What [`import`] makes of a set of objects.

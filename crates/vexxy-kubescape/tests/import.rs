@@ -362,6 +362,9 @@ fn embedded_documents_name_the_object_field() {
         text.starts_with(&format!("{}: spec: /statements/0/status", path.display())),
         "{text}"
     );
+    // what was expected, not the value found
+    assert!(text.contains("unknown variant, expected one of"), "{text}");
+    assert!(!text.contains("probably_fine"), "{text}");
     let path = fixture("malformed/not-yaml.yaml");
     let err = read(&path).expect_err("syntax");
     assert!(matches!(err, KubescapeError::Syntax { .. }), "{err}");

@@ -737,10 +737,10 @@ mod tests {
         // image of the same organisation, do not wait
         let other_org = MergeLock::new(b, "sha256:1");
         let other_image = MergeLock::new(a, "sha256:2");
-        tokio::time::timeout(Duration::from_secs(5), other_org.lock())
+        let other_org_held = tokio::time::timeout(Duration::from_secs(5), other_org.lock())
             .await
             .expect("another organisation waited");
-        tokio::time::timeout(Duration::from_secs(5), other_image.lock())
+        let other_image_held = tokio::time::timeout(Duration::from_secs(5), other_image.lock())
             .await
             .expect("another image waited");
         // the same image does
@@ -749,6 +749,8 @@ mod tests {
             .await
             .is_err());
         assert_eq!(in_use(a), 2);
+        drop(other_image_held);
+        drop(other_org_held);
         drop(other_image);
         assert_eq!(in_use(a), 1);
         drop(held);
