@@ -653,9 +653,11 @@ pub(crate) struct AnalyzeArgs {
 #[derive(Debug, Args)]
 #[command(after_help = EXIT_CODES)]
 pub(crate) struct ReevaluateArgs {
-    /// The stored execution profile (profile.json of an earlier analysis).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) profile: PathBuf,
+    /// The stored execution profile (profile.json of an earlier analysis,
+    /// or `vexxy observe`'s); repeatable: profiles of the same image merge
+    /// (the union of their evidence, every source kept as a span).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub(crate) profile: Vec<PathBuf>,
     /// The image the profile was recorded from (default: the profile's own
     /// image reference); its rootfs gives the inventory and static evidence.
     #[arg(long, value_name = "IMAGE")]

@@ -239,6 +239,58 @@ fn observing_a_running_container_matches_a_sandboxed_run_of_its_image() {
     for (_, _, status, _) in &changed {
         assert_eq!(status, "not_affected", "{changed:#?}");
     }
+
+    // several observations of one image merge: the sandbox run and the
+    // production observation together, with both sources as spans
+    let merged_dir = out.path().join("merged");
+    vexxy()
+        .args(["reevaluate", "-q", "--allow-report-mismatch", "--profile"])
+        .arg(analysed.join("profile.json"))
+        .arg("--profile")
+        .arg(&profile_path)
+        .args(["--image", &image_ref, "--scan"])
+        .arg(nginx_grype())
+        .arg("--out")
+        .arg(&merged_dir)
+        .assert()
+        .success();
+    let merged_profile = read(&merged_dir.join("profile.json"));
+    let sources: Vec<&str> = merged_profile["run"]["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        ["sandbox", "observed"],
+        "{}",
+        merged_profile["run"]
+    );
+    assert_eq!(
+        status(&statements(&read(&merged_dir.join("vex.openvex.json")))),
+        sandbox_status,
+        "verdicts from the merged profile"
+    );
+    // a profile of another image does not merge: exit 2, naming the field
+    let mut other = observed.clone();
+    other["run"]["image_digest"] = Value::String(format!("sha256:{}", "0".repeat(64)));
+    let other_path = out.path().join("other.json");
+    std::fs::write(&other_path, other.to_string()).unwrap();
+    let res = vexxy()
+        .args(["reevaluate", "-q", "--allow-report-mismatch", "--profile"])
+        .arg(&profile_path)
+        .arg("--profile")
+        .arg(&other_path)
+        .args(["--image", &image_ref, "--scan"])
+        .arg(nginx_grype())
+        .arg("--out")
+        .arg(out.path().join("refused"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert_eq!(res.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("run.image_digest"), "{stderr}");
 }
 
 #[test]

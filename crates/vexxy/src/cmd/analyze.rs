@@ -54,16 +54,31 @@ pub(crate) fn analyze(args: &AnalyzeArgs, quiet: bool) -> Result<Exit> {
 }
 
 pub(crate) fn reevaluate(args: &ReevaluateArgs, quiet: bool) -> Result<Exit> {
-    let bytes = inputs::read_file("--profile", &args.profile, 256 << 20)?;
-    let profile = vexxy_profile::parse(&bytes, &args.profile.display().to_string())
-        .doing_with(|| format!("reading the profile {}", args.profile.display()))?;
+    let mut profile: Option<vexxy_model::ExecutionProfile> = None;
+    for path in &args.profile {
+        let bytes = inputs::read_file("--profile", path, 256 << 20)?;
+        let next = vexxy_profile::parse(&bytes, &path.display().to_string())
+            .doing_with(|| format!("reading the profile {}", path.display()))?;
+        profile = Some(match profile {
+            None => next,
+            Some(so_far) => vexxy_profile::merge(so_far, next)
+                .map_err(|e| crate::exit::BadInput(format!("--profile {}: {e}", path.display())))?,
+        });
+    }
+    let profile = profile.ok_or_else(|| crate::exit::BadInput("--profile is required".into()))?;
+    let origin = args
+        .profile
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" + ");
     let reference = args
         .image
         .clone()
         .unwrap_or_else(|| profile.run.image.clone());
     let request = ReevaluateRequest {
         profile,
-        profile_origin: args.profile.display().to_string(),
+        profile_origin: origin,
         image: inputs::image(&reference, &args.fetch)?,
         findings: inputs::findings(args.decide.scan.as_deref(), args.decide.sbom.as_deref())?,
         decide: inputs::decide(&args.decide)?,
