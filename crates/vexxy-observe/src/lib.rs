@@ -358,6 +358,15 @@ impl Session {
         // armed (or started in the moment between): its start-up is unseen
         raw.lost.running_before_attach = u64::try_from(snap.host_pids.len()).unwrap_or(u64::MAX);
         let duration_ms = u64::try_from(ran.as_millis()).unwrap_or(u64::MAX);
+        // the container's init (pid 1 of its namespace) exiting ends the
+        // container: its exit code is the outcome; else it was still
+        // serving when the observation ended
+        let outcome = raw
+            .processes
+            .iter()
+            .find(|p| p.pid == 1)
+            .and_then(|p| p.exit_code)
+            .map_or(RunOutcome::StoppedAtEnd, RunOutcome::Exited);
         let run = RunInfo {
             image: self.target.image.clone(),
             image_digest: self.target.image_digest.clone(),
@@ -365,7 +374,7 @@ impl Session {
             started_at: self.started_at.clone(),
             duration_ms,
             requested_duration_ms: duration_ms,
-            outcome: RunOutcome::StoppedAtEnd,
+            outcome,
             window: None,
             source: ProfileSource::Observed,
             spans: vec![EvidenceSpan {

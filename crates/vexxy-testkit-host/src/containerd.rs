@@ -118,6 +118,18 @@ impl Containerd {
     /// Runs `image` detached as container `id` with `labels` (no network
     /// but its own loopback); returns its init's host pid.
     pub fn run(&mut self, image: &str, id: &str, labels: &[(&str, &str)]) -> u32 {
+        self.run_command(image, id, labels, &[])
+    }
+
+    /// [`Containerd::run`] with `argv` instead of the image's command
+    /// (when not empty).
+    pub fn run_command(
+        &mut self,
+        image: &str,
+        id: &str,
+        labels: &[(&str, &str)],
+        argv: &[&str],
+    ) -> u32 {
         let mut args = vec!["run".to_owned(), "--detach".to_owned()];
         for (k, v) in labels {
             args.push("--label".into());
@@ -125,6 +137,7 @@ impl Containerd {
         }
         args.push(image.to_owned());
         args.push(id.to_owned());
+        args.extend(argv.iter().map(|a| (*a).to_owned()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.ctr_checked(&args);
         self.containers.push(id.to_owned());

@@ -357,3 +357,58 @@ fn container_cgroup(pid: u32) -> PathBuf {
     assert!(dir.join("cgroup.procs").is_file(), "{}", dir.display());
     dir
 }
+
+#[test]
+fn a_container_that_exits_while_observed_records_its_exit() {
+    if !vexxy_testkit_host::require_trace() || !Containerd::available() {
+        return;
+    }
+    let Some(dir) = vexxy_testkit_host::test_image("nginx") else {
+        return;
+    };
+    let me = std::process::id();
+    let namespace = format!("vexxy-exit-{me}");
+    let mut containerd =
+        Containerd::start(&PathBuf::from(format!("/tmp/vx-ctr-e{me}")), &namespace);
+    let name = "localhost/vexxy-test/nginx";
+    containerd.import(&dir.join("image.oci.tar"), name);
+    let id = format!("brief-{me}");
+    containerd.run_command(
+        &format!("{name}:latest"),
+        &id,
+        &[],
+        &[
+            "/bin/sh",
+            "-c",
+            "sleep 2; cat /etc/os-release > /dev/null; exit 7",
+        ],
+    );
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("brief.json");
+    vexxy()
+        .args(["observe", "-q", "--duration", "5s", "--container", &id])
+        .arg("--containerd-address")
+        .arg(containerd.address())
+        .args(["--namespace", &namespace, "--profile-out"])
+        .arg(&path)
+        .assert()
+        .success();
+    let p = read(&path);
+    assert_eq!(
+        p["run"]["outcome"],
+        serde_json::json!({"kind": "exited", "code": 7}),
+        "{}",
+        p["run"]
+    );
+    // what it did while watched is there: the program it ran and the file
+    let executed = paths(&p, "executed_binaries");
+    assert!(executed.iter().any(|e| e.ends_with("/cat")), "{executed:?}");
+    assert!(
+        paths(&p, "files_accessed").contains("/etc/os-release")
+            || paths(&p, "files_accessed")
+                .iter()
+                .any(|f| f.ends_with("os-release")),
+        "{:?}",
+        paths(&p, "files_accessed")
+    );
+}
