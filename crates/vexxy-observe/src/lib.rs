@@ -37,7 +37,7 @@ use vexxy_model::{
 };
 use vexxy_rootfs::RootFs;
 use vexxy_run::PathMap;
-use vexxy_trace::{TraceOptions, Tracer, UprobeRequest};
+use vexxy_trace::{TraceOptions, Tracer};
 
 use crate::procfs::{HostProc, Proc};
 
@@ -212,7 +212,7 @@ pub fn observe(
                 target.name, target.pid
             ))
         })?;
-        let (uprobes, unresolved) = uprobe_requests(&root, &request.uprobes);
+        let (uprobes, unresolved) = vexxy_run::uprobe_requests(&root, &request.uprobes);
         let tracer = Tracer::start(TraceOptions {
             uprobes,
             ..TraceOptions::default()
@@ -483,30 +483,6 @@ fn command_of(proc: &dyn Proc, pid: u32) -> Vec<String> {
         }
     }
     argv
-}
-
-/// Resolves each requested library inside the container's root to the
-/// host file the probe attaches to (see `vexxy run`).
-fn uprobe_requests(
-    root: &RootFs,
-    wanted: &[(String, String)],
-) -> (Vec<UprobeRequest>, Vec<String>) {
-    let mut requests = Vec::new();
-    let mut errors = Vec::new();
-    for (library, symbol) in wanted {
-        match root
-            .canonical(library)
-            .and_then(|canonical| root.host_path(&canonical).map(|host| (canonical, host)))
-        {
-            Ok((canonical, host_path)) => requests.push(UprobeRequest {
-                host_path,
-                library: canonical,
-                symbol: symbol.clone(),
-            }),
-            Err(e) => errors.push(format!("{library}:{symbol}: {e}")),
-        }
-    }
-    (requests, errors)
 }
 
 fn now_rfc3339() -> String {

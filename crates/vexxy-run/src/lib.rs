@@ -364,7 +364,7 @@ pub(crate) fn millis(d: Duration) -> u64 {
 /// names the library by its canonical image path, as `loaded_libraries`
 /// does, so the two can be joined. A library the image does not have is
 /// reported as a uprobe error, never dropped.
-fn uprobe_requests(
+pub fn uprobe_requests(
     root: &RootFs,
     wanted: &[(String, String)],
 ) -> (Vec<UprobeRequest>, Vec<String>) {

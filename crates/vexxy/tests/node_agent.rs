@@ -24,27 +24,11 @@ use std::{
 use serde_json::Value;
 
 mod common;
-use common::{admin, call, get, serve, service_dir, vexxy, wait_complete};
+use common::{admin, call, get, serve, service_dir, vexxy, wait_complete, wait_vex_version};
 
 fn grype() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/testdata/scanner-reports/dimpact_nginx-latest_2025-06-08_grype.json")
-}
-
-/// Waits until the image's VEX is at `version`; the image.
-fn wait_vex_version(base: &str, key: &str, digest: &str, version: i64) -> Value {
-    let began = Instant::now();
-    loop {
-        let image = get(&format!("{base}/api/v1/images/{digest}"), key);
-        if image["vex_version"].as_i64() >= Some(version) {
-            return image;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(120),
-            "the VEX of {digest} is not at version {version}: {image}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// A document's statements by vulnerability: (status, status_notes).
@@ -124,7 +108,7 @@ fn the_node_agent_reissues_the_vex_with_production_evidence() {
     wait_complete(&base, &key, &job, Duration::from_secs(300));
     let listed = get(&format!("{base}/api/v1/images"), &key);
     let digest = listed["images"][0]["digest"].as_str().unwrap().to_owned();
-    wait_vex_version(&base, &key, &digest, 1);
+    wait_vex_version(&base, &key, &digest, 1, Duration::from_secs(120));
     let before = get(&format!("{base}/api/v1/images/{digest}/vex/1"), &key);
     let watched = get(&format!("{base}/api/v1/node-agent/images"), &key);
     assert_eq!(watched["images"][0]["digest"], digest.as_str(), "{watched}");
@@ -190,7 +174,7 @@ fn the_node_agent_reissues_the_vex_with_production_evidence() {
     assert!(uploaded[0].contains(&digest), "{stdout}");
 
     // 4. the VEX is re-issued from production evidence
-    let image = wait_vex_version(&base, &key, &digest, 2);
+    let image = wait_vex_version(&base, &key, &digest, 2, Duration::from_secs(120));
     let history = get(&format!("{base}/api/v1/images/{digest}/vex/history"), &key);
     let v2 = history["versions"]
         .as_array()

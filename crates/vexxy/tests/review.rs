@@ -21,28 +21,11 @@ use std::{
 use serde_json::{json, Value};
 
 mod common;
-use common::{admin, call, get, post, serve, service_dir, vexxy, wait_complete};
+use common::{admin, call, get, post, serve, service_dir, vexxy, wait_complete, wait_vex_version};
 
 fn grype() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/testdata/scanner-reports/dimpact_nginx-latest_2025-06-08_grype.json")
-}
-
-/// Waits until the image's VEX is at `version` (it is issued right after
-/// the job that analysed it completes).
-fn wait_vex_version(base: &str, key: &str, digest: &str, version: i64) -> Value {
-    let began = Instant::now();
-    loop {
-        let image = get(&format!("{base}/api/v1/images/{digest}"), key);
-        if image["vex_version"].as_i64() >= Some(version) {
-            return image;
-        }
-        assert!(
-            began.elapsed() < Duration::from_secs(30),
-            "the VEX of {digest} is not at version {version}: {image}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn submit(base: &str, key: &str, image: &str, duration: &str) -> String {
@@ -159,7 +142,10 @@ fn reviewers_decide_and_the_reissued_vex_carries_their_decisions() {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(wait_vex_version(&base, &key, &digest, 1)["vex_version"], 1);
+    assert_eq!(
+        wait_vex_version(&base, &key, &digest, 1, Duration::from_secs(30))["vex_version"],
+        1
+    );
     let rows = statements(&base, &key, &digest);
     assert!(rows.len() > 50, "{} statements", rows.len());
 
@@ -376,7 +362,7 @@ fn reviewers_decide_and_the_reissued_vex_carries_their_decisions() {
     let second = submit(&base, &key, &image, "11s");
     assert_ne!(second, first);
     wait_complete(&base, &key, &second, Duration::from_secs(300));
-    wait_vex_version(&base, &key, &digest, 4);
+    wait_vex_version(&base, &key, &digest, 4, Duration::from_secs(30));
     let again = statements(&base, &key, &digest);
     let find = |id: &Value| again.iter().find(|s| s["id"] == *id).unwrap().clone();
     let o = find(&to_override["id"]);
@@ -465,7 +451,7 @@ fn reviewers_decide_and_the_reissued_vex_carries_their_decisions() {
     let (code, _) = post(&format!("{base}/api/v1/reports"), &other, &named);
     assert_eq!(code, 404);
     wait_complete(&base, &key, &job, Duration::from_secs(60));
-    wait_vex_version(&base, &key, &digest, 5);
+    wait_vex_version(&base, &key, &digest, 5, Duration::from_secs(30));
     let took = began.elapsed();
     eprintln!("re-decided a new report in {took:?} (no sandbox run)");
     let queue_after = queue_ids(&base, &key, &digest);

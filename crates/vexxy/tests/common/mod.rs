@@ -158,3 +158,26 @@ pub(crate) fn wait_complete(base: &str, key: &str, id: &str, limit: Duration) ->
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Waits (up to `limit`) until the image's VEX is at `version` (issued
+/// right after the job that decided it completes); the image.
+pub(crate) fn wait_vex_version(
+    base: &str,
+    key: &str,
+    digest: &str,
+    version: i64,
+    limit: Duration,
+) -> Value {
+    let began = Instant::now();
+    loop {
+        let image = get(&format!("{base}/api/v1/images/{digest}"), key);
+        if image["vex_version"].as_i64() >= Some(version) {
+            return image;
+        }
+        assert!(
+            began.elapsed() < limit,
+            "the VEX of {digest} is not at version {version}: {image}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
