@@ -133,6 +133,9 @@ pub struct ReachFacts {
     pub elf: Option<ElfReach>,
     /// Outcomes of rules whose conditions held.
     pub rules: Vec<RuleOutcome>,
+    /// Functions advisories name, resolved in the image's objects, one
+    /// entry per (vulnerability, package) that names any.
+    pub functions: Vec<crate::NamedFunctions>,
 }
 
 #[cfg(test)]

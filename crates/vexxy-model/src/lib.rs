@@ -14,6 +14,7 @@
 mod evidence;
 mod facts;
 mod finding;
+mod functions;
 mod inventory;
 mod package;
 mod platform;
@@ -26,6 +27,7 @@ mod vex;
 pub use evidence::{Evidence, EvidenceSource};
 pub use facts::{ElfReach, LoaderVerdict, PackageReach, ReachFacts, RuleOutcome, Selector};
 pub use finding::{Cvss, Finding, FixState, PackageRef, Severity, Vulnerability};
+pub use functions::{FunctionResolution, FunctionSite, NamedFunctions, SymbolOrigin};
 pub use inventory::{Inventory, InventorySource};
 pub use package::{Ecosystem, Package, SourcePackage};
 pub use platform::{Platform, PlatformError};
