@@ -131,6 +131,7 @@ fn facts() -> ReachFacts {
         facts: vec![],
     };
     ReachFacts {
+        functions: Vec::new(),
         elf: Some(elf),
         rules: vec![
             // Claims libssl3 is not in the execute path: the ELF graph vetoes it.
@@ -511,6 +512,7 @@ fn execute_path_claims_need_the_elf_graph_and_respect_it() {
 
     // No ELF facts: the rule's execute-path claim is not asserted.
     let no_elf = ReachFacts {
+        functions: Vec::new(),
         elf: None,
         rules: vec![rule.clone()],
     };

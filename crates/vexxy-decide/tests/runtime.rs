@@ -155,6 +155,7 @@ fn nginx_facts() -> ReachFacts {
     elf.packages
         .insert("nginx-common".into(), PackageReach::NoElf);
     ReachFacts {
+        functions: Vec::new(),
         elf: Some(elf),
         rules: vec![RuleOutcome {
             rule_id: "client-cert".into(),

@@ -118,6 +118,7 @@ pub(crate) fn facts() -> ReachFacts {
         },
     );
     ReachFacts {
+        functions: Vec::new(),
         elf: Some(elf),
         rules: vec![RuleOutcome {
             rule_id: "known-bad".into(),
