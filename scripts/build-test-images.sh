@@ -18,7 +18,7 @@ set -euo pipefail
 
 readonly RECIPE_VERSION=1
 readonly SUITE=bookworm
-readonly ALL_IMAGES=(nginx nginx-imagefilter python-flask)
+readonly ALL_IMAGES=(nginx nginx-imagefilter python-flask redis tz-ca-reader node-service java-service go-vulnerable)
 readonly PATH_ENV="PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 cache_root() {
@@ -162,6 +162,245 @@ if __name__ == "__main__":
     app.run(host="0.0.0.0", port=8080)
 PY
     write_config "$out/config.json" 8080/tcp python3 /app/app.py
+}
+
+# A non-HTTP server whose executed path is a symlink into another
+# package's binary: Debian's redis-server ships /usr/bin/redis-server as a
+# symlink to redis-check-rdb, which redis-tools ships.
+recipe_redis() {
+    local out=$1
+    mmdebstrap_minbase "$out/rootfs" redis-server
+    [[ -L "$out/rootfs/usr/bin/redis-server" ]] || die "redis-server is no longer a symlink in $SUITE"
+    write_config "$out/config.json" 6379/tcp redis-server --bind 0.0.0.0 --port 6379 --protected-mode no --save '' --appendonly no --daemonize no
+}
+
+# A service that reads data packages with security relevance on every
+# request: the time zone database and the CA bundle.
+recipe_tz-ca-reader() {
+    local out=$1
+    mmdebstrap_minbase "$out/rootfs" python3,tzdata,ca-certificates
+    mkdir -p "$out/rootfs/app"
+    cat >"$out/rootfs/app/server.py" <<'PY'
+"""vexxy test service: each request reads tzdata and the CA bundle."""
+import ssl
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from zoneinfo import ZoneInfo
+from datetime import datetime
+
+CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        now = datetime.now(ZoneInfo("Europe/Berlin"))
+        ctx = ssl.create_default_context(cafile=CA_BUNDLE)
+        body = f"{now.isoformat()} {len(ctx.get_ca_certs())} CAs\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+PY
+    write_config "$out/config.json" 8080/tcp python3 /app/server.py
+}
+
+# A Node service with npm dependencies in node_modules, installed from the
+# npm registry with the host's npm (lifecycle scripts off): express serves
+# every request, lodash is installed but never required.
+recipe_node-service() {
+    local out=$1 npm_cache
+    command -v npm >/dev/null 2>&1 || die "node-service needs the host's npm"
+    mmdebstrap_minbase "$out/rootfs" nodejs
+    mkdir -p "$out/rootfs/app"
+    cat >"$out/rootfs/app/package.json" <<'JSON'
+{
+  "name": "vexxy-node-service",
+  "version": "1.0.0",
+  "private": true,
+  "main": "server.js",
+  "dependencies": {
+    "express": "4.21.2",
+    "lodash": "4.17.21"
+  }
+}
+JSON
+    cat >"$out/rootfs/app/server.js" <<'JS'
+// vexxy test service: express answers every request; lodash is a
+// dependency the service never requires.
+"use strict";
+const express = require("express");
+
+const app = express();
+app.get("/", (req, res) => res.json({ service: "vexxy-node-service", express: require("express/package.json").version }));
+app.get("/hello/:name", (req, res) => res.type("text/plain").send(`hello ${req.params.name}\n`));
+app.listen(8080, "0.0.0.0");
+JS
+    npm_cache=$(mktemp -d)
+    (
+        cd "$out/rootfs/app"
+        npm install --package-lock-only --omit=dev --ignore-scripts --no-audit --no-fund --cache "$npm_cache"
+        npm ci --omit=dev --ignore-scripts --no-audit --no-fund --cache "$npm_cache"
+    )
+    rm -rf "$npm_cache"
+    [[ -f "$out/rootfs/app/node_modules/express/package.json" && -f "$out/rootfs/app/node_modules/lodash/package.json" ]] ||
+        die "node-service: npm ci did not install express and lodash"
+    write_config "$out/config.json" 8080/tcp node /app/server.js
+}
+
+# A Java service (the JDK's com.sun.net.httpserver) compiled with the
+# host's javac against Debian's commons-lang3, which it uses on every
+# request. commons-cli is on the classpath but none of its classes is ever
+# loaded (the JVM's service-loader scans still open it); commons-io is
+# installed and on no classpath. Nested archives, fat-jar style: the
+# service's own jar carries BOOT-INF/lib/nested-lib-1.0.0.jar (its outer
+# jar is opened), /app/unused-bundle.jar carries
+# BOOT-INF/lib/bundled-lib-1.0.0.jar (its outer jar is never opened).
+recipe_java-service() {
+    local out=$1 src lib
+    command -v javac >/dev/null 2>&1 && command -v jar >/dev/null 2>&1 || die "java-service needs the host's javac and jar"
+    mmdebstrap_minbase "$out/rootfs" default-jre-headless,libcommons-lang3-java,libcommons-cli-java,libcommons-io-java
+    src=$(mktemp -d)
+    mkdir -p "$src/classes" "$out/rootfs/app"
+    cat >"$src/Server.java" <<'JAVA'
+import com.sun.net.httpserver.HttpServer;
+import java.io.OutputStream;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import org.apache.commons.lang3.StringUtils;
+
+/** vexxy test service: every request goes through commons-lang3. */
+public class Server {
+    public static void main(String[] args) throws Exception {
+        HttpServer server = HttpServer.create(new InetSocketAddress("0.0.0.0", 8080), 0);
+        server.createContext("/", exchange -> {
+            String path = exchange.getRequestURI().getPath();
+            byte[] body = (StringUtils.capitalize("hello") + " " + StringUtils.reverse(path) + "\n")
+                .getBytes(StandardCharsets.UTF_8);
+            exchange.getResponseHeaders().set("Content-Type", "text/plain");
+            exchange.sendResponseHeaders(200, body.length);
+            try (OutputStream out = exchange.getResponseBody()) {
+                out.write(body);
+            }
+        });
+        server.start();
+    }
+}
+JAVA
+    javac --release 17 -cp "$out/rootfs/usr/share/java/commons-lang3.jar" -d "$src/classes" "$src/Server.java"
+    for lib in nested-lib bundled-lib; do
+        mkdir -p "$src/$lib/META-INF/maven/com.example.vexxy/$lib"
+        printf 'groupId=com.example.vexxy\nartifactId=%s\nversion=1.0.0\n' "$lib" \
+            >"$src/$lib/META-INF/maven/com.example.vexxy/$lib/pom.properties"
+        mkdir -p "$src/$lib-outer/BOOT-INF/lib"
+        jar --create --file "$src/$lib-outer/BOOT-INF/lib/$lib-1.0.0.jar" -C "$src/$lib" .
+    done
+    cp -r "$src/classes/." "$src/nested-lib-outer/"
+    jar --create --file "$out/rootfs/app/service.jar" --main-class Server -C "$src/nested-lib-outer" .
+    jar --create --file "$out/rootfs/app/unused-bundle.jar" -C "$src/bundled-lib-outer" .
+    rm -rf "$src"
+    write_config "$out/config.json" 8080/tcp java -cp /app/service.jar:/usr/share/java/commons-lang3.jar:/usr/share/java/commons-cli.jar Server
+}
+
+# A Go HTTP service built with the host's Debian golang against Debian's
+# golang-golang-x-net-dev (golang.org/x/net 0.7.0, vulnerable to
+# GO-2023-1988 and GO-2023-2102), vendored into a module build so the
+# binary's build info records golang.org/x/net v0.7.0. Every request is
+# parsed and rendered with x/net/html (html.Render is entered); x/net/http2
+# is configured for TLS connections only and the service listens in plain
+# HTTP, so http2.(*Server).ServeConn is linked but never entered. The binary
+# keeps its symbol table.
+recipe_go-vulnerable() {
+    local out=$1 src gocode=/usr/share/gocode/src/golang.org/x
+    command -v go >/dev/null 2>&1 || die "go-vulnerable needs the host's go (golang-go)"
+    [[ -f $gocode/net/html/render.go && -f $gocode/text/go.mod ]] ||
+        die "go-vulnerable needs golang-golang-x-net-dev on the host"
+    dpkg-query -W -f='${Version}' golang-golang-x-net-dev | grep -q '^1:0\.7\.0' ||
+        die "go-vulnerable needs golang-golang-x-net-dev 0.7.0 (the vulnerable version)"
+    mmdebstrap_minbase "$out/rootfs" netbase
+    src=$(mktemp -d)
+    mkdir -p "$src/vendor/golang.org/x" "$out/rootfs/app"
+    cp -rL "$gocode/net" "$src/vendor/golang.org/x/net"
+    cp -rL "$gocode/text" "$src/vendor/golang.org/x/text"
+    cat >"$src/go.mod" <<'MOD'
+module example.com/vexxy-go-vulnerable
+
+go 1.19
+
+require (
+	golang.org/x/net v0.7.0
+	golang.org/x/text v0.7.0
+)
+MOD
+    cat >"$src/vendor/modules.txt" <<'TXT'
+# golang.org/x/net v0.7.0
+## explicit; go 1.17
+golang.org/x/net/html
+golang.org/x/net/html/atom
+golang.org/x/net/http/httpguts
+golang.org/x/net/http2
+golang.org/x/net/http2/hpack
+golang.org/x/net/idna
+# golang.org/x/text v0.7.0
+## explicit; go 1.17
+golang.org/x/text/secure/bidirule
+golang.org/x/text/transform
+golang.org/x/text/unicode/bidi
+golang.org/x/text/unicode/norm
+TXT
+    cat >"$src/main.go" <<'GO'
+// vexxy test service: every request is parsed and rendered with
+// golang.org/x/net/html; HTTP/2 from golang.org/x/net/http2 is configured
+// for TLS connections only and the service listens in plain HTTP, so the
+// HTTP/2 server code is linked but no connection ever reaches it.
+package main
+
+import (
+	"bytes"
+	"log"
+	"net/http"
+	"strings"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/http2"
+)
+
+func page(w http.ResponseWriter, r *http.Request) {
+	doc, err := html.Parse(strings.NewReader("<html><head><title>vexxy</title></head><body><p>" +
+		html.EscapeString(r.URL.Path) + "</p></body></html>"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	var out bytes.Buffer
+	if err := html.Render(&out, doc); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(out.Bytes())
+}
+
+func main() {
+	srv := &http.Server{Addr: "0.0.0.0:8080", Handler: http.HandlerFunc(page)}
+	if err := http2.ConfigureServer(srv, &http2.Server{}); err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(srv.ListenAndServe())
+}
+GO
+    (
+        cd "$src"
+        env GOFLAGS=-mod=vendor GOPROXY=off GO111MODULE=on CGO_ENABLED=0 \
+            GOCACHE="$src/.cache" GOPATH="$src/.gopath" HOME="$src" \
+            go build -trimpath -o "$out/rootfs/app/server" .
+    )
+    rm -rf "$src"
+    go version -m "$out/rootfs/app/server" | grep -q 'dep[[:space:]]*golang.org/x/net[[:space:]]*v0.7.0' ||
+        die "go-vulnerable: the build info does not record golang.org/x/net v0.7.0"
+    write_config "$out/config.json" 8080/tcp /app/server
 }
 
 recipe_hash() {

@@ -34,6 +34,17 @@ command -v protoc >/dev/null 2>&1 || need_apt+=(protobuf-compiler)
 # program built in GOPATH mode against Debian's bbolt (scripts/trivy-db).
 command -v go >/dev/null 2>&1 || need_apt+=(golang-go)
 [ -d /usr/share/gocode/src/go.etcd.io/bbolt ] || need_apt+=(golang-github-coreos-bbolt-dev)
+# The go-vulnerable test image vendors Debian's golang.org/x/net 0.7.0; its
+# acceptance test compares vexxy with Debian's govulncheck.
+[ -f /usr/share/gocode/src/golang.org/x/net/html/render.go ] || need_apt+=(golang-golang-x-net-dev)
+command -v govulncheck >/dev/null 2>&1 || need_apt+=(govulncheck)
+# The ownership tests check vexxy against strace of the entrypoint run
+# outside the sandbox; the node-service and java-service images are built
+# with the host's npm and JDK.
+command -v strace >/dev/null 2>&1 || need_apt+=(strace)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v javac >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
+command -v jar >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
 # The web UI's browser test (ui-tests/) drives Debian's Chromium from node
 # with playwright-core.
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)

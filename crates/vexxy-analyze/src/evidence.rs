@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use vexxy_model::{Inventory, ReachFacts};
+use vexxy_model::{Finding, Inventory, NamedFunctions, ReachFacts};
 use vexxy_static::RuleSet;
 
 use crate::{context::Timings, AnalyzeError, Context, Phase, ResultExt as _, RunConfig};
@@ -101,10 +101,83 @@ pub(crate) fn gather(
             .rules
             .extend(vexxy_static::evaluate(set, &root, &entry)?);
     }
+    if builtin_rules {
+        facts
+            .security_data
+            .extend(vexxy_static::builtin_rules().security_data);
+    }
+    for set in rules {
+        facts
+            .security_data
+            .extend(set.security_data.iter().cloned());
+    }
+    facts.links = vexxy_static::links(&root);
     timings.finish(ctx, step, format!("{} rules hold", facts.rules.len()));
     Ok(StaticEvidence {
         inventory,
         facts,
         distro,
     })
+}
+
+/// The functions the findings' advisories name, resolved in the ELF objects
+/// their packages own in the rootfs at `dir` (`docs/functions.md`): the
+/// symbols of OSV records (`osv`) where one covers the finding, else names
+/// mined from its description. An unreadable rootfs resolves nothing (a
+/// warning): function-level evidence is optional.
+pub(crate) fn named_functions(
+    dir: &Path,
+    inventory: &Inventory,
+    findings: &[Finding],
+    osv: &[vexxy_ingest::OsvSymbols],
+) -> Vec<NamedFunctions> {
+    let mut structured: Vec<vexxy_static::functions::Candidates> = Vec::new();
+    for f in findings {
+        let mut names: Vec<String> = osv
+            .iter()
+            .filter(|s| s.matches(f))
+            .flat_map(|s| s.symbols.iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        let seen = structured
+            .iter()
+            .any(|c| c.vulnerability == f.vulnerability.id && c.package.name == f.package.name);
+        if !names.is_empty() && !seen {
+            structured.push(vexxy_static::functions::Candidates {
+                vulnerability: f.vulnerability.id.clone(),
+                package: f.package.clone(),
+                origin: vexxy_model::SymbolOrigin::Osv,
+                names,
+            });
+        }
+    }
+    let candidates =
+        vexxy_static::functions::merge(structured, vexxy_static::functions::mined(findings));
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let root = match vexxy_rootfs::RootFs::open(dir) {
+        Ok(root) => root,
+        Err(e) => {
+            tracing::warn!("not resolving advisory functions: {e}");
+            return Vec::new();
+        }
+    };
+    let named = vexxy_static::functions::resolve(&root, inventory, &candidates);
+    let present = named
+        .iter()
+        .filter(|n| {
+            matches!(
+                n.resolution,
+                vexxy_model::FunctionResolution::Present { .. }
+            )
+        })
+        .count();
+    tracing::info!(
+        findings = named.len(),
+        present,
+        "functions named by advisories resolved"
+    );
+    named
 }

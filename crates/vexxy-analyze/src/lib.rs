@@ -86,7 +86,7 @@ pub fn analyze(
 
     // the process as it will run, so static analysis starts where the run does
     let mut planned = plan::plan(&request.image.reference, &resolved, &request.run, ctx)?;
-    let found = evidence::gather(
+    let mut found = evidence::gather(
         resolved.rootfs(),
         &planned.run_config,
         &request.decide.rules,
@@ -103,6 +103,12 @@ pub fn analyze(
         request.allow_report_mismatch,
     )?;
     let findings = &*findings;
+    found.facts.functions = evidence::named_functions(
+        resolved.rootfs(),
+        &found.inventory,
+        findings,
+        &request.decide.advisory_symbols,
+    );
     let root = vexxy_rootfs::RootFs::open(resolved.rootfs())
         .doing_with(|| format!("opening the rootfs {}", resolved.rootfs().display()))?;
     planned.plan.uprobes = plan::probe_plan(findings, &found.inventory, &found.facts, &root);
@@ -196,7 +202,7 @@ pub fn reevaluate(
         env: resolved.run.env.clone(),
         ..RunConfig::default()
     };
-    let found = evidence::gather(
+    let mut found = evidence::gather(
         resolved.rootfs(),
         &run_config,
         &request.decide.rules,
@@ -210,6 +216,12 @@ pub fn reevaluate(
         &found.inventory,
         request.allow_report_mismatch,
     )?;
+    found.facts.functions = evidence::named_functions(
+        resolved.rootfs(),
+        &found.inventory,
+        &findings,
+        &request.decide.advisory_symbols,
+    );
     // an image without a command of its own (a dir: rootfs) has nothing to override
     let command_override = if resolved.run.argv.is_empty() {
         None
@@ -367,6 +379,12 @@ pub fn decide_static(
         }
         _ => (Cow::Borrowed(request.report.findings.as_slice()), None),
     };
+    if let (Some(dir), Some(inv)) = (rootfs, &inventory) {
+        if inv.source == InventorySource::RootFs {
+            facts.functions =
+                evidence::named_functions(dir, inv, &findings, &request.decide.advisory_symbols);
+        }
+    }
     let evidence = render::Evidence {
         product: &product,
         findings: &findings,

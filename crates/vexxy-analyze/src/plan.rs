@@ -3,13 +3,13 @@
 //! profile is stored.
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     io::Write as _,
     path::{Path, PathBuf},
 };
 
 use sha2::{Digest as _, Sha256};
-use vexxy_model::{Finding, Inventory, PackageReach, Product, ReachFacts};
+use vexxy_model::{Finding, FunctionResolution, Inventory, PackageReach, Product, ReachFacts};
 use vexxy_run::RunPlan;
 
 use crate::{image::Resolved, AnalyzeError, RunConfig, RunSettings, TestScript};
@@ -136,7 +136,84 @@ pub(crate) fn plan(
     })
 }
 
-/// Which functions to count: every exported function of the shared
+/// Most probes on functions advisories name (`docs/functions.md`), over
+/// all findings: a partial probe set per library, so it never makes a
+/// library "completely probed".
+const MAX_NAMED_PROBES: usize = 2_000;
+
+/// Which functions to count: the functions the findings' advisories name,
+/// wherever static analysis found them ([`named_probes`]), and
+/// [`plugin_probes`].
+pub(crate) fn probe_plan(
+    findings: &[Finding],
+    inventory: &Inventory,
+    facts: &ReachFacts,
+    root: &vexxy_rootfs::RootFs,
+) -> Vec<(String, String)> {
+    let mut wanted = plugin_probes(findings, inventory, facts, root);
+    let named = named_probes(facts, root);
+    if !named.is_empty() {
+        tracing::info!(
+            functions = named.len(),
+            "functions advisories name to count"
+        );
+    }
+    wanted.extend(named);
+    wanted.sort();
+    wanted.dedup();
+    wanted
+}
+
+/// Every site of a function an advisory names that static analysis found
+/// ([`FunctionResolution::Present`]), when a uprobe can attach to it: a
+/// defined function of the ELF symbol tables that is not an indirect one,
+/// or a Go function the pclntab located (its site carries the offset, which
+/// the run looks up again); at most [`MAX_NAMED_PROBES`].
+fn named_probes(facts: &ReachFacts, root: &vexxy_rootfs::RootFs) -> Vec<(String, String)> {
+    // (object, symbol, located by the Go pclntab: the run resolves its offset)
+    let mut sites: BTreeSet<(&str, &str, bool)> = BTreeSet::new();
+    for n in &facts.functions {
+        if let FunctionResolution::Present { sites: found, .. } = &n.resolution {
+            sites.extend(
+                found
+                    .iter()
+                    .map(|s| (s.object.as_str(), s.symbol.as_str(), s.offset.is_some())),
+            );
+        }
+    }
+    let mut tables: BTreeMap<&str, Option<vexxy_trace::SymbolTable>> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (object, symbol, pclntab) in sites {
+        if pclntab {
+            if out.len() < MAX_NAMED_PROBES {
+                out.push((object.to_owned(), symbol.to_owned()));
+            }
+            continue;
+        }
+        let table = tables.entry(object).or_insert_with(|| {
+            let host = root.host_path(object).ok()?;
+            vexxy_trace::SymbolTable::read(&host)
+                .map_err(|e| tracing::debug!("no symbols from {object}: {e}"))
+                .ok()
+        });
+        if table.as_ref().and_then(|t| t.offset(symbol)).is_none() {
+            tracing::debug!(
+                "{object}:{symbol} cannot be probed (an indirect or undefined function)"
+            );
+            continue;
+        }
+        if out.len() >= MAX_NAMED_PROBES {
+            tracing::warn!(
+                "not probing more functions advisories name: over the {MAX_NAMED_PROBES}-probe budget"
+            );
+            break;
+        }
+        out.push((object.to_owned(), symbol.to_owned()));
+    }
+    out
+}
+
+/// Every exported function of the shared
 /// objects of vulnerable packages that the entrypoint reaches only through
 /// a plugin its configuration loads. Those are the libraries a run maps
 /// without necessarily entering (an enabled module whose directive no
@@ -144,7 +221,7 @@ pub(crate) fn plan(
 /// probed: the program's own code calls them, so "never entered" during
 /// one run is no proof, and probing libc-like libraries would slow the
 /// workload for nothing.
-pub(crate) fn probe_plan(
+fn plugin_probes(
     findings: &[Finding],
     inventory: &Inventory,
     facts: &ReachFacts,
@@ -335,6 +412,63 @@ mod tests {
         ] {
             assert_eq!(is_shared_object(path), want, "{path}");
         }
+    }
+
+    #[test]
+    fn named_functions_are_probed_where_a_uprobe_can_attach() {
+        use vexxy_model::{FunctionSite, NamedFunctions, SymbolOrigin};
+        let Some(libz) = [
+            "/usr/lib/x86_64-linux-gnu/libz.so.1",
+            "/lib/x86_64-linux-gnu/libz.so.1",
+        ]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists()) else {
+            vexxy_testkit::skip_or_fail("no libz.so.1 on this host");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("usr/lib")).unwrap();
+        std::fs::copy(libz, dir.path().join("usr/lib/libz.so.1")).unwrap();
+        let root = vexxy_rootfs::RootFs::open(dir.path()).unwrap();
+        let site = |object: &str, symbol: &str, offset: Option<u64>| FunctionSite {
+            object: object.into(),
+            symbol: symbol.into(),
+            offset,
+        };
+        let named = |sites: Vec<FunctionSite>| NamedFunctions {
+            vulnerability: "CVE-1".into(),
+            package: "p".into(),
+            origin: SymbolOrigin::AdvisoryText,
+            names: vec!["x".into()],
+            resolution: FunctionResolution::Present {
+                sites,
+                unresolved: vec![],
+                unreadable: vec![],
+            },
+        };
+        let facts = ReachFacts {
+            functions: vec![
+                named(vec![
+                    site("/usr/lib/libz.so.1", "inflateGetHeader", None),
+                    // not a function of the file: no probe that would fail
+                    site("/usr/lib/libz.so.1", "not_in_libz", None),
+                ]),
+                named(vec![site("/usr/bin/gosvc", "main.(*T).Handle", Some(4096))]),
+                named(vec![site("/usr/lib/libz.so.1", "inflateGetHeader", None)]),
+            ],
+            ..ReachFacts::default()
+        };
+        assert_eq!(
+            named_probes(&facts, &root),
+            [
+                ("/usr/bin/gosvc".to_owned(), "main.(*T).Handle".to_owned()),
+                (
+                    "/usr/lib/libz.so.1".to_owned(),
+                    "inflateGetHeader".to_owned()
+                ),
+            ]
+        );
     }
 
     #[test]

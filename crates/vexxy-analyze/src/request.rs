@@ -139,6 +139,11 @@ pub struct DecideSettings {
     pub builtin_rules: bool,
     /// Statements that already exist; they are respected.
     pub existing: Vec<VexStatement>,
+    /// Functions OSV records name as vulnerable
+    /// (`ecosystem_specific.imports[].symbols`), per record and affected
+    /// package: from an OSV-Scanner report's embedded records and from
+    /// `--advisories DIR`. Matched to findings by id or alias and package.
+    pub advisory_symbols: Vec<vexxy_ingest::OsvSymbols>,
     /// Other tools' statements that are *not* respected (Kubescape's
     /// `not_affected`): vexxy decides those findings from its own evidence
     /// and records each claim as evidence ([`vexxy_decide::record_claims`]).
@@ -155,6 +160,7 @@ impl DecideSettings {
             rules: Vec::new(),
             builtin_rules: true,
             existing: Vec::new(),
+            advisory_symbols: Vec::new(),
             claims: Vec::new(),
         }
     }

@@ -2,7 +2,20 @@
 //! `META-INF/maven/<group>/<artifact>/pom.properties`, else a name and
 //! version from `META-INF/MANIFEST.MF` and the file name; archives nested
 //! one level deep (`BOOT-INF/lib/*.jar`, `WEB-INF/lib/*.jar`, …) are read
-//! the same way. Every package owns the outer archive's path.
+//! the same way.
+//!
+//! Ownership, which drives the runtime evidence:
+//! - a package of an archive on disk owns the archive's path and every
+//!   symlink in the image that resolves to it (Debian's
+//!   `/usr/share/java/commons-lang3-3.12.0.jar → commons-lang3.jar`: a
+//!   class path may name either);
+//! - a package of a nested archive owns the outer archive's path too (its
+//!   bytes are only reachable by reading the outer archive, so the outer
+//!   archive never opened proves the nested one unused) and, as a marker,
+//!   the virtual path `<outer>!/<entry>` (never a path a process opens: it
+//!   tells the runtime evidence that an opened outer archive does not show
+//!   which nested archives the class loader read; see
+//!   [`NESTED_SEPARATOR`]).
 
 use std::{
     collections::{BTreeSet, HashSet},
@@ -29,6 +42,12 @@ const MAX_ENTRIES: usize = 500_000;
 
 const EXTENSIONS: [&str; 3] = [".jar", ".war", ".ear"];
 
+/// Separates an outer archive's path from a nested archive's entry name in
+/// the virtual path a nested archive's package owns:
+/// `/app/app.jar!/BOOT-INF/lib/snakeyaml-2.2.jar` (the JDK's `jar:` URL
+/// notation).
+pub const NESTED_SEPARATOR: &str = "!/";
+
 /// Maven coordinates of one package.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Coordinates {
@@ -45,6 +64,7 @@ pub(crate) fn catalog(
     warnings: &mut Vec<String>,
 ) -> Vec<Package> {
     let mut out = Vec::new();
+    let links = archive_links(root, entries);
     for entry in entries {
         if entry.kind != EntryKind::File || !is_archive_name(&entry.path) {
             continue;
@@ -66,12 +86,21 @@ pub(crate) fn catalog(
         let coordinates = archive_packages(&bytes, &entry.path, warnings);
         let mut files = BTreeSet::new();
         resolver.add(&entry.path, &mut files);
-        for c in coordinates {
+        if let Some(linked) = links.get(entry.path.as_str()) {
+            for link in linked {
+                resolver.add(link, &mut files);
+            }
+        }
+        for (c, inner) in coordinates {
             match Purl::new("maven", Some(&c.group), &c.artifact, Some(&c.version)) {
                 Ok(purl) => {
                     let mut p = Package::new(&c.artifact, &c.version, Ecosystem::Maven);
                     p.purl = Some(purl);
                     p.files.clone_from(&files);
+                    if let Some(inner) = inner {
+                        p.files
+                            .insert(format!("{}{NESTED_SEPARATOR}{inner}", entry.path));
+                    }
                     out.push(p);
                 }
                 Err(e) => warnings.push(format!("{}: {e}", entry.path)),
@@ -82,35 +111,60 @@ pub(crate) fn catalog(
     out
 }
 
+/// Symlinks with an archive's name, by the archive path they resolve to
+/// (links to links included; a link out of the image or into a loop is
+/// left out).
+fn archive_links<'e>(
+    root: &RootFs,
+    entries: &'e [Entry],
+) -> std::collections::HashMap<String, Vec<&'e str>> {
+    let mut out: std::collections::HashMap<String, Vec<&'e str>> = std::collections::HashMap::new();
+    for e in entries {
+        if e.kind == EntryKind::Symlink && is_archive_name(&e.path) {
+            if let Ok(target) = root.canonical(&e.path) {
+                if target != e.path {
+                    out.entry(target).or_default().push(&e.path);
+                }
+            }
+        }
+    }
+    out
+}
+
 fn is_archive_name(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     EXTENSIONS.iter().any(|e| lower.ends_with(e))
 }
 
 /// The packages of one archive and of the archives nested in it, each
-/// once. `label` names the archive in warnings.
+/// once, with the entry name of the nested archive a package came from
+/// (`None` for the outer archive's own). `label` names the archive in
+/// warnings.
 pub(crate) fn archive_packages(
     bytes: &[u8],
     label: &str,
     warnings: &mut Vec<String>,
-) -> Vec<Coordinates> {
+) -> Vec<(Coordinates, Option<String>)> {
     let mut nested = Vec::new();
-    let mut out = match read_archive(bytes, label, Some(&mut nested), warnings) {
-        Ok(c) => c,
-        Err(e) => {
-            warnings.push(format!("{label}: {e}"));
-            return Vec::new();
-        }
-    };
+    let mut out: Vec<(Coordinates, Option<String>)> =
+        match read_archive(bytes, label, Some(&mut nested), warnings) {
+            Ok(c) => c.into_iter().map(|c| (c, None)).collect(),
+            Err(e) => {
+                warnings.push(format!("{label}: {e}"));
+                return Vec::new();
+            }
+        };
     for (name, data) in nested {
-        let inner = format!("{label}!/{name}");
+        let inner = format!("{label}{NESTED_SEPARATOR}{name}");
         match read_archive(&data, &inner, None, warnings) {
-            Ok(c) => out.extend(c),
+            Ok(c) => out.extend(c.into_iter().map(|c| (c, Some(name.clone())))),
             Err(e) => warnings.push(format!("{inner}: {e}")),
         }
     }
+    // The same coordinates twice (shaded copies): the outer archive's own
+    // claim wins, else the first nested one.
     let mut seen = HashSet::new();
-    out.retain(|c| seen.insert(c.clone()));
+    out.retain(|(c, _)| seen.insert(c.clone()));
     out
 }
 
@@ -248,8 +302,14 @@ fn from_manifest(
                 "Specification-Title",
             ]
             .iter()
-            .find_map(|k| manifest_value(manifest, k))
+            .filter_map(|k| manifest_value(manifest, k))
             .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
+            // A title that is prose ("Java Runtime Environment") names no
+            // artifact; the file name does (`jrt-fs.jar`), as Syft names it.
+            .find(|v| {
+                !v.is_empty()
+                    && !v.contains(|c: char| c.is_whitespace() || c.is_control() || c == '/')
+            })
         })
         .unwrap_or_else(|| stem.to_owned());
     let version = [
@@ -356,8 +416,12 @@ mod tests {
         assert_eq!(manifest_value(&m, "Implementation-Version"), None);
         assert_eq!(
             from_manifest(&m, "thing", None),
-            None,
-            "a title with a space is not a valid artifact"
+            Some(Coordinates {
+                group: "thing".into(),
+                artifact: "thing".into(),
+                version: "2.0".into()
+            }),
+            "a title with a space names no artifact: the file name does"
         );
         let m = parse_manifest(
             "Bundle-SymbolicName: org.example.lib;singleton:=true\nBundle-Version: 2.0\n",

@@ -14,12 +14,15 @@
 //! - **Python**: `*.dist-info` and `*.egg-info` in every `site-packages` and
 //!   `dist-packages` directory;
 //! - **npm**: `node_modules/**/package.json` at package roots;
+//! - **Ruby** gems: `specifications/*.gemspec` in every gem home;
+//! - **PHP** Composer packages: `vendor/composer/installed.json`;
 //! - **Go** binaries (`.go.buildinfo`) and **Rust** binaries built with
 //!   cargo-auditable (`.dep-v0`);
 //! - **Java** archives (`.jar`, `.war`, `.ear`, one level of nesting).
 //!
 //! The merged list holds the operating-system packages first (dpkg, apk,
-//! rpm), then Python, npm, Go, Rust and Java packages, each group sorted;
+//! rpm), then Python, npm, Ruby, PHP, Go, Rust and Java packages, each
+//! group sorted;
 //! since the first owner of a path wins in [`Inventory::owner_of`], a file
 //! both dpkg and a Python `RECORD` list belongs to the dpkg package.
 //! Only the dpkg cataloger fails on a malformed database (as it always
@@ -51,18 +54,25 @@ mod binaries;
 mod binfile;
 mod control;
 mod files;
+mod gem;
 mod golang;
 mod java;
 mod npm;
 mod os_release;
+mod php;
 mod python;
 mod rpm;
 mod walk;
 
 pub use apk::{APK_INSTALLED, APK_LIMIT};
 pub use binaries::{BINARY_MAX_SIZE, DEP_V0_INFLATED_LIMIT, DEP_V0_LIMIT, GO_BUILDINFO_LIMIT};
-pub use java::{JAVA_ARCHIVE_LIMIT, JAVA_MAX_NESTED, JAVA_NESTED_LIMIT, JAVA_NESTED_TOTAL_LIMIT};
+pub use gem::{GEMSPEC_LIMIT, GEM_MAX_PACKAGES};
+pub use java::{
+    JAVA_ARCHIVE_LIMIT, JAVA_MAX_NESTED, JAVA_NESTED_LIMIT, JAVA_NESTED_TOTAL_LIMIT,
+    NESTED_SEPARATOR,
+};
 pub use npm::{NPM_MANIFEST_LIMIT, NPM_MAX_PACKAGES};
+pub use php::{COMPOSER_INSTALLED_LIMIT, COMPOSER_MAX_PACKAGES};
 pub use python::{PYTHON_METADATA_LIMIT, PYTHON_RECORD_LIMIT};
 pub use rpm::{RPM_DB_LIMIT, RPM_SQLITE, RPM_UNSUPPORTED};
 pub use walk::{WALK_MAX_DEPTH, WALK_MAX_ENTRIES};
@@ -158,7 +168,8 @@ impl CatalogError {
 }
 
 /// Catalogs every package of a root filesystem: dpkg, apk, rpm, Python,
-/// npm, Go and Rust binaries, Java archives.
+/// npm, Ruby gems, PHP Composer packages, Go and Rust binaries, Java
+/// archives.
 ///
 /// A root filesystem without any operating-system package database gives a
 /// warning; a dpkg database that exists but cannot be read or parsed is an
@@ -201,15 +212,53 @@ pub fn catalog(root: &RootFs) -> Result<Catalog, CatalogError> {
         &mut warnings,
     ));
     packages.extend(npm::catalog(root, &entries, &mut resolver, &mut warnings));
+    let gems = gem::catalog(root, &entries, &packages, &mut resolver, &mut warnings);
+    packages.extend(gems);
+    packages.extend(php::catalog(root, &entries, &mut resolver, &mut warnings));
     let (go, rust) = binaries::catalog(root, &entries, &mut resolver, &mut warnings);
     packages.extend(go);
     packages.extend(rust);
     packages.extend(java::catalog(root, &entries, &mut resolver, &mut warnings));
+    let packages = merge_copies(packages);
     Ok(Catalog {
         inventory: Inventory::new(InventorySource::RootFs, packages),
         distro,
         warnings,
     })
+}
+
+/// One package per language-ecosystem identity: copies of the same
+/// package (ecosystem, name, version and purl) installed at several places
+/// (`lodash@4.17.21` under two apps' `node_modules`, a jar both on disk and
+/// nested in a fat jar) become the first copy owning the files of all of
+/// them. A finding names the package, not the copy, and the decision finds
+/// one installed package per finding: with the copies apart, the use of the
+/// second copy would not count for it. Operating-system packages are
+/// unique by name and architecture already and are left alone.
+fn merge_copies(packages: Vec<Package>) -> Vec<Package> {
+    let mut out: Vec<Package> = Vec::with_capacity(packages.len());
+    let mut index: std::collections::HashMap<(Ecosystem, String, String, String), usize> =
+        std::collections::HashMap::new();
+    for p in packages {
+        if p.ecosystem.is_os() {
+            out.push(p);
+            continue;
+        }
+        let key = (
+            p.ecosystem.clone(),
+            p.name.clone(),
+            p.version.clone(),
+            p.purl.as_ref().map(ToString::to_string).unwrap_or_default(),
+        );
+        match index.get(&key) {
+            Some(&i) => out[i].files.extend(p.files),
+            None => {
+                index.insert(key, out.len());
+                out.push(p);
+            }
+        }
+    }
+    out
 }
 
 /// The dpkg packages, sorted by name, architecture and version, and whether

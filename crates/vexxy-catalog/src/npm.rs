@@ -1,5 +1,7 @@
 //! Installed npm packages: `node_modules/<name>/package.json` and
-//! `node_modules/@scope/<name>/package.json`, at any depth of nesting.
+//! `node_modules/@scope/<name>/package.json`, at any depth of nesting, and
+//! the same below Debian's global module directories (`/usr/share/nodejs`,
+//! `/usr/lib/nodejs`, `/usr/lib/<triplet>/nodejs`), which node searches.
 //! Only manifests at a package root count, so the `package.json` files of
 //! test fixtures and examples inside a package are not mistaken for
 //! packages. Each package owns the files under its directory except those
@@ -77,19 +79,37 @@ pub(crate) fn catalog(
     out
 }
 
-/// `…/node_modules/<name>` or `…/node_modules/@scope/<name>`.
+/// Debian's global module directories (`/usr/share/nodejs`, `/usr/lib/nodejs`,
+/// `/usr/lib/<triplet>/nodejs`): node searches them like a `node_modules`,
+/// and Debian's node packages (`node-undici`, `node-acorn`, …) install there.
+fn is_module_dir(dir: &str) -> bool {
+    matches!(dir, "/usr/share/nodejs" | "/usr/lib/nodejs")
+        || dir
+            .strip_prefix("/usr/lib/")
+            .and_then(|rest| rest.strip_suffix("/nodejs"))
+            .is_some_and(|triplet| !triplet.is_empty() && !triplet.contains('/'))
+}
+
+/// `…/node_modules/<name>` or `…/node_modules/@scope/<name>`, and the same
+/// below Debian's global module directories.
 fn is_package_root(dir: &str) -> bool {
-    let mut parts = dir.rsplit('/');
-    let (Some(name), Some(up)) = (parts.next(), parts.next()) else {
+    let Some((up, name)) = dir.rsplit_once('/') else {
         return false;
     };
     if name.is_empty() || name.starts_with('.') {
         return false;
     }
-    if up == "node_modules" {
+    let up_name = up.rsplit('/').next().unwrap_or(up);
+    if up_name == "node_modules" || is_module_dir(up) {
         return !name.starts_with('@');
     }
-    up.starts_with('@') && up.len() > 1 && parts.next() == Some("node_modules")
+    let Some((above, _)) = up.rsplit_once('/') else {
+        return false;
+    };
+    let above_name = above.rsplit('/').next().unwrap_or(above);
+    up_name.starts_with('@')
+        && up_name.len() > 1
+        && (above_name == "node_modules" || is_module_dir(above))
 }
 
 /// Name and version of a manifest; `None` for a manifest that names no
@@ -144,6 +164,14 @@ mod tests {
             ("/app/node_modules/.bin", false),
             ("/app", false),
             ("/node_modules/@/x", false),
+            ("/usr/share/nodejs/undici", true),
+            ("/usr/share/nodejs/@types/node", true),
+            ("/usr/lib/nodejs/acorn", true),
+            ("/usr/lib/x86_64-linux-gnu/nodejs/cjs-module-lexer", true),
+            ("/usr/share/nodejs/undici/lib", false),
+            ("/usr/share/nodejs", false),
+            ("/usr/lib/a/b/nodejs/x", false),
+            ("/opt/nodejs/x", false),
         ] {
             assert_eq!(is_package_root(dir), want, "{dir}");
         }

@@ -19,13 +19,17 @@
 //! - Runtime evidence that the package's code ran (executed, entered, mapped,
 //!   loaded) vetoes every `vulnerable_code_not_in_execute_path` claim; other
 //!   justifications (a kernel header package, an absent component, a
-//!   configuration rule) still apply.
+//!   configuration rule) still apply. One exception: the functions an
+//!   advisory names, probed and never entered in a library that was only
+//!   mapped ([`functions::FUNCTION_PROBES`]), are not vetoed by "mapped";
+//!   "executed", "entered" and "loaded" still veto them.
 //! - Output order is deterministic: one [`Decision`] per finding in input
 //!   order, statements sorted by vulnerability id.
 //!
 //! The providers and the confidence each yields are listed in [`providers`]
 //! and documented in `docs/confidence.md`.
 
+pub mod functions;
 pub mod providers;
 pub mod runtime;
 mod summary;
@@ -107,7 +111,9 @@ pub struct Outcome {
 pub fn decide(inputs: &Inputs<'_>, policy: &Policy) -> Outcome {
     // Per-run work, once: how well the run covered the image, and its paths.
     let coverage = inputs.profile.map(|p| Coverage::of(p, inputs.inventory));
-    let observed = inputs.profile.map(runtime::Observed::of);
+    let observed = inputs
+        .profile
+        .map(|p| runtime::Observed::of(p, &inputs.facts.links));
     let run = Run {
         coverage: coverage.as_ref(),
         observed: observed.as_ref(),
@@ -367,14 +373,29 @@ fn decide_one(inputs: &Inputs<'_>, run: &Run<'_>, f: &Finding) -> Verdict {
 /// Whether a verdict comes from a runtime provider.
 fn is_runtime(v: &Verdict) -> bool {
     matches!(&v.decided_by, Decider::Automated { provider }
-        if provider == runtime::RUNTIME || provider == runtime::RUNTIME_PROBES)
+        if provider == runtime::RUNTIME
+            || provider == runtime::RUNTIME_PROBES
+            || provider == functions::FUNCTION_PROBES)
+}
+
+/// Whether a runtime veto rests on the package's code having run (a program
+/// executed, a probed function entered, a module loaded) rather than only on
+/// a shared object being mapped.
+fn code_ran(evidence: &Evidence) -> bool {
+    evidence.facts.iter().any(|(k, _)| {
+        matches!(
+            k.as_str(),
+            "executed" | "functions_entered" | "modules_loaded"
+        )
+    })
 }
 
 fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Opinion>) -> Verdict {
     use providers::Opinion;
     let mut candidates = Vec::new();
-    // (justification, vetoed by a runtime observation)
-    let mut vetoes: Vec<(Justification, bool)> = Vec::new();
+    // (justification, vetoed by a runtime observation, that observation
+    // saw the package's code run rather than only mapped)
+    let mut vetoes: Vec<(Justification, bool, bool)> = Vec::new();
     let mut doubts = Vec::new();
     let mut notes = Vec::new();
     for o in opinions {
@@ -384,7 +405,12 @@ fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Op
                 justification,
                 evidence,
             } => {
-                vetoes.push((justification, evidence.provider == runtime::RUNTIME));
+                let from_runtime = evidence.provider == runtime::RUNTIME;
+                vetoes.push((
+                    justification,
+                    from_runtime,
+                    from_runtime && code_ran(&evidence),
+                ));
                 notes.push(evidence);
             }
             Opinion::Doubt {
@@ -401,19 +427,32 @@ fn combine(f: &Finding, installed: Option<&Package>, opinions: Vec<providers::Op
         let Some(j) = v.justification() else {
             return true;
         };
-        let probes = v.decided_by == Decider::automated(runtime::RUNTIME_PROBES);
+        let named = v.decided_by == Decider::automated(functions::FUNCTION_PROBES);
+        let probes = named || v.decided_by == Decider::automated(runtime::RUNTIME_PROBES);
         // A static veto says the package is loaded; "mapped, never entered"
-        // already knows that and shows its code did not run.
-        let vetoed = vetoes
-            .iter()
-            .any(|(vj, from_runtime)| *vj == j && (*from_runtime || !probes));
+        // already knows that and shows its code did not run. A runtime veto
+        // that only saw the library mapped says no more than that either,
+        // so the named functions never being entered stands against it;
+        // code that was executed or entered still vetoes.
+        let vetoed = vetoes.iter().any(|(vj, from_runtime, ran)| {
+            *vj == j
+                && if named {
+                    // In a Go binary every module shares the one executed
+                    // file, and functions entered elsewhere in it belong to
+                    // other advisories: only this advisory's own probes
+                    // speak for it.
+                    *ran && f.package.ecosystem != vexxy_model::Ecosystem::Go
+                } else {
+                    *from_runtime || !probes
+                }
+        });
         // A doubt says static analysis cannot tell; a traced run can.
         let doubted = doubts.contains(&j) && !is_runtime(v);
         // What the run overruled stays visible to reviewers.
         if vetoed
             && vetoes
                 .iter()
-                .any(|(vj, from_runtime)| *vj == j && *from_runtime)
+                .any(|(vj, from_runtime, _)| *vj == j && *from_runtime)
         {
             notes.extend(v.evidence.iter().cloned());
         }

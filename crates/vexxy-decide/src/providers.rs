@@ -6,7 +6,7 @@
 //! | `component-presence` | the rootfs package DB / SBOM lacks the package | not_affected, component_not_present | 0.95 rootfs, 0.80 SBOM |
 //! | `kernel-headers` | a kernel CVE reported against a package of kernel headers/docs | not_affected, vulnerable_code_not_present | 0.95 |
 //! | `config-rule` | a configuration rule's conditions hold | as the rule says | as the rule says |
-//! | `no-code` | the package owns files but no program, library or script | not_affected, vulnerable_code_not_present | 0.75 |
+//! | `no-code` | the package owns files but no program, library or script (and is not security-relevant data: CA bundles, time zones, locales, crypto policies) | not_affected, vulnerable_code_not_present | 0.75 |
 //! | `elf-reachability` | only plugins the configuration does not load reach its ELF objects | not_affected, vulnerable_code_not_in_execute_path | 0.90 |
 //! | | only shared objects nothing links reach them, and nothing the entrypoint loads calls `dlopen` | same | 0.70 |
 //! | | the same, but the entrypoint's closure calls `dlopen` | doubts not_in_execute_path (only runtime evidence may still claim it) | — |
@@ -16,8 +16,12 @@
 //! | `runtime` | the traced run executed, entered, mapped or loaded the package's code | affected (and vetoes not_in_execute_path) | 0.80–0.90 |
 //! | | no code file of the package was executed, mapped or loaded | not_affected, vulnerable_code_not_in_execute_path | 0.90 × coverage × static |
 //! | `runtime-probes` | mapped, but no probed function was ever entered | same | 0.70 × coverage |
+//! | `advisory-functions` | no object of the package defines the functions the advisory names | not_affected, vulnerable_code_not_present | 0.50–0.90 by origin and symbol tables |
+//! | `function-probes` | a named function was entered | affected | 0.85–0.90 |
+//! | | every named function on a mapped object probed, none entered | not_affected, vulnerable_code_not_in_execute_path | (0.65 prose, 0.80 OSV) × coverage |
 //!
-//! The runtime classes and factors are in [`crate::runtime`].
+//! The runtime classes and factors are in [`crate::runtime`]; the
+//! function-level ones in [`crate::functions`].
 
 use vexxy_model::{
     Decider, Ecosystem, Evidence, EvidenceSource, ExecutionProfile, Finding, Inventory,
@@ -32,6 +36,7 @@ pub const KERNEL_HEADERS: &str = "kernel-headers";
 pub const CONFIG_RULE: &str = "config-rule";
 pub const NO_CODE: &str = "no-code";
 pub const ELF_REACHABILITY: &str = "elf-reachability";
+pub use crate::functions::{ADVISORY_FUNCTIONS, FUNCTION_PROBES};
 pub use crate::runtime::{RUNTIME, RUNTIME_PROBES};
 
 /// What a provider sees.
@@ -100,6 +105,10 @@ pub const ALL: &[Provider] = &[
     Provider {
         id: ELF_REACHABILITY,
         run: elf_reachability,
+    },
+    Provider {
+        id: ADVISORY_FUNCTIONS,
+        run: crate::functions::functions,
     },
     Provider {
         id: RUNTIME,
@@ -321,6 +330,28 @@ fn no_code(cx: &Context<'_>) -> Vec<Opinion> {
         return Vec::new();
     }
     let sample: Vec<&str> = p.files.iter().take(3).map(String::as_str).collect();
+    if let Some(security) = cx
+        .facts
+        .security_data
+        .iter()
+        .find(|d| d.covers_package(&p.name))
+    {
+        // The data is what may be vulnerable: no code proves nothing.
+        return vec![Opinion::Note(
+            Evidence::new(
+                NO_CODE,
+                EvidenceSource::PackageDb,
+                format!(
+                    "{} ships only data, but its data ({}) is security-relevant: whether it is read decides, not whether it is code",
+                    p.name, security.kind
+                ),
+            )
+            .about(p.name.clone())
+            .fact("security_data", security.kind.clone())
+            .fact("security_data_rule", security.id.clone())
+            .fact("sample_files", sample.join(", ")),
+        )];
+    }
     vec![not_affected(
         NO_CODE,
         Justification::VulnerableCodeNotPresent,

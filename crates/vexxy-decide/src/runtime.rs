@@ -14,9 +14,22 @@
 //! | modules loaded | a language module, script or bytecode file of the package was opened (`__pycache__/*.pyc` count for their `.py`) | affected (veto) | [`MODULE_CONFIDENCE`] |
 //! | mapped, never entered | every mapped object of the package carried probes, none was called and none failed to attach | not_affected / not_in_execute_path | [`NEVER_ENTERED_BASE`] × coverage |
 //! | read only | a native object was opened but never mapped executable | nothing (a note) | — |
+//! | data read | a data file of the package (or a file its security-relevant data is generated into) was opened | affected (vetoes not_present and not_in_execute_path) | [`DATA_READ_CONFIDENCE`] |
 //! | not used | no code file of the package was executed, mapped or opened | not_affected / not_in_execute_path, unless static analysis says the entrypoint loads it | [`NOT_USED_BASE`] × coverage × static |
+//! | data not read | a package of security-relevant data (CA bundle, time zones, …) none of whose files was opened | not_affected / not_in_execute_path | [`NOT_USED_BASE`] × coverage |
 //!
-//! A package without code files is left to the `no-code` provider. Only the
+//! Ownership is by every name of a file: a traced path is resolved through
+//! the image's symlinks (each link passed on the way counts as used, and so
+//! does the file it leads to and its hard links), and a package that owns a
+//! symlink uses the file it leads to. So a package whose only file is the
+//! symlink the entrypoint runs (`/usr/bin/redis-server` →
+//! `redis-check-rdb` of another package) is executed, not unused.
+//!
+//! Binary packages of one source package share their advisories: when the
+//! code of one of them ran, an absence claim about another is capped at
+//! [`SIBLING_RAN_CAP`] (the vulnerable code may be in the one that ran).
+//!
+//! Other packages without code files are left to the `no-code` provider. Only the
 //! absence claims depend on how well the run exercised the image
 //! ([`Coverage`]): that code ran is not weakened by lost events or a short
 //! run, that it did not run is. See `docs/confidence.md` for every number.
@@ -27,8 +40,8 @@ use std::fmt::Write as _;
 
 use vexxy_model::{
     Confidence, Decider, Evidence, EvidenceSource, EvidenceSpan, ExecutionProfile, FunctionCalls,
-    Inventory, Justification, LoaderVerdict, Package, PackageReach, ProfileSource, RunOutcome,
-    ScriptOutcome, Status, Verdict, WindowEnd,
+    ImageLinks, Inventory, Justification, LoaderVerdict, Package, PackageReach, ProfileSource,
+    ReachFacts, RunOutcome, ScriptOutcome, SecurityData, Status, Verdict, WindowEnd,
 };
 
 use crate::conf;
@@ -62,6 +75,38 @@ pub const LOST_EVENTS_CAP: f64 = 0.40;
 /// command was overridden: below the default review threshold (0.6), so a
 /// person looks at it.
 pub const OVERRIDE_CAP: f64 = 0.50;
+/// The exercise score a protocol probe earns (`docs/confidence.md`,
+/// "Protocol probes"): commands answered ≥ 3 times as a crawl of ≥ 3
+/// answered paths (1.0); fewer commands or a completed handshake 0.95; a
+/// server that stopped at authentication 0.90; a banner, silence or no
+/// connection as a port with no answered request (0.85).
+pub fn probe_score(p: &vexxy_model::ProbeRecord) -> f64 {
+    use vexxy_model::ProbeReach as R;
+    match p.reach {
+        R::Commands if p.answered >= 3 => 1.0,
+        R::Commands | R::Handshake => 0.95,
+        R::AuthRequired => 0.90,
+        R::Answered | R::Connected | R::Unreachable => 0.85,
+    }
+}
+
+/// `affected`: a data file of the package was read at run time. Reading is
+/// use: the data may be what is vulnerable (a distrusted CA), or the code
+/// reading it may be the package's concern.
+pub const DATA_READ_CONFIDENCE: f64 = 0.75;
+/// The most a runtime absence claim about a package may have when another
+/// binary package of the same source package ran: advisories are per
+/// source package, and which binary package carries the vulnerable code is
+/// not known. Below the default review threshold (0.6).
+pub const SIBLING_RAN_CAP: f64 = 0.50;
+/// The most a runtime absence claim about a package of security-relevant
+/// data may have: CA bundles and time zone files are read lazily (the
+/// first outbound TLS verification, the first local time), which a
+/// sandboxed run without outbound traffic may never trigger.
+pub const SECURITY_DATA_ABSENCE_CAP: f64 = 0.50;
+/// The most a runtime absence claim may have when the image had more
+/// symlinks than static analysis records ([`ImageLinks::truncated`]).
+pub const LINKS_TRUNCATED_CAP: f64 = 0.40;
 /// "Mapped, never entered" when other requested probes failed to attach.
 pub const UPROBE_ERRORS_FACTOR: f64 = 0.90;
 
@@ -104,6 +149,12 @@ pub struct Coverage {
     pub http_answered: u64,
     /// Distinct HTTP paths requested.
     pub http_paths: usize,
+    /// The best exercise score a protocol probe earned on a ready port
+    /// ([`probe_score`]), when any probe ran.
+    pub probe_score: Option<f64>,
+    /// The protocol probe behind [`Coverage::probe_score`]: "resp on 6379:
+    /// commands, 6/6 answered".
+    pub best_probe: Option<String>,
     /// The user's test script, when one ran.
     pub script: Option<ScriptOutcome>,
     /// Distinct programs executed.
@@ -184,7 +235,21 @@ impl Coverage {
             .filter(|(code, _)| **code != 0)
             .map(|(_, n)| *n)
             .sum();
+        let best = ex
+            .probes
+            .iter()
+            .filter(|p| ex.ready_ports.contains(&p.port))
+            .map(|p| (probe_score(p), p))
+            .max_by(|a, b| a.0.total_cmp(&b.0));
         let mut c = Self {
+            probe_score: best.map(|(score, _)| score),
+            best_probe: best.map(|(_, p)| {
+                format!(
+                    "{} on {}: {:?}, {}/{} answered",
+                    p.protocol, p.port, p.reach, p.answered, p.requests
+                )
+                .to_lowercase()
+            }),
             duration_ms: run.duration_ms,
             requested_duration_ms: run.requested_duration_ms,
             window_end: run.window.map(|w| w.ended),
@@ -242,13 +307,16 @@ impl Coverage {
             RunOutcome::Exited(_) | RunOutcome::Signaled(_) => 0.6,
         };
         let mut exercise = if self.ready_ports > 0 {
-            if self.http_answered == 0 {
+            let http: f64 = if self.http_answered == 0 {
                 0.85
             } else if self.http_paths >= 3 {
                 1.0
             } else {
                 0.95
-            }
+            };
+            // a protocol probe's commands exercise a non-HTTP server as a
+            // crawl exercises an HTTP one, never more
+            self.probe_score.map_or(http, |p| http.max(p))
         } else if self.ports > 0 {
             0.6
         } else {
@@ -338,6 +406,9 @@ impl Coverage {
                 ", {} http request(s) ({} answered) to {} path(s)",
                 self.http_requests, self.http_answered, self.http_paths
             );
+        }
+        if let Some(p) = &self.best_probe {
+            let _ = write!(s, ", protocol probe {p}");
         }
         let _ = match &self.script {
             Some(ScriptOutcome {
@@ -739,35 +810,74 @@ pub(crate) struct Observed {
 }
 
 impl Observed {
-    pub(crate) fn of(profile: &ExecutionProfile) -> Self {
+    /// Indexes the run's paths. Each traced path also counts for every
+    /// other name of the same file: the symlinks it went through, the file
+    /// they lead to, and that file's hard links.
+    pub(crate) fn of(profile: &ExecutionProfile, links: &ImageLinks) -> Self {
         let mut o = Self::default();
         for e in &profile.executables {
-            o.slot(&e.path).executed += e.count.max(1);
+            let n = e.count.max(1);
+            o.each_name(links, &e.path, |u| u.executed += n);
             if let Some(interp) = &e.interpreter {
-                o.slot(interp)
-                    .interpreter_of
-                    .get_or_insert_with(|| e.path.clone());
+                o.each_name(links, interp, |u| {
+                    u.interpreter_of.get_or_insert_with(|| e.path.clone());
+                });
             }
         }
         for l in &profile.loaded_libraries {
-            o.slot(&l.path).mapped += l.mappings.max(1);
+            let n = l.mappings.max(1);
+            o.each_name(links, &l.path, |u| u.mapped += n);
         }
         for f in &profile.files {
-            o.slot(&f.path).opened += f.opens.max(1);
+            let n = f.opens.max(1);
+            o.each_name(links, &f.path, |u| u.opened += n);
             if let Some(source) = python_source_of(&f.path) {
-                o.slot(&source)
-                    .bytecode
-                    .get_or_insert_with(|| f.path.clone());
+                o.each_name(links, &source, |u| {
+                    u.bytecode.get_or_insert_with(|| f.path.clone());
+                });
             }
         }
         o
     }
 
-    fn slot(&mut self, path: &str) -> &mut Use {
+    /// Applies `update` to the use of `path` and of every other name of the
+    /// file it leads to.
+    fn each_name(&mut self, links: &ImageLinks, path: &str, mut update: impl FnMut(&mut Use)) {
+        let resolved = links.resolve(path);
+        let mut names: Vec<&str> = vec![path];
+        names.extend(resolved.via.iter().map(String::as_str));
+        if resolved.path != path {
+            names.push(&resolved.path);
+        }
+        names.extend(
+            links
+                .hardlinks_of(&resolved.path)
+                .iter()
+                .map(String::as_str),
+        );
+        let mut done: BTreeSet<Cow<'_, str>> = BTreeSet::new();
+        for name in names {
+            if done.insert(merged(name)) {
+                update(self.slot_as(name, path));
+            }
+        }
+    }
+
+    /// The opened paths, as traced (a path only named through a link
+    /// appears once, under its traced name).
+    fn opened(&self) -> impl Iterator<Item = (&str, &Use)> {
+        self.uses
+            .iter()
+            .filter(|(_, u)| u.opened > 0)
+            .map(|(k, u)| (k.as_str(), u))
+    }
+
+    /// The use of `path`, shown as `traced` (the name the run recorded).
+    fn slot_as(&mut self, path: &str, traced: &str) -> &mut Use {
         self.uses
             .entry(merged(path).into_owned())
             .or_insert_with(|| Use {
-                seen_as: path.to_owned(),
+                seen_as: traced.to_owned(),
                 ..Use::default()
             })
     }
@@ -792,44 +902,134 @@ struct Usage<'p> {
     modules: Vec<String>,
     read_only: Vec<String>,
     data: Vec<String>,
+    /// Package metadata files opened (`METADATA`, `package.json`, a
+    /// `.gemspec`): package managers and module loaders read these for
+    /// every installed package, so reading them is not use.
+    metadata: Vec<String>,
+    /// The security-relevant data the package holds ("CA certificates"),
+    /// when a `[[security_data]]` entry names it.
+    security: Option<&'p SecurityData>,
+    /// Outer archives of the package's nested archives (`outer!/entry`
+    /// markers) that the run opened or mapped: the class loader reads
+    /// nested archives through the outer one, so which of them it read is
+    /// not visible in file events.
+    in_opened_archive: Vec<String>,
 }
 
+/// Whether a path is a package's metadata, which package managers and
+/// module loaders read for every installed package (Python's
+/// `importlib.metadata`, RubyGems' stub scan, Node's resolution of
+/// `package.json`).
+fn is_package_metadata(path: &str) -> bool {
+    let file = file_name(path);
+    path.contains(".dist-info/")
+        || path.contains(".egg-info/")
+        || file.ends_with(".egg-info")
+        || file.ends_with(".gemspec")
+        || (file.ends_with(".gem") && path.contains("/cache/"))
+        || ((file == "package.json" || file == "composer.json") && path.contains("/node_modules/"))
+        || (file == "composer.json" && path.contains("/vendor/"))
+}
+
+/// The separator of a nested archive's virtual path (`app.jar!/BOOT-INF/lib/x.jar`),
+/// as vexxy-catalog writes it.
+const NESTED_ARCHIVE: &str = "!/";
+
 impl<'p> Usage<'p> {
-    fn of(p: &'p Package, observed: &Observed) -> Self {
+    fn of(p: &'p Package, observed: &Observed, facts: &'p ReachFacts) -> Self {
         let mut u = Self {
             name: &p.name,
+            security: facts
+                .security_data
+                .iter()
+                .find(|d| d.covers_package(&p.name)),
             ..Self::default()
         };
+        // Outer archives this package is nested in: their use is not this
+        // package's use (see `in_opened_archive`).
+        let outers: BTreeSet<&str> = p
+            .files
+            .iter()
+            .filter_map(|f| f.split_once(NESTED_ARCHIVE).map(|(outer, _)| outer))
+            .collect();
         for file in &p.files {
+            if let Some((outer, _)) = file.split_once(NESTED_ARCHIVE) {
+                if u.keys.insert(Cow::Borrowed(file.as_str())) {
+                    *u.kinds.entry(CodeKind::Module).or_insert(0) += 1;
+                }
+                if let Some(x) = observed
+                    .get(outer)
+                    .filter(|x| x.opened > 0 || x.mapped > 0 || x.executed > 0)
+                {
+                    u.in_opened_archive.push(x.seen_as.clone());
+                }
+                continue;
+            }
+            if outers.contains(file.as_str()) {
+                u.keys.insert(merged(file));
+                continue;
+            }
             if !u.keys.insert(merged(file)) {
                 continue;
             }
             let kind = CodeKind::of(file);
-            let used = observed.get(file);
+            // A symlink the package owns is used when the file it leads to
+            // is (an owned name of that file); so is a hard link.
+            let resolved = facts.links.resolve(file);
+            let used = observed
+                .get(file)
+                .or_else(|| observed.get(&resolved.path))
+                .or_else(|| {
+                    facts
+                        .links
+                        .hardlinks_of(&resolved.path)
+                        .iter()
+                        .find_map(|h| observed.get(h))
+                });
             let ran =
                 used.is_some_and(|x| x.executed > 0 || x.interpreter_of.is_some() || x.mapped > 0);
             if let Some(k) = kind.or(ran.then_some(CodeKind::Program)) {
                 *u.kinds.entry(k).or_insert(0) += 1;
             }
             let Some(x) = used else { continue };
+            // The owned name, and the traced one when the run named the
+            // file otherwise (a symlink, a hard link).
+            let seen = if merged(file) == merged(&x.seen_as) {
+                x.seen_as.clone()
+            } else {
+                format!("{file} (as {})", x.seen_as)
+            };
             if x.executed > 0 {
-                u.executed.push(format!("{} ({}×)", x.seen_as, x.executed));
+                u.executed.push(format!("{seen} ({}×)", x.executed));
             } else if let Some(program) = &x.interpreter_of {
                 u.executed
-                    .push(format!("{} (interpreter of {program})", x.seen_as));
+                    .push(format!("{seen} (interpreter of {program})"));
             } else if x.mapped > 0 {
                 u.mapped.push((x.seen_as.clone(), file.as_str(), x.mapped));
             } else if x.opened > 0 || x.bytecode.is_some() {
                 let shown = match &x.bytecode {
-                    Some(pyc) if x.opened == 0 => format!("{} (as {pyc})", x.seen_as),
-                    _ => x.seen_as.clone(),
+                    Some(pyc) if x.opened == 0 => format!("{seen} (as {pyc})"),
+                    _ => seen,
                 };
                 match kind {
                     Some(CodeKind::Program | CodeKind::Module) => u.modules.push(shown),
                     Some(CodeKind::Native | CodeKind::Other) => u.read_only.push(shown),
+                    None if is_package_metadata(file) => u.metadata.push(shown),
                     None => u.data.push(shown),
                 }
             }
+        }
+        // Security-relevant data also lives in files generated from the
+        // package after installation (a CA bundle), which it does not list.
+        if let Some(security) = u.security {
+            let mut generated: Vec<String> = observed
+                .opened()
+                .filter(|(key, _)| security.covers_path(key) && !u.keys.contains(*key))
+                .map(|(_, x)| x.seen_as.clone())
+                .collect();
+            generated.sort();
+            generated.dedup();
+            u.data.extend(generated);
         }
         u
     }
@@ -1032,11 +1232,17 @@ pub(crate) fn runtime(cx: &Context<'_>) -> Vec<Opinion> {
     else {
         return Vec::new();
     };
-    let usage = Usage::of(p, observed);
+    let usage = Usage::of(p, observed, cx.facts);
+    let name = p.name.as_str();
     if usage.code_files() == 0 {
+        if !usage.data.is_empty() {
+            return data_read(cx, &usage, coverage);
+        }
+        if usage.security.is_some() && !p.files.is_empty() {
+            return data_not_read(cx, &usage, coverage);
+        }
         return Vec::new();
     }
-    let name = p.name.as_str();
     let probes = Probes::of(profile, &usage);
     let code_ran = |confidence: f64, observation: String, how: &str| {
         code_ran(cx, &usage, &probes, coverage, confidence, observation, how)
@@ -1084,8 +1290,21 @@ pub(crate) fn runtime(cx: &Context<'_>) -> Vec<Opinion> {
             "modules loaded",
         );
     }
+    if !usage.in_opened_archive.is_empty() {
+        return vec![inconclusive(
+            name,
+            format!(
+                "{name} is an archive nested in {}, which the traced run opened",
+                sample(&usage.in_opened_archive)
+            ),
+            format!("{name} is loaded, if at all, through the archive it is nested in; file events show that archive opened but not which nested archives the class loader read, so the run shows {name} neither used nor unused"),
+        )];
+    }
+    if !usage.data.is_empty() {
+        return data_read(cx, &usage, coverage);
+    }
     if !probes.idle.is_empty() {
-        return never_entered(name, &probes.idle, coverage);
+        return absence_caps(cx, p, &usage, never_entered(name, &probes.idle, coverage));
     }
     if !usage.read_only.is_empty() && coverage.kubescape.is_some() {
         return kubescape_opened_native(name, &usage.read_only, coverage);
@@ -1100,7 +1319,207 @@ pub(crate) fn runtime(cx: &Context<'_>) -> Vec<Opinion> {
             format!("{name}'s shared objects were read but never mapped executable in the traced run; whether its code runs needs a review"),
         )];
     }
-    not_used(cx, name, &usage, coverage)
+    absence_caps(cx, p, &usage, not_used(cx, name, &usage, coverage))
+}
+
+/// A sibling binary package (same source package, another name) whose
+/// code ran in the traced run: "name (how)".
+fn sibling_that_ran(cx: &Context<'_>, p: &Package) -> Option<String> {
+    let (Some(inventory), Some(observed), Some(source)) =
+        (cx.inventory, cx.observed, p.source.as_ref())
+    else {
+        return None;
+    };
+    inventory
+        .packages()
+        .iter()
+        .filter(|q| q.name != p.name && q.source.as_ref().is_some_and(|s| s.name == source.name))
+        .find_map(|q| {
+            let u = Usage::of(q, observed, cx.facts);
+            let how = if let Some(e) = u.executed.first() {
+                format!("executed {e}")
+            } else if let Some((m, _, _)) = u.mapped.first() {
+                format!("mapped {m}")
+            } else if let Some(m) = u.modules.first() {
+                format!("loaded {m}")
+            } else {
+                return None;
+            };
+            Some(format!("{} ({how})", q.name))
+        })
+}
+
+/// Caps a runtime absence claim about `p` below the review threshold when
+/// the run cannot stand behind it alone, saying why in its notes and
+/// evidence: a sibling binary package ran ([`SIBLING_RAN_CAP`]), the
+/// package holds security-relevant data, which programs read lazily
+/// ([`SECURITY_DATA_ABSENCE_CAP`]), or the image had more symlinks than
+/// were recorded ([`LINKS_TRUNCATED_CAP`]).
+fn absence_caps(
+    cx: &Context<'_>,
+    p: &Package,
+    usage: &Usage<'_>,
+    mut opinions: Vec<Opinion>,
+) -> Vec<Opinion> {
+    if let Some(sibling) = sibling_that_ran(cx, p) {
+        let source = p.source.as_ref().map_or("", |s| s.name.as_str());
+        opinions = cap(
+            opinions,
+            SIBLING_RAN_CAP,
+            &format!("but {sibling}, built from the same source package {source}, ran: the advisory is about {source}, and the vulnerable code may be in the package that ran"),
+            Evidence::new(
+                RUNTIME,
+                EvidenceSource::Runtime,
+                format!("another binary package of source {source} ran: {sibling}"),
+            )
+            .about(p.name.clone())
+            .fact("sibling_ran", sibling.clone())
+            .fact("source_package", source.to_owned()),
+        );
+    }
+    if let Some(security) = usage.security {
+        opinions = cap(
+            opinions,
+            SECURITY_DATA_ABSENCE_CAP,
+            &format!("but {} is read lazily (the first outbound TLS connection, the first local time), which a run may never trigger", security.kind),
+            Evidence::new(
+                RUNTIME,
+                EvidenceSource::Runtime,
+                format!("{} holds security-relevant data ({})", p.name, security.kind),
+            )
+            .about(p.name.clone())
+            .fact("security_data", security.kind.clone()),
+        );
+    }
+    if cx.facts.links.truncated() {
+        opinions = cap(
+            opinions,
+            LINKS_TRUNCATED_CAP,
+            "but the image has more symlinks than were recorded, so a use through an unrecorded link would not be seen",
+            Evidence::new(
+                RUNTIME,
+                EvidenceSource::Runtime,
+                "the image's symlinks were recorded only in part",
+            )
+            .about(p.name.clone())
+            .fact("links_truncated", "true"),
+        );
+    }
+    opinions
+}
+
+/// Caps every `not_affected` verdict among `opinions` at `ceiling`, adding
+/// `why` to its notes and `evidence` to its evidence.
+fn cap(opinions: Vec<Opinion>, ceiling: f64, why: &str, evidence: Evidence) -> Vec<Opinion> {
+    opinions
+        .into_iter()
+        .map(|o| match o {
+            Opinion::Verdict(mut v) if v.status() == Status::NotAffected => {
+                if v.confidence.get() > ceiling {
+                    v.confidence = conf(ceiling);
+                }
+                v.notes = format!("{}; {why}", v.notes);
+                v.evidence.push(evidence.clone());
+                Opinion::Verdict(v)
+            }
+            other => other,
+        })
+        .collect()
+}
+
+/// `affected`: a data file of the package was read in the run. Vetoes the
+/// static "ships only data" claim and every "not in the execute path" one.
+fn data_read(cx: &Context<'_>, usage: &Usage<'_>, coverage: &Coverage) -> Vec<Opinion> {
+    let name = usage.name;
+    let what = usage
+        .security
+        .map_or_else(|| "data".to_owned(), |s| s.kind.clone());
+    let mut e = Evidence::new(
+        RUNTIME,
+        EvidenceSource::Runtime,
+        format!(
+            "the traced run read {} file(s) of {name}'s {what}: {}",
+            usage.data.len(),
+            sample(&usage.data)
+        ),
+    )
+    .about(name.to_owned())
+    .fact("data_files_opened", sample(&usage.data))
+    .fact("data_files_opened_count", usage.data.len().to_string());
+    if let Some(s) = usage.security {
+        e = e
+            .fact("security_data", s.kind.clone())
+            .fact("security_data_rule", s.id.clone());
+    }
+    e = e.fact("run", coverage.describe());
+    e = with_production(e, coverage);
+    used(
+        cx,
+        e,
+        DATA_READ_CONFIDENCE,
+        format!(
+            "{name}'s {what} was read at run time: reading data is use{}",
+            production_note(coverage)
+        ),
+        &[
+            Justification::VulnerableCodeNotPresent,
+            Justification::VulnerableCodeNotInExecutePath,
+        ],
+    )
+}
+
+/// `not_affected`: a package of security-relevant data none of whose files
+/// (nor the files generated from it) was read during the run.
+fn data_not_read(cx: &Context<'_>, usage: &Usage<'_>, coverage: &Coverage) -> Vec<Opinion> {
+    let name = usage.name;
+    let Some(security) = usage.security else {
+        return Vec::new();
+    };
+    let run = coverage.describe();
+    if !coverage.observed_anything {
+        return vec![inconclusive(
+            name,
+            format!("the traced run ({run}) recorded no program start or executable mapping"),
+            format!("the traced run recorded nothing running, so it says nothing about {name}"),
+        )];
+    }
+    let mut e = Evidence::new(
+        RUNTIME,
+        EvidenceSource::Runtime,
+        format!(
+            "no file of {name} ({}) was read during {run}",
+            security.kind
+        ),
+    )
+    .about(name.to_owned())
+    .fact("security_data", security.kind.clone())
+    .fact("security_data_rule", security.id.clone())
+    .fact("data_paths", security.paths.join(", "))
+    .fact("coverage_factors", coverage.factors_fact());
+    if coverage.lost_events {
+        e = e.fact(
+            "lost_events",
+            "the tracer dropped events, so absence is weak evidence; the confidence is capped",
+        );
+    }
+    e = with_production(e, coverage);
+    let opinions = vec![Opinion::Verdict(
+        Verdict::not_affected(
+            Justification::VulnerableCodeNotInExecutePath,
+            Decider::automated(RUNTIME),
+        )
+        .with_confidence(coverage.scale(NOT_USED_BASE, 1.0))
+        .with_notes(format!(
+            "{name}'s {} was never read while the image was exercised{}",
+            security.kind,
+            production_note(coverage)
+        ))
+        .with_evidence(e),
+    )];
+    match cx.installed {
+        Some(p) => absence_caps(cx, p, usage, opinions),
+        None => opinions,
+    }
 }
 
 /// `affected`, and a veto of every "not in the execute path" claim.
@@ -1131,24 +1550,44 @@ fn code_ran(
     }
     e = e.fact("run", coverage.describe());
     e = with_production(e, coverage);
-    vec![
-        Opinion::Veto {
-            justification: Justification::VulnerableCodeNotInExecutePath,
-            evidence: e.clone(),
-        },
-        Opinion::Verdict(
-            Verdict::affected(
-                crate::action_statement(cx.finding),
-                Decider::automated(RUNTIME),
-            )
-            .with_confidence(conf(confidence))
-            .with_notes(format!(
-                "{name}'s code ran in the traced run ({how}){}",
-                production_note(coverage)
-            ))
-            .with_evidence(e),
+    used(
+        cx,
+        e,
+        confidence,
+        format!(
+            "{name}'s code ran in the traced run ({how}){}",
+            production_note(coverage)
         ),
-    ]
+        &[Justification::VulnerableCodeNotInExecutePath],
+    )
+}
+
+/// `affected` on `evidence` that the package was used, vetoing the
+/// justifications that use contradicts.
+fn used(
+    cx: &Context<'_>,
+    evidence: Evidence,
+    confidence: f64,
+    notes: String,
+    vetoes: &[Justification],
+) -> Vec<Opinion> {
+    let mut out: Vec<Opinion> = vetoes
+        .iter()
+        .map(|j| Opinion::Veto {
+            justification: *j,
+            evidence: evidence.clone(),
+        })
+        .collect();
+    out.push(Opinion::Verdict(
+        Verdict::affected(
+            crate::action_statement(cx.finding),
+            Decider::automated(RUNTIME),
+        )
+        .with_confidence(conf(confidence))
+        .with_notes(notes)
+        .with_evidence(evidence),
+    ));
+    out
 }
 
 /// "Mapped, never entered": every mapped object carried probes, none was called.
@@ -1225,8 +1664,8 @@ fn not_used(cx: &Context<'_>, name: &str, usage: &Usage<'_>, coverage: &Coverage
         .about(name.to_owned())
         .fact("code_files", usage.kinds_text())
         .fact("coverage_factors", coverage.factors_fact());
-    if !usage.data.is_empty() {
-        e = e.fact("data_files_opened", sample(&usage.data));
+    if !usage.metadata.is_empty() {
+        e = e.fact("metadata_files_opened", sample(&usage.metadata));
     }
     if !why.is_empty() {
         e = e.fact("static", why.join("; "));

@@ -132,6 +132,8 @@ fn facts() -> ReachFacts {
     };
     ReachFacts {
         functions: Vec::new(),
+        links: Default::default(),
+        security_data: Vec::new(),
         elf: Some(elf),
         rules: vec![
             // Claims libssl3 is not in the execute path: the ELF graph vetoes it.
@@ -513,6 +515,8 @@ fn execute_path_claims_need_the_elf_graph_and_respect_it() {
     // No ELF facts: the rule's execute-path claim is not asserted.
     let no_elf = ReachFacts {
         functions: Vec::new(),
+        links: Default::default(),
+        security_data: Vec::new(),
         elf: None,
         rules: vec![rule.clone()],
     };

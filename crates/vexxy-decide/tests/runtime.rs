@@ -156,6 +156,8 @@ fn nginx_facts() -> ReachFacts {
         .insert("nginx-common".into(), PackageReach::NoElf);
     ReachFacts {
         functions: Vec::new(),
+        links: Default::default(),
+        security_data: Vec::new(),
         elf: Some(elf),
         rules: vec![RuleOutcome {
             rule_id: "client-cert".into(),
@@ -254,6 +256,7 @@ fn nginx_profile() -> ExecutionProfile {
             http_status: [(0, 1), (200, 9), (404, 8)].into_iter().collect(),
             http_paths: vec!["/".into(), "/a".into(), "/robots.txt".into()],
             script: None,
+            ..ExerciseStats::default()
         },
         ..ExecutionProfile::default()
     };
@@ -476,13 +479,13 @@ fn nginx_runtime_classes() {
             mentions: "never mapped executable",
         },
         Case {
-            name: "nginx-common: only data files opened",
+            name: "nginx-common: only data files opened (reading is use)",
             vuln: "CVE-COMMON",
             pkg: "nginx-common",
             eco: deb(),
-            status: S::NotAffected,
-            justification: Some(J::VulnerableCodeNotInExecutePath),
-            confidence: (0.85, 0.9),
+            status: S::Affected,
+            justification: None,
+            confidence: (0.75, 0.75),
             provider: Some(runtime::RUNTIME),
             mentions: "/etc/nginx/mime.types",
         },
@@ -832,7 +835,7 @@ fn language_modules() {
             mentions: "/app/node_modules/express/index.js",
         },
         Case {
-            name: "lodash: only its package.json was read",
+            name: "lodash: only its package.json was read (metadata is not use)",
             vuln: "CVE-LODASH",
             pkg: "lodash",
             eco: Ecosystem::Npm,

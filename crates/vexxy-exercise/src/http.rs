@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use url::Url;
 use vexxy_model::ExerciseStats;
 
+use crate::api::{self, Form, Req};
 use crate::netns::in_netns;
 use crate::{ExerciseError, Target};
 
@@ -75,6 +76,13 @@ pub struct HttpStats {
     pub by_status: BTreeMap<u16, u64>,
     /// Distinct paths (with query) requested, over all ports.
     pub paths: BTreeSet<String>,
+    /// Ports that answered at least one request in HTTP.
+    pub answered_ports: BTreeSet<u16>,
+    /// Of `requests`, those the fuzz phase sent.
+    pub fuzz_requests: u64,
+    /// The OpenAPI/Swagger document requests were built from, as `port
+    /// path`, when a port served one (the first found).
+    pub openapi: Option<String>,
 }
 
 impl HttpStats {
@@ -87,10 +95,17 @@ impl HttpStats {
         let mut paths: BTreeSet<String> = stats.http_paths.drain(..).collect();
         paths.extend(self.paths.iter().cloned());
         stats.http_paths = paths.into_iter().collect();
+        stats.http_fuzz_requests += self.fuzz_requests;
+        if stats.openapi.is_none() {
+            stats.openapi.clone_from(&self.openapi);
+        }
     }
 
-    fn count(&mut self, path: &str, status: u16) {
+    fn count(&mut self, port: u16, path: &str, status: u16) {
         self.requests += 1;
+        if status != 0 {
+            self.answered_ports.insert(port);
+        }
         *self.by_status.entry(status).or_default() += 1;
         if !self.paths.contains(path) {
             self.paths.insert(path.to_owned());
@@ -101,8 +116,13 @@ impl HttpStats {
 /// Probes every port in `ports` over plain HTTP from inside the target's
 /// network namespace: `GET /`, then, interleaved, a breadth-first crawl of
 /// the same-origin links (`href`/`src`, and same-origin redirects) found in
-/// HTML responses and the extras (`HEAD /`, `OPTIONS /`, common paths and
-/// one random path for the 404 handler). Ports take turns, one request each.
+/// HTML responses and the extras (`HEAD /`, `OPTIONS /`, common paths, one
+/// random path for the 404 handler, and the usual OpenAPI/Swagger document
+/// paths). Once that is done on a port: one request per operation of the
+/// first OpenAPI/Swagger document it served (parameters filled with
+/// samples), then a fuzz phase (at most 64 requests per port: mutated query
+/// parameters and form fields, unusual headers, other methods). Ports take
+/// turns, one request each.
 ///
 /// Stops at `budget.max_requests` or `budget.deadline`. Redirects are never
 /// followed automatically, and nothing but `target.host` on the given ports
@@ -154,10 +174,32 @@ enum Method {
     Options,
 }
 
+/// One step of a port's work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Step {
+    /// A crawl request (`GET` of a link or an extra, `HEAD /`, `OPTIONS /`).
+    Crawl(Method, String),
+    /// A request an OpenAPI document describes.
+    Api(Req),
+    /// A fuzz request.
+    Fuzz(Req),
+}
+
 /// The crawl state of one port.
 #[derive(Debug)]
 struct Crawl {
     origin: Url,
+    /// Requests from the port's OpenAPI document.
+    api: VecDeque<Req>,
+    /// The document they came from (`port path`).
+    openapi: Option<String>,
+    /// Forms found in HTML pages (fuzzed later).
+    forms: Vec<Form>,
+    /// The fuzz phase, built when the crawl and the API are done.
+    fuzz: Option<VecDeque<Req>>,
+    /// Whether any request got an HTTP answer (a port that never did gets
+    /// no fuzz phase: it does not speak HTTP).
+    answered: bool,
     /// Paths found in pages and redirects, breadth first.
     links: VecDeque<String>,
     /// `HEAD /`, `OPTIONS /` and the common paths.
@@ -173,6 +215,11 @@ impl Crawl {
         let origin = Url::parse(&format!("http://{}/", SocketAddr::new(host, port))).ok()?;
         let mut crawl = Self {
             origin,
+            api: VecDeque::new(),
+            openapi: None,
+            forms: Vec::new(),
+            fuzz: None,
+            answered: false,
             links: VecDeque::new(),
             extras: VecDeque::new(),
             queued: HashSet::new(),
@@ -188,6 +235,9 @@ impl Crawl {
         crawl
             .extras
             .push_back((Method::Get, format!("/nonexistent-{random:016x}")));
+        for path in api::OPENAPI_PATHS {
+            crawl.extras.push_back((Method::Get, (*path).to_owned()));
+        }
         Some(crawl)
     }
 
@@ -212,6 +262,25 @@ impl Crawl {
             }
         }
         None
+    }
+
+    /// The next step: the crawl, then the API's requests, then the fuzz
+    /// phase.
+    fn step(&mut self) -> Option<Step> {
+        if let Some((method, path)) = self.next() {
+            return Some(Step::Crawl(method, path));
+        }
+        if let Some(req) = self.api.pop_front() {
+            return Some(Step::Api(req));
+        }
+        if !self.answered {
+            return None;
+        }
+        if self.fuzz.is_none() {
+            let crawled: BTreeSet<String> = self.queued.iter().cloned().collect();
+            self.fuzz = Some(api::fuzz_requests(&crawled, &self.forms).into());
+        }
+        self.fuzz.as_mut()?.pop_front().map(Step::Fuzz)
     }
 }
 
@@ -246,14 +315,36 @@ fn probe(host: IpAddr, ports: &[u16], budget: &ProbeBudget, stop: &AtomicBool) -
                 tracing::debug!("probe stopped");
                 break 'rounds;
             }
-            let Some((method, path)) = crawl.next() else {
+            let Some(step) = crawl.step() else {
                 continue;
             };
             progressed = true;
             sent += 1;
             let timeout = remaining.min(budget.per_request_timeout);
-            let status = request(&agent, crawl, method, &path, timeout);
-            stats.count(&path, status);
+            let port = crawl.origin.port().unwrap_or(80);
+            match step {
+                Step::Crawl(method, path) => {
+                    let status = request(&agent, crawl, method, &path, timeout);
+                    stats.count(port, &path, status);
+                }
+                Step::Api(req) => {
+                    let status = send(&agent, &crawl.origin, &req, timeout);
+                    stats.count(port, &req.path, status);
+                }
+                Step::Fuzz(req) => {
+                    let status = send(&agent, &crawl.origin, &req, timeout);
+                    stats.requests += 1;
+                    stats.fuzz_requests += 1;
+                    *stats.by_status.entry(status).or_default() += 1;
+                    if status != 0 {
+                        stats.answered_ports.insert(port);
+                    }
+                }
+            }
+            if stats.openapi.is_none() {
+                stats.openapi.clone_from(&crawl.openapi);
+            }
+            crawl.answered |= stats.answered_ports.contains(&port);
         }
         if !progressed {
             break;
@@ -308,6 +399,33 @@ fn request(
     let is_html = response.body().mime_type().is_some_and(|m| {
         m.eq_ignore_ascii_case("text/html") || m.eq_ignore_ascii_case("application/xhtml+xml")
     });
+    let maybe_document = response.body().mime_type().is_some_and(|m| {
+        let m = m.to_ascii_lowercase();
+        m.contains("json") || m.contains("yaml")
+    }) || api::looks_like_document(path);
+    if method == Method::Get
+        && crawl.openapi.is_none()
+        && response.status().is_success()
+        && maybe_document
+        && !is_html
+    {
+        let mut body = Vec::new();
+        if let Err(e) = response
+            .body_mut()
+            .as_reader()
+            .take(MAX_BODY_BYTES)
+            .read_to_end(&mut body)
+        {
+            tracing::debug!(url = %url, error = %e, "cannot read body");
+        }
+        if let Some(doc) = api::parse_document(&body) {
+            let requests = api::requests_from_document(&doc);
+            tracing::info!(url = %url, operations = requests.len(), "openapi document");
+            crawl.openapi = Some(format!("{} {path}", crawl.origin.port().unwrap_or(80)));
+            crawl.api.extend(requests);
+        }
+        return status;
+    }
     if method == Method::Get && is_html {
         let mut body = Vec::new();
         if let Err(e) = response
@@ -318,11 +436,131 @@ fn request(
         {
             tracing::debug!(url = %url, error = %e, "cannot read body");
         }
-        for link in links(&crawl.origin, &url, &String::from_utf8_lossy(&body)) {
+        let html = String::from_utf8_lossy(&body);
+        for link in links(&crawl.origin, &url, &html) {
             crawl.push_link(link);
+        }
+        for form in forms(&crawl.origin, &url, &html) {
+            if crawl.forms.len() < 16 && !crawl.forms.contains(&form) {
+                crawl.forms.push(form);
+            }
         }
     }
     status
+}
+
+/// Sends one API or fuzz request on `origin`; returns its status (0
+/// without a response). The body is not read.
+fn send(agent: &ureq::Agent, origin: &Url, req: &Req, timeout: Duration) -> u16 {
+    let Some(path) = same_origin_path(origin, origin, &req.path) else {
+        tracing::debug!("request path leaves the origin; not sent");
+        return 0;
+    };
+    // same_origin_path re-encodes; keep the request's own bytes when they
+    // already are a plain path
+    let path = if req.path.starts_with('/') && !req.path.starts_with("//") {
+        req.path.clone()
+    } else {
+        path
+    };
+    let Ok(url) = origin.join(&path) else {
+        return 0;
+    };
+    if url.host() != origin.host() || url.port_or_known_default() != origin.port_or_known_default()
+    {
+        return 0;
+    }
+    let mut builder = http::Request::builder()
+        .method(req.method.clone())
+        .uri(url.as_str());
+    for (name, value) in &req.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let body = match &req.body {
+        Some((content_type, bytes)) => {
+            builder = builder.header("content-type", content_type.as_str());
+            bytes.clone()
+        }
+        None => Vec::new(),
+    };
+    let Ok(request) = builder.body(body) else {
+        return 0;
+    };
+    let request = agent
+        .configure_request(request)
+        .timeout_global(Some(timeout))
+        .build();
+    match agent.run(request) {
+        Ok(response) => {
+            tracing::trace!(method = %req.method, url = %url, status = response.status().as_u16(), "response");
+            response.status().as_u16()
+        }
+        Err(e) => {
+            tracing::debug!(method = %req.method, url = %url, error = %e, "no response");
+            0
+        }
+    }
+}
+
+/// The forms of an HTML page whose action stays on `origin`: method, action
+/// and named fields with their values (or a sample fitting the input type).
+pub(crate) fn forms(origin: &Url, page: &Url, html: &str) -> Vec<Form> {
+    let document = scraper::Html::parse_document(html);
+    let mut found = Vec::new();
+    for node in document.root_element().descendants() {
+        let Some(form) = scraper::ElementRef::wrap(node) else {
+            continue;
+        };
+        if form.value().name() != "form" {
+            continue;
+        }
+        let action = form.value().attr("action").unwrap_or("");
+        let Some(action) = same_origin_path(
+            origin,
+            page,
+            if action.is_empty() {
+                page.as_str()
+            } else {
+                action
+            },
+        ) else {
+            continue;
+        };
+        let post = form
+            .value()
+            .attr("method")
+            .is_some_and(|m| m.eq_ignore_ascii_case("post"));
+        let mut fields = Vec::new();
+        for node in form.descendants() {
+            let Some(field) = scraper::ElementRef::wrap(node) else {
+                continue;
+            };
+            let e = field.value();
+            if !matches!(e.name(), "input" | "textarea" | "select") {
+                continue;
+            }
+            let Some(name) = e.attr("name").filter(|n| !n.is_empty()) else {
+                continue;
+            };
+            let value = match (e.attr("value"), e.attr("type").unwrap_or("text")) {
+                (Some(v), _) if !v.is_empty() => v.to_owned(),
+                (_, "number" | "range") => "1".to_owned(),
+                (_, "email") => "probe@example.invalid".to_owned(),
+                (_, "checkbox" | "radio") => "on".to_owned(),
+                (_, "date") => "2024-01-01".to_owned(),
+                _ => "vexxy".to_owned(),
+            };
+            if fields.len() < 32 {
+                fields.push((name.to_owned(), value));
+            }
+        }
+        found.push(Form {
+            post,
+            action,
+            fields,
+        });
+    }
+    found
 }
 
 /// The same-origin paths (with query, without fragment) that `href` and
@@ -413,9 +651,9 @@ mod tests {
     #[test]
     fn stats_add_into_a_profile() {
         let mut stats = HttpStats::default();
-        stats.count("/", 200);
-        stats.count("/x", 404);
-        stats.count("/", 0);
+        stats.count(80, "/", 200);
+        stats.count(80, "/x", 404);
+        stats.count(81, "/", 0);
         let mut exercise = ExerciseStats {
             http_requests: 1,
             http_status: BTreeMap::from([(200, 1)]),
@@ -429,6 +667,7 @@ mod tests {
             BTreeMap::from([(0, 1), (200, 2), (404, 1)])
         );
         assert_eq!(exercise.http_paths, ["/", "/x", "/z"]);
+        assert_eq!(stats.answered_ports, BTreeSet::from([80]));
     }
 
     #[test]
@@ -467,7 +706,11 @@ mod tests {
         let distinct: HashSet<_> = gets.iter().collect();
         assert_eq!(distinct.len(), gets.len(), "{gets:?}");
         assert!(gets.iter().any(|p| p.starts_with("/nonexistent-")));
-        // 2 links + HEAD + OPTIONS + 11 common paths (robots.txt once) + random
-        assert_eq!(order.len(), 2 + 2 + COMMON_PATHS.len() - 1 + 1);
+        // 2 links + HEAD + OPTIONS + 11 common paths (robots.txt once) +
+        // random + the OpenAPI document paths
+        assert_eq!(
+            order.len(),
+            2 + 2 + COMMON_PATHS.len() - 1 + 1 + api::OPENAPI_PATHS.len()
+        );
     }
 }

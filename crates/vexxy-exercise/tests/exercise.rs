@@ -218,8 +218,11 @@ fn prober_crawls_same_origin_links_and_common_paths() {
     );
     assert!(seen.contains(&("HEAD".into(), "/".into())), "{seen:?}");
     assert!(seen.contains(&("OPTIONS".into(), "/".into())), "{seen:?}");
-    // Each GET path once.
-    let mut gets: Vec<_> = seen
+    // The crawl comes first, as it always did: 8 crawled pages + HEAD +
+    // OPTIONS + 11 common paths + 1 random path, then the 9 OpenAPI
+    // document paths (none served here); each GET path once.
+    let crawl = &seen[..31];
+    let mut gets: Vec<_> = crawl
         .iter()
         .filter(|(m, _)| m == "GET")
         .map(|(_, p)| p.clone())
@@ -228,11 +231,33 @@ fn prober_crawls_same_origin_links_and_common_paths() {
     gets.sort();
     gets.dedup();
     assert_eq!(gets.len(), total, "a path was fetched twice: {seen:?}");
-
-    // 8 crawled pages + HEAD + OPTIONS + 11 common paths + 1 random path.
-    assert_eq!(stats.requests, 22, "{seen:?}");
-    let expected = BTreeMap::from([(200, 8), (204, 1), (301, 1), (302, 1), (404, 11)]);
-    assert_eq!(stats.by_status, expected);
+    assert_eq!(stats.requests - stats.fuzz_requests, 31, "{seen:?}");
+    assert_eq!(stats.openapi, None);
+    // Then the fuzz phase: 11 unusual-header requests to / and 5 other
+    // methods on / and three crawled paths (no query or form crawled).
+    let fuzz = &seen[31..];
+    assert_eq!(stats.fuzz_requests, 11 + 4 * 5, "{fuzz:?}");
+    assert_eq!(fuzz.len() as u64, stats.fuzz_requests);
+    for method in ["PUT", "DELETE", "PATCH", "POST", "TRACE"] {
+        assert_eq!(
+            fuzz.iter().filter(|(m, _)| m == method).count(),
+            4,
+            "{method}: {fuzz:?}"
+        );
+    }
+    assert_eq!(
+        fuzz.iter().filter(|r| r.0 == "GET" && r.1 == "/").count(),
+        11
+    );
+    // the crawl's own answers are all there
+    let expected = BTreeMap::from([(200, 8), (204, 1), (301, 1), (302, 1), (404, 20)]);
+    for (code, n) in expected {
+        assert!(
+            stats.by_status.get(&code).copied().unwrap_or(0) >= n,
+            "{code}: {:?}",
+            stats.by_status
+        );
+    }
 }
 
 #[test]

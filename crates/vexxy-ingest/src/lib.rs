@@ -40,6 +40,7 @@ use std::{
 };
 
 pub use error::IngestError;
+pub use osv::{advisory_symbols, record_symbols, report_symbols, OsvSymbols};
 use vexxy_model::{Digest, Finding, Package};
 
 /// A document format this crate recognises.

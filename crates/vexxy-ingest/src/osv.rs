@@ -310,3 +310,338 @@ fn osv_ecosystem(word: Option<&str>) -> Ecosystem {
         other => Ecosystem::from_scanner_type(other),
     }
 }
+
+// ------------------------------------------------------------ named symbols
+
+/// The functions one OSV record names as vulnerable in one affected package:
+/// `affected[].ecosystem_specific.imports[].symbols`, each qualified by its
+/// import path (`golang.org/x/net/html.Render`, methods as
+/// `golang.org/x/net/http2.Server.ServeConn`). The Go vulnerability database
+/// fills these; an import that names no symbol (the whole package is
+/// vulnerable) contributes none.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OsvSymbols {
+    /// The record's id (`GO-2023-1988`).
+    pub vulnerability: String,
+    /// The record's aliases (`CVE-2023-3978`, `GHSA-…`): a scanner may name
+    /// the finding by any of them.
+    pub aliases: Vec<String>,
+    /// `affected[].package.name` (a Go module path, `golang.org/x/net`, or
+    /// `stdlib`).
+    pub package: String,
+    /// `affected[].package.ecosystem` as written (`Go`).
+    pub ecosystem: String,
+    /// Qualified symbols, sorted, deduplicated.
+    pub symbols: Vec<String>,
+}
+
+impl OsvSymbols {
+    /// True when the record is the one a finding names, by id or alias.
+    pub fn names(&self, vulnerability: &str) -> bool {
+        self.vulnerability == vulnerability || self.aliases.iter().any(|a| a == vulnerability)
+    }
+
+    /// True when these are the functions of `finding`: the record is the
+    /// finding's vulnerability (by id, or an alias of either side: a Grype
+    /// finding named `CVE-2023-39325` is the Go database's `GO-2023-2102`)
+    /// and the affected package is the finding's package.
+    pub fn matches(&self, finding: &Finding) -> bool {
+        self.package == finding.package.name
+            && (self.names(&finding.vulnerability.id)
+                || finding.vulnerability.aliases.iter().any(|a| self.names(a)))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SymDoc {
+    #[serde(default, deserialize_with = "null_default")]
+    results: Vec<SymResult>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SymResult {
+    #[serde(default, deserialize_with = "null_default")]
+    packages: Vec<SymPackage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SymPackage {
+    #[serde(default, deserialize_with = "null_default")]
+    vulnerabilities: Vec<SymRecord>,
+}
+
+/// The part of an OSV record that names symbols.
+#[derive(Debug, Deserialize)]
+struct SymRecord {
+    id: String,
+    #[serde(default, deserialize_with = "null_default")]
+    aliases: Vec<String>,
+    #[serde(default, deserialize_with = "null_default")]
+    affected: Vec<SymAffected>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SymAffected {
+    #[serde(default)]
+    package: Option<RawAffectedPackage>,
+    /// Free-form per database: read leniently, a shape other than the Go
+    /// database's names no symbol.
+    #[serde(default)]
+    ecosystem_specific: Option<Lenient<SymEcosystemSpecific>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SymEcosystemSpecific {
+    #[serde(default, deserialize_with = "null_default")]
+    imports: Vec<SymImport>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SymImport {
+    path: String,
+    #[serde(default, deserialize_with = "null_default")]
+    symbols: Vec<String>,
+}
+
+impl SymRecord {
+    fn symbols(self, out: &mut Vec<OsvSymbols>) {
+        for affected in self.affected {
+            let (Some(package), Some(Lenient::Ok(specific))) =
+                (affected.package, affected.ecosystem_specific)
+            else {
+                continue;
+            };
+            let Some(name) = package.name.filter(|n| !n.trim().is_empty()) else {
+                continue;
+            };
+            // an import listed without symbols is vulnerable as a whole: any
+            // of its code may be the vulnerable code, so no list of
+            // functions speaks for this package (no "never entered" or
+            // "absent" claim from its siblings' symbols)
+            if specific
+                .imports
+                .iter()
+                .filter(|i| !i.path.trim().is_empty())
+                .any(|i| i.symbols.iter().all(|s| s.trim().is_empty()))
+            {
+                continue;
+            }
+            let mut symbols: Vec<String> = specific
+                .imports
+                .iter()
+                .filter(|i| !i.path.trim().is_empty())
+                .flat_map(|i| {
+                    i.symbols
+                        .iter()
+                        .filter(|s| !s.trim().is_empty())
+                        .map(move |s| format!("{}.{}", i.path.trim(), s.trim()))
+                })
+                .collect();
+            if symbols.is_empty() {
+                continue;
+            }
+            symbols.sort();
+            symbols.dedup();
+            let mut aliases = self.aliases.clone();
+            aliases.sort();
+            aliases.dedup();
+            out.push(OsvSymbols {
+                vulnerability: self.id.clone(),
+                aliases,
+                package: name,
+                ecosystem: package.ecosystem.unwrap_or_default(),
+                symbols,
+            });
+        }
+    }
+}
+
+fn finish(mut out: Vec<OsvSymbols>) -> Vec<OsvSymbols> {
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The symbols the OSV records embedded in an OSV-Scanner JSON report name,
+/// one entry per (record, affected package) that names any. Findings are
+/// read by [`crate::parse`]; this reads the same document for the
+/// function-level evidence the findings do not carry.
+pub fn report_symbols(bytes: &[u8], origin: &Path) -> Result<Vec<OsvSymbols>, IngestError> {
+    let doc: SymDoc = common::from_slice(bytes, origin)?;
+    let mut out = Vec::new();
+    for result in doc.results {
+        for package in result.packages {
+            for record in package.vulnerabilities {
+                record.symbols(&mut out);
+            }
+        }
+    }
+    Ok(finish(out))
+}
+
+/// The symbols one OSV record (a Go vulnerability database entry, say)
+/// names.
+pub fn record_symbols(bytes: &[u8], origin: &Path) -> Result<Vec<OsvSymbols>, IngestError> {
+    let record: SymRecord = common::from_slice(bytes, origin)?;
+    let mut out = Vec::new();
+    record.symbols(&mut out);
+    Ok(finish(out))
+}
+
+/// Largest advisory file read from a directory.
+const MAX_ADVISORY_BYTES: u64 = 16 << 20;
+
+/// The symbols every OSV record in `dir` names: each `*.json` file directly
+/// in it is one record (the layout of the Go vulnerability database's
+/// `ID/` directory and of `osv.dev` exports). Files are read in name order;
+/// one that is not an OSV record is an error naming it.
+pub fn advisory_symbols(dir: &Path) -> Result<Vec<OsvSymbols>, IngestError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| IngestError::Io { path, source }
+    };
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(io(dir))?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "json") && p.is_file());
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let size = std::fs::metadata(&file).map_err(io(&file))?.len();
+        if size > MAX_ADVISORY_BYTES {
+            return Err(IngestError::TooLarge {
+                path: file,
+                size,
+                limit: MAX_ADVISORY_BYTES,
+            });
+        }
+        let bytes = std::fs::read(&file).map_err(io(&file))?;
+        out.extend(record_symbols(&bytes, &file)?);
+    }
+    Ok(finish(out))
+}
+
+#[cfg(test)]
+mod symbol_tests {
+    use super::*;
+
+    const RECORD: &str = r#"{
+      "id": "GO-2023-2102",
+      "aliases": ["CVE-2023-44487", "CVE-2023-39325"],
+      "affected": [
+        {"package": {"name": "stdlib", "ecosystem": "Go"},
+         "ecosystem_specific": {"imports": [{"path": "net/http", "symbols": ["Server.Serve", "http2serverConn.serve"]}]}},
+        {"package": {"name": "golang.org/x/net", "ecosystem": "Go"},
+         "ecosystem_specific": {"imports": [
+            {"path": "golang.org/x/net/http2", "symbols": ["serverConn.serve", "Server.ServeConn", "Server.ServeConn"]}
+         ]}},
+        {"package": {"name": "something", "ecosystem": "PyPI"},
+         "ecosystem_specific": {"affected_functions": ["a.b"]}},
+        {"package": {"name": "odd", "ecosystem": "Go"}, "ecosystem_specific": "not an object"}
+      ]
+    }"#;
+
+    #[test]
+    fn record_symbols_are_qualified_per_affected_package() {
+        let got = record_symbols(RECORD.as_bytes(), Path::new("r.json")).unwrap();
+        assert_eq!(got.len(), 2, "{got:?}");
+        let net = got
+            .iter()
+            .find(|s| s.package == "golang.org/x/net")
+            .unwrap();
+        assert_eq!(
+            net.symbols,
+            [
+                "golang.org/x/net/http2.Server.ServeConn",
+                "golang.org/x/net/http2.serverConn.serve"
+            ]
+        );
+        assert!(net.names("GO-2023-2102"));
+        assert!(net.names("CVE-2023-39325"));
+        assert!(!net.names("CVE-2023-3978"));
+        let report = r#"{"results": [{"packages": [{"package": {"name": "golang.org/x/net", "version": "0.7.0", "ecosystem": "Go"},
+                "vulnerabilities": [{"id": "CVE-2023-39325", "aliases": ["GO-2023-2102"]}, {"id": "GO-2023-1988"}]}]}]}"#;
+        let Ok(crate::Input::Report(r)) = crate::parse(report.as_bytes(), Path::new("osv.json"))
+        else {
+            panic!("not a report")
+        };
+        // by alias on the finding's side, never another record's finding
+        assert!(net.matches(&r.findings[0]));
+        assert!(!net.matches(&r.findings[1]));
+        let std = got.iter().find(|s| s.package == "stdlib").unwrap();
+        assert!(!std.matches(&r.findings[0]), "another package");
+        assert_eq!(std.symbols[0], "net/http.Server.Serve");
+        assert_eq!(std.ecosystem, "Go");
+    }
+
+    /// An import without `symbols` is vulnerable as a whole: its sibling
+    /// imports' symbols are not the package's vulnerable functions, so the
+    /// (record, package) names none (no "never entered" claim from them).
+    #[test]
+    fn an_import_without_symbols_names_no_function_of_its_package() {
+        let record = r#"{
+          "id": "GO-2099-0001",
+          "affected": [
+            {"package": {"name": "golang.org/x/net", "ecosystem": "Go"},
+             "ecosystem_specific": {"imports": [
+                {"path": "golang.org/x/net/http2", "symbols": ["Server.ServeConn"]},
+                {"path": "golang.org/x/net/http2/h2c"}
+             ]}},
+            {"package": {"name": "golang.org/x/text", "ecosystem": "Go"},
+             "ecosystem_specific": {"imports": [
+                {"path": "golang.org/x/text/language", "symbols": ["Parse"]},
+                {"path": "golang.org/x/text/unicode", "symbols": [" "]}
+             ]}},
+            {"package": {"name": "stdlib", "ecosystem": "Go"},
+             "ecosystem_specific": {"imports": [
+                {"path": "net/http", "symbols": ["Server.Serve"]},
+                {"path": "net/url", "symbols": null}
+             ]}},
+            {"package": {"name": "golang.org/x/crypto", "ecosystem": "Go"},
+             "ecosystem_specific": {"imports": [
+                {"path": "golang.org/x/crypto/ssh", "symbols": ["NewServerConn"]}
+             ]}}
+          ]
+        }"#;
+        let got = record_symbols(record.as_bytes(), Path::new("r.json")).unwrap();
+        let packages: Vec<&str> = got.iter().map(|s| s.package.as_str()).collect();
+        assert_eq!(packages, ["golang.org/x/crypto"], "{got:?}");
+        assert_eq!(got[0].symbols, ["golang.org/x/crypto/ssh.NewServerConn"]);
+    }
+
+    #[test]
+    fn report_symbols_read_the_embedded_records() {
+        let report = format!(
+            r#"{{"results": [{{"source": {{"path": "/app/server", "type": "binary"}},
+                "packages": [{{"package": {{"name": "golang.org/x/net", "version": "0.7.0", "ecosystem": "Go"}},
+                               "vulnerabilities": [{RECORD}, {RECORD}], "groups": []}}]}}]}}"#
+        );
+        let got = report_symbols(report.as_bytes(), Path::new("osv.json")).unwrap();
+        // the same record twice yields its entries once
+        assert_eq!(got.len(), 2);
+        // the findings parse from the same bytes
+        let Ok(crate::Input::Report(r)) = crate::parse(report.as_bytes(), Path::new("osv.json"))
+        else {
+            panic!("not a report")
+        };
+        assert_eq!(r.findings.len(), 2);
+    }
+
+    #[test]
+    fn advisory_directories_read_every_record_and_name_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("GO-2023-2102.json"), RECORD).unwrap();
+        std::fs::write(dir.path().join("README.md"), "not json").unwrap();
+        let got = advisory_symbols(dir.path()).unwrap();
+        assert_eq!(got.len(), 2);
+        std::fs::write(dir.path().join("broken.json"), "{\"id\": 3}").unwrap();
+        let err = advisory_symbols(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("broken.json"), "{err}");
+        let missing = advisory_symbols(&dir.path().join("nope"))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("nope"), "{missing}");
+    }
+}

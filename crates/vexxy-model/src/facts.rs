@@ -1,6 +1,7 @@
 //! Facts that static analysis of a root filesystem establishes, in a form
 //! the decision engine can use without doing any I/O itself.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::{Confidence, Finding, Justification, Status};
@@ -136,11 +137,286 @@ pub struct ReachFacts {
     /// Functions advisories name, resolved in the image's objects, one
     /// entry per (vulnerability, package) that names any.
     pub functions: Vec<crate::NamedFunctions>,
+    /// The image's symlinks and hard links, so a path used at run time is
+    /// attributed to every package that owns a name of the same file.
+    pub links: ImageLinks,
+    /// Data packages with security relevance (CA bundles, time zones,
+    /// locales, crypto policies) and the files their data lives in.
+    pub security_data: Vec<SecurityData>,
+}
+
+/// How many symlinks one resolution follows before giving up (a loop).
+const MAX_LINK_HOPS: usize = 40;
+
+/// The image's symlinks and hard links: the several paths of one file.
+///
+/// Built from the root filesystem by static analysis; used without I/O by
+/// the decision engine to resolve the paths a traced run recorded and the
+/// paths packages own to the files they name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageLinks {
+    /// Symlink path → its target as the link stores it, made absolute
+    /// (relative targets joined to the link's directory, `.` and `..`
+    /// folded). Targets may themselves go through links.
+    symlinks: BTreeMap<String, String>,
+    /// Path → the other paths of the same regular file (hard links).
+    hardlinks: BTreeMap<String, Vec<String>>,
+    /// Whether the image had more symlinks than were recorded.
+    truncated: bool,
+}
+
+/// Where a path leads in the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolved<'a> {
+    /// The path with every symlink component followed.
+    pub path: Cow<'a, str>,
+    /// The symlinks passed on the way (the path itself first when it is one),
+    /// as absolute paths.
+    pub via: Vec<String>,
+}
+
+impl ImageLinks {
+    /// `symlinks`: (link path, target as stored in the link);
+    /// `hardlink_groups`: the paths of each file with several links.
+    pub fn new(
+        symlinks: impl IntoIterator<Item = (String, String)>,
+        hardlink_groups: impl IntoIterator<Item = Vec<String>>,
+    ) -> Self {
+        let symlinks = symlinks
+            .into_iter()
+            .filter_map(|(link, target)| {
+                let dir = link.rsplit_once('/').map_or("", |(d, _)| d);
+                let joined = if target.starts_with('/') {
+                    target
+                } else {
+                    format!("{dir}/{target}")
+                };
+                let clean = normalize(&joined)?;
+                (clean != link).then_some((link, clean))
+            })
+            .collect();
+        let mut hardlinks: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for group in hardlink_groups {
+            for p in &group {
+                let others: Vec<String> = group.iter().filter(|q| *q != p).cloned().collect();
+                if !others.is_empty() {
+                    hardlinks.entry(p.clone()).or_default().extend(others);
+                }
+            }
+        }
+        Self {
+            symlinks,
+            hardlinks,
+            truncated: false,
+        }
+    }
+
+    /// Marks the links as recorded only in part (the image had more
+    /// symlinks than static analysis keeps): a use through an unrecorded
+    /// link goes unseen, so absence claims must not rest on them alone.
+    #[must_use]
+    pub fn truncated_at_limit(mut self) -> Self {
+        self.truncated = true;
+        self
+    }
+
+    /// Whether the image had more symlinks than were recorded.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Whether nothing is known (no links recorded).
+    pub fn is_empty(&self) -> bool {
+        self.symlinks.is_empty() && self.hardlinks.is_empty()
+    }
+
+    /// How many symlinks are recorded.
+    pub fn symlink_count(&self) -> usize {
+        self.symlinks.len()
+    }
+
+    /// Follows every symlink component of the absolute path `path`, with
+    /// chroot semantics (absolute targets restart at the image root, `..`
+    /// stops at it). Gives up after a bounded number of links (a loop),
+    /// returning what it reached.
+    pub fn resolve<'a>(&self, path: &'a str) -> Resolved<'a> {
+        let mut via = Vec::new();
+        if self.symlinks.is_empty() || !path.starts_with('/') {
+            return Resolved {
+                path: Cow::Borrowed(path),
+                via,
+            };
+        }
+        let mut current = path.to_owned();
+        let mut hops = 0;
+        'restart: loop {
+            let mut done = String::new();
+            let mut rest = current.as_str();
+            while let Some(stripped) = rest.strip_prefix('/') {
+                let (component, tail) = stripped
+                    .split_once('/')
+                    .map_or((stripped, ""), |(c, t)| (c, t));
+                rest = if tail.is_empty() {
+                    ""
+                } else {
+                    &stripped[component.len()..]
+                };
+                if component.is_empty() {
+                    continue;
+                }
+                done.push('/');
+                done.push_str(component);
+                if let Some(target) = self.symlinks.get(&done) {
+                    hops += 1;
+                    if hops > MAX_LINK_HOPS {
+                        break 'restart;
+                    }
+                    via.push(done.clone());
+                    current = format!("{target}{rest}");
+                    continue 'restart;
+                }
+            }
+            break;
+        }
+        if current == path {
+            Resolved {
+                path: Cow::Borrowed(path),
+                via,
+            }
+        } else {
+            Resolved {
+                path: Cow::Owned(current),
+                via,
+            }
+        }
+    }
+
+    /// The other names of the regular file at `path` (hard links).
+    pub fn hardlinks_of(&self, path: &str) -> &[String] {
+        self.hardlinks.get(path).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every symlink: (path, absolute target).
+    pub fn symlinks(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.symlinks.iter().map(|(a, b)| (a.as_str(), b.as_str()))
+    }
+}
+
+/// `.` and `..` folded, `..` stopping at the root; `None` for a relative path.
+fn normalize(path: &str) -> Option<String> {
+    if !path.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(format!("/{}", parts.join("/")))
+}
+
+/// A data package whose data is itself security-relevant: a distrusted CA
+/// in a bundle, a wrong time zone rule or a weak crypto policy is a
+/// vulnerability in data, so "ships only data" proves nothing for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecurityData {
+    /// The rule's id, e.g. `ca-certificates`.
+    pub id: String,
+    /// What kind of data, e.g. "CA certificates".
+    pub kind: String,
+    /// Package names; `*` matches any run of characters.
+    pub packages: Vec<String>,
+    /// Files the data lives in, including files generated from it after
+    /// installation that no package database lists (a CA bundle built by
+    /// `update-ca-certificates`); `*` matches any run of characters.
+    pub paths: Vec<String>,
+}
+
+impl SecurityData {
+    /// Whether this entry is about the package `name`.
+    pub fn covers_package(&self, name: &str) -> bool {
+        self.packages.iter().any(|p| wildcard(p, name))
+    }
+
+    /// Whether `path` holds this entry's data.
+    pub fn covers_path(&self, path: &str) -> bool {
+        self.paths.iter().any(|p| wildcard(p, path))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::wildcard;
+
+    #[test]
+    fn links_resolve_chains_directories_and_loops() {
+        let links = super::ImageLinks::new(
+            [
+                (
+                    "/usr/bin/redis-server".to_owned(),
+                    "redis-check-rdb".to_owned(),
+                ),
+                (
+                    "/usr/bin/awk".to_owned(),
+                    "/etc/alternatives/awk".to_owned(),
+                ),
+                (
+                    "/etc/alternatives/awk".to_owned(),
+                    "/usr/bin/mawk".to_owned(),
+                ),
+                ("/usr/lib/jvm/default-java".to_owned(), "java-17".to_owned()),
+                (
+                    "/etc/localtime".to_owned(),
+                    "../usr/share/zoneinfo/Etc/UTC".to_owned(),
+                ),
+                ("/loop/a".to_owned(), "b".to_owned()),
+                ("/loop/b".to_owned(), "a".to_owned()),
+                ("/up".to_owned(), "../../../etc".to_owned()),
+            ],
+            [vec![
+                "/usr/bin/perl".to_owned(),
+                "/usr/bin/perl5.36.0".to_owned(),
+            ]],
+        );
+        for (path, want, via) in [
+            (
+                "/usr/bin/redis-server",
+                "/usr/bin/redis-check-rdb",
+                vec!["/usr/bin/redis-server"],
+            ),
+            (
+                "/usr/bin/awk",
+                "/usr/bin/mawk",
+                vec!["/usr/bin/awk", "/etc/alternatives/awk"],
+            ),
+            (
+                "/usr/lib/jvm/default-java/bin/java",
+                "/usr/lib/jvm/java-17/bin/java",
+                vec!["/usr/lib/jvm/default-java"],
+            ),
+            (
+                "/etc/localtime",
+                "/usr/share/zoneinfo/Etc/UTC",
+                vec!["/etc/localtime"],
+            ),
+            ("/up/passwd", "/etc/passwd", vec!["/up"]),
+            ("/usr/bin/mawk", "/usr/bin/mawk", vec![]),
+            ("relative/x", "relative/x", vec![]),
+        ] {
+            let r = links.resolve(path);
+            assert_eq!(r.path, want, "{path}");
+            assert_eq!(r.via, via, "{path}");
+        }
+        // a loop ends, bounded
+        assert!(links.resolve("/loop/a").via.len() > 1);
+        assert_eq!(links.hardlinks_of("/usr/bin/perl"), ["/usr/bin/perl5.36.0"]);
+        assert!(links.hardlinks_of("/usr/bin/mawk").is_empty());
+    }
 
     #[test]
     fn wildcards() {

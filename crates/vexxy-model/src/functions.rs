@@ -39,8 +39,15 @@ pub enum FunctionResolution {
         objects_searched: Vec<String>,
         complete: bool,
     },
-    /// At least one name is defined; every site found.
-    Present { sites: Vec<FunctionSite> },
+    /// At least one name is defined; every site found. `unresolved` are
+    /// the names no readable object defines, `unreadable` the objects that
+    /// could not be read (why): either leaves a name's absence from the
+    /// sites unproven, so "the named functions never ran" needs both empty.
+    Present {
+        sites: Vec<FunctionSite>,
+        unresolved: Vec<String>,
+        unreadable: Vec<String>,
+    },
     /// Nothing could be concluded (no object of the package readable, ...).
     Unresolved { reason: String },
 }

@@ -69,7 +69,27 @@ impl Inventory {
             }
             best.get_or_insert(p);
         }
-        best
+        if best.is_some() {
+            return best;
+        }
+        // Names differ between tools (Trivy names Maven packages
+        // `group:artifact`); the purl's identity does not.
+        let want = r.purl.as_ref()?;
+        let same = |p: &&Package| {
+            p.purl.as_ref().is_some_and(|q| {
+                q.ty() == want.ty()
+                    && q.namespace() == want.namespace()
+                    && q.name().eq_ignore_ascii_case(want.name())
+            })
+        };
+        let mut candidates = self.packages.iter().filter(same);
+        let first = candidates.next()?;
+        Some(
+            std::iter::once(first)
+                .chain(candidates)
+                .find(|p| Some(p.version.as_str()) == want.version())
+                .unwrap_or(first),
+        )
     }
 
     /// The package that owns an absolute path.

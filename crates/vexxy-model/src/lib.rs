@@ -25,7 +25,10 @@ mod verdict;
 mod vex;
 
 pub use evidence::{Evidence, EvidenceSource};
-pub use facts::{ElfReach, LoaderVerdict, PackageReach, ReachFacts, RuleOutcome, Selector};
+pub use facts::{
+    ElfReach, ImageLinks, LoaderVerdict, PackageReach, ReachFacts, Resolved, RuleOutcome,
+    SecurityData, Selector,
+};
 pub use finding::{Cvss, Finding, FixState, PackageRef, Severity, Vulnerability};
 pub use functions::{FunctionResolution, FunctionSite, NamedFunctions, SymbolOrigin};
 pub use inventory::{Inventory, InventorySource};
@@ -34,9 +37,9 @@ pub use platform::{Platform, PlatformError};
 pub use product::{check_repository, Digest, DigestError, Product, RepositoryError};
 pub use profile::{
     CommandOverride, EvidenceSpan, ExecutedBinary, ExecutionProfile, ExerciseStats, ExerciseWindow,
-    FailedOpen, FileAccess, FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord,
-    ProfileSource, RunInfo, RunOutcome, ScriptOutcome, SocketAddress, SocketOp, TracerInfo,
-    WindowEnd, WindowMode,
+    FailedOpen, FileAccess, FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProbeReach,
+    ProbeRecord, ProcessRecord, ProfileSource, RunInfo, RunOutcome, ScriptOutcome, SocketAddress,
+    SocketOp, TracerInfo, WindowEnd, WindowMode,
 };
 pub use purl::{Purl, PurlError};
 pub use verdict::{

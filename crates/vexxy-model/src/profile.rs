@@ -335,8 +335,59 @@ pub struct ExerciseStats {
     pub http_status: BTreeMap<u16, u64>,
     /// Distinct paths requested.
     pub http_paths: Vec<String>,
+    /// Of `http_requests`, those the fuzz phase sent (mutated parameters,
+    /// headers and methods).
+    pub http_fuzz_requests: u64,
+    /// The OpenAPI/Swagger document the HTTP prober built requests from
+    /// (`port` and path, e.g. `8080 /openapi.json`), when one was served.
+    pub openapi: Option<String>,
+    /// Protocol probes of the ready ports, in the order they ran.
+    pub probes: Vec<ProbeRecord>,
     /// The user's test script, when one ran.
     pub script: Option<ScriptOutcome>,
+}
+
+/// How far one protocol probe got with the server, from least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProbeReach {
+    /// No TCP connection could be made.
+    Unreachable,
+    /// Connected, but the server never answered in the probe's protocol
+    /// (silence, garbage, a reset).
+    Connected,
+    /// The server answered in the protocol (a greeting, a banner, a first
+    /// reply), but its handshake did not complete.
+    Answered,
+    /// The protocol's handshake completed (TLS finished, startup accepted,
+    /// CONNACK, `Connection.Tune`, …); no command ran after it.
+    Handshake,
+    /// The server asked for credentials the probe does not have; the
+    /// probe stopped there.
+    AuthRequired,
+    /// Commands past the handshake were answered (queries, `PING`/`INFO`,
+    /// subscribe/publish, a health check).
+    Commands,
+}
+
+/// One protocol probe of one port: what was spoken and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProbeRecord {
+    /// The TCP port probed.
+    pub port: u16,
+    /// The protocol spoken: `tls`, `resp`, `postgresql`, `mysql`, `amqp`,
+    /// `mqtt`, `nats`, `grpc-health`, `banner`, …
+    pub protocol: String,
+    /// How far the probe got.
+    pub reach: ProbeReach,
+    /// What happened, in words (`handshake completed`, `refused: password
+    /// required`, …); never remote content.
+    pub outcome: String,
+    /// Protocol messages the probe sent (requests, commands, packets).
+    pub requests: u64,
+    /// Of those, how many the server answered.
+    pub answered: u64,
+    /// Wall time in milliseconds, connect to close.
+    pub duration_ms: u64,
 }
 
 /// The outcome of the user's test script.

@@ -160,6 +160,14 @@ pub fn merge(a: ExecutionProfile, b: ExecutionProfile) -> Result<ExecutionProfil
     exercise.http_requests = exercise.http_requests.saturating_add(other.http_requests);
     add_counts(&mut exercise.http_status, other.http_status);
     exercise.http_paths = sorted_union(exercise.http_paths, other.http_paths);
+    exercise.http_fuzz_requests = exercise
+        .http_fuzz_requests
+        .saturating_add(other.http_fuzz_requests);
+    if exercise.openapi.is_none() {
+        exercise.openapi = other.openapi;
+    }
+    // each source's probes, in the order the sources are merged
+    exercise.probes.extend(other.probes);
     if exercise.script.is_none() {
         exercise.script = other.script;
     }

@@ -12,9 +12,9 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use vexxy_model::{
     Digest, EvidenceSpan, ExecutedBinary, ExecutionProfile, ExerciseStats, ExerciseWindow,
-    FailedOpen, FileAccess, FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord,
-    ProfileSource, RunInfo, RunOutcome, ScriptOutcome, SocketAddress, SocketOp, TracerInfo,
-    WindowEnd, WindowMode,
+    FailedOpen, FileAccess, FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProbeReach,
+    ProbeRecord, ProcessRecord, ProfileSource, RunInfo, RunOutcome, ScriptOutcome, SocketAddress,
+    SocketOp, TracerInfo, WindowEnd, WindowMode,
 };
 
 use crate::error::FieldError;
@@ -237,8 +237,95 @@ pub(crate) struct Exercise {
     /// conversion, so an error names the key's JSON path.
     http_status: BTreeMap<String, u64>,
     http_paths: Vec<String>,
+    /// Absent in profiles written before the fuzz phase (and when it sent
+    /// nothing).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    http_fuzz_requests: u64,
+    /// Absent when no OpenAPI document was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    openapi: Option<String>,
+    /// Absent in profiles written before protocol probes (and when none
+    /// ran); in the order they ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    probes: Vec<Probe>,
     #[serde(default)]
     script: Option<Script>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Probe {
+    port: u16,
+    protocol: String,
+    reach: Reach,
+    outcome: String,
+    requests: u64,
+    answered: u64,
+    duration_ms: u64,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum Reach {
+    Unreachable,
+    Connected,
+    Answered,
+    Handshake,
+    AuthRequired,
+    Commands,
+}
+
+impl From<ProbeReach> for Reach {
+    fn from(r: ProbeReach) -> Self {
+        match r {
+            ProbeReach::Unreachable => Self::Unreachable,
+            ProbeReach::Connected => Self::Connected,
+            ProbeReach::Answered => Self::Answered,
+            ProbeReach::Handshake => Self::Handshake,
+            ProbeReach::AuthRequired => Self::AuthRequired,
+            ProbeReach::Commands => Self::Commands,
+        }
+    }
+}
+
+impl From<Reach> for ProbeReach {
+    fn from(r: Reach) -> Self {
+        match r {
+            Reach::Unreachable => Self::Unreachable,
+            Reach::Connected => Self::Connected,
+            Reach::Answered => Self::Answered,
+            Reach::Handshake => Self::Handshake,
+            Reach::AuthRequired => Self::AuthRequired,
+            Reach::Commands => Self::Commands,
+        }
+    }
+}
+
+impl From<&ProbeRecord> for Probe {
+    fn from(p: &ProbeRecord) -> Self {
+        Self {
+            port: p.port,
+            protocol: p.protocol.clone(),
+            reach: p.reach.into(),
+            outcome: p.outcome.clone(),
+            requests: p.requests,
+            answered: p.answered,
+            duration_ms: p.duration_ms,
+        }
+    }
+}
+
+impl From<Probe> for ProbeRecord {
+    fn from(p: Probe) -> Self {
+        Self {
+            port: p.port,
+            protocol: p.protocol,
+            reach: p.reach.into(),
+            outcome: p.outcome,
+            requests: p.requests,
+            answered: p.answered,
+            duration_ms: p.duration_ms,
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -458,6 +545,9 @@ impl From<&ExerciseStats> for Exercise {
                 .map(|(code, n)| (code.to_string(), *n))
                 .collect(),
             http_paths: set(e.http_paths.clone()),
+            http_fuzz_requests: e.http_fuzz_requests,
+            openapi: e.openapi.clone(),
+            probes: e.probes.iter().map(Probe::from).collect(),
             script: e.script.as_ref().map(|s| Script {
                 path: s.path.clone(),
                 exit_code: s.exit_code,
@@ -819,6 +909,9 @@ impl TryFrom<Exercise> for ExerciseStats {
             http_requests: e.http_requests,
             http_status,
             http_paths: paths.into_iter().collect(),
+            http_fuzz_requests: e.http_fuzz_requests,
+            openapi: e.openapi,
+            probes: e.probes.into_iter().map(ProbeRecord::from).collect(),
             script: e.script.map(|s| ScriptOutcome {
                 path: s.path,
                 exit_code: s.exit_code,

@@ -8,8 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde_json::{json, Value};
 use vexxy_model::{
     EvidenceSpan, ExecutedBinary, ExecutionProfile, ExerciseStats, ExerciseWindow, FailedOpen,
-    FileAccess, FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProcessRecord, ProfileSource,
-    RunInfo, RunOutcome, ScriptOutcome, SocketAddress, SocketOp, TracerInfo, WindowEnd, WindowMode,
+    FileAccess, FunctionCalls, LoadedLibrary, LostEvents, NetworkUse, ProbeReach, ProbeRecord,
+    ProcessRecord, ProfileSource, RunInfo, RunOutcome, ScriptOutcome, SocketAddress, SocketOp,
+    TracerInfo, WindowEnd, WindowMode,
 };
 use vexxy_profile::{
     merge, parse, read, read_limited, to_json, write, ProfileError, SCHEMA, SCHEMA_JSON,
@@ -175,6 +176,8 @@ fn rich() -> ExecutionProfile {
                 exit_code: Some(0),
                 duration_ms: 420,
             }),
+            // the snapshot predates probes: see probes_round_trip_and_are_optional
+            ..ExerciseStats::default()
         },
         lost: LostEvents {
             ring_buffer: 2,
@@ -975,4 +978,83 @@ fn sources_and_spans_round_trip_and_old_profiles_read_as_sandbox_runs() {
     bad["run"]["spans"][0]["target"] = json!("");
     let err = parse(bad.to_string().as_bytes(), "bad.json").unwrap_err();
     assert!(err.to_string().contains("run.spans[0].target"), "{err}");
+}
+
+/// `rich()` with protocol probes, a fuzz count and an OpenAPI source.
+fn probed() -> ExecutionProfile {
+    let mut p = rich();
+    p.exercise.http_fuzz_requests = 7;
+    p.exercise.openapi = Some("80 /openapi.json".into());
+    p.exercise.probes = vec![
+        ProbeRecord {
+            port: 6379,
+            protocol: "resp".into(),
+            reach: ProbeReach::Commands,
+            outcome: "PING answered; commands answered: INFO".into(),
+            requests: 2,
+            answered: 2,
+            duration_ms: 3,
+        },
+        // not sorted: the order they ran is kept
+        ProbeRecord {
+            port: 443,
+            protocol: "tls".into(),
+            reach: ProbeReach::AuthRequired,
+            outcome: "refused".into(),
+            requests: 1,
+            answered: 0,
+            duration_ms: 2_000,
+        },
+    ];
+    p
+}
+
+#[test]
+fn probes_round_trip_and_are_optional() {
+    let p = probed();
+    let json = to_json(&p);
+    let doc: Value = serde_json::from_slice(&json).unwrap();
+    assert!(
+        schema_errors(&validator(), &doc).is_empty(),
+        "{:?}",
+        schema_errors(&validator(), &doc)
+    );
+    assert_eq!(doc["exercise"]["probes"][0]["reach"], "commands");
+    assert_eq!(doc["exercise"]["probes"][1]["reach"], "auth_required");
+    assert_eq!(doc["exercise"]["probes"][1]["port"], 443);
+    assert_eq!(doc["exercise"]["http_fuzz_requests"], 7);
+    assert_eq!(doc["exercise"]["openapi"], "80 /openapi.json");
+    assert_eq!(parse(&json, "probed").unwrap(), p);
+    // a file round trip is byte-stable
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profile.json");
+    write(&path, &p).unwrap();
+    assert_eq!(read(&path).unwrap(), p);
+    assert_eq!(std::fs::read(&path).unwrap(), json);
+    // profiles without them (older ones) omit the fields and read back empty
+    let plain: Value = as_value(&rich());
+    for field in ["probes", "http_fuzz_requests", "openapi"] {
+        assert!(plain["exercise"].get(field).is_none(), "{field}");
+    }
+    assert_eq!(
+        parse(plain.to_string().as_bytes(), "old").unwrap().exercise,
+        rich().exercise
+    );
+    // an unknown reach is refused
+    let mut bad = doc.clone();
+    bad["exercise"]["probes"][0]["reach"] = json!("pwned");
+    assert!(!validator().is_valid(&bad));
+    assert!(parse(bad.to_string().as_bytes(), "bad.json").is_err());
+}
+
+#[test]
+fn merging_keeps_every_sources_probes() {
+    let a = probed();
+    let mut b = probed();
+    b.exercise.probes.truncate(1);
+    b.exercise.openapi = None;
+    let merged = merge(a.clone(), b).unwrap();
+    assert_eq!(merged.exercise.probes.len(), 3);
+    assert_eq!(merged.exercise.http_fuzz_requests, 14);
+    assert_eq!(merged.exercise.openapi, a.exercise.openapi);
 }

@@ -231,6 +231,26 @@ impl RootFs {
         fs::symlink_metadata(&host).map_err(|e| self.io_err(path, e))
     }
 
+    /// Metadata of `path` itself: its parent directories are resolved
+    /// beneath the root, a final symlink is not followed.
+    pub fn link_metadata(&self, path: &str) -> Result<fs::Metadata, RootFsError> {
+        let host = self
+            .resolve_components(path, false)
+            .map(|c| self.host(&c))?;
+        fs::symlink_metadata(&host).map_err(|e| self.io_err(path, e))
+    }
+
+    /// The target stored in the symlink `path` (parents resolved beneath
+    /// the root), as text; not resolved.
+    pub fn read_link(&self, path: &str) -> Result<String, RootFsError> {
+        let host = self
+            .resolve_components(path, false)
+            .map(|c| self.host(&c))?;
+        fs::read_link(&host)
+            .map(|t| t.to_string_lossy().into_owned())
+            .map_err(|e| self.io_err(path, e))
+    }
+
     /// Whether the path resolves to something that exists.
     pub fn exists(&self, path: &str) -> bool {
         self.metadata(path).is_ok()

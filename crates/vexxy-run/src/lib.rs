@@ -364,22 +364,45 @@ pub(crate) fn millis(d: Duration) -> u64 {
 /// names the library by its canonical image path, as `loaded_libraries`
 /// does, so the two can be joined. A library the image does not have is
 /// reported as a uprobe error, never dropped.
+///
+/// A Go binary's functions are located through its pclntab
+/// ([`vexxy_static::gosym`]), which stripped binaries keep: the request then
+/// carries the entry's file offset, and the symbol is the pclntab's
+/// spelling (`golang.org/x/net/html.Render`,
+/// `golang.org/x/net/http2.(*Server).ServeConn`).
 pub fn uprobe_requests(
     root: &RootFs,
     wanted: &[(String, String)],
 ) -> (Vec<UprobeRequest>, Vec<String>) {
     let mut requests = Vec::new();
     let mut errors = Vec::new();
+    // host path -> the binary's Go functions by name (None: not Go)
+    let mut go: std::collections::BTreeMap<
+        PathBuf,
+        Option<std::collections::BTreeMap<String, u64>>,
+    > = std::collections::BTreeMap::new();
     for (library, symbol) in wanted {
         let resolved = root
             .canonical(library)
             .and_then(|canonical| root.host_path(&canonical).map(|host| (canonical, host)));
         match resolved {
             Ok((canonical, host_path)) => {
+                let functions = go.entry(host_path.clone()).or_insert_with(|| {
+                    vexxy_static::gosym::GoFunctions::read(&host_path)
+                        .ok()
+                        .map(|table| {
+                            table
+                                .functions()
+                                .map(|f| (f.name.clone(), f.offset))
+                                .collect()
+                        })
+                });
+                let offset = functions.as_ref().and_then(|f| f.get(symbol).copied());
                 requests.push(UprobeRequest {
                     host_path,
                     library: canonical,
                     symbol: symbol.clone(),
+                    offset,
                 });
             }
             Err(e) => errors.push(format!("{library}:{symbol}: {e}")),
@@ -498,6 +521,20 @@ fn observe(
             )?;
             cancelled()?;
             http.record_into(&mut stats);
+            // the ports HTTP left unanswered (and TLS ports), in their own
+            // protocol, picked from the port, the command and the banner
+            let others = vexxy_exercise::protocol_ports(&ready.ready, &http);
+            if !others.is_empty() {
+                let probes = vexxy_exercise::probe_protocols_unless(
+                    &target,
+                    &others,
+                    &vexxy_exercise::ProtocolHints::from_args(&plan.process.args),
+                    &vexxy_exercise::ProtocolBudget::until(exercise_end),
+                    cancel,
+                )?;
+                cancelled()?;
+                probes.record_into(&mut stats);
+            }
         }
     }
     if let Some(script) = &plan.test_script {

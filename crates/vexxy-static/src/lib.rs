@@ -30,11 +30,15 @@
 //! and reachability are evidence the decision engine combines), write to the
 //! root filesystem, or follow a path out of it.
 
+pub mod advisory_text;
 mod elf;
 mod entry;
 mod error;
+pub mod functions;
 mod glob;
+pub mod gosym;
 mod ldconfig;
+mod links;
 pub mod nginx;
 mod plugins;
 mod reach;
@@ -43,6 +47,7 @@ mod rules;
 pub use elf::{interpreter_of, scan, ElfGraph, ElfKind, ElfObject, ScanOptions};
 pub use entry::entrypoints;
 pub use error::StaticError;
+pub use links::{links, MAX_SYMLINKS};
 pub use plugins::{builtin_loaders, PluginLoader, PluginState};
 pub use reach::reach;
 pub use rules::{

@@ -15,7 +15,7 @@ use std::{
 use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
-use vexxy_model::{Confidence, Justification, RuleOutcome, Selector, Status};
+use vexxy_model::{Confidence, Justification, RuleOutcome, SecurityData, Selector, Status};
 use vexxy_rootfs::{RootFs, RootFsError};
 
 use crate::{
@@ -39,6 +39,18 @@ struct RawRuleFile {
     version: Spanned<u32>,
     #[serde(default)]
     rule: Vec<RawRule>,
+    #[serde(default)]
+    security_data: Vec<RawSecurityData>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecurityData {
+    id: Spanned<String>,
+    kind: String,
+    packages: Spanned<Vec<String>>,
+    #[serde(default)]
+    paths: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +139,9 @@ pub struct RuleSet {
     pub origin: PathBuf,
     /// The rules, in file order; ids are unique.
     pub rules: Vec<Rule>,
+    /// Data packages with security relevance (`[[security_data]]`), in
+    /// file order; ids are unique.
+    pub security_data: Vec<SecurityData>,
 }
 
 /// One rule: conditions that must all hold, and what follows.
@@ -486,6 +501,39 @@ impl TryFrom<RawRuleFile> for Vec<Rule> {
     }
 }
 
+fn security_data(raw: Vec<RawSecurityData>) -> Result<Vec<SecurityData>, RawError> {
+    let mut ids = HashSet::new();
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, d) in raw.into_iter().enumerate() {
+        let key = format!("security_data[{i}]");
+        if !ids.insert(d.id.get_ref().clone()) {
+            return Err(raw_err(
+                &d.id,
+                format!("{key}.id"),
+                format!("duplicate security_data id {:?}", d.id.get_ref()),
+            ));
+        }
+        if d.packages.get_ref().is_empty() || d.packages.get_ref().iter().any(String::is_empty) {
+            return Err(raw_err(
+                &d.packages,
+                format!("{key}.packages"),
+                "needs at least one non-empty package name",
+            ));
+        }
+        let mut paths = Vec::with_capacity(d.paths.len());
+        for p in &d.paths {
+            paths.push(check_path(p, &format!("{key}.paths"))?);
+        }
+        out.push(SecurityData {
+            id: d.id.into_inner(),
+            kind: d.kind,
+            packages: d.packages.into_inner(),
+            paths,
+        });
+    }
+    Ok(out)
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset.min(text.len()))
         .map_or(0, |s| s.matches('\n').count() + 1)
@@ -506,10 +554,18 @@ pub fn parse_rules(text: &str, origin: &Path) -> Result<RuleSet, StaticError> {
         let inner = e.into_inner();
         err(inner.span(), key, inner.message().to_owned())
     })?;
+    let security = raw.security_data;
+    let raw = RawRuleFile {
+        version: raw.version,
+        rule: raw.rule,
+        security_data: Vec::new(),
+    };
     let rules = Vec::<Rule>::try_from(raw).map_err(|e| err(e.span, e.key, e.message))?;
+    let security_data = security_data(security).map_err(|e| err(e.span, e.key, e.message))?;
     Ok(RuleSet {
         origin: origin.to_owned(),
         rules,
+        security_data,
     })
 }
 
@@ -523,6 +579,7 @@ pub fn builtin_rules() -> RuleSet {
     parse_rules(BUILTIN, origin).unwrap_or_else(|_| RuleSet {
         origin: origin.to_owned(),
         rules: Vec::new(),
+        security_data: Vec::new(),
     })
 }
 

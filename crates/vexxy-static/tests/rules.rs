@@ -40,6 +40,10 @@ fn parse_errors_name_file_line_and_key() {
         ("version = 2\n", 1, "version", "unsupported version 2"),
         ("version = 1\n[[rule]]\nid = \"a\"\n", 0, "rule[0]", "missing field"),
         ("version = \n", 1, "(document)", ""),
+        ("version = 1\n[[security_data]]\nid = \"a\"\nkind = \"k\"\npackages = []\n", 5, "security_data[0].packages", "at least one"),
+        ("version = 1\n[[security_data]]\nid = \"a\"\nkind = \"k\"\npackages = [\"p\"]\npaths = [\"rel/x\"]\n", 6, "security_data[0].paths", "not absolute"),
+        ("version = 1\n[[security_data]]\nid = \"a\"\nkind = \"k\"\npackages = [\"p\"]\n[[security_data]]\nid = \"a\"\nkind = \"k\"\npackages = [\"q\"]\n", 7, "security_data[1].id", "duplicate"),
+        ("version = 1\n[[security_data]]\nid = \"a\"\nkind = \"k\"\npackages = [\"p\"]\nfiles = []\n", 0, "security_data[0]", "unknown field `files`"),
     ];
     for (text, line, key, msg) in cases {
         let err = parse_rules(text, Path::new("/etc/vexxy/rules.toml")).expect_err(text);
@@ -285,4 +289,26 @@ fn builtin_nginx_rules_need_nginx_to_be_the_entrypoint() {
         fired_with(&dir, "/usr/bin/python3.11").is_empty(),
         "another program runs: nginx's config says nothing"
     );
+}
+
+#[test]
+fn builtin_security_data_names_ca_tz_locale_and_crypto_policy() {
+    let set = builtin_rules();
+    let ids: Vec<&str> = set.security_data.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "ca-certificates",
+            "time-zones",
+            "locales",
+            "crypto-policies"
+        ]
+    );
+    let ca = &set.security_data[0];
+    assert!(ca.covers_package("ca-certificates"));
+    // the bundle update-ca-certificates generates, which no package lists
+    assert!(ca.covers_path("/etc/ssl/certs/ca-certificates.crt"));
+    assert!(!ca.covers_path("/etc/passwd"));
+    let tz = &set.security_data[1];
+    assert!(tz.covers_package("tzdata") && tz.covers_path("/etc/localtime"));
 }

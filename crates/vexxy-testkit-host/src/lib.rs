@@ -14,7 +14,9 @@
 pub use vexxy_testkit::*;
 
 mod containerd;
+mod truth;
 pub use containerd::Containerd;
+pub use truth::{dpkg_owners, strace_outside_sandbox, used_packages, Truth};
 
 use std::{
     collections::BTreeMap,

@@ -574,7 +574,7 @@ impl Probes {
             let mut fresh: Vec<(usize, u64)> = Vec::new();
             for &i in &wanted {
                 let r = &session.requests[i];
-                let Some(offset) = table.offset(&r.symbol) else {
+                let Some(offset) = r.offset.or_else(|| table.offset(&r.symbol)) else {
                     info.uprobe_errors.push(format!(
                         "{}: no function {} in {}",
                         r.library,
@@ -603,8 +603,11 @@ impl Probes {
                 .iter()
                 .map(|i| session.requests[*i].symbol.as_str())
                 .collect();
-            let covers_all =
-                !table.has_ifuncs() && table.functions().all(|f| requested.contains(f));
+            // an empty table (a stripped binary probed by offset) proves
+            // nothing about the functions not asked for
+            let covers_all = !table.is_empty()
+                && !table.has_ifuncs()
+                && table.functions().all(|f| requested.contains(f));
             if covers_all && info.uprobe_errors.len() == errors_before {
                 if let Some(first) = wanted.first() {
                     info.complete_libraries

@@ -124,6 +124,11 @@ pub struct UprobeRequest {
     pub library: String,
     /// The function's symbol name.
     pub symbol: String,
+    /// The function's file offset, when the caller found it where the
+    /// library's ELF symbol tables cannot (a stripped Go binary's pclntab);
+    /// `None` looks `symbol` up in `.dynsym`/`.symtab`. The probe is an
+    /// entry uprobe either way.
+    pub offset: Option<u64>,
 }
 
 /// How to trace.

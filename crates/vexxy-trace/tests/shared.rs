@@ -25,6 +25,7 @@ fn getppid_probe() -> TraceOptions {
             host_path: LIBC.into(),
             library: LIBC.into(),
             symbol: "getppid".into(),
+            offset: None,
         }],
         ..TraceOptions::default()
     }

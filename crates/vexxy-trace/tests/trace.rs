@@ -140,16 +140,19 @@ fn uprobes_count_calls_from_the_namespace_only() {
                 host_path: LIBC.into(),
                 library: LIBC.into(),
                 symbol: "getppid".into(),
+                offset: None,
             },
             UprobeRequest {
                 host_path: LIBC.into(),
                 library: LIBC.into(),
                 symbol: "inotify_init".into(),
+                offset: None,
             },
             UprobeRequest {
                 host_path: LIBC.into(),
                 library: LIBC.into(),
                 symbol: "no_such_symbol".into(),
+                offset: None,
             },
         ],
         ..TraceOptions::default()
@@ -186,6 +189,48 @@ fn uprobes_count_calls_from_the_namespace_only() {
         "{:?}",
         raw.info.uprobe_errors
     );
+}
+
+#[test]
+fn uprobes_attach_at_an_explicit_offset() {
+    // what a stripped Go binary needs: the offset comes from its pclntab,
+    // the name from the advisory, and no ELF symbol table has either
+    if !require_tracer() {
+        return;
+    }
+    if !Path::new(LIBC).exists() {
+        skip_or_fail(format!("{LIBC} is not on this host (x86_64 Debian)"));
+        return;
+    }
+    let offset = vexxy_trace::SymbolTable::read(Path::new(LIBC))
+        .unwrap()
+        .offset("getppid")
+        .expect("getppid in libc");
+    let options = TraceOptions {
+        uprobes: vec![UprobeRequest {
+            host_path: LIBC.into(),
+            library: LIBC.into(),
+            symbol: "parent.pid.by.offset".into(),
+            offset: Some(offset),
+        }],
+        ..TraceOptions::default()
+    };
+    let raw = trace(
+        "python3 -c 'import os\nfor _ in range(3000): os.getppid()'",
+        options,
+        || std::thread::sleep(Duration::from_millis(300)),
+    );
+    let calls = raw
+        .functions
+        .iter()
+        .find(|f| f.symbol == "parent.pid.by.offset")
+        .map(|f| f.calls)
+        .expect("requested");
+    assert!(
+        (3000..3200).contains(&calls),
+        "calls at the offset: {calls}"
+    );
+    assert_eq!(raw.info.uprobes_attached, 1, "{:?}", raw.info.uprobe_errors);
 }
 
 #[test]

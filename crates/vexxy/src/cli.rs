@@ -611,6 +611,11 @@ pub(crate) struct DecideArgs {
     /// Existing VEX whose statements are respected; repeatable.
     #[arg(long = "vex", value_name = "FILE")]
     pub(crate) existing: Vec<PathBuf>,
+    /// Directory of OSV records (`*.json`, e.g. Go vulnerability database
+    /// entries) whose `ecosystem_specific.imports[].symbols` name the
+    /// vulnerable functions of the findings they describe.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) advisories: Option<PathBuf>,
     /// Output directory (created; files in it are replaced atomically).
     #[arg(long, value_name = "DIR", default_value = "vexxy-out")]
     pub(crate) out: PathBuf,
@@ -1005,6 +1010,10 @@ pub(crate) struct GenerateArgs {
     /// Existing VEX (OpenVEX, CycloneDX VEX, CSAF); its statements are respected; repeatable.
     #[arg(long = "vex", value_name = "FILE")]
     pub(crate) existing: Vec<PathBuf>,
+    /// Directory of OSV records (`*.json`) whose
+    /// `ecosystem_specific.imports[].symbols` name the vulnerable functions.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) advisories: Option<PathBuf>,
     /// Kubescape objects as `kubectl get -o yaml` (or `-o json`) prints
     /// them, one or a List: ApplicationProfile and ContainerProfile (runtime
     /// evidence: programs executed, files opened; needs --image, the image

@@ -461,6 +461,7 @@ pub fn profile() -> ExecutionProfile {
                 exit_code: Some(0),
                 duration_ms: 1_400,
             }),
+            ..ExerciseStats::default()
         },
         tracer: TracerInfo {
             kernel: "6.8.0-60-generic".to_owned(),

@@ -119,6 +119,8 @@ pub(crate) fn facts() -> ReachFacts {
     );
     ReachFacts {
         functions: Vec::new(),
+        links: Default::default(),
+        security_data: Vec::new(),
         elf: Some(elf),
         rules: vec![RuleOutcome {
             rule_id: "known-bad".into(),

@@ -106,6 +106,19 @@ pub(crate) fn summary(output: &RunOutput) -> String {
             p.exercise.http_requests,
             p.exercise.http_status
         ));
+        if p.exercise.http_fuzz_requests > 0 || p.exercise.openapi.is_some() {
+            s.push_str(&format!(
+                "http: {} fuzz request(s), openapi {}\n",
+                p.exercise.http_fuzz_requests,
+                p.exercise.openapi.as_deref().unwrap_or("none")
+            ));
+        }
+        for probe in &p.exercise.probes {
+            s.push_str(&format!(
+                "probe: {} {} {:?}, {}/{} answered\n",
+                probe.port, probe.protocol, probe.reach, probe.answered, probe.requests
+            ));
+        }
     }
     if let Some(script) = &p.exercise.script {
         s.push_str(&format!(
