@@ -1458,7 +1458,7 @@ fn data_read(cx: &Context<'_>, usage: &Usage<'_>, coverage: &Coverage) -> Vec<Op
         e,
         DATA_READ_CONFIDENCE,
         format!(
-            "{name}'s {what} was read at run time: reading data is use{}",
+            "the run read {name}'s {what}, and reading data is use{}",
             production_note(coverage)
         ),
         &[
