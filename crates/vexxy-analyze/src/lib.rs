@@ -107,7 +107,7 @@ pub fn analyze(
         resolved.rootfs(),
         &found.inventory,
         findings,
-        &request.decide.advisory_symbols,
+        &osv_symbols(report_of(&request.findings), &request.decide),
     );
     let root = vexxy_rootfs::RootFs::open(resolved.rootfs())
         .doing_with(|| format!("opening the rootfs {}", resolved.rootfs().display()))?;
@@ -220,7 +220,7 @@ pub fn reevaluate(
         resolved.rootfs(),
         &found.inventory,
         &findings,
-        &request.decide.advisory_symbols,
+        &osv_symbols(report_of(&request.findings), &request.decide),
     );
     // an image without a command of its own (a dir: rootfs) has nothing to override
     let command_override = if resolved.run.argv.is_empty() {
@@ -381,8 +381,12 @@ pub fn decide_static(
     };
     if let (Some(dir), Some(inv)) = (rootfs, &inventory) {
         if inv.source == InventorySource::RootFs {
-            facts.functions =
-                evidence::named_functions(dir, inv, &findings, &request.decide.advisory_symbols);
+            facts.functions = evidence::named_functions(
+                dir,
+                inv,
+                &findings,
+                &osv_symbols(Some(&request.report), &request.decide),
+            );
         }
     }
     let evidence = render::Evidence {
@@ -562,4 +566,23 @@ fn finish(
         report_mismatch: None,
         timings,
     })
+}
+
+/// The functions OSV records name for this request: those of
+/// `--advisories` (the caller's settings) and those the scanner report's own
+/// records carry.
+fn osv_symbols(
+    report: Option<&vexxy_ingest::Report>,
+    decide: &DecideSettings,
+) -> Vec<vexxy_ingest::OsvSymbols> {
+    let mut all = decide.advisory_symbols.clone();
+    all.extend(report.into_iter().flat_map(|r| r.symbols.iter().cloned()));
+    all
+}
+
+fn report_of(findings: &Findings) -> Option<&vexxy_ingest::Report> {
+    match findings {
+        Findings::Report(r) => Some(r),
+        Findings::None | Findings::Sbom(_) => None,
+    }
 }

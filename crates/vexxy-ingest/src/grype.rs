@@ -232,6 +232,7 @@ impl TryFrom<RawDoc> for Report {
             subject,
             distro,
             findings,
+            symbols: Vec::new(),
         })
     }
 }

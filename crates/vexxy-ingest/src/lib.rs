@@ -137,6 +137,10 @@ pub struct Report {
     pub distro: Option<String>,
     /// Every finding, in document order (not deduplicated).
     pub findings: Vec<Finding>,
+    /// The functions the report's own OSV records name
+    /// (`ecosystem_specific.imports[].symbols`, OSV-Scanner reports); empty
+    /// for other formats.
+    pub symbols: Vec<OsvSymbols>,
 }
 
 /// Which image a report or SBOM says it describes: the digests it

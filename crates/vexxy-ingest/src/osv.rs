@@ -122,7 +122,9 @@ struct RawReference {
 
 pub(crate) fn parse(bytes: &[u8], origin: &Path) -> Result<Report, IngestError> {
     let raw: RawDoc = common::from_slice(bytes, origin)?;
-    Report::try_from(raw).map_err(|e| e.at(origin))
+    let mut report = Report::try_from(raw).map_err(|e| e.at(origin))?;
+    report.symbols = report_symbols(bytes, origin)?;
+    Ok(report)
 }
 
 const TOOL: &str = "osv-scanner";
@@ -153,6 +155,7 @@ impl TryFrom<RawDoc> for Report {
             subject: crate::Subject::default(),
             distro: None,
             findings,
+            symbols: Vec::new(),
         })
     }
 }

@@ -181,6 +181,7 @@ impl TryFrom<RawDoc> for Report {
             subject,
             distro,
             findings,
+            symbols: Vec::new(),
         })
     }
 }

@@ -33,8 +33,7 @@ pub(crate) fn run(args: &GenerateArgs, quiet: bool) -> Result<Exit> {
     decide.rules = inputs::rules(&args.rules)?;
     decide.builtin_rules = !args.no_builtin_rules;
     decide.existing = inputs::existing(&args.existing)?;
-    decide.advisory_symbols =
-        inputs::advisory_symbols(Some(scan_path), args.advisories.as_deref())?;
+    decide.advisory_symbols = inputs::advisory_symbols(args.advisories.as_deref())?;
     let kubescape = kubescape_objects(&args.kubescape_profile)?;
     // Kubescape's affected/under_investigation/fixed statements are
     // respected; its not_affected ones are claims vexxy decides itself.

@@ -123,28 +123,16 @@ pub(crate) fn decide(args: &DecideArgs) -> Result<DecideSettings, AnalyzeError> 
     settings.rules = rules(&args.rules)?;
     settings.builtin_rules = !args.no_builtin_rules;
     settings.existing = existing(&args.existing)?;
-    settings.advisory_symbols = advisory_symbols(args.scan.as_deref(), args.advisories.as_deref())?;
+    settings.advisory_symbols = advisory_symbols(args.advisories.as_deref())?;
     Ok(settings)
 }
 
-/// The functions OSV records name: those embedded in an OSV-Scanner
-/// report (`--scan`) and those of the records in `--advisories DIR`.
+/// The functions the OSV records in `--advisories DIR` name. (Those an
+/// OSV-Scanner report embeds travel with the parsed report.)
 pub(crate) fn advisory_symbols(
-    scan: Option<&Path>,
     advisories: Option<&Path>,
 ) -> Result<Vec<vexxy_ingest::OsvSymbols>, AnalyzeError> {
     let mut out = Vec::new();
-    if let Some(path) = scan {
-        let bytes = read_file("--scan", path, MAX_INPUT_BYTES)?;
-        // an unreadable report is refused, naming the file, where the
-        // report itself is parsed
-        if matches!(
-            vexxy_ingest::detect(&bytes),
-            Ok(vexxy_ingest::Format::OsvScanner)
-        ) {
-            out.extend(vexxy_ingest::report_symbols(&bytes, path)?);
-        }
-    }
     if let Some(dir) = advisories {
         if !dir.is_dir() {
             return Err(AnalyzeError::bad_input(format!(
