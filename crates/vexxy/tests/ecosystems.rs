@@ -28,34 +28,16 @@
 //! Needs root, runc, eBPF, strace, unshare, ip and the test images: where
 //! one is missing a test prints `SKIP` outside CI and fails in CI.
 
+mod cli;
+
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
-    sync::{Mutex, MutexGuard},
     time::Duration,
 };
 
-use assert_cmd::Command;
+use cli::{read, serial, vexxy};
 use serde_json::{json, Value};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn vexxy() -> Command {
-    let mut c = Command::cargo_bin("vexxy").expect("binary built");
-    c.env("SOURCE_DATE_EPOCH", "1767225600");
-    c
-}
-
-fn read(path: &Path) -> Value {
-    serde_json::from_slice(
-        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 /// One package of the image's catalog.
 #[derive(Debug, Clone)]

@@ -13,38 +13,20 @@
 //! missing a test prints `SKIP` outside CI and fails in CI. govulncheck
 //! (Debian's) is compared where installed, and required in CI.
 
+mod cli;
+
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::Command as StdCommand,
-    sync::{Mutex, MutexGuard},
 };
 
-use assert_cmd::Command;
+use cli::{read, serial, vexxy};
 use serde_json::{json, Value};
 use vexxy_model::FunctionResolution;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn vexxy() -> Command {
-    let mut c = Command::cargo_bin("vexxy").expect("binary built");
-    c.env("SOURCE_DATE_EPOCH", "1767225600");
-    c
-}
-
 fn advisories() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/go/advisories")
-}
-
-fn read(path: &Path) -> Value {
-    serde_json::from_slice(
-        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 const RENDER: &str = "golang.org/x/net/html.Render";
