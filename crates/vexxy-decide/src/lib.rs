@@ -111,9 +111,9 @@ pub struct Outcome {
 pub fn decide(inputs: &Inputs<'_>, policy: &Policy) -> Outcome {
     // Per-run work, once: how well the run covered the image, and its paths.
     let coverage = inputs.profile.map(|p| Coverage::of(p, inputs.inventory));
-    let observed = inputs
-        .profile
-        .map(|p| runtime::Observed::of(p, &inputs.facts.links));
+    let observed = inputs.profile.map(|p| {
+        runtime::Observed::of(p, &inputs.facts.links).with_packages(inputs.inventory, inputs.facts)
+    });
     let run = Run {
         coverage: coverage.as_ref(),
         observed: observed.as_ref(),

@@ -807,6 +807,10 @@ struct Use {
 #[derive(Debug, Default)]
 pub(crate) struct Observed {
     uses: HashMap<String, Use>,
+    /// Packages built from a source package whose code ran, with how
+    /// ("executed /usr/bin/x (1×)"): what the sibling rule asks of every
+    /// finding, computed once per run.
+    ran: HashMap<String, String>,
 }
 
 impl Observed {
@@ -838,6 +842,38 @@ impl Observed {
             }
         }
         o
+    }
+
+    /// Records, once per run, which packages with a source package ran
+    /// (for [`sibling_that_ran`]).
+    pub(crate) fn with_packages(
+        mut self,
+        inventory: Option<&Inventory>,
+        facts: &ReachFacts,
+    ) -> Self {
+        let Some(inventory) = inventory else {
+            return self;
+        };
+        let ran: HashMap<String, String> = inventory
+            .packages()
+            .iter()
+            .filter(|p| p.source.is_some())
+            .filter_map(|p| {
+                let u = Usage::of(p, &self, facts);
+                let how = if let Some(e) = u.executed.first() {
+                    format!("executed {e}")
+                } else if let Some((m, _, _)) = u.mapped.first() {
+                    format!("mapped {m}")
+                } else if let Some(m) = u.modules.first() {
+                    format!("loaded {m}")
+                } else {
+                    return None;
+                };
+                Some((p.name.clone(), how))
+            })
+            .collect();
+        self.ran = ran;
+        self
     }
 
     /// Applies `update` to the use of `path` and of every other name of the
@@ -1335,16 +1371,7 @@ fn sibling_that_ran(cx: &Context<'_>, p: &Package) -> Option<String> {
         .iter()
         .filter(|q| q.name != p.name && q.source.as_ref().is_some_and(|s| s.name == source.name))
         .find_map(|q| {
-            let u = Usage::of(q, observed, cx.facts);
-            let how = if let Some(e) = u.executed.first() {
-                format!("executed {e}")
-            } else if let Some((m, _, _)) = u.mapped.first() {
-                format!("mapped {m}")
-            } else if let Some(m) = u.modules.first() {
-                format!("loaded {m}")
-            } else {
-                return None;
-            };
+            let how = observed.ran.get(&q.name)?;
             Some(format!("{} ({how})", q.name))
         })
 }
