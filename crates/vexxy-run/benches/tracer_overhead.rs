@@ -1,41 +1,64 @@
-//! Tracer overhead: nginx from the test image in vexxy's sandbox, driven by
-//! wrk from inside the sandbox's network namespace, in three configurations
-//! per round, in one run: untraced; only empty programs on the same two
-//! syscall tracepoints (the cost of the kernel's machinery, which no tracer
-//! on this kernel can avoid: fentry and kprobes are refused); the tracer.
-//! The order rotates every round.
+//! Tracer overhead: nginx from the test image in vexxy's sandbox, under a
+//! steady HTTP load from inside the sandbox's network namespace, in three
+//! configurations: untraced; only an empty program on the syscall
+//! tracepoint the tracer uses, `sys_exit` (the cost of the kernel's
+//! machinery, which no tracer on this kernel can avoid: fentry and kprobes
+//! are refused); the tracer.
 //!
-//! Two measures per configuration: requests per second, and CPU time per
-//! request — the CPU the sandbox's cgroup was charged (`cpu.stat`
-//! `usage_usec`, which includes the BPF programs: they run in the syscalling
-//! task) divided by the requests wrk completed. On a 2-core machine shared
-//! with other work, throughput swings by more than the few percent being
-//! measured; CPU per request does not depend on what else runs, so the
-//! target (the tracer at most 2 % above the empty hooks) is judged on it,
-//! and throughput is printed beside it.
+//! The measure is CPU time per request: the CPU time of the sandboxes'
+//! tasks (`/proc/TID/schedstat` of every task in their cgroups, which
+//! includes the BPF programs: they run in the syscalling task) divided by
+//! the responses the load received. Throughput is printed beside it.
 //!
-//! Then: each program's own cost per run (kernel `bpf_stats`, one round
-//! each, enabled only for that round), and the same three configurations
-//! with 4 nginx sandboxes driven at once, the tracer being one set of
-//! programs serving 4 sessions.
+//! How it is sampled matters more than anything else on a shared VM. Its
+//! kernel paths slow down by 20 % and more in bursts of a tenth of a second
+//! to a second (another guest on the same core, most likely), so one wrk
+//! run per configuration swings by ±7 % with nothing changed at all — an
+//! A/A comparison of "untraced" with itself failed a 2 % target. So the
+//! load never stops (keep-alive connections driven by one thread of this
+//! process, counting responses) and the configurations take turns: each is
+//! held for a period of short slices, the period's value is the median of
+//! its slices (a burst spoils a few slices, not the period), and every
+//! cycle of the three periods gives one ratio per pair of configurations.
+//! The result is the median of the cycles' ratios, printed with its
+//! quartiles. `VEXXY_BENCH_AA=1` runs every period untraced: the same
+//! procedure comparing a configuration with itself, which shows how far the
+//! method can be trusted (it should print 1.000 within the quartiles).
+//!
+//! Then: each program's own cost per run (kernel `bpf_stats`, one period
+//! each, enabled only for that period), and the same three configurations
+//! with 4 nginx sandboxes at once, the tracer being one set of programs
+//! serving 4 sessions.
 //!
 //! `cargo bench -p vexxy-run --bench tracer_overhead`; needs root, runc,
-//! eBPF, wrk and the nginx test image (`scripts/build-test-images.sh`);
-//! prints `SKIP` without them, or fails in CI (`vexxy_testkit_host`'s gates).
-//! `VEXXY_BENCH_ROUNDS` (default 7) and `VEXXY_BENCH_SECONDS` (default 4)
-//! set the number and length of the rounds.
+//! eBPF and the nginx test image (`scripts/build-test-images.sh`); prints
+//! `SKIP` without them, or fails in CI (`vexxy_testkit_host`'s gates).
+//! `VEXXY_BENCH_ROUNDS` (cycles with 1 sandbox, default 16; half as many
+//! with 4) and `VEXXY_BENCH_SLICES` (slices of 100 ms per period, default
+//! 15) set its length.
 
 use std::{
+    io,
     path::{Path, PathBuf},
-    process::Command,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
     time::{Duration, Instant},
 };
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use vexxy_sandbox::{Limits, Sandbox};
 use vexxy_testkit_host::{
-    cgroup_file, config_in, http_get, image_rootfs, in_netns, poll, require_program, require_trace,
+    cgroup_file, config_in, http_get, image_rootfs, in_netns, poll, require_trace,
 };
 use vexxy_trace::{TraceOptions, Tracer};
+
+/// One slice of a period.
+const SLICE: Duration = Duration::from_millis(100);
+/// Between putting a configuration in place and its slice.
+const SETTLE: Duration = Duration::from_millis(5);
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -44,43 +67,135 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// One wrk run inside a network namespace: (requests/s, requests).
-fn wrk(netns: &Path, seconds: u64, connections: u32) -> (f64, u64) {
-    let out = Command::new("nsenter")
-        .arg(format!("--net={}", netns.display()))
-        .args([
-            "wrk",
-            "-t1",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "http://127.0.0.1:80/",
-        ])
-        .output()
-        .expect("run wrk under nsenter");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "wrk failed: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no Requests/sec in wrk output: {text}"));
-    let requests = text
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+/// The length of the first complete `200` response at the start of `buf`,
+/// if it holds one whole; an error for any other status or a response
+/// without a length.
+fn complete_response(buf: &[u8]) -> io::Result<Option<usize>> {
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let head = std::str::from_utf8(&buf[..head_end])
+        .map_err(|_| io::Error::other("response head is not UTF-8"))?;
+    if !head.starts_with("HTTP/1.1 200 ") {
+        return Err(io::Error::other("a response other than 200"));
+    }
+    let length = head
         .lines()
         .find_map(|l| {
-            let (n, rest) = l.trim().split_once(' ')?;
-            rest.starts_with("requests in")
-                .then(|| n.parse::<u64>().ok())?
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
         })
-        .unwrap_or_else(|| panic!("no request count in wrk output: {text}"));
-    let errors = text
-        .lines()
-        .any(|l| l.contains("Non-2xx") || l.contains("Socket errors"));
-    assert!(!errors, "wrk saw errors: {text}");
-    (rps, requests)
+        .ok_or_else(|| io::Error::other("a response without Content-Length"))?;
+    let total = head_end + 4 + length;
+    Ok((buf.len() >= total).then_some(total))
+}
+
+/// One keep-alive connection at a time, a request at a time, until
+/// `stop`; a new connection when nginx closes one (it does after
+/// `keepalive_requests`).
+async fn drive(stop: Arc<AtomicBool>, done: Arc<AtomicU64>) -> io::Result<()> {
+    let mut buf = vec![0u8; 64 << 10];
+    while !stop.load(Ordering::Relaxed) {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", 80)).await?;
+        s.set_nodelay(true)?;
+        let mut have = 0;
+        'connection: while !stop.load(Ordering::Relaxed) {
+            s.write_all(REQUEST).await?;
+            loop {
+                if let Some(len) = complete_response(&buf[..have])? {
+                    buf.copy_within(len..have, 0);
+                    have -= len;
+                    break;
+                }
+                if have == buf.len() {
+                    return Err(io::Error::other("a response over 64 KiB"));
+                }
+                let n = s.read(&mut buf[have..]).await?;
+                if n == 0 && have == 0 {
+                    break 'connection;
+                }
+                if n == 0 {
+                    return Err(io::Error::other(
+                        "the server closed a connection mid-response",
+                    ));
+                }
+                have += n;
+            }
+            done.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(())
+}
+
+/// A steady load on nginx: `connections` keep-alive connections from
+/// inside the sandbox's network namespace, driven by one thread of this
+/// process (a host task, so its own syscalls are not charged to the
+/// sandbox), counting complete responses.
+struct Load {
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl Load {
+    fn start(netns: &Path, connections: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicU64::new(0));
+        let thread = {
+            let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
+            let netns = netns.to_path_buf();
+            std::thread::Builder::new()
+                .name("load".into())
+                .spawn(move || {
+                    in_netns(&netns, move || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_io()
+                            .build()?;
+                        rt.block_on(async move {
+                            let tasks: Vec<_> = (0..connections)
+                                .map(|_| tokio::spawn(drive(Arc::clone(&stop), Arc::clone(&done))))
+                                .collect();
+                            for t in tasks {
+                                t.await.map_err(io::Error::other)??;
+                            }
+                            Ok(())
+                        })
+                    })
+                })
+                .expect("spawn the load thread")
+        };
+        Load {
+            stop,
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    /// Responses so far; panics with the load's error if it stopped.
+    fn responses(&mut self) -> u64 {
+        if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
+            let outcome = self.thread.take().map(JoinHandle::join);
+            panic!("the load stopped early: {outcome:?}");
+        }
+        self.done.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if std::thread::panicking() => eprintln!("load: {e}"),
+                Ok(Err(e)) => panic!("the load failed: {e}"),
+                Err(_) => panic!("the load thread panicked"),
+            }
+        }
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -88,24 +203,29 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// CPU microseconds the cgroup has been charged so far.
-fn cpu_usec(cgroup: &str) -> u64 {
-    // v1: cpuacct.usage (ns); v2: usage_usec in cpu.stat (v1's cpu.stat
-    // has only throttling counters)
-    let stat = cgroup_file("cpuacct", cgroup, "cpuacct.usage")
-        .or_else(|| cgroup_file("cpu", cgroup, "cpu.stat"))
-        .expect("the sandbox's cpu accounting file");
-    let text = std::fs::read_to_string(&stat).expect("read cpu accounting");
-    if stat.ends_with("cpuacct.usage") {
-        return text.trim().parse::<u64>().expect("cpuacct.usage") / 1000;
-    }
-    text.lines()
-        .find_map(|l| l.strip_prefix("usage_usec "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("usage_usec in cpu.stat")
+/// The lower and upper quartiles.
+fn quartiles(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 4], v[(3 * v.len()) / 4])
 }
 
-/// A configuration of the kernel side during a measurement.
+/// CPU nanoseconds the cgroup's tasks have run so far, to the
+/// nanosecond: the sum of `/proc/TID/schedstat` over the tasks its
+/// `tasks` file lists (reading it brings a running task's time up to date,
+/// where the cgroup's own counter lags by up to a scheduler tick — 4 % of
+/// a slice). The sandbox's processes live as long as the benchmark.
+fn cpu_ns(cgroup: &str) -> u64 {
+    let tasks = cgroup_file("cpuacct", cgroup, "tasks")
+        .or_else(|| cgroup_file("cpu", cgroup, "cgroup.threads"))
+        .expect("the sandbox's task list");
+    let list = std::fs::read_to_string(&tasks).expect("read the sandbox's task list");
+    list.lines()
+        .filter_map(|tid| std::fs::read_to_string(format!("/proc/{}/schedstat", tid.trim())).ok())
+        .filter_map(|st| st.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A configuration of the kernel side during a period.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Config {
     Untraced,
@@ -115,8 +235,8 @@ enum Config {
 
 const CONFIGS: [Config; 3] = [Config::Untraced, Config::EmptyHooks, Config::Tracer];
 
-/// What one configuration measured: throughput summed over the sandboxes,
-/// and CPU per request over all of them.
+/// What one period measured: the medians of its slices' CPU per request
+/// (µs, over all sandboxes) and throughput (requests/s, summed).
 #[derive(Clone, Copy, Debug)]
 struct Measure {
     rps: f64,
@@ -125,11 +245,11 @@ struct Measure {
 
 struct Nginx {
     sandbox: Sandbox,
-    netns: PathBuf,
     cgroup: String,
+    load: Load,
 }
 
-fn start_nginx(rootfs: &Path, cpus: f64) -> Nginx {
+fn start_nginx(rootfs: &Path, cpus: f64, connections: usize) -> Nginx {
     let mut config = config_in(rootfs, &["nginx", "-g", "daemon off;"]);
     config.limits = Limits {
         cpus,
@@ -139,39 +259,49 @@ fn start_nginx(rootfs: &Path, cpus: f64) -> Nginx {
     };
     let mut sandbox = Sandbox::create(config).expect("create the nginx sandbox");
     sandbox.start().expect("start nginx");
-    let netns = sandbox.net_namespace_path();
+    let netns: PathBuf = sandbox.net_namespace_path();
     poll(Duration::from_secs(10), || {
         in_netns(&netns, || http_get(80).ok())
     })
     .expect("nginx did not answer");
     let cgroup = sandbox.cgroup_path();
-    let nginx = Nginx {
+    let load = Load::start(&netns, connections);
+    Nginx {
         sandbox,
-        netns,
         cgroup,
-    };
-    wrk(&nginx.netns, 1, 8); // warm-up
-    nginx
+        load,
+    }
 }
 
-/// Drives every sandbox at once under `config`; the tracer, when asked
-/// for, is one session per sandbox on the shared programs.
-fn measure(
-    sandboxes: &[Nginx],
-    config: Config,
-    seconds: u64,
-    connections: u32,
-    trace_stats: &mut TraceStats,
-) -> Measure {
-    let began = Instant::now();
-    let tracers: Vec<Tracer> = match config {
-        Config::Untraced => Vec::new(),
-        Config::EmptyHooks => vec![Tracer::start(TraceOptions {
+/// (CPU ns charged, responses) over all sandboxes now.
+fn sample(sandboxes: &mut [Nginx]) -> (u64, u64) {
+    sandboxes.iter_mut().fold((0, 0), |(c, r), n| {
+        (c + cpu_ns(&n.cgroup), r + n.load.responses())
+    })
+}
+
+/// Both sets of programs of a part of the benchmark, loaded once: the
+/// empty hooks (a session of their own) and the tracer (one session per
+/// sandbox, armed on it). A configuration is put in place by taking hooks
+/// off their tracepoints and putting them back, which takes microseconds.
+struct Hooks {
+    floor: Tracer,
+    tracers: Vec<Tracer>,
+    startup_ms: f64,
+}
+
+impl Hooks {
+    fn load(sandboxes: &[Nginx]) -> Hooks {
+        let floor = Tracer::start(TraceOptions {
             mechanism_only: true,
             ..TraceOptions::default()
         })
-        .expect("start the empty hooks")],
-        Config::Tracer => sandboxes
+        .expect("start the empty hooks");
+        floor
+            .set_syscall_hooks(false)
+            .expect("detach the empty hooks");
+        let began = Instant::now();
+        let tracers: Vec<Tracer> = sandboxes
             .iter()
             .map(|n| {
                 let t = Tracer::start(TraceOptions::default()).expect("start the tracer");
@@ -179,28 +309,44 @@ fn measure(
                     .expect("arm the tracer");
                 t
             })
-            .collect(),
-    };
-    if config == Config::Tracer {
-        trace_stats
-            .startups
-            .push(began.elapsed().as_secs_f64() * 1000.0);
-    }
-    let cpu_before: u64 = sandboxes.iter().map(|n| cpu_usec(&n.cgroup)).sum();
-    let results: Vec<(f64, u64)> = std::thread::scope(|s| {
-        let runs: Vec<_> = sandboxes
-            .iter()
-            .map(|n| s.spawn(|| wrk(&n.netns, seconds, connections)))
             .collect();
-        runs.into_iter()
-            .map(|r| r.join().expect("wrk thread"))
-            .collect()
-    });
-    let cpu_after: u64 = sandboxes.iter().map(|n| cpu_usec(&n.cgroup)).sum();
-    let mut syscalls = 0;
-    for t in tracers {
-        let raw = t.finish().expect("finish the tracer");
-        if config == Config::Tracer {
+        let startup_ms = began.elapsed().as_secs_f64() * 1000.0;
+        let hooks = Hooks {
+            floor,
+            tracers,
+            startup_ms,
+        };
+        hooks.set(Config::Untraced);
+        hooks
+    }
+
+    fn set(&self, config: Config) {
+        // off first: the two sets are never on the tracepoints together
+        let (floor, tracer) = (config == Config::EmptyHooks, config == Config::Tracer);
+        if !floor {
+            self.floor
+                .set_syscall_hooks(false)
+                .expect("empty hooks off");
+        }
+        if !tracer {
+            self.tracers[0]
+                .set_syscall_hooks(false)
+                .expect("tracer off");
+        }
+        if floor {
+            self.floor.set_syscall_hooks(true).expect("empty hooks on");
+        }
+        if tracer {
+            self.tracers[0].set_syscall_hooks(true).expect("tracer on");
+        }
+    }
+
+    /// Finishes every session; the number of syscalls the tracer counted.
+    fn finish(self) -> u64 {
+        self.floor.finish().expect("finish the empty hooks");
+        let mut syscalls = 0;
+        for t in self.tracers {
+            let raw = t.finish().expect("finish the tracer");
             syscalls += raw.syscalls.values().sum::<u64>();
             assert!(
                 raw.lost.is_empty(),
@@ -208,14 +354,24 @@ fn measure(
                 raw.lost
             );
         }
+        syscalls
     }
-    if config == Config::Tracer {
-        trace_stats.syscalls = syscalls;
-    }
-    let requests: u64 = results.iter().map(|r| r.1).sum();
+}
+
+/// One slice under `config`: CPU per request (µs, over all sandboxes) and
+/// throughput (requests/s, summed).
+fn slice(sandboxes: &mut [Nginx], hooks: &Hooks, config: Config) -> Measure {
+    hooks.set(config);
+    std::thread::sleep(SETTLE);
+    let (c0, r0) = sample(sandboxes);
+    let t0 = Instant::now();
+    std::thread::sleep(SLICE);
+    let (c1, r1) = sample(sandboxes);
+    let elapsed = t0.elapsed().as_secs_f64();
+    assert!(r1 > r0, "no request was answered during a slice");
     Measure {
-        rps: results.iter().map(|r| r.0).sum(),
-        cpu_us_per_request: (cpu_after - cpu_before) as f64 / requests.max(1) as f64,
+        rps: (r1 - r0) as f64 / elapsed,
+        cpu_us_per_request: (c1 - c0) as f64 / 1000.0 / (r1 - r0) as f64,
     }
 }
 
@@ -225,7 +381,7 @@ struct TraceStats {
     syscalls: u64,
 }
 
-/// Ratios of one round: (empty/untraced, tracer/untraced, tracer/empty),
+/// Ratios of one cycle: (empty/untraced, tracer/untraced, tracer/empty),
 /// for throughput and for CPU per request (inverted, so that 1.0 is "as
 /// cheap" and less is "costlier" in both).
 struct Ratios {
@@ -233,7 +389,7 @@ struct Ratios {
     cpu: [f64; 3],
 }
 
-fn round_ratios(m: &[Measure; 3]) -> Ratios {
+fn cycle_ratios(m: &[Measure; 3]) -> Ratios {
     let [u, e, t] = m;
     Ratios {
         rps: [e.rps / u.rps, t.rps / u.rps, t.rps / e.rps],
@@ -245,127 +401,113 @@ fn round_ratios(m: &[Measure; 3]) -> Ratios {
     }
 }
 
-/// Runs `rounds` rounds of the three configurations in rotating order and
-/// prints each round; returns the per-round ratios.
-fn rounds_of(
+/// Runs `cycles` cycles of one slice per configuration, in an order that
+/// rotates every cycle (and reverses every third, so no configuration
+/// always follows the same one); prints every tenth cycle and returns
+/// every cycle's ratios.
+fn cycles_of(
     label: &str,
-    sandboxes: &[Nginx],
-    rounds: u64,
-    seconds: u64,
-    connections: u32,
+    sandboxes: &mut [Nginx],
+    cycles: u64,
     stats: &mut TraceStats,
 ) -> Vec<Ratios> {
+    let aa = std::env::var_os("VEXXY_BENCH_AA").is_some();
+    let hooks = Hooks::load(sandboxes);
+    stats.startups.push(hooks.startup_ms);
+    std::thread::sleep(Duration::from_millis(500)); // warm-up
     let mut all = Vec::new();
-    for round in 0..rounds {
+    for cycle in 0..cycles {
         let mut m = [Measure {
             rps: 0.0,
             cpu_us_per_request: 0.0,
         }; 3];
         for k in 0..3 {
-            let i = (k + round as usize) % 3;
-            m[i] = measure(sandboxes, CONFIGS[i], seconds, connections, stats);
+            let k = if (cycle / 3) % 2 == 1 { 2 - k } else { k };
+            let i = (k + cycle as usize) % 3;
+            let config = if aa { Config::Untraced } else { CONFIGS[i] };
+            m[i] = slice(sandboxes, &hooks, config);
         }
-        let r = round_ratios(&m);
-        println!(
-            "{label} round {}: untraced {:.0} req/s {:.1} us/req; empty hooks {:.0} req/s {:.1} us/req; tracer {:.0} req/s {:.1} us/req (tracer/empty: throughput {:.3}, cpu {:.3})",
-            round + 1,
-            m[0].rps,
-            m[0].cpu_us_per_request,
-            m[1].rps,
-            m[1].cpu_us_per_request,
-            m[2].rps,
-            m[2].cpu_us_per_request,
-            r.rps[2],
-            r.cpu[2],
-        );
+        let r = cycle_ratios(&m);
+        if cycle % 10 == 0 {
+            println!(
+                "{label} cycle {}: untraced {:.0} req/s {:.2} us/req; empty hooks {:.0} req/s {:.2} us/req; tracer {:.0} req/s {:.2} us/req (tracer/empty: throughput {:.3}, cpu {:.3})",
+                cycle + 1,
+                m[0].rps,
+                m[0].cpu_us_per_request,
+                m[1].rps,
+                m[1].cpu_us_per_request,
+                m[2].rps,
+                m[2].cpu_us_per_request,
+                r.rps[2],
+                r.cpu[2],
+            );
+        }
         all.push(r);
     }
+    hooks.set(Config::Untraced);
+    stats.syscalls = hooks.finish();
     all
 }
 
 fn summarise(label: &str, ratios: &[Ratios]) -> f64 {
-    let med = |f: &dyn Fn(&Ratios) -> f64| median(ratios.iter().map(f).collect());
-    let cpu_floor = med(&|r| r.cpu[0]);
-    let cpu_tracer = med(&|r| r.cpu[1]);
-    let cpu_over_floor = med(&|r| r.cpu[2]);
-    println!("{label} (medians of the per-round ratios; 1.000 = as cheap as untraced):");
-    println!(
-        "  empty syscall hooks / untraced: cpu per request {cpu_floor:.3}, throughput {:.3}  (the kernel's tracepoint machinery alone)",
-        med(&|r| r.rps[0])
+    let col = |f: &dyn Fn(&Ratios) -> f64| ratios.iter().map(f).collect::<Vec<_>>();
+    let line = |what: &str, i: usize, note: &str| {
+        let cpu = col(&|r| r.cpu[i]);
+        let (lo, hi) = quartiles(cpu.clone());
+        let m = median(cpu);
+        println!(
+            "  {what:<32} cpu per request {m:.3} (quartiles {lo:.3}..{hi:.3}), throughput {:.3}{note}",
+            median(col(&|r| r.rps[i]))
+        );
+        m
+    };
+    println!("{label} (medians of the per-cycle ratios; 1.000 = as cheap):");
+    line(
+        "empty syscall hooks / untraced:",
+        0,
+        "  (the kernel's sys_exit tracepoint machinery alone)",
     );
-    println!(
-        "  tracer / untraced:              cpu per request {cpu_tracer:.3}, throughput {:.3}",
-        med(&|r| r.rps[1])
-    );
-    println!(
-        "  tracer / empty hooks:           cpu per request {cpu_over_floor:.3}, throughput {:.3}  (what the tracer's own work adds)",
-        med(&|r| r.rps[2])
-    );
-    cpu_over_floor
+    line("tracer / untraced:", 1, "");
+    line(
+        "tracer / empty hooks:",
+        2,
+        "  (what the tracer's own work adds)",
+    )
 }
 
-/// Each loaded program's own run time per invocation, from the kernel's
+/// Each syscall program's own run time per invocation, from the kernel's
 /// `bpf_stats` (enabled for this measurement only: it costs two clock
-/// reads per run).
-fn program_costs(nginx: &Nginx, seconds: u64) -> Vec<(String, f64, u64)> {
+/// reads per run), over `slices` slices of each set taking turns.
+fn program_costs(nginx: &mut [Nginx], slices: u64) -> Vec<(String, f64, u64)> {
     const SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
     let before = std::fs::read_to_string(SYSCTL).unwrap_or_else(|_| "0".into());
+    let hooks = Hooks::load(nginx);
+    let mut mine = vexxy_trace::diagnostics::held_program_ids(std::process::id());
+    std::fs::write(SYSCTL, "1").expect("enable bpf_stats");
+    let start = vexxy_trace::diagnostics::program_stats(&mine);
+    for _ in 0..slices {
+        slice(nginx, &hooks, Config::EmptyHooks);
+        slice(nginx, &hooks, Config::Tracer);
+    }
+    hooks.set(Config::Untraced);
+    let end = vexxy_trace::diagnostics::program_stats(&mine);
+    std::fs::write(SYSCTL, before.trim()).expect("restore bpf_stats_enabled");
+    hooks.finish();
+    mine.clear();
     let mut costs = Vec::new();
-    for options in [
-        TraceOptions {
-            mechanism_only: true,
-            ..TraceOptions::default()
-        },
-        TraceOptions::default(),
-    ] {
-        let tracer = Tracer::start(options).expect("start");
-        tracer
-            .arm(nginx.sandbox.pid_namespace_inode())
-            .expect("arm");
-        let mine = vexxy_trace::diagnostics::held_program_ids(std::process::id());
-        std::fs::write(SYSCTL, "1").expect("enable bpf_stats");
-        let start = vexxy_trace::diagnostics::program_stats(&mine);
-        wrk(&nginx.netns, seconds, 32);
-        let end = vexxy_trace::diagnostics::program_stats(&mine);
-        std::fs::write(SYSCTL, before.trim()).expect("restore bpf_stats_enabled");
-        tracer.finish().expect("finish");
-        for (name, (ns, cnt)) in &end {
-            let (ns0, cnt0) = start.get(name).copied().unwrap_or((0, 0));
-            let runs = cnt - cnt0;
-            if runs > 0 {
-                costs.push((name.clone(), (ns - ns0) as f64 / runs as f64, runs));
-            }
+    for (name, (ns, cnt)) in &end {
+        let (ns0, cnt0) = start.get(name).copied().unwrap_or((0, 0));
+        let runs = cnt - cnt0;
+        if runs > 0 {
+            costs.push((name.clone(), (ns - ns0) as f64 / runs as f64, runs));
         }
     }
     costs
 }
 
-fn main() {
-    if !require_trace() || require_program("wrk", "scripts/ensure-deps.sh installs it").is_none() {
-        return;
-    }
-    let Some(rootfs) = image_rootfs("nginx") else {
-        return;
-    };
-    let rounds = env_u64("VEXXY_BENCH_ROUNDS", 7);
-    let seconds = env_u64("VEXXY_BENCH_SECONDS", 4);
-    let mut stats = TraceStats::default();
-
-    let one = [start_nginx(&rootfs, 1.0)];
-    let ratios = rounds_of("1 sandbox", &one, rounds, seconds, 32, &mut stats);
-    let costs = program_costs(&one[0], seconds);
-    let [one] = one;
-    let report = one.sandbox.teardown().expect("teardown");
-    assert!(
-        report.is_clean(),
-        "teardown left {}",
-        report.leftover_summary()
-    );
-
-    let four: Vec<Nginx> = (0..4).map(|_| start_nginx(&rootfs, 0.5)).collect();
-    let four_rounds = (rounds / 2).max(3);
-    let ratios4 = rounds_of("4 sandboxes", &four, four_rounds, seconds, 8, &mut stats);
-    for n in four {
+fn teardown(sandboxes: Vec<Nginx>) {
+    for n in sandboxes {
+        drop(n.load);
         let report = n.sandbox.teardown().expect("teardown");
         assert!(
             report.is_clean(),
@@ -373,9 +515,35 @@ fn main() {
             report.leftover_summary()
         );
     }
+}
+
+fn main() {
+    if !require_trace() {
+        return;
+    }
+    let Some(rootfs) = image_rootfs("nginx") else {
+        return;
+    };
+    let cycles = env_u64("VEXXY_BENCH_ROUNDS", 200);
+    let mut stats = TraceStats::default();
+
+    let mut one = vec![start_nginx(&rootfs, 1.0, 32)];
+    std::thread::sleep(Duration::from_secs(1)); // warm-up
+    let ratios = cycles_of("1 sandbox", &mut one, cycles, &mut stats);
+    let costs = program_costs(&mut one, 20);
+    teardown(one);
+
+    let mut four: Vec<Nginx> = (0..4).map(|_| start_nginx(&rootfs, 0.5, 8)).collect();
+    std::thread::sleep(Duration::from_secs(1));
+    let four_cycles = (cycles / 2).max(3);
+    let ratios4 = cycles_of("4 sandboxes", &mut four, four_cycles, &mut stats);
+    teardown(four);
 
     println!();
-    println!("tracer overhead: nginx under wrk, {rounds} rounds of {seconds} s with 1 sandbox, {four_rounds} with 4");
+    println!(
+        "tracer overhead: nginx under a steady load; {cycles} cycles with 1 sandbox, {four_cycles} with 4; a cycle is one slice of {} ms per configuration",
+        SLICE.as_millis()
+    );
     let over_floor = summarise("1 sandbox", &ratios);
     println!(
         "  target: tracer / empty hooks >= 0.98 in cpu per request: {over_floor:.3} -> {}",
@@ -386,16 +554,18 @@ fn main() {
         &ratios4,
     );
     println!("  tracer / empty hooks with 4 sandboxes: {over_floor4:.3}");
-    println!("per-program cost (kernel bpf_stats, 1 sandbox, one round each):");
+    println!("per-program cost (kernel bpf_stats, 1 sandbox, 20 slices each, taking turns):");
     for (name, ns, runs) in &costs {
         println!("  {name:<18} {ns:>7.1} ns/run over {runs} runs");
     }
     println!(
-        "syscalls counted in the kernel in the last traced round (all its sessions): {}",
+        "syscalls the tracer counted in the 4-sandbox part (all its sessions): {}",
         stats.syscalls
     );
-    println!(
-        "tracer start-up (load + attach + arm, all sessions of a round): median {:.0} ms",
-        median(stats.startups)
-    );
+    if !stats.startups.is_empty() {
+        println!(
+            "tracer start-up (load + attach + arm, all sessions of a part): median {:.0} ms",
+            median(stats.startups)
+        );
+    }
 }

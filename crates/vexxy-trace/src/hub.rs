@@ -103,6 +103,12 @@ enum Command {
         slot: u32,
         reply: Reply<RawTrace>,
     },
+    /// Benchmarks only: take the syscall programs off their tracepoints
+    /// or put them back, keeping everything loaded.
+    SyscallHooks {
+        on: bool,
+        reply: Reply<()>,
+    },
     Stop,
 }
 
@@ -193,6 +199,10 @@ impl Session {
         })
     }
 
+    pub(crate) fn set_syscall_hooks(&self, on: bool) -> Result<(), TraceError> {
+        request(&self.commands, |reply| Command::SyscallHooks { on, reply })
+    }
+
     pub(crate) fn finish(self) -> Result<RawTrace, TraceError> {
         if let Some(thread) = self.private {
             let _ = self.commands.send(Command::Stop);
@@ -272,7 +282,7 @@ fn hub_main(
     commands: &mpsc::Receiver<Command>,
 ) {
     let mut storage = MaybeUninit::uninit();
-    let (skel, links) = match load(kind, &mut storage) {
+    let (skel, mut links) = match load(kind, &mut storage) {
         Ok(v) => v,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -281,7 +291,15 @@ fn hub_main(
     };
     if kind == Kind::Floor {
         let _ = ready.send(Ok(()));
-        while !matches!(commands.recv(), Ok(Command::Stop) | Err(_)) {}
+        loop {
+            match commands.recv() {
+                Ok(Command::SyscallHooks { on, reply }) => {
+                    let _ = reply.send(links.set(&skel, kind, on));
+                }
+                Ok(Command::Stop) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
         drop(links);
         return;
     }
@@ -359,6 +377,9 @@ fn hub_main(
                 // the slot's state goes whatever failed above
                 let result = hub.finish(slot, collector);
                 let _ = reply.send(disarmed.and(drained.map(|_| ())).and(result));
+            }
+            Ok(Command::SyscallHooks { on, reply }) => {
+                let _ = reply.send(links.set(&skel, kind, on));
             }
             Ok(Command::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -742,7 +763,41 @@ impl Probes {
     }
 }
 
-type Loaded<'obj> = (skel::TraceSkel<'obj>, Vec<Link>);
+type Loaded<'obj> = (skel::TraceSkel<'obj>, Links);
+
+/// A hub's attachments: the syscall hook (which a benchmark may take off
+/// and put back, [`Command::SyscallHooks`]) and the rest.
+struct Links {
+    syscalls: Option<Link>,
+    _others: Vec<Link>,
+}
+
+impl Links {
+    /// Attaches the syscall hook of `kind`'s programs: `sys_exit` only.
+    fn syscall_hooks(skel: &skel::TraceSkel<'_>, kind: Kind) -> Result<Link, TraceError> {
+        match kind {
+            Kind::Floor => skel
+                .progs
+                .floor_sys_exit
+                .attach()
+                .map_err(bpf("attach the empty sys_exit hook")),
+            Kind::Tracer => skel
+                .progs
+                .on_sys_exit
+                .attach()
+                .map_err(bpf("attach raw_syscalls/sys_exit")),
+        }
+    }
+
+    fn set(&mut self, skel: &skel::TraceSkel<'_>, kind: Kind, on: bool) -> Result<(), TraceError> {
+        match (on, self.syscalls.is_some()) {
+            (true, false) => self.syscalls = Some(Self::syscall_hooks(skel, kind)?),
+            (false, true) => self.syscalls = None,
+            _ => {}
+        }
+        Ok(())
+    }
+}
 
 fn load(
     kind: Kind,
@@ -755,7 +810,6 @@ fn load(
     if kind == Kind::Floor {
         let progs = &mut open.progs;
         for prog in [
-            &mut progs.on_sys_enter,
             &mut progs.on_sys_exit,
             &mut progs.on_exec,
             &mut progs.on_fork,
@@ -765,7 +819,6 @@ fn load(
         }
         progs.on_symbol_multi.set_autoload(false);
         progs.on_symbol.set_autoload(false);
-        progs.floor_sys_enter.set_autoload(true);
         progs.floor_sys_exit.set_autoload(true);
     }
     let skel = open.load().map_err(|source| TraceError::Bpf {
@@ -775,28 +828,17 @@ fn load(
         ),
         source,
     })?;
+    let syscalls = Some(Links::syscall_hooks(&skel, kind)?);
     if kind == Kind::Floor {
-        let links = vec![
-            skel.progs
-                .floor_sys_enter
-                .attach()
-                .map_err(bpf("attach the empty sys_enter hook"))?,
-            skel.progs
-                .floor_sys_exit
-                .attach()
-                .map_err(bpf("attach the empty sys_exit hook"))?,
-        ];
-        return Ok((skel, links));
+        return Ok((
+            skel,
+            Links {
+                syscalls,
+                _others: Vec::new(),
+            },
+        ));
     }
-    let links = vec![
-        skel.progs
-            .on_sys_enter
-            .attach()
-            .map_err(bpf("attach raw_syscalls/sys_enter"))?,
-        skel.progs
-            .on_sys_exit
-            .attach()
-            .map_err(bpf("attach raw_syscalls/sys_exit"))?,
+    let others = vec![
         skel.progs
             .on_exec
             .attach()
@@ -810,7 +852,13 @@ fn load(
             .attach()
             .map_err(bpf("attach sched_process_exit"))?,
     ];
-    Ok((skel, links))
+    Ok((
+        skel,
+        Links {
+            syscalls,
+            _others: others,
+        },
+    ))
 }
 
 /// Keys of `map` for which `belongs` holds.

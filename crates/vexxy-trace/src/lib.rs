@@ -266,6 +266,20 @@ impl Tracer {
         self.evidence.mark()
     }
 
+    /// For benchmarks: takes the syscall programs this session runs on
+    /// (shared with every session of the process, or a mechanism-only
+    /// session's own empty ones) off their tracepoints, or puts them back,
+    /// keeping everything loaded and armed. Switching takes microseconds
+    /// where starting takes a tenth of a second, so a benchmark can
+    /// alternate configurations faster than a shared machine's speed
+    /// drifts. While they are off, no session records a syscall.
+    pub fn set_syscall_hooks(&self, on: bool) -> Result<(), TraceError> {
+        self.session
+            .as_ref()
+            .ok_or_else(|| TraceError::Thread("the session already finished".into()))?
+            .set_syscall_hooks(on)
+    }
+
     /// Stops tracing this session, drains what is pending and reads (and
     /// removes from the kernel) its aggregates.
     pub fn finish(mut self) -> Result<RawTrace, TraceError> {

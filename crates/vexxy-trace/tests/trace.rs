@@ -100,6 +100,22 @@ fn records_execs_opens_maps_failures_sockets_and_syscalls_of_the_namespace_only(
         raw.syscalls
     );
     assert!(raw.syscalls.contains_key("execve"));
+    // counted at exit: the exits that never return are counted as their
+    // tasks exit, and a fork is the parent's call, not the child's too
+    let count = |name: &str| raw.syscalls.get(name).copied().unwrap_or(0);
+    let forks = count("clone") + count("clone3") + count("fork") + count("vfork");
+    let created = raw.processes.iter().filter(|p| p.pid != 1).count() as u64;
+    eprintln!("syscalls: {:?}; processes created: {created}", raw.syscalls);
+    assert!(
+        count("exit_group") >= created,
+        "every process of the namespace left through exit_group: {:?}",
+        raw.syscalls
+    );
+    assert_eq!(
+        forks, created,
+        "one clone per process created, counted once: {:?}",
+        raw.syscalls
+    );
     // the process tree: sh forks cat twice and python3
     let sh = raw
         .processes

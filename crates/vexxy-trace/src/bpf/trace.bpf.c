@@ -10,9 +10,11 @@
  * its answer in a per-CPU copy keyed by its register block, with no helper
  * call; another pays for finding the current task, its PID-namespace level
  * (host tasks stop there) and a task-storage lookup; answers hold until
- * the set of armed sandboxes changes. sys_enter only counts;
- * sys_exit returns at once for the syscalls that record nothing and reads
- * the others' arguments from the registers they were entered with.
+ * the set of armed sandboxes changes. Only sys_exit is hooked: it counts
+ * the syscall, returns at once for the syscalls that record nothing and
+ * reads the others' arguments from the registers they were entered with.
+ * The two exits that never return (exit, exit_group) are counted when the
+ * task exits.
  *
  * Only x86_64 syscall numbers are wired in (see the NR_ constants). */
 #include "vmlinux.h"
@@ -25,6 +27,13 @@
 char LICENSE[] SEC("license") = "GPL";
 
 #define NR_open 2
+#define NR_rt_sigreturn 15
+#define NR_clone 56
+#define NR_fork 57
+#define NR_vfork 58
+#define NR_exit 60
+#define NR_exit_group 231
+#define NR_clone3 435
 #define NR_mmap 9
 #define NR_mprotect 10
 #define NR_connect 42
@@ -837,20 +846,22 @@ static __always_inline void read_bound(struct net_key *key, struct file *f, bool
 			 : BPF_CORE_READ(sk, __sk_common.skc_num);
 }
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(on_sys_enter, struct pt_regs *regs, long id)
+/* One more call of `nr` in `slot`, counted at its exit. A sigreturn
+ * leaves the syscall number at -1 (the restored registers disable syscall
+ * restarting), and a new task's first return from clone, fork or vfork
+ * (0 in the child) is the parent's call, counted there. */
+static __always_inline void count_syscall(__u32 slot, long nr, long ret)
 {
-	struct where w;
-	if (!locate((__u64)regs, &w))
-		return 0;
-	__u32 nr = id;
-	if (nr < MAX_SYSCALLS) {
-		__u32 idx = w.slot * MAX_SYSCALLS + nr;
+	if (nr == -1)
+		nr = NR_rt_sigreturn;
+	else if (ret == 0 && (nr == NR_clone || nr == NR_clone3 || nr == NR_fork || nr == NR_vfork))
+		return;
+	if ((unsigned long)nr < MAX_SYSCALLS) {
+		__u32 idx = slot * MAX_SYSCALLS + (__u32)nr;
 		__u64 *c = bpf_map_lookup_elem(&syscalls, &idx);
 		if (c)
 			*c += 1;
 	}
-	return 0;
 }
 
 struct find_vma_ctx {
@@ -912,16 +923,16 @@ static __always_inline __u64 untyped_current(void)
 /* Everything is decided at exit, where the result is known: the
  * arguments are still in the user registers the syscall was entered with
  * (x86_64: di, si, dx, r10, r8, r9; the kernel writes only ax), so
- * sys_enter keeps nothing for it. */
+ * sys_enter is not hooked at all (one program per syscall, not two). */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
-	/* the syscall number first: a typed load, before any task lookup */
-	long nr = regs->orig_ax;
-	if (!has_exit_work(nr))
-		return 0;
 	struct where w;
 	if (!locate((__u64)regs, &w))
+		return 0;
+	long nr = regs->orig_ax;
+	count_syscall(w.slot, nr, ret);
+	if (!has_exit_work(nr))
 		return 0;
 	struct task_struct *t = bpf_get_current_task_btf();
 	if (is_compat(t))
@@ -1069,11 +1080,18 @@ int BPF_PROG(on_exit, struct task_struct *p)
 	__u64 *ep = bpf_map_lookup_elem(&exits, &zero);
 	if (ep)
 		__sync_fetch_and_add(ep, 1);
-	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
-		return 0;
 	__u32 slot = 0;
 	int level = sandbox_level(p, &slot);
 	if (level < 0)
+		return 0;
+	/* exit and exit_group never reach sys_exit: a task that leaves
+	 * through one is still in it (one killed by a signal is in whatever
+	 * it was doing) */
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(p);
+	long nr = BPF_CORE_READ(regs, orig_ax);
+	if (nr == NR_exit || nr == NR_exit_group)
+		count_syscall(slot, nr, 0);
+	if (BPF_CORE_READ(p, pid) != BPF_CORE_READ(p, tgid))
 		return 0;
 	emit_simple(EV_EXIT, p, level, slot, BPF_CORE_READ(p, exit_code));
 	return 0;
@@ -1124,15 +1142,10 @@ int on_symbol(struct pt_regs *ctx)
 	return count_symbol(ctx);
 }
 
-/* Benchmarks only (TraceOptions::mechanism_only): empty hooks on the same
- * two tracepoints, to measure what the kernel's syscall-tracepoint
- * machinery costs by itself. Not loaded otherwise (the `?` prefix). */
-SEC("?tp_btf/sys_enter")
-int BPF_PROG(floor_sys_enter, struct pt_regs *regs, long id)
-{
-	return 0;
-}
-
+/* Benchmarks only (TraceOptions::mechanism_only): an empty hook on the
+ * tracepoint the tracer uses, to measure what the kernel's
+ * syscall-tracepoint machinery costs by itself. Not loaded otherwise (the
+ * `?` prefix). */
 SEC("?tp_btf/sys_exit")
 int BPF_PROG(floor_sys_exit, struct pt_regs *regs, long ret)
 {
