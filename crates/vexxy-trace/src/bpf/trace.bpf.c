@@ -61,12 +61,25 @@ struct {
 	__type(value, __u32);
 } targets SEC(".maps");
 
+/* Element 0: the filter's control word (`struct control`), written by
+ * user space. Element 1: the task exits seen on the host, an epoch for the
+ * per-CPU answers (`exits_epoch`), bumped by the exit hook and never written
+ * by user space. Both live in one cache line, which every syscall reads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct control);
 } control SEC(".maps");
+
+#define CONTROL_EXITS 1
+
+/* The exits epoch: element 1 of `control`, 8 bytes like the control word. */
+static __always_inline __u64 *exits_epoch(void)
+{
+	__u32 k = CONTROL_EXITS;
+	return (__u64 *)bpf_map_lookup_elem(&control, &k);
+}
 
 /* Loss counters, ST_COUNT per slot. */
 struct {
@@ -308,7 +321,7 @@ struct {
  * current task (the mitigations of some CPUs make every call and return
  * cost tens of nanoseconds). The block lives at the top of the task's
  * kernel stack, unique among live tasks; a stack freed by an exit and
- * reused is told apart by `exits`, which every task exit bumps.
+ * reused is told apart by the exits epoch, which every task exit bumps.
  *
  * The programs run with migration disabled but may be preempted (syscall
  * tracepoints are faultable), so another task can run on this CPU in the
@@ -320,27 +333,24 @@ struct {
 struct cpu_filter {
 	__u64 seq;        /* 64-bit: the BPF ISA's compare-and-swap */
 	__u64 key;        /* the task's pt_regs address */
-	__u64 exits;      /* `exits` when it was written */
+	__u64 exits;      /* the exits epoch when it was written */
 	__u32 generation;
 	__s32 level;
 	__u32 slot;
 	__u32 pad;
 };
 
+/* Both entries of a CPU in one value: one lookup, adjacent lines. */
+struct cpu_filters {
+	struct cpu_filter e[2];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, struct cpu_filter);
-} cpu_states SEC(".maps");
-
-/* Task exits on the host, as an epoch for the per-CPU answers. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, __u64);
-} exits SEC(".maps");
+	__type(value, struct cpu_filters);
+} cpu_states SEC(".maps");
 
 #define compiler_barrier() asm volatile("" ::: "memory")
 
@@ -400,15 +410,15 @@ static __always_inline bool locate(__u64 regs, struct where *w)
 	if (!c || c->armed == 0)
 		return false;
 	__u32 generation = c->generation;
-	__u64 *ep = bpf_map_lookup_elem(&exits, &zero);
+	__u64 *ep = exits_epoch();
 	if (!ep)
 		return false;
 	__u64 epoch = *ep;
-	__u32 one = 1;
-	struct cpu_filter *c0 = bpf_map_lookup_elem(&cpu_states, &zero);
-	struct cpu_filter *c1 = bpf_map_lookup_elem(&cpu_states, &one);
-	if (!c0 || !c1)
+	struct cpu_filters *cf = bpf_map_lookup_elem(&cpu_states, &zero);
+	if (!cf)
 		return false;
+	struct cpu_filter *c0 = &cf->e[0];
+	struct cpu_filter *c1 = &cf->e[1];
 	if (read_cached(c0, regs, epoch, generation, w) || read_cached(c1, regs, epoch, generation, w))
 		return w->level >= 0;
 	locate_slow(bpf_get_current_task_btf(), generation, w);
@@ -1076,8 +1086,7 @@ int BPF_PROG(on_exit, struct task_struct *p)
 {
 	/* every exiting task: its kernel stack may be reused, so the per-CPU
 	 * answers keyed by its address must not outlive it */
-	__u32 zero = 0;
-	__u64 *ep = bpf_map_lookup_elem(&exits, &zero);
+	__u64 *ep = exits_epoch();
 	if (ep)
 		__sync_fetch_and_add(ep, 1);
 	__u32 slot = 0;
