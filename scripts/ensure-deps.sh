@@ -22,7 +22,7 @@ command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v make >/dev/null 2>&1 || need_apt+=(make)
 [ -e /usr/include/libelf.h ] || need_apt+=(libelf-dev)
 [ -e /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
-# wrk is the load generator of the tracer-overhead benchmark; nsenter and
+# wrk is the load generator of the service-load benchmark; nsenter and
 # unshare (util-linux) run test scripts and tracer tests in namespaces.
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
 command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)

@@ -48,3 +48,28 @@ pub fn program_stats(ids: &BTreeSet<u32>) -> std::collections::BTreeMap<String, 
         })
         .collect()
 }
+
+/// BPF links on the raw syscall tracepoints (`sys_enter`, `sys_exit`) whose
+/// program is not one of `mine`: another tool's hooks, which a benchmark
+/// comparing "untraced" with "traced" would silently include in both.
+/// Counts raw-tracepoint links by name and BTF-typed (`tp_btf`) links by
+/// their target's name in the kernel's BTF.
+pub fn foreign_syscall_hooks(mine: &BTreeSet<u32>) -> usize {
+    use libbpf_rs::query::{LinkInfoIter, LinkTypeInfo};
+    const NAMES: [&str; 2] = ["sys_enter", "sys_exit"];
+    let vmlinux = libbpf_rs::btf::Btf::from_vmlinux().ok();
+    LinkInfoIter::default()
+        .filter(|link| !mine.contains(&link.prog_id))
+        .filter(|link| match &link.info {
+            LinkTypeInfo::RawTracepoint(rt) => NAMES.contains(&rt.name.as_str()),
+            LinkTypeInfo::Tracing(t) => vmlinux
+                .as_ref()
+                .and_then(|btf| {
+                    btf.type_by_id::<libbpf_rs::btf::BtfType<'_>>(t.target_btf_id.into())
+                })
+                .and_then(|ty| ty.name().map(|n| n.to_string_lossy().into_owned()))
+                .is_some_and(|n| NAMES.iter().any(|s| n == format!("btf_trace_{s}"))),
+            _ => false,
+        })
+        .count()
+}

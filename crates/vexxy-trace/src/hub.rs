@@ -105,6 +105,7 @@ enum Command {
     },
     /// Benchmarks only: take the syscall programs off their tracepoints
     /// or put them back, keeping everything loaded.
+    #[cfg(feature = "bench")]
     SyscallHooks {
         on: bool,
         reply: Reply<()>,
@@ -199,6 +200,7 @@ impl Session {
         })
     }
 
+    #[cfg(feature = "bench")]
     pub(crate) fn set_syscall_hooks(&self, on: bool) -> Result<(), TraceError> {
         request(&self.commands, |reply| Command::SyscallHooks { on, reply })
     }
@@ -282,6 +284,7 @@ fn hub_main(
     commands: &mpsc::Receiver<Command>,
 ) {
     let mut storage = MaybeUninit::uninit();
+    #[cfg_attr(not(feature = "bench"), allow(unused_mut))]
     let (skel, mut links) = match load(kind, &mut storage) {
         Ok(v) => v,
         Err(e) => {
@@ -293,6 +296,7 @@ fn hub_main(
         let _ = ready.send(Ok(()));
         loop {
             match commands.recv() {
+                #[cfg(feature = "bench")]
                 Ok(Command::SyscallHooks { on, reply }) => {
                     let _ = reply.send(links.set(&skel, kind, on));
                 }
@@ -378,6 +382,7 @@ fn hub_main(
                 let result = hub.finish(slot, collector);
                 let _ = reply.send(disarmed.and(drained.map(|_| ())).and(result));
             }
+            #[cfg(feature = "bench")]
             Ok(Command::SyscallHooks { on, reply }) => {
                 let _ = reply.send(links.set(&skel, kind, on));
             }
@@ -766,8 +771,10 @@ impl Probes {
 type Loaded<'obj> = (skel::TraceSkel<'obj>, Links);
 
 /// A hub's attachments: the syscall hook (which a benchmark may take off
-/// and put back, [`Command::SyscallHooks`]) and the rest.
+/// and put back, `Command::SyscallHooks`, with the `bench` feature) and
+/// the rest; each is detached when it is dropped.
 struct Links {
+    #[cfg_attr(not(feature = "bench"), allow(dead_code))]
     syscalls: Option<Link>,
     _others: Vec<Link>,
 }
@@ -789,6 +796,7 @@ impl Links {
         }
     }
 
+    #[cfg(feature = "bench")]
     fn set(&mut self, skel: &skel::TraceSkel<'_>, kind: Kind, on: bool) -> Result<(), TraceError> {
         match (on, self.syscalls.is_some()) {
             (true, false) => self.syscalls = Some(Self::syscall_hooks(skel, kind)?),

@@ -2,7 +2,8 @@
 //! opens, connects to and calls.
 //!
 //! The BPF side (`src/bpf/trace.bpf.c`, C compiled by clang, loaded with
-//! libbpf-rs) hooks `raw_syscalls` enter/exit, `sched_process_{exec,fork,exit}`
+//! libbpf-rs) hooks `raw_syscalls` exit (one program per syscall: the call's
+//! number, arguments and result are all there), `sched_process_{exec,fork,exit}`
 //! and, on request, uprobes. It records only tasks whose PID namespace is one
 //! a [`Tracer`] is [armed](Tracer::arm) with (or one nested in it), so a
 //! process that moves itself to another cgroup, or that joins with `nsenter`,
@@ -35,6 +36,7 @@
 mod collector;
 pub mod diagnostics;
 mod hub;
+mod inflight;
 mod libbpf_log;
 mod symbols;
 mod wire;
@@ -52,6 +54,7 @@ mod skel {
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -222,6 +225,9 @@ pub struct Tracer {
     session: Option<hub::Session>,
     startup: Duration,
     evidence: Arc<EvidenceClock>,
+    /// The PID namespace armed last (0: none), whose blocked calls
+    /// [`Tracer::finish`] counts.
+    armed: AtomicU64,
 }
 
 impl Tracer {
@@ -237,6 +243,7 @@ impl Tracer {
             session: Some(session),
             startup: began.elapsed(),
             evidence,
+            armed: AtomicU64::new(0),
         })
     }
 
@@ -257,7 +264,9 @@ impl Tracer {
         self.session
             .as_ref()
             .ok_or_else(|| TraceError::Thread("the session already finished".into()))?
-            .arm(inode)
+            .arm(inode)?;
+        self.armed.store(pid_namespace_inode, Ordering::Relaxed);
+        Ok(())
     }
 
     /// New evidence seen so far (first sightings only), as of the last
@@ -266,13 +275,16 @@ impl Tracer {
         self.evidence.mark()
     }
 
-    /// For benchmarks: takes the syscall programs this session runs on
-    /// (shared with every session of the process, or a mechanism-only
-    /// session's own empty ones) off their tracepoints, or puts them back,
-    /// keeping everything loaded and armed. Switching takes microseconds
-    /// where starting takes a tenth of a second, so a benchmark can
-    /// alternate configurations faster than a shared machine's speed
-    /// drifts. While they are off, no session records a syscall.
+    /// For benchmarks (the `bench` feature): takes the syscall program
+    /// this session runs on (shared with every session of the process, or
+    /// a mechanism-only session's own empty one) off its tracepoint, or
+    /// puts it back, keeping everything loaded and armed. Switching takes
+    /// at most a few milliseconds where a start takes a tenth of a second,
+    /// so a benchmark can alternate configurations faster than a shared
+    /// machine's speed drifts. While it is off, no session of the process
+    /// records a syscall, an open, a mapping or a socket, and nothing
+    /// counts that as lost: no product binary is built with the feature.
+    #[cfg(feature = "bench")]
     pub fn set_syscall_hooks(&self, on: bool) -> Result<(), TraceError> {
         self.session
             .as_ref()
@@ -281,13 +293,20 @@ impl Tracer {
     }
 
     /// Stops tracing this session, drains what is pending and reads (and
-    /// removes from the kernel) its aggregates.
+    /// removes from the kernel) its aggregates. The calls its namespace's
+    /// tasks are blocked in now, which would never reach the exit hook
+    /// while armed, are counted too.
     pub fn finish(mut self) -> Result<RawTrace, TraceError> {
         let session = self
             .session
             .take()
             .ok_or_else(|| TraceError::Thread("already finished".into()))?;
-        session.finish()
+        let mut raw = session.finish()?;
+        let armed = self.armed.load(Ordering::Relaxed);
+        if armed != 0 {
+            inflight::count_blocked(armed, &mut raw.syscalls);
+        }
+        Ok(raw)
     }
 }
 

@@ -36,6 +36,40 @@ fn trace(script: &str, options: TraceOptions, outside: impl FnOnce()) -> RawTrac
 }
 
 #[test]
+fn a_call_still_blocked_when_the_session_finishes_is_counted() {
+    if !require_tracer() {
+        return;
+    }
+    // syscalls are counted as they return: a sleep that outlasts the
+    // session never does while it is armed
+    let mut workload = Workload::spawn("exec sleep 30");
+    let tracer = Tracer::start(TraceOptions::default()).expect("tracer starts");
+    tracer.arm(workload.namespace()).expect("arm");
+    workload.go();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let sleeping = loop {
+        let state = std::fs::read_to_string(format!("/proc/{}/syscall", workload.inner_pid))
+            .unwrap_or_default();
+        if state.split_whitespace().next() == Some("230") || std::time::Instant::now() > deadline {
+            break state;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let raw = tracer.finish().expect("finish");
+    workload.kill();
+    assert!(
+        sleeping.starts_with("230 "),
+        "the workload never blocked in clock_nanosleep: {sleeping}"
+    );
+    assert_eq!(
+        raw.syscalls.get("clock_nanosleep").copied(),
+        Some(1),
+        "{:?}",
+        raw.syscalls
+    );
+}
+
+#[test]
 fn records_execs_opens_maps_failures_sockets_and_syscalls_of_the_namespace_only() {
     if !require_tracer() {
         return;

@@ -786,8 +786,8 @@ static __always_inline bool count_known_file(__u64 file_p, __u32 slot, __u32 kin
 	return true;
 }
 
-/* The syscalls whose exit records something; all others cost sys_exit
- * one comparison. */
+/* The syscalls whose exit records something beyond their count; all
+ * others cost sys_exit the filter, a counter and this comparison. */
 static __always_inline bool has_exit_work(long nr)
 {
 	switch (nr) {

@@ -42,6 +42,18 @@ impl Workload {
         pid_namespace_inode(self.inner_pid).expect("namespace inode")
     }
 
+    /// Releases the script without waiting for it.
+    pub(crate) fn go(&mut self) {
+        let mut stdin = self.child.stdin.take().expect("stdin");
+        stdin.write_all(b"go\n").expect("release workload");
+    }
+
+    /// Kills the namespace (`unshare --kill-child`) and reaps it.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub(crate) fn go_and_wait(mut self) {
         let mut stdin = self.child.stdin.take().expect("stdin");
         stdin.write_all(b"go\n").expect("release workload");
