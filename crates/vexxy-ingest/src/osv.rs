@@ -82,6 +82,10 @@ struct RawAffected {
     package: Option<RawAffectedPackage>,
     #[serde(default, deserialize_with = "null_default")]
     ranges: Vec<RawRange>,
+    /// Free-form per database: read leniently, a shape other than the Go
+    /// database's names no symbol.
+    #[serde(default)]
+    ecosystem_specific: Option<Lenient<SymEcosystemSpecific>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,9 +126,7 @@ struct RawReference {
 
 pub(crate) fn parse(bytes: &[u8], origin: &Path) -> Result<Report, IngestError> {
     let raw: RawDoc = common::from_slice(bytes, origin)?;
-    let mut report = Report::try_from(raw).map_err(|e| e.at(origin))?;
-    report.symbols = report_symbols(bytes, origin)?;
-    Ok(report)
+    Report::try_from(raw).map_err(|e| e.at(origin))
 }
 
 const TOOL: &str = "osv-scanner";
@@ -134,6 +136,7 @@ impl TryFrom<RawDoc> for Report {
 
     fn try_from(raw: RawDoc) -> Result<Self, FieldError> {
         let mut findings = Vec::new();
+        let mut symbols = Vec::new();
         for (ri, result) in raw.results.into_iter().enumerate() {
             for (pi, package) in result.packages.into_iter().enumerate() {
                 let RawPackage {
@@ -142,6 +145,7 @@ impl TryFrom<RawDoc> for Report {
                     groups,
                 } = package;
                 for (vi, v) in vulnerabilities.into_iter().enumerate() {
+                    named_symbols(&v.id, &v.aliases, &v.affected, &mut symbols);
                     let at = || format!("results[{ri}].packages[{pi}].vulnerabilities[{vi}]");
                     findings.push(finding(&info, v, &groups, &at)?);
                 }
@@ -155,7 +159,7 @@ impl TryFrom<RawDoc> for Report {
             subject: crate::Subject::default(),
             distro: None,
             findings,
-            symbols: Vec::new(),
+            symbols: finish(symbols),
         })
     }
 }
@@ -355,24 +359,6 @@ impl OsvSymbols {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct SymDoc {
-    #[serde(default, deserialize_with = "null_default")]
-    results: Vec<SymResult>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SymResult {
-    #[serde(default, deserialize_with = "null_default")]
-    packages: Vec<SymPackage>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SymPackage {
-    #[serde(default, deserialize_with = "null_default")]
-    vulnerabilities: Vec<SymRecord>,
-}
-
 /// The part of an OSV record that names symbols.
 #[derive(Debug, Deserialize)]
 struct SymRecord {
@@ -380,17 +366,7 @@ struct SymRecord {
     #[serde(default, deserialize_with = "null_default")]
     aliases: Vec<String>,
     #[serde(default, deserialize_with = "null_default")]
-    affected: Vec<SymAffected>,
-}
-
-#[derive(Debug, Deserialize)]
-struct SymAffected {
-    #[serde(default)]
-    package: Option<RawAffectedPackage>,
-    /// Free-form per database: read leniently, a shape other than the Go
-    /// database's names no symbol.
-    #[serde(default)]
-    ecosystem_specific: Option<Lenient<SymEcosystemSpecific>>,
+    affected: Vec<RawAffected>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -406,56 +382,61 @@ struct SymImport {
     symbols: Vec<String>,
 }
 
-impl SymRecord {
-    fn symbols(self, out: &mut Vec<OsvSymbols>) {
-        for affected in self.affected {
-            let (Some(package), Some(Lenient::Ok(specific))) =
-                (affected.package, affected.ecosystem_specific)
-            else {
-                continue;
-            };
-            let Some(name) = package.name.filter(|n| !n.trim().is_empty()) else {
-                continue;
-            };
-            // an import listed without symbols is vulnerable as a whole: any
-            // of its code may be the vulnerable code, so no list of
-            // functions speaks for this package (no "never entered" or
-            // "absent" claim from its siblings' symbols)
-            if specific
-                .imports
-                .iter()
-                .filter(|i| !i.path.trim().is_empty())
-                .any(|i| i.symbols.iter().all(|s| s.trim().is_empty()))
-            {
-                continue;
-            }
-            let mut symbols: Vec<String> = specific
-                .imports
-                .iter()
-                .filter(|i| !i.path.trim().is_empty())
-                .flat_map(|i| {
-                    i.symbols
-                        .iter()
-                        .filter(|s| !s.trim().is_empty())
-                        .map(move |s| format!("{}.{}", i.path.trim(), s.trim()))
-                })
-                .collect();
-            if symbols.is_empty() {
-                continue;
-            }
-            symbols.sort();
-            symbols.dedup();
-            let mut aliases = self.aliases.clone();
-            aliases.sort();
-            aliases.dedup();
-            out.push(OsvSymbols {
-                vulnerability: self.id.clone(),
-                aliases,
-                package: name,
-                ecosystem: package.ecosystem.unwrap_or_default(),
-                symbols,
-            });
+/// Adds what one OSV record (`id`, `aliases`, `affected`) names: one entry
+/// per affected package whose imports list symbols.
+fn named_symbols(
+    id: &str,
+    aliases: &[String],
+    affected: &[RawAffected],
+    out: &mut Vec<OsvSymbols>,
+) {
+    for affected in affected {
+        let (Some(package), Some(Lenient::Ok(specific))) =
+            (&affected.package, &affected.ecosystem_specific)
+        else {
+            continue;
+        };
+        let Some(name) = package.name.as_ref().filter(|n| !n.trim().is_empty()) else {
+            continue;
+        };
+        // an import listed without symbols is vulnerable as a whole: any
+        // of its code may be the vulnerable code, so no list of
+        // functions speaks for this package (no "never entered" or
+        // "absent" claim from its siblings' symbols)
+        if specific
+            .imports
+            .iter()
+            .filter(|i| !i.path.trim().is_empty())
+            .any(|i| i.symbols.iter().all(|s| s.trim().is_empty()))
+        {
+            continue;
         }
+        let mut symbols: Vec<String> = specific
+            .imports
+            .iter()
+            .filter(|i| !i.path.trim().is_empty())
+            .flat_map(|i| {
+                i.symbols
+                    .iter()
+                    .filter(|s| !s.trim().is_empty())
+                    .map(move |s| format!("{}.{}", i.path.trim(), s.trim()))
+            })
+            .collect();
+        if symbols.is_empty() {
+            continue;
+        }
+        symbols.sort();
+        symbols.dedup();
+        let mut aliases = aliases.to_vec();
+        aliases.sort();
+        aliases.dedup();
+        out.push(OsvSymbols {
+            vulnerability: id.to_owned(),
+            aliases,
+            package: name.clone(),
+            ecosystem: package.ecosystem.clone().unwrap_or_default(),
+            symbols,
+        });
     }
 }
 
@@ -466,20 +447,10 @@ fn finish(mut out: Vec<OsvSymbols>) -> Vec<OsvSymbols> {
 }
 
 /// The symbols the OSV records embedded in an OSV-Scanner JSON report name,
-/// one entry per (record, affected package) that names any. Findings are
-/// read by [`crate::parse`]; this reads the same document for the
-/// function-level evidence the findings do not carry.
+/// one entry per (record, affected package) that names any: what
+/// [`crate::parse`] puts in [`Report::symbols`].
 pub fn report_symbols(bytes: &[u8], origin: &Path) -> Result<Vec<OsvSymbols>, IngestError> {
-    let doc: SymDoc = common::from_slice(bytes, origin)?;
-    let mut out = Vec::new();
-    for result in doc.results {
-        for package in result.packages {
-            for record in package.vulnerabilities {
-                record.symbols(&mut out);
-            }
-        }
-    }
-    Ok(finish(out))
+    parse(bytes, origin).map(|r| r.symbols)
 }
 
 /// The symbols one OSV record (a Go vulnerability database entry, say)
@@ -487,7 +458,7 @@ pub fn report_symbols(bytes: &[u8], origin: &Path) -> Result<Vec<OsvSymbols>, In
 pub fn record_symbols(bytes: &[u8], origin: &Path) -> Result<Vec<OsvSymbols>, IngestError> {
     let record: SymRecord = common::from_slice(bytes, origin)?;
     let mut out = Vec::new();
-    record.symbols(&mut out);
+    named_symbols(&record.id, &record.aliases, &record.affected, &mut out);
     Ok(finish(out))
 }
 
