@@ -67,8 +67,9 @@ pub fn foreign_syscall_hooks(mine: &BTreeSet<u32>) -> usize {
                 .and_then(|btf| {
                     btf.type_by_id::<libbpf_rs::btf::BtfType<'_>>(t.target_btf_id.into())
                 })
-                .and_then(|ty| ty.name().map(|n| n.to_string_lossy().into_owned()))
-                .is_some_and(|n| NAMES.iter().any(|s| n == format!("btf_trace_{s}"))),
+                .and_then(|ty| ty.name())
+                .and_then(|n| n.to_str()?.strip_prefix("btf_trace_"))
+                .is_some_and(|n| NAMES.contains(&n)),
             _ => false,
         })
         .count()

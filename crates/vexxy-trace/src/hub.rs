@@ -837,29 +837,23 @@ fn load(
         source,
     })?;
     let syscalls = Some(Links::syscall_hooks(&skel, kind)?);
-    if kind == Kind::Floor {
-        return Ok((
-            skel,
-            Links {
-                syscalls,
-                _others: Vec::new(),
-            },
-        ));
-    }
-    let others = vec![
-        skel.progs
-            .on_exec
-            .attach()
-            .map_err(bpf("attach sched_process_exec"))?,
-        skel.progs
-            .on_fork
-            .attach()
-            .map_err(bpf("attach sched_process_fork"))?,
-        skel.progs
-            .on_exit
-            .attach()
-            .map_err(bpf("attach sched_process_exit"))?,
-    ];
+    let others = match kind {
+        Kind::Floor => Vec::new(),
+        Kind::Tracer => vec![
+            skel.progs
+                .on_exec
+                .attach()
+                .map_err(bpf("attach sched_process_exec"))?,
+            skel.progs
+                .on_fork
+                .attach()
+                .map_err(bpf("attach sched_process_fork"))?,
+            skel.progs
+                .on_exit
+                .attach()
+                .map_err(bpf("attach sched_process_exit"))?,
+        ],
+    };
     Ok((
         skel,
         Links {
@@ -1027,9 +1021,7 @@ fn read_out(
         if count == 0 {
             continue;
         }
-        let name = syscalls::Sysno::new(nr)
-            .map_or_else(|| format!("syscall_{nr}"), |s| s.name().to_owned());
-        trace.syscalls.insert(name, count);
+        trace.syscalls.insert(wire::syscall_name(nr), count);
     }
 
     for (r, cookie) in session.requests.iter().zip(&session.cookies) {

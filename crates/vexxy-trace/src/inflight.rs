@@ -26,8 +26,11 @@ pub(crate) fn count_blocked(inode: u64, syscalls: &mut BTreeMap<String, u64>) {
         else {
             continue;
         };
-        let in_namespace = rustix::fs::stat(format!("/proc/{pid}/ns/pid").as_str())
-            .is_ok_and(|st| st.st_ino == inode);
+        let in_namespace = pid
+            .parse()
+            .ok()
+            .and_then(|pid| crate::pid_namespace_inode(pid).ok())
+            == Some(inode);
         if !in_namespace {
             continue;
         }
@@ -39,9 +42,7 @@ pub(crate) fn count_blocked(inode: u64, syscalls: &mut BTreeMap<String, u64>) {
                 continue;
             };
             if let Some(nr) = blocked_in(&text) {
-                let name = syscalls::Sysno::new(nr)
-                    .map_or_else(|| format!("syscall_{nr}"), |s| s.name().to_owned());
-                *syscalls.entry(name).or_default() += 1;
+                *syscalls.entry(crate::wire::syscall_name(nr)).or_default() += 1;
             }
         }
     }

@@ -161,6 +161,12 @@ pub(crate) fn encode_control(generation: u32, armed: u32) -> Vec<u8> {
     out
 }
 
+/// The name of x86_64 syscall `nr` (`syscall_N` for a number the table
+/// does not know), as the profile keys syscall counts.
+pub(crate) fn syscall_name(nr: usize) -> String {
+    syscalls::Sysno::new(nr).map_or_else(|| format!("syscall_{nr}"), |s| s.name().to_owned())
+}
+
 /// One ring-buffer record.
 #[derive(Debug, Clone)]
 pub(crate) struct Event {
