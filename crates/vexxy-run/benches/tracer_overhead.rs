@@ -67,7 +67,7 @@ use vexxy_testkit_host::{
 };
 use vexxy_trace::{TraceOptions, Tracer};
 
-/// One slice of a period.
+/// The length of one slice.
 const SLICE: Duration = Duration::from_millis(100);
 /// Between putting a configuration in place and its slice.
 const SETTLE: Duration = Duration::from_millis(5);
@@ -221,15 +221,18 @@ fn quartiles(mut v: Vec<f64>) -> (f64, f64) {
     (v[v.len() / 4], v[(3 * v.len()) / 4])
 }
 
-/// CPU nanoseconds the cgroup has been charged so far (it keeps the time
-/// of tasks that exited).
-fn cpu_ns(cgroup: &str) -> u64 {
-    // v1: cpuacct.usage (ns); v2: usage_usec in cpu.stat (v1's cpu.stat
-    // has only throttling counters)
-    let stat = cgroup_file("cpuacct", cgroup, "cpuacct.usage")
+/// The cgroup's CPU accounting file: v1's `cpuacct.usage` (ns) or v2's
+/// `cpu.stat` (v1's `cpu.stat` has only throttling counters).
+fn cpu_file(cgroup: &str) -> PathBuf {
+    cgroup_file("cpuacct", cgroup, "cpuacct.usage")
         .or_else(|| cgroup_file("cpu", cgroup, "cpu.stat"))
-        .expect("the sandbox's cpu accounting file");
-    let text = std::fs::read_to_string(&stat).expect("read cpu accounting");
+        .expect("the sandbox's cpu accounting file")
+}
+
+/// CPU nanoseconds the cgroup has been charged so far (it keeps the time
+/// of tasks that exited), from its [`cpu_file`].
+fn cpu_ns(stat: &Path) -> u64 {
+    let text = std::fs::read_to_string(stat).expect("read cpu accounting");
     if stat.ends_with("cpuacct.usage") {
         return text.trim().parse::<u64>().expect("cpuacct.usage");
     }
@@ -240,7 +243,7 @@ fn cpu_ns(cgroup: &str) -> u64 {
         * 1000
 }
 
-/// A configuration of the kernel side during a period.
+/// A configuration of the kernel side during a slice.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Config {
     Untraced,
@@ -260,7 +263,8 @@ struct Measure {
 
 struct Nginx {
     sandbox: Sandbox,
-    cgroup: String,
+    /// Its cgroup's CPU accounting file.
+    cpu: PathBuf,
     load: Load,
 }
 
@@ -279,19 +283,15 @@ fn start_nginx(rootfs: &Path, cpus: f64, connections: usize) -> Nginx {
         in_netns(&netns, || http_get(80).ok())
     })
     .expect("nginx did not answer");
-    let cgroup = sandbox.cgroup_path();
+    let cpu = cpu_file(&sandbox.cgroup_path());
     let load = Load::start(&netns, connections);
-    Nginx {
-        sandbox,
-        cgroup,
-        load,
-    }
+    Nginx { sandbox, cpu, load }
 }
 
 /// (CPU ns charged, responses) over all sandboxes now.
 fn sample(sandboxes: &mut [Nginx]) -> (u64, u64) {
     sandboxes.iter_mut().fold((0, 0), |(c, r), n| {
-        (c + cpu_ns(&n.cgroup), r + n.load.responses())
+        (c + cpu_ns(&n.cpu), r + n.load.responses())
     })
 }
 
