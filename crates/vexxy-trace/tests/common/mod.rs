@@ -42,7 +42,7 @@ impl Workload {
         pid_namespace_inode(self.inner_pid).expect("namespace inode")
     }
 
-    /// Releases the script without waiting for it.
+    /// Releases the script without waiting for it (its stdin closes).
     pub(crate) fn go(&mut self) {
         let mut stdin = self.child.stdin.take().expect("stdin");
         stdin.write_all(b"go\n").expect("release workload");
@@ -55,9 +55,7 @@ impl Workload {
     }
 
     pub(crate) fn go_and_wait(mut self) {
-        let mut stdin = self.child.stdin.take().expect("stdin");
-        stdin.write_all(b"go\n").expect("release workload");
-        drop(stdin);
+        self.go();
         let status = self.child.wait().expect("wait");
         assert!(status.success(), "workload failed: {status}");
     }
